@@ -1,0 +1,83 @@
+"""Command line: ``optuna-bridge [--storage URL] [--framing line|packet4] ...``.
+
+Everything a frame may not choose (storage, file paths, limits) is chosen here by the operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from bridge_worker import __version__
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
+    from bridge_worker.logs import LEVELS
+
+    parser = argparse.ArgumentParser(
+        prog="optuna-bridge",
+        description="Run Optuna over stdin/stdout: one JSON-RPC frame per line (or packet4).",
+    )
+    parser.add_argument(
+        "--storage", default="memory",
+        help="where studies live: memory (default), sqlite:///path.db, journal:///path.log, "
+        "postgresql+psycopg2://user@host/db, ...",
+    )
+    parser.add_argument("--framing", choices=("line", "packet4"), default="line")
+    parser.add_argument(
+        "--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES, metavar="N",
+        help="longer frames get a frame_too_large error (default: 16 MiB)",
+    )
+    parser.add_argument("--log-level", choices=LEVELS, default="info")
+    parser.add_argument("--version", action="version", version=f"optuna-bridge {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bridge_worker.server import protect_stdout
+
+    args = parse_args(argv)
+    proto_fd = protect_stdout()
+
+    import optuna
+    import structlog
+
+    from bridge_worker import logs, schema
+    from bridge_worker.dispatch import Dispatcher, build_methods
+    from bridge_worker.handlers import ALL
+    from bridge_worker.registry import StudyRegistry
+    from bridge_worker.rpc import Endpoint
+    from bridge_worker.server import serve
+    from bridge_worker.storage import open_storage
+
+    logs.configure(args.log_level)
+    log = structlog.get_logger("bridge_worker")
+    storage, storage_kind = open_storage(args.storage)
+    endpoint = Endpoint(Dispatcher(StudyRegistry(storage), build_methods(ALL)))
+    ready = schema.Notification(
+        method="ready",
+        params=schema.ReadyParams(
+            protocol=schema.PROTOCOL_VERSION,
+            worker=__version__,
+            optuna=optuna.__version__,
+            pid=os.getpid(),
+            storage=storage_kind,
+            framing=args.framing,
+        ),
+    )
+    log.info("started", storage=storage_kind, framing=args.framing, pid=os.getpid())
+    return serve(
+        endpoint,
+        schema.encoder.encode(ready),
+        args.framing,
+        args.max_frame_bytes,
+        in_fd=sys.stdin.fileno(),
+        out_fd=proto_fd,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

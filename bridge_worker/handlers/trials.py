@@ -1,0 +1,170 @@
+"""Methods that ask for trials, tell their results and read them back."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import optuna
+from msgspec import UNSET
+from optuna.distributions import BaseDistribution
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, trial_info
+from bridge_worker.dispatch import rpc_method
+from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
+from bridge_worker.registry import StudyEntry, StudyRegistry
+from bridge_worker.schema import (
+    AskedTrial,
+    AskParams,
+    AskResult,
+    BestParams,
+    JsonScalar,
+    TellParams,
+    TellResult,
+    TrialsParams,
+    TrialsResult,
+)
+from bridge_worker.space import check_value, to_distributions
+
+FIXED_PARAMS_ATTR = "fixed_params"
+"""Optuna's own trial system attr for parameters decided before sampling (``enqueue_trial``)."""
+
+
+@rpc_method("ask")
+def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
+    entry = registry.get(params.study)
+    distributions = entry.distributions
+    if params.search_space is not UNSET:
+        extra = to_distributions(params.search_space, "$.params.search_space")
+        distributions = {**distributions, **extra}
+    for name, value in params.fixed_params.items():
+        distribution = distributions.get(name)
+        field = f"$.params.fixed_params.{name}"
+        if distribution is None:
+            raise invalid_params(field, f"{name!r} is not in the search space")
+        check_value(distribution, value, field)
+    return AskResult(
+        trials=[
+            _ask_one(entry.study, distributions, params.fixed_params) for _ in range(params.n)
+        ]
+    )
+
+
+def _ask_one(
+    study: optuna.Study,
+    distributions: Mapping[str, BaseDistribution],
+    fixed_params: Mapping[str, JsonScalar],
+) -> AskedTrial:
+    """One ``study.ask`` (an enqueued trial is served first, as in Optuna), then every parameter.
+
+    Fixed parameters join the trial's own ``fixed_params`` (those of an enqueued trial) before any
+    parameter is sampled, exactly as Optuna's ``enqueue_trial`` would have put them there.
+    """
+    trial = study.ask()
+    if fixed_params:
+        merged = {**trial._fixed_params, **fixed_params}
+        study._storage.set_trial_system_attr(trial._trial_id, FIXED_PARAMS_ATTR, merged)
+        trial._fixed_params = merged
+    # ``_suggest`` is what ``Study.ask(fixed_distributions=...)`` runs for each distribution; calling
+    # it directly returns the values without the deep copy that ``trial.params`` makes.
+    values = {name: trial._suggest(name, dist) for name, dist in distributions.items()}
+    return AskedTrial(number=trial.number, params=values)
+
+
+@rpc_method("tell")
+def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
+    entry = registry.get(params.study)
+    values = _told_values(entry, params)
+    study = entry.study
+    storage = study._storage
+    try:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, params.number)
+    except KeyError:
+        raise _trial_not_found(entry, params.number) from None
+    frozen = storage.get_trial(trial_id)
+    if frozen.state.is_finished():
+        if params.skip_if_finished:
+            return TellResult(frozen.number, STATE_NAMES[frozen.state], frozen.values)
+        raise _trial_finished(entry, params.number, frozen.state)
+    if frozen.state == TrialState.WAITING:
+        raise BridgeError(
+            ErrorKind.TRIAL_NOT_FOUND,
+            f"trial {params.number} of study {entry.name!r} is enqueued but was never asked",
+            study=entry.name, number=params.number,
+        )
+    try:
+        for key, value in params.user_attrs.items():
+            storage.set_trial_user_attr(trial_id, key, value)
+        told = study.tell(params.number, values, state=STATES_BY_NAME[params.state])
+    except UpdateFinishedTrialError:
+        # Another worker (or a stale-trial sweep) finished it between our check and our tell.
+        raise _trial_finished(entry, params.number, storage.get_trial(trial_id).state) from None
+    return TellResult(told.number, STATE_NAMES[told.state], told.values)
+
+
+def _told_values(entry: StudyEntry, params: TellParams) -> list[float] | None:
+    if params.value is not UNSET and params.values is not UNSET:
+        raise invalid_params("$.params.values", "give value or values, not both")
+    values = [params.value] if params.value is not UNSET else params.values or None
+    field = "$.params.value" if params.value is not UNSET else "$.params.values"
+    if params.state != "complete":
+        if values is not None:
+            raise invalid_params(field, f"a {params.state} trial takes no value")
+        return None
+    if values is None:
+        raise invalid_params("$.params.value", "a complete trial needs value or values")
+    n_objectives = len(entry.study.directions)
+    if len(values) != n_objectives:
+        raise invalid_params(
+            field, f"study {entry.name!r} has {n_objectives} objective(s), got {len(values)} value(s)"
+        )
+    if not all(math.isfinite(v) for v in values):
+        raise invalid_params(field, "values must be finite; tell state 'fail' instead")
+    return values
+
+
+@rpc_method("best")
+def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
+    """The best trial (one objective) or the Pareto front (several)."""
+    entry = registry.get(params.study)
+    study = entry.study
+    if len(study.directions) > 1:
+        front = study.best_trials
+    else:
+        try:
+            front = [study.best_trial]
+        except ValueError:
+            front = []
+    if not front:
+        raise BridgeError(
+            ErrorKind.NO_COMPLETED_TRIALS,
+            f"study {entry.name!r} has no completed trial yet",
+            study=entry.name,
+        )
+    return TrialsResult(trials=[trial_info(t, params.datetimes) for t in front])
+
+
+@rpc_method("trials")
+def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
+    entry = registry.get(params.study)
+    states = None if params.states is UNSET else tuple(STATES_BY_NAME[s] for s in params.states)
+    found = entry.study.get_trials(deepcopy=False, states=states)
+    return TrialsResult(trials=[trial_info(t, params.datetimes) for t in found])
+
+
+def _trial_not_found(entry: StudyEntry, number: int) -> BridgeError:
+    return BridgeError(
+        ErrorKind.TRIAL_NOT_FOUND,
+        f"study {entry.name!r} has no trial number {number}",
+        study=entry.name, number=number,
+    )
+
+
+def _trial_finished(entry: StudyEntry, number: int, state: TrialState) -> BridgeError:
+    return BridgeError(
+        ErrorKind.TRIAL_FINISHED,
+        f"trial {number} of study {entry.name!r} is already {STATE_NAMES[state]}",
+        study=entry.name, number=number, state=STATE_NAMES[state],
+    )

@@ -1,0 +1,130 @@
+"""The study registry: every study this worker serves, keyed by name.
+
+It is the only mutable state in the worker. It owns the Optuna storage, caches one
+``optuna.Study`` per name (building a Study and its sampler per frame would cost more than the
+frame), and keeps each study's :class:`~bridge_worker.schema.StudyConfig` beside it. The config
+is also written into the storage as a study system attr, so a worker that finds a study in a
+durable storage (after a restart, or created by another worker) rebuilds the same sampler, pruner
+and search space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.exceptions import DuplicatedStudyError
+from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
+
+from bridge_worker.errors import BridgeError, ErrorKind, study_not_found
+from bridge_worker.samplers import build_pruner, build_sampler
+from bridge_worker.schema import Direction, StudyConfig, UserAttrs
+from bridge_worker.space import to_distributions
+
+CONFIG_ATTR = "optuna_bridge:config"
+"""Study system attr holding the study's :class:`StudyConfig` as JSON."""
+
+
+@dataclass(slots=True)
+class StudyEntry:
+    """A served study: the Optuna study, its config and its search space as distributions."""
+
+    name: str
+    study: optuna.Study
+    config: StudyConfig
+    distributions: dict[str, BaseDistribution]
+
+    @property
+    def directions(self) -> list[Direction]:
+        return [direction_name(d) for d in self.study.directions]
+
+
+def direction_name(direction: StudyDirection) -> Direction:
+    return "maximize" if direction == StudyDirection.MAXIMIZE else "minimize"
+
+
+class StudyRegistry:
+    def __init__(self, storage: BaseStorage) -> None:
+        self.storage = storage
+        self._entries: dict[str, StudyEntry] = {}
+
+    def create(
+        self,
+        name: str,
+        directions: Sequence[Direction],
+        config: StudyConfig,
+        user_attrs: UserAttrs,
+        load_if_exists: bool,
+    ) -> tuple[StudyEntry, bool]:
+        """Create a study; with ``load_if_exists`` an existing one is returned as stored
+        (its own directions and config win). Returns the entry and whether it was created."""
+        distributions = to_distributions(config.search_space, "$.params.search_space")
+        sampler = build_sampler(config.sampler)
+        pruner = build_pruner(config.pruner)
+        try:
+            study = optuna.create_study(
+                storage=self.storage,
+                study_name=name,
+                directions=list(directions),
+                sampler=sampler,
+                pruner=pruner,
+            )
+        except DuplicatedStudyError:
+            if load_if_exists:
+                return self.get(name), False
+            raise BridgeError(
+                ErrorKind.STUDY_EXISTS, f"a study named {name!r} already exists", study=name
+            ) from None
+        study._storage.set_study_system_attr(
+            study._study_id, CONFIG_ATTR, msgspec.to_builtins(config)
+        )
+        for key, value in user_attrs.items():
+            study.set_user_attr(key, value)
+        entry = StudyEntry(name, study, config, distributions)
+        self._entries[name] = entry
+        return entry, True
+
+    def get(self, name: str) -> StudyEntry:
+        """The study named ``name``, from the cache or else from the storage."""
+        entry = self._entries.get(name)
+        if entry is None:
+            entry = self._load(name)
+            self._entries[name] = entry
+        return entry
+
+    def delete(self, name: str) -> None:
+        entry = self.get(name)
+        self.storage.delete_study(entry.study._study_id)
+        del self._entries[name]
+
+    def summaries(self) -> list[tuple[str, list[Direction], int]]:
+        """Name, directions and trial count of every study in the storage, including ones this
+        worker has not served yet (a durable storage may hold studies of other workers)."""
+        return [
+            (
+                frozen.study_name,
+                [direction_name(d) for d in frozen.directions],
+                self.storage.get_n_trials(frozen._study_id),
+            )
+            for frozen in self.storage.get_all_studies()
+        ]
+
+    def _load(self, name: str) -> StudyEntry:
+        try:
+            study_id = self.storage.get_study_id_from_name(name)
+        except KeyError:
+            raise study_not_found(name) from None
+        stored = self.storage.get_study_system_attrs(study_id).get(CONFIG_ATTR)
+        config = StudyConfig() if stored is None else msgspec.convert(stored, StudyConfig)
+        study = optuna.load_study(
+            study_name=name,
+            storage=self.storage,
+            sampler=build_sampler(config.sampler),
+            pruner=build_pruner(config.pruner),
+        )
+        distributions = to_distributions(config.search_space, "$.search_space")
+        return StudyEntry(name, study, config, distributions)

@@ -1,0 +1,134 @@
+"""JSON-RPC 2.0 over frames: one frame's bytes in, the frames to write back out.
+
+Sans-IO: no file descriptors here. The endpoint decodes the envelope, asks the dispatcher for the
+result, and is the one place where any failure becomes an error reply, so no error can escape as
+a crash or as half a frame. Batches, notifications and the error notification for a failed
+notification (a parent's fire-and-forget call must never fail silently) are handled here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+
+from bridge_worker import schema
+from bridge_worker.dispatch import Dispatcher
+from bridge_worker.errors import BridgeError, ErrorKind, as_bridge_error
+from bridge_worker.framing import Frame, Oversize
+from bridge_worker.schema import (
+    ErrorNotificationParams,
+    ErrorObject,
+    ErrorReply,
+    Notification,
+    RequestId,
+    ResultReply,
+)
+
+_encode = schema.encoder.encode
+_decode_envelope = schema.envelope_decoder.decode
+_decode_batch = schema.batch_decoder.decode
+
+
+class Endpoint:
+    """Answers frames. ``closing`` turns true once a method that ends the session has answered."""
+
+    def __init__(self, dispatcher: Dispatcher, max_batch: int = 1000) -> None:
+        self.dispatcher = dispatcher
+        self.max_batch = max_batch
+        self.closing = False
+        self._log = structlog.get_logger("bridge_worker.rpc")
+
+    def handle(self, frame: Frame) -> list[bytes]:
+        """The payloads to write for one frame: error notifications first, then the reply
+        (nothing for a notification that succeeded)."""
+        if isinstance(frame, Oversize):
+            error = BridgeError(
+                ErrorKind.FRAME_TOO_LARGE,
+                f"frame longer than {frame.limit} bytes; it was discarded",
+                limit=frame.limit,
+            )
+            return [_error_reply(None, error)]
+        out: list[bytes] = []
+        if frame.lstrip()[:1] == b"[":
+            reply = self._handle_batch(frame, out)
+        else:
+            reply = self._handle_one(frame, out)
+        if reply is not None:
+            out.append(reply)
+        return out
+
+    def _handle_batch(self, frame: bytes, out: list[bytes]) -> bytes | None:
+        try:
+            items = _decode_batch(frame)
+        except msgspec.DecodeError as exc:
+            return _error_reply(None, BridgeError(ErrorKind.PARSE_ERROR, f"invalid JSON: {exc}"))
+        if not items:
+            return _error_reply(None, BridgeError(ErrorKind.INVALID_REQUEST, "empty batch"))
+        if len(items) > self.max_batch:
+            return _error_reply(
+                None,
+                BridgeError(
+                    ErrorKind.LIMIT_EXCEEDED,
+                    f"batch of {len(items)} requests; at most {self.max_batch}",
+                    limit="max_batch", max=self.max_batch,
+                ),
+            )
+        replies = [r for item in items if (r := self._handle_one(item, out)) is not None]
+        return b"[" + b",".join(replies) + b"]" if replies else None
+
+    def _handle_one(self, raw: bytes | msgspec.Raw, out: list[bytes]) -> bytes | None:
+        try:
+            envelope = _decode_envelope(raw)
+        except msgspec.ValidationError as exc:
+            error = BridgeError(ErrorKind.INVALID_REQUEST, f"not a valid request: {exc}")
+            return _error_reply(_salvage_id(raw), error)
+        except msgspec.DecodeError as exc:
+            return _error_reply(None, BridgeError(ErrorKind.PARSE_ERROR, f"invalid JSON: {exc}"))
+        request_id = envelope.id
+        try:
+            method = self.dispatcher.lookup(envelope.method)
+            params = envelope.params
+            result = self.dispatcher.call(method, None if params is msgspec.UNSET else params)
+        except Exception as exc:  # every failure becomes a reply; none may end the worker
+            error = as_bridge_error(exc)
+            if error.kind is ErrorKind.INTERNAL_ERROR:
+                self._log.error("internal_error", method=envelope.method, exc_info=exc)
+            if isinstance(request_id, msgspec.UnsetType):
+                out.append(_error_notification(envelope.method, error))
+                return None
+            return _error_reply(request_id, error)
+        if method.ends_session:
+            self.closing = True
+        if isinstance(request_id, msgspec.UnsetType):
+            return None
+        return _encode(ResultReply(id=request_id, result=result))
+
+
+def _error_object(error: BridgeError) -> ErrorObject:
+    return ErrorObject(
+        code=error.kind.code, message=error.message, data={"kind": error.kind.kind, **error.data}
+    )
+
+
+def _error_reply(request_id: RequestId | None, error: BridgeError) -> bytes:
+    return _encode(ErrorReply(id=request_id, error=_error_object(error)))
+
+
+def _error_notification(method: str | None, error: BridgeError) -> bytes:
+    params = ErrorNotificationParams(method=method, error=_error_object(error))
+    return _encode(Notification(method="error", params=params))
+
+
+def _salvage_id(raw: bytes | msgspec.Raw) -> RequestId | None:
+    """The id of a malformed request, when it has a usable one, so the parent can match the
+    error to its call (JSON-RPC: null when it cannot be determined)."""
+    try:
+        obj: Any = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    request_id = obj.get("id") if isinstance(obj, dict) else None
+    if isinstance(request_id, str) or (type(request_id) is int):
+        return request_id
+    return None
