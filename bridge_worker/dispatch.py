@@ -77,10 +77,7 @@ class Dispatcher:
     def lookup(self, name: str) -> Method:
         method = self.methods.get(name)
         if method is None:
-            raise BridgeError(
-                ErrorKind.METHOD_NOT_FOUND, f"unknown method {name!r}", method=name,
-                methods=sorted(self.methods),
-            )
+            raise BridgeError(ErrorKind.METHOD_NOT_FOUND, f"unknown method {name!r}", method=name)
         return method
 
     def call(self, method: Method, raw_params: bytes | None) -> Any:

@@ -73,7 +73,9 @@ def as_bridge_error(exc: BaseException) -> BridgeError:
     if isinstance(exc, BridgeError):
         return exc
     if _is_storage_failure(exc):
-        return BridgeError(ErrorKind.STORAGE_ERROR, f"storage failure: {exc}", error=type(exc).__name__)
+        return BridgeError(
+            ErrorKind.STORAGE_ERROR, f"storage failure: {exc}", error=type(exc).__name__
+        )
     return BridgeError(ErrorKind.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
 
 

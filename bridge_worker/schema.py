@@ -206,8 +206,8 @@ class TrialInfo(Struct, omit_defaults=True):
     values: list[float] | None
     user_attrs: UserAttrs
     intermediate_values: dict[int, float] = {}
-    datetime_start: str | None | UnsetType = UNSET
-    datetime_complete: str | None | UnsetType = UNSET
+    datetime_start: str | UnsetType | None = UNSET
+    datetime_complete: str | UnsetType | None = UNSET
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """The handlers of every method, one module per area; ``ALL`` is the closed command set."""
 
+from collections.abc import Callable
+from typing import Any
+
 from bridge_worker.handlers import control, studies, trials
 
-ALL = [
+ALL: list[Callable[..., Any]] = [
     control.ping,
     control.shutdown,
     studies.create,

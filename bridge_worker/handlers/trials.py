@@ -67,8 +67,8 @@ def _ask_one(
         merged = {**trial._fixed_params, **fixed_params}
         study._storage.set_trial_system_attr(trial._trial_id, FIXED_PARAMS_ATTR, merged)
         trial._fixed_params = merged
-    # ``_suggest`` is what ``Study.ask(fixed_distributions=...)`` runs for each distribution; calling
-    # it directly returns the values without the deep copy that ``trial.params`` makes.
+    # ``_suggest`` is what ``Study.ask(fixed_distributions=...)`` runs for each distribution;
+    # calling it directly returns the values without the deep copy that ``trial.params`` makes.
     values = {name: trial._suggest(name, dist) for name, dist in distributions.items()}
     return AskedTrial(number=trial.number, params=values)
 
@@ -118,7 +118,8 @@ def _told_values(entry: StudyEntry, params: TellParams) -> list[float] | None:
     n_objectives = len(entry.study.directions)
     if len(values) != n_objectives:
         raise invalid_params(
-            field, f"study {entry.name!r} has {n_objectives} objective(s), got {len(values)} value(s)"
+            field,
+            f"study {entry.name!r} has {n_objectives} objective(s), got {len(values)} value(s)",
         )
     if not all(math.isfinite(v) for v in values):
         raise invalid_params(field, "values must be finite; tell state 'fail' instead")

@@ -1,0 +1,300 @@
+"""A small Python client: spawn a worker process and call it with typed methods.
+
+    with Worker.spawn() as w:
+        w.create("s", sampler={"type": "tpe", "seed": 1}, search_space={...})
+        for trial in w.ask("s", n=4):
+            w.tell("s", trial.number, objective(trial.params))
+
+Replies are decoded into the same msgspec structs the worker encodes them from
+(:mod:`bridge_worker.schema`), and error replies are raised as :class:`WorkerError` carrying the
+stable ``kind``. ``send``/``receive`` expose pipelining; ``batch`` sends a JSON-RPC batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import IO, Any, TypeVar
+
+import msgspec
+from msgspec import UNSET, Raw, Struct, UnsetType
+
+from bridge_worker import schema
+from bridge_worker.schema import (
+    AskedTrial,
+    AskResult,
+    CreateResult,
+    DeleteResult,
+    ErrorObject,
+    ListResult,
+    ReadyParams,
+    RequestId,
+    StudySummary,
+    TellResult,
+    TrialInfo,
+    TrialsResult,
+)
+
+T = TypeVar("T")
+
+
+class WorkerError(Exception):
+    """An error reply (or error notification) from the worker."""
+
+    def __init__(self, error: ErrorObject) -> None:
+        super().__init__(f"{error.data.get('kind')}: {error.message}")
+        self.code = error.code
+        self.message = error.message
+        self.data = error.data
+        self.kind: str = error.data.get("kind", "")
+
+
+class WorkerExited(Exception):
+    """The worker closed its stdout (it exited or was killed) while a reply was awaited."""
+
+
+class Reply(Struct):
+    """Any frame the worker writes: a reply (``id`` with ``result`` or ``error``) or a
+    notification (``method`` with ``params``)."""
+
+    jsonrpc: str
+    id: RequestId | UnsetType | None = UNSET
+    result: Raw | UnsetType = UNSET
+    error: ErrorObject | UnsetType = UNSET
+    method: str | UnsetType = UNSET
+    params: Raw | UnsetType = UNSET
+
+
+_reply_decoder = msgspec.json.Decoder(Reply)
+_batch_reply_decoder = msgspec.json.Decoder(list[Reply])
+_result_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def decode_result(raw: Raw, result_type: type[T]) -> T:
+    decoder = _result_decoders.get(result_type)
+    if decoder is None:
+        decoder = _result_decoders[result_type] = msgspec.json.Decoder(result_type)
+    return decoder.decode(raw)  # type: ignore[no-any-return]
+
+
+class Worker:
+    def __init__(self, proc: subprocess.Popen[bytes], framing: str = "line") -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        self.proc = proc
+        self.framing = framing
+        self._stdin: IO[bytes] = proc.stdin
+        self._stdout: IO[bytes] = proc.stdout
+        self._next_id = 1
+        self.notifications: list[Reply] = []
+        """Error notifications (failed notifications of ours) seen while reading replies."""
+        ready = self._read_frame()
+        if ready.method != "ready" or isinstance(ready.params, UnsetType):
+            raise RuntimeError(f"expected a ready notification first, got {ready!r}")
+        self.ready: ReadyParams = decode_result(ready.params, ReadyParams)
+
+    @classmethod
+    def spawn(
+        cls,
+        storage: str = "memory",
+        framing: str = "line",
+        args: Sequence[str] = (),
+        python: str = sys.executable,
+        log_level: str = "warning",
+        stderr: int | IO[bytes] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Worker:
+        """Start ``python -m bridge_worker`` and wait for its ``ready`` frame."""
+        command = [
+            python, "-m", "bridge_worker",
+            "--storage", storage, "--framing", framing, "--log-level", log_level, *args,
+        ]
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=dict(env) if env is not None else None,
+        )
+        return cls(proc, framing)
+
+    # -- framing -------------------------------------------------------------------------------
+
+    def write_frame(self, payload: bytes) -> None:
+        if self.framing == "packet4":
+            payload = len(payload).to_bytes(4, "big") + payload
+        else:
+            payload += b"\n"
+        self._stdin.write(payload)
+        self._stdin.flush()
+
+    def read_payload(self) -> bytes:
+        """The next frame's bytes as written by the worker (framing removed)."""
+        if self.framing == "packet4":
+            header = self._stdout.read(4)
+            if len(header) < 4:
+                raise WorkerExited(self._exit_message())
+            return self._stdout.read(int.from_bytes(header, "big"))
+        line = self._stdout.readline()
+        if not line:
+            raise WorkerExited(self._exit_message())
+        return line
+
+    def _read_frame(self) -> Reply:
+        return _reply_decoder.decode(self.read_payload())
+
+    def _exit_message(self) -> str:
+        code = self.proc.poll()
+        return f"worker closed its stdout (exit status {code})"
+
+    # -- JSON-RPC ------------------------------------------------------------------------------
+
+    def request_frame(
+        self, method: str, params: Mapping[str, Any] | None = None, notify: bool = False
+    ) -> tuple[RequestId | None, dict[str, Any]]:
+        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        request_id = None
+        if not notify:
+            request_id = self._next_id
+            self._next_id += 1
+            request["id"] = request_id
+        if params:
+            request["params"] = params
+        return request_id, request
+
+    def send(
+        self, method: str, params: Mapping[str, Any] | None = None, notify: bool = False
+    ) -> RequestId | None:
+        """Write one request (or notification) without waiting; returns its id."""
+        request_id, request = self.request_frame(method, params, notify)
+        self.write_frame(schema.encoder.encode(request))
+        return request_id
+
+    def receive(self) -> Reply:
+        """The next reply; error notifications on the way are kept in ``notifications``."""
+        while True:
+            frame = self._read_frame()
+            if isinstance(frame.method, UnsetType):
+                return frame
+            self.notifications.append(frame)
+
+    def call(
+        self, method: str, params: Mapping[str, Any] | None = None, result_type: type[T] = Any  # type: ignore[assignment]
+    ) -> T:
+        request_id = self.send(method, params)
+        reply = self.receive()
+        if reply.id != request_id:
+            raise RuntimeError(f"reply for id {reply.id!r} while waiting for {request_id!r}")
+        return unwrap(reply, result_type)
+
+    def batch(self, calls: Iterable[tuple[str, Mapping[str, Any] | None]]) -> list[Reply]:
+        """Send one JSON-RPC batch; the replies come back as one array, in request order."""
+        frames = [self.request_frame(method, params)[1] for method, params in calls]
+        self.write_frame(schema.encoder.encode(frames))
+        while True:
+            payload = self.read_payload()
+            if payload.lstrip()[:1] == b"[":
+                return _batch_reply_decoder.decode(payload)
+            self.notifications.append(_reply_decoder.decode(payload))
+
+    # -- typed methods -------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        return bool(self.call("ping", None, schema.PingResult).pong)
+
+    def create(self, study: str, **options: Any) -> CreateResult:
+        """``options``: direction, directions, sampler, pruner, search_space, load_if_exists,
+        user_attrs — as in the protocol."""
+        return self.call("create", _params(study=study, **options), CreateResult)
+
+    def ask(
+        self,
+        study: str,
+        n: int = 1,
+        search_space: Mapping[str, Any] | None = None,
+        fixed_params: Mapping[str, Any] | None = None,
+    ) -> list[AskedTrial]:
+        params = _params(study=study, n=n, search_space=search_space, fixed_params=fixed_params)
+        return self.call("ask", params, AskResult).trials
+
+    def tell(
+        self,
+        study: str,
+        number: int,
+        value: float | None = None,
+        *,
+        values: Sequence[float] | None = None,
+        state: str = "complete",
+        skip_if_finished: bool = False,
+        user_attrs: Mapping[str, Any] | None = None,
+    ) -> TellResult:
+        params = _params(
+            study=study, number=number, value=value, values=values, state=state,
+            skip_if_finished=skip_if_finished or None, user_attrs=user_attrs,
+        )
+        return self.call("tell", params, TellResult)
+
+    def best(self, study: str) -> list[TrialInfo]:
+        return self.call("best", {"study": study}, TrialsResult).trials
+
+    def trials(self, study: str, states: Sequence[str] | None = None) -> list[TrialInfo]:
+        return self.call("trials", _params(study=study, states=states), TrialsResult).trials
+
+    def list_studies(self) -> list[StudySummary]:
+        return self.call("list", None, ListResult).studies
+
+    def delete(self, study: str) -> DeleteResult:
+        return self.call("delete", {"study": study}, DeleteResult)
+
+    def shutdown(self, timeout: float = 10) -> int:
+        """Ask the worker to exit; returns its exit status."""
+        self.call("shutdown")
+        return self.proc.wait(timeout)
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    def close(self, timeout: float = 10) -> int:
+        """Close stdin (the worker exits at EOF) and wait; kill it if it does not go."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(BrokenPipeError):
+                self._stdin.close()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stdout.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def unwrap(reply: Reply, result_type: type[T]) -> T:
+    """The result of a reply, or its error raised as :class:`WorkerError`."""
+    if not isinstance(reply.error, UnsetType):
+        raise WorkerError(reply.error)
+    if isinstance(reply.result, UnsetType):
+        raise RuntimeError(f"reply without result or error: {reply!r}")
+    if result_type is Any:
+        return msgspec.json.decode(reply.result)  # type: ignore[no-any-return]
+    return decode_result(reply.result, result_type)
+
+
+def _params(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+__all__ = ["Reply", "Worker", "WorkerError", "WorkerExited", "decode_result", "unwrap"]
