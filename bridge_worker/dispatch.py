@@ -86,6 +86,8 @@ class Dispatcher:
             params = method.decoder.decode(raw_params or _EMPTY_PARAMS)
         except msgspec.ValidationError as exc:
             raise params_error(str(exc), method.params_type) from None
+        except UnicodeDecodeError as exc:  # the envelope skipped params without checking UTF-8
+            raise BridgeError(ErrorKind.PARSE_ERROR, f"invalid UTF-8 in params: {exc}") from None
         return method.handler(self.registry, params)
 
 

@@ -26,6 +26,10 @@ from bridge_worker.schema import (
     ResultReply,
 )
 
+_NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError)
+"""What a decoder raises for bytes that are not JSON: msgspec raises ``UnicodeDecodeError`` (not
+``DecodeError``) for invalid UTF-8 inside a string."""
+
 _encode = schema.encoder.encode
 _decode_envelope = schema.envelope_decoder.decode
 _decode_batch = schema.batch_decoder.decode
@@ -62,7 +66,7 @@ class Endpoint:
     def _handle_batch(self, frame: bytes, out: list[bytes]) -> bytes | None:
         try:
             items = _decode_batch(frame)
-        except msgspec.DecodeError as exc:
+        except _NOT_JSON as exc:
             return _error_reply(None, BridgeError(ErrorKind.PARSE_ERROR, f"invalid JSON: {exc}"))
         if not items:
             return _error_reply(None, BridgeError(ErrorKind.INVALID_REQUEST, "empty batch"))
@@ -84,7 +88,7 @@ class Endpoint:
         except msgspec.ValidationError as exc:
             error = BridgeError(ErrorKind.INVALID_REQUEST, f"not a valid request: {exc}")
             return _error_reply(_salvage_id(raw), error)
-        except msgspec.DecodeError as exc:
+        except _NOT_JSON as exc:
             return _error_reply(None, BridgeError(ErrorKind.PARSE_ERROR, f"invalid JSON: {exc}"))
         request_id = envelope.id
         try:
@@ -126,7 +130,7 @@ def _salvage_id(raw: bytes | msgspec.Raw) -> RequestId | None:
     error to its call (JSON-RPC: null when it cannot be determined)."""
     try:
         obj: Any = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except _NOT_JSON:
         return None
     request_id = obj.get("id") if isinstance(obj, dict) else None
     if isinstance(request_id, str) or (type(request_id) is int):
