@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 EXTRAS ?= test,postgres,redis,samplers,bench
 
-.PHONY: venv demo test lint typecheck pytest schema clean
+.PHONY: venv demo test lint typecheck pytest elixir-test bench fuzz soak dashboard schema clean
 
 venv: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/python scripts/demo.py
 
-test: venv lint typecheck pytest
+test: venv lint typecheck pytest elixir-test
 
 lint: venv
 	$(BIN)/ruff check bridge_worker tests scripts
@@ -31,8 +31,27 @@ typecheck: venv
 pytest: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The reference Elixir client against the real worker (installs Elixir with apt when root).
+elixir-test: venv
+	bash scripts/elixir_test.sh
+
+bench: venv
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+fuzz: venv
+	$(BIN)/python scripts/fuzz.py $(FUZZ_ARGS)
+
+soak: venv
+	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
+
+# optuna-dashboard on the same storage the workers use: make dashboard STORAGE=sqlite:///x.db
+dashboard: venv
+	@test -n "$(STORAGE)" || { echo "usage: make dashboard STORAGE=<url>"; exit 2; }
+	$(BIN)/python -m pip install --quiet -e '.[dashboard]'
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(or $(PORT),8080) "$(STORAGE)"
+
 schema: venv
 	$(BIN)/python scripts/gen_schema.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache results
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache results .elixir-home clients/elixir/_build

@@ -26,6 +26,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="where studies live: memory (default), sqlite:///path.db, journal:///path.log, "
         "postgresql+psycopg2://user@host/db, ...",
     )
+    parser.add_argument(
+        "--heartbeat", type=int, metavar="SECONDS",
+        help="record heartbeats of running trials; trials of a dead worker are failed after the "
+        "grace period (durable storages only)",
+    )
+    parser.add_argument(
+        "--grace-period", type=int, metavar="SECONDS",
+        help="seconds without heartbeat before a running trial is failed (default: 2 x heartbeat)",
+    )
+    parser.add_argument(
+        "--retry-failed", type=int, metavar="N",
+        help="ask the parameters of a trial failed by the heartbeat check again, at most N times",
+    )
     parser.add_argument("--framing", choices=("line", "packet4"), default="line")
     parser.add_argument(
         "--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES, metavar="N",
@@ -33,7 +46,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--log-level", choices=LEVELS, default="info")
     parser.add_argument("--version", action="version", version=f"optuna-bridge {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    from bridge_worker.storage import StorageOptions, check_options
+
+    args.storage_options = StorageOptions(
+        url=args.storage,
+        heartbeat=args.heartbeat,
+        grace_period=args.grace_period,
+        retry_failed=args.retry_failed,
+    )
+    try:
+        check_options(args.storage_options)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,16 +73,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from bridge_worker import logs, schema
     from bridge_worker.dispatch import Dispatcher, build_methods
+    from bridge_worker.errors import BridgeError
     from bridge_worker.handlers import ALL
     from bridge_worker.registry import StudyRegistry
     from bridge_worker.rpc import Endpoint
     from bridge_worker.server import serve
-    from bridge_worker.storage import open_storage
+    from bridge_worker.storage import StorageHandle
 
     logs.configure(args.log_level)
     log = structlog.get_logger("bridge_worker")
-    storage, storage_kind = open_storage(args.storage)
-    endpoint = Endpoint(Dispatcher(StudyRegistry(storage), build_methods(ALL)))
+    storage = StorageHandle(args.storage_options)
+    storage_kind = storage.kind
+    try:
+        storage.get()
+    except BridgeError as exc:  # answered as storage_error until the storage is reachable
+        log.warning("storage_unavailable", storage=storage_kind, error=exc.message)
+    registry = StudyRegistry(storage)
+    endpoint = Endpoint(Dispatcher(registry, build_methods(ALL)))
     ready = schema.Notification(
         method="ready",
         params=schema.ReadyParams(
@@ -69,14 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     log.info("started", storage=storage_kind, framing=args.framing, pid=os.getpid())
-    return serve(
-        endpoint,
-        schema.encoder.encode(ready),
-        args.framing,
-        args.max_frame_bytes,
-        in_fd=sys.stdin.fileno(),
-        out_fd=proto_fd,
-    )
+    try:
+        return serve(
+            endpoint,
+            schema.encoder.encode(ready),
+            args.framing,
+            args.max_frame_bytes,
+            in_fd=sys.stdin.fileno(),
+            out_fd=proto_fd,
+        )
+    finally:
+        registry.close()
 
 
 if __name__ == "__main__":

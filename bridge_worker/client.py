@@ -29,6 +29,7 @@ from bridge_worker.schema import (
     CreateResult,
     DeleteResult,
     ErrorObject,
+    ImportResult,
     ListResult,
     ReadyParams,
     RequestId,
@@ -247,6 +248,17 @@ class Worker:
 
     def delete(self, study: str) -> DeleteResult:
         return self.call("delete", {"study": study}, DeleteResult)
+
+    def export(self, study: str) -> dict[str, Any]:
+        """The study's snapshot: keep it, and ``import_`` it into any worker to rebuild it."""
+        snapshot: dict[str, Any] = self.call("export", {"study": study})["snapshot"]
+        return snapshot
+
+    def import_(
+        self, snapshot: Mapping[str, Any], study: str | None = None, overwrite: bool = False
+    ) -> ImportResult:
+        params = _params(snapshot=snapshot, study=study, overwrite=overwrite)
+        return self.call("import", params, ImportResult)
 
     def shutdown(self, timeout: float = 10) -> int:
         """Ask the worker to exit; returns its exit status."""

@@ -10,6 +10,7 @@ and search space.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,11 +20,14 @@ from optuna.distributions import BaseDistribution
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
+from optuna.trial import TrialState
 
 from bridge_worker.errors import BridgeError, ErrorKind, study_not_found
+from bridge_worker.heartbeat import HeartbeatKeeper
 from bridge_worker.samplers import build_pruner, build_sampler
 from bridge_worker.schema import Direction, StudyConfig, UserAttrs
 from bridge_worker.space import to_distributions
+from bridge_worker.storage import StorageHandle, StorageOptions
 
 CONFIG_ATTR = "optuna_bridge:config"
 """Study system attr holding the study's :class:`StudyConfig` as JSON."""
@@ -47,10 +51,60 @@ def direction_name(direction: StudyDirection) -> Direction:
     return "maximize" if direction == StudyDirection.MAXIMIZE else "minimize"
 
 
+@dataclass(frozen=True, slots=True)
+class StudyStatus:
+    name: str
+    directions: list[Direction]
+    n_trials: int
+    n_running: int
+
+
 class StudyRegistry:
-    def __init__(self, storage: BaseStorage) -> None:
-        self.storage = storage
+    def __init__(self, storage: StorageHandle | StorageOptions | None = None) -> None:
+        if not isinstance(storage, StorageHandle):
+            storage = StorageHandle(storage or StorageOptions())
+        self._handle = storage
         self._entries: dict[str, StudyEntry] = {}
+        self._keeper: HeartbeatKeeper | None = None
+
+    @property
+    def storage(self) -> BaseStorage:
+        """The Optuna storage (opened on first use; ``storage_error`` while it cannot be)."""
+        return self._handle.get()
+
+    @property
+    def storage_kind(self) -> str:
+        return self._handle.kind
+
+    def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.stop()
+
+    # ---- heartbeats of running trials (operator's --heartbeat) ----------------------------
+
+    def fail_stale_trials(self, entry: StudyEntry) -> None:
+        """Fail the running trials of dead workers (and re-enqueue them with --retry-failed)."""
+        if self._handle.options.heartbeat is None:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(entry.study)
+
+    def trial_asked(self, trial_id: int) -> None:
+        if self._handle.options.heartbeat is None:
+            return
+        if self._keeper is None:
+            target = self._handle.heartbeat
+            if target is None:
+                return
+            self._keeper = HeartbeatKeeper(target, self._handle.options.heartbeat)
+        self._keeper.track(trial_id)
+
+    def trial_told(self, trial_id: int) -> None:
+        if self._keeper is not None:
+            self._keeper.untrack(trial_id)
+
+    # ---- studies ----------------------------------------------------------------------------
 
     def create(
         self,
@@ -88,6 +142,29 @@ class StudyRegistry:
         self._entries[name] = entry
         return entry, True
 
+    def adopt(self, study: optuna.Study, config: StudyConfig) -> StudyEntry:
+        """Serve a study just written into the storage by other means (``import``)."""
+        study._storage.set_study_system_attr(
+            study._study_id, CONFIG_ATTR, msgspec.to_builtins(config)
+        )
+        name = study.study_name
+        entry = StudyEntry(
+            name, study, config, to_distributions(config.search_space, "$.search_space")
+        )
+        self._entries[name] = entry
+        return entry
+
+    def forget(self, name: str) -> None:
+        """Drop a cached study (after it was deleted from the storage)."""
+        self._entries.pop(name, None)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.storage.get_study_id_from_name(name)
+        except KeyError:
+            return False
+        return True
+
     def get(self, name: str) -> StudyEntry:
         """The study named ``name``, from the cache or else from the storage."""
         entry = self._entries.get(name)
@@ -98,20 +175,31 @@ class StudyRegistry:
 
     def delete(self, name: str) -> None:
         entry = self.get(name)
-        self.storage.delete_study(entry.study._study_id)
-        del self._entries[name]
+        self.forget(name)
+        try:
+            self.storage.delete_study(entry.study._study_id)
+        except KeyError:  # deleted meanwhile by another worker on the same storage
+            raise study_not_found(name) from None
 
-    def summaries(self) -> list[tuple[str, list[Direction], int]]:
-        """Name, directions and trial count of every study in the storage, including ones this
-        worker has not served yet (a durable storage may hold studies of other workers)."""
+    def summary(self, entry: StudyEntry) -> StudyStatus:
+        return self._summary(entry.study._study_id, entry.name, entry.directions)
+
+    def summaries(self) -> list[StudyStatus]:
+        """Every study in the storage, including ones this worker has not served yet (a durable
+        storage holds the studies of earlier and of other workers)."""
         return [
-            (
+            self._summary(
+                frozen._study_id,
                 frozen.study_name,
                 [direction_name(d) for d in frozen.directions],
-                self.storage.get_n_trials(frozen._study_id),
             )
             for frozen in self.storage.get_all_studies()
         ]
+
+    def _summary(self, study_id: int, name: str, directions: list[Direction]) -> StudyStatus:
+        storage = self.storage
+        running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        return StudyStatus(name, directions, storage.get_n_trials(study_id), len(running))
 
     def _load(self, name: str) -> StudyEntry:
         try:

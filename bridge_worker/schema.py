@@ -239,6 +239,8 @@ class CreateResult(Struct):
     directions: list[Direction]
     created: bool
     n_trials: int
+    n_running: int
+    """Trials still running: asked by a parent that has not told them (maybe a dead one)."""
 
 
 class AskParams(_Params):
@@ -291,6 +293,7 @@ class StudySummary(Struct):
     study: str
     directions: list[Direction]
     n_trials: int
+    n_running: int
 
 
 class ListResult(Struct):
@@ -306,12 +309,76 @@ class DeleteResult(Struct):
     deleted: bool = True
 
 
+class ExportParams(_Params):
+    study: StudyName
+
+
+class ExportResult(Struct):
+    snapshot: Raw
+    """A :class:`Snapshot`, already in its canonical encoding (sorted keys)."""
+
+
+class ImportParams(_Params):
+    snapshot: Raw
+    """A :class:`Snapshot` exactly as ``export`` returned it."""
+    study: StudyName | UnsetType = UNSET
+    """Import under this name instead of the snapshot's."""
+    overwrite: bool = False
+    """Replace a study of the same name (otherwise ``study_exists``)."""
+
+
+class ImportResult(Struct):
+    study: str
+    n_trials: int
+
+
 class ShutdownParams(_Params):
     pass
 
 
 class ShutdownResult(Struct):
     pass
+
+
+# --------------------------------------------------------------------------------------------
+# Snapshots (``export`` / ``import``): a study as a self-describing, checksummed JSON document
+# --------------------------------------------------------------------------------------------
+
+SNAPSHOT_FORMAT = "optuna-bridge.snapshot"
+SNAPSHOT_VERSION = 1
+
+
+class SnapshotTrial(Struct, forbid_unknown_fields=True, kw_only=True):
+    number: Annotated[int, Meta(ge=0)]
+    state: TrialStateName
+    params: dict[str, JsonScalar]
+    distributions: dict[str, DistributionSpec]
+    values: list[float] | None
+    intermediate_values: dict[int, float]
+    user_attrs: UserAttrs
+    system_attrs: UserAttrs
+    """Optuna's own per-trial bookkeeping (fixed params, constraints, retry history, ...)."""
+    datetime_start: str | None
+    datetime_complete: str | None
+
+
+class SnapshotBody(Struct, forbid_unknown_fields=True, kw_only=True):
+    study: StudyName
+    directions: Annotated[list[Direction], Meta(min_length=1, max_length=16)]
+    config: StudyConfig
+    user_attrs: UserAttrs
+    system_attrs: UserAttrs
+    trials: list[SnapshotTrial]
+
+
+class Snapshot(Struct, forbid_unknown_fields=True, kw_only=True):
+    """``checksum`` is ``sha256:<hex>`` of the body's canonical JSON (sorted keys, no spaces,
+    shortest round-trip floats): the bytes ``body`` has inside an exported snapshot."""
+
+    format: Literal["optuna-bridge.snapshot"]
+    version: int
+    checksum: str
+    body: SnapshotBody
 
 
 # --------------------------------------------------------------------------------------------

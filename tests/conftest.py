@@ -14,7 +14,7 @@ from bridge_worker.dispatch import Dispatcher, build_methods
 from bridge_worker.handlers import ALL
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.rpc import Endpoint
-from bridge_worker.storage import open_storage
+from bridge_worker.storage import StorageOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "protocol" / "examples"
@@ -31,8 +31,7 @@ def worker() -> Iterator[Worker]:
 
 def make_endpoint(storage: str = "memory") -> Endpoint:
     """The worker's logic without any process or pipe."""
-    backend, _ = open_storage(storage)
-    return Endpoint(Dispatcher(StudyRegistry(backend), build_methods(ALL)))
+    return Endpoint(Dispatcher(StudyRegistry(StorageOptions(storage)), build_methods(ALL)))
 
 
 @pytest.fixture

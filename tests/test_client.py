@@ -15,7 +15,9 @@ SPACE = {"x": {"type": "int", "low": -5, "high": 5}}
 
 def test_typed_results(worker: Worker) -> None:
     created = worker.create("c", search_space=SPACE, sampler={"type": "random", "seed": 2})
-    assert created == CreateResult(study="c", directions=["minimize"], created=True, n_trials=0)
+    assert created == CreateResult(
+        study="c", directions=["minimize"], created=True, n_trials=0, n_running=0
+    )
     trials = worker.ask("c", n=2)
     assert all(isinstance(t, AskedTrial) for t in trials)
     told = worker.tell("c", trials[0].number, 1.5, user_attrs={"note": "first"})

@@ -13,7 +13,6 @@ from bridge_worker.framing import Oversize
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.rpc import Endpoint
 from bridge_worker.schema import PingParams, PingResult
-from bridge_worker.storage import open_storage
 
 SPACE = {"x": {"type": "float", "low": 0, "high": 1}}
 
@@ -181,8 +180,7 @@ def test_unexpected_exception_becomes_internal_error_and_the_endpoint_goes_on() 
     def ping(registry: StudyRegistry, params: PingParams) -> PingResult:
         return PingResult()
 
-    storage, _ = open_storage("memory")
-    endpoint = Endpoint(Dispatcher(StudyRegistry(storage), build_methods([boom, ping])))
+    endpoint = Endpoint(Dispatcher(StudyRegistry(), build_methods([boom, ping])))
     error = error_of(endpoint, {"id": 1, "method": "boom"})
     assert error["code"] == -32603
     assert error["data"] == {"kind": "internal_error"}
@@ -198,7 +196,9 @@ def test_full_cycle_in_process(endpoint: Endpoint) -> None:
             "sampler": {"type": "random", "seed": 3}, "user_attrs": {"owner": "me"},
         }},
     )["result"]
-    assert created == {"study": "s", "directions": ["maximize"], "created": True, "n_trials": 0}
+    assert created == {
+        "study": "s", "directions": ["maximize"], "created": True, "n_trials": 0, "n_running": 0
+    }
     asked = reply(endpoint, {"id": 2, "method": "ask", "params": {"study": "s", "n": 3}})
     trials = asked["result"]["trials"]
     assert [t["number"] for t in trials] == [0, 1, 2]

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from bridge_worker.handlers import control, studies, trials
+from bridge_worker.handlers import checkpoints, control, studies, trials
 
 ALL: list[Callable[..., Any]] = [
     control.ping,
@@ -15,4 +15,6 @@ ALL: list[Callable[..., Any]] = [
     trials.tell,
     trials.best,
     trials.trials,
+    checkpoints.export,
+    checkpoints.import_,
 ]

@@ -34,11 +34,13 @@ def create(registry: StudyRegistry, params: CreateParams) -> CreateResult:
         params.user_attrs,
         params.load_if_exists,
     )
+    status = registry.summary(entry)
     return CreateResult(
         study=entry.name,
         directions=entry.directions,
         created=created,
-        n_trials=registry.storage.get_n_trials(entry.study._study_id),
+        n_trials=status.n_trials,
+        n_running=status.n_running,
     )
 
 
@@ -46,8 +48,10 @@ def create(registry: StudyRegistry, params: CreateParams) -> CreateResult:
 def list_studies(registry: StudyRegistry, params: ListParams) -> ListResult:
     return ListResult(
         studies=[
-            StudySummary(study=name, directions=directions, n_trials=n_trials)
-            for name, directions, n_trials in registry.summaries()
+            StudySummary(
+                study=s.name, directions=s.directions, n_trials=s.n_trials, n_running=s.n_running
+            )
+            for s in registry.summaries()
         ]
     )
 

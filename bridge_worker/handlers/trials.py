@@ -35,6 +35,7 @@ FIXED_PARAMS_ATTR = "fixed_params"
 @rpc_method("ask")
 def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
     entry = registry.get(params.study)
+    registry.fail_stale_trials(entry)
     distributions = entry.distributions
     if params.search_space is not UNSET:
         extra = to_distributions(params.search_space, "$.params.search_space")
@@ -47,12 +48,14 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         check_value(distribution, value, field)
     return AskResult(
         trials=[
-            _ask_one(entry.study, distributions, params.fixed_params) for _ in range(params.n)
+            _ask_one(registry, entry.study, distributions, params.fixed_params)
+            for _ in range(params.n)
         ]
     )
 
 
 def _ask_one(
+    registry: StudyRegistry,
     study: optuna.Study,
     distributions: Mapping[str, BaseDistribution],
     fixed_params: Mapping[str, JsonScalar],
@@ -63,6 +66,7 @@ def _ask_one(
     parameter is sampled, exactly as Optuna's ``enqueue_trial`` would have put them there.
     """
     trial = study.ask()
+    registry.trial_asked(trial._trial_id)
     if fixed_params:
         merged = {**trial._fixed_params, **fixed_params}
         study._storage.set_trial_system_attr(trial._trial_id, FIXED_PARAMS_ATTR, merged)
@@ -85,6 +89,7 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
         raise _trial_not_found(entry, params.number) from None
     frozen = storage.get_trial(trial_id)
     if frozen.state.is_finished():
+        registry.trial_told(trial_id)
         if params.skip_if_finished:
             return TellResult(frozen.number, STATE_NAMES[frozen.state], frozen.values)
         raise _trial_finished(entry, params.number, frozen.state)
@@ -98,7 +103,9 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
         for key, value in params.user_attrs.items():
             storage.set_trial_user_attr(trial_id, key, value)
         told = study.tell(params.number, values, state=STATES_BY_NAME[params.state])
+        registry.trial_told(trial_id)
     except UpdateFinishedTrialError:
+        registry.trial_told(trial_id)
         # Another worker (or a stale-trial sweep) finished it between our check and our tell.
         raise _trial_finished(entry, params.number, storage.get_trial(trial_id).state) from None
     return TellResult(told.number, STATE_NAMES[told.state], told.values)

@@ -1,0 +1,27 @@
+"""Parent-held checkpoints: ``export`` a study as a snapshot, ``import`` one back.
+
+A supervisor that keeps the last snapshot can rebuild a study in a fresh in-memory worker, or move
+it into a durable storage; see :mod:`bridge_worker.snapshot` for the format and its checks.
+"""
+
+from __future__ import annotations
+
+from msgspec import UNSET, Raw
+
+from bridge_worker.dispatch import rpc_method
+from bridge_worker.registry import StudyRegistry
+from bridge_worker.schema import ExportParams, ExportResult, ImportParams, ImportResult
+from bridge_worker.snapshot import export_study, import_study, read_snapshot
+
+
+@rpc_method("export")
+def export(registry: StudyRegistry, params: ExportParams) -> ExportResult:
+    return ExportResult(snapshot=Raw(export_study(registry.get(params.study))))
+
+
+@rpc_method("import")
+def import_(registry: StudyRegistry, params: ImportParams) -> ImportResult:
+    body, trials = read_snapshot(bytes(params.snapshot))
+    name = body.study if params.study is UNSET else params.study
+    entry = import_study(registry, body, trials, name, params.overwrite)
+    return ImportResult(study=entry.name, n_trials=len(trials))

@@ -1,0 +1,210 @@
+"""Studies as snapshots: a checkpoint a parent can hold and give back to any worker.
+
+A snapshot is plain JSON (no pickle, no code): format name, version, the study's body and a SHA-256
+checksum of the body's canonical encoding. Canonical means sorted keys, no whitespace and
+msgspec's shortest round-trip floats, so one logical study always exports the same bytes and
+export → import → export is byte-identical. Reading one checks, in order: the envelope's shape,
+the version, the checksum, the body's shape, and that every trial is one Optuna would accept;
+only then is anything written, so a bad snapshot leaves every existing study untouched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from typing import Any
+
+import msgspec
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial
+
+from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME
+from bridge_worker.errors import BridgeError, ErrorKind
+from bridge_worker.registry import CONFIG_ATTR, StudyEntry, StudyRegistry
+from bridge_worker.samplers import build_pruner, build_sampler
+from bridge_worker.schema import (
+    SNAPSHOT_FORMAT,
+    SNAPSHOT_VERSION,
+    Snapshot,
+    SnapshotBody,
+    SnapshotTrial,
+)
+from bridge_worker.space import check_value, to_distribution, to_spec
+
+
+def canonical(value: Any) -> bytes:
+    return msgspec.json.encode(value, order="sorted")
+
+
+def checksum(body: Any) -> str:
+    return "sha256:" + hashlib.sha256(canonical(body)).hexdigest()
+
+
+# ---- export ---------------------------------------------------------------------------------
+
+
+def export_study(entry: StudyEntry) -> bytes:
+    """The study as a canonical snapshot document."""
+    study = entry.study
+    storage = study._storage
+    system_attrs = dict(storage.get_study_system_attrs(study._study_id))
+    system_attrs.pop(CONFIG_ATTR, None)  # carried, typed, as ``config``
+    body = SnapshotBody(
+        study=entry.name,
+        directions=entry.directions,
+        config=entry.config,
+        user_attrs=storage.get_study_user_attrs(study._study_id),
+        system_attrs=system_attrs,
+        trials=[_snapshot_trial(t) for t in study.get_trials(deepcopy=False)],
+    )
+    plain_body = msgspec.to_builtins(body)
+    document = {
+        "format": SNAPSHOT_FORMAT,
+        "version": SNAPSHOT_VERSION,
+        "checksum": checksum(plain_body),
+        "body": plain_body,
+    }
+    return canonical(document)
+
+
+def _snapshot_trial(trial: FrozenTrial) -> SnapshotTrial:
+    return SnapshotTrial(
+        number=trial.number,
+        state=STATE_NAMES[trial.state],
+        params=trial.params,
+        distributions={name: to_spec(d) for name, d in trial.distributions.items()},
+        values=trial.values,
+        intermediate_values=trial.intermediate_values,
+        user_attrs=trial.user_attrs,
+        system_attrs=trial.system_attrs,
+        datetime_start=_iso(trial.datetime_start),
+        datetime_complete=_iso(trial.datetime_complete),
+    )
+
+
+def _iso(moment: datetime.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+# ---- import ---------------------------------------------------------------------------------
+
+
+def read_snapshot(raw: bytes) -> tuple[SnapshotBody, list[FrozenTrial]]:
+    """Validate a snapshot completely and build the trials Optuna will store."""
+    try:
+        document = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise _invalid("bad_shape", f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise _invalid("bad_shape", "a snapshot is a JSON object")
+    if document.get("format") != SNAPSHOT_FORMAT:
+        raise _invalid("bad_shape", f"not an {SNAPSHOT_FORMAT} document (format field)")
+    version = document.get("version")
+    if version != SNAPSHOT_VERSION:
+        raise _invalid(
+            "version_mismatch",
+            f"snapshot version {version!r}; this worker reads version {SNAPSHOT_VERSION}",
+            version=version if isinstance(version, int) else None,
+            supported=[SNAPSHOT_VERSION],
+        )
+    if "body" not in document or not isinstance(document.get("checksum"), str):
+        raise _invalid("bad_shape", "a snapshot needs body and checksum")
+    if checksum(document["body"]) != document["checksum"]:
+        raise _invalid("corrupt", "checksum mismatch: the snapshot was altered or damaged")
+    try:
+        snapshot = msgspec.convert(document, Snapshot)
+    except msgspec.ValidationError as exc:
+        raise _invalid("bad_shape", str(exc).replace("`$.", "`$.snapshot.")) from None
+    body = snapshot.body
+    return body, _frozen_trials(body)
+
+
+def _frozen_trials(body: SnapshotBody) -> list[FrozenTrial]:
+    numbers = [t.number for t in body.trials]
+    if numbers != list(range(len(numbers))):
+        raise _invalid("bad_shape", "trial numbers must be 0, 1, 2, ... in order")
+    return [_frozen_trial(t, len(body.directions), i) for i, t in enumerate(body.trials)]
+
+
+def _frozen_trial(trial: SnapshotTrial, n_objectives: int, index: int) -> FrozenTrial:
+    where = f"$.snapshot.body.trials[{index}]"
+    try:
+        distributions: dict[str, BaseDistribution] = {
+            name: to_distribution(spec, f"{where}.distributions.{name}")
+            for name, spec in trial.distributions.items()
+        }
+        if set(trial.params) != set(distributions):
+            raise ValueError("params and distributions name different parameters")
+        for name, value in trial.params.items():
+            check_value(distributions[name], value, f"{where}.params.{name}")
+        if trial.values is not None and len(trial.values) != n_objectives:
+            raise ValueError(f"{len(trial.values)} values for {n_objectives} objective(s)")
+        frozen = optuna.trial.create_trial(
+            state=STATES_BY_NAME[trial.state],
+            values=trial.values,
+            params=trial.params,
+            distributions=distributions,
+            user_attrs=trial.user_attrs,
+            system_attrs=trial.system_attrs,
+            intermediate_values=trial.intermediate_values,
+        )
+        frozen.datetime_start = _parse_time(trial.datetime_start)
+        frozen.datetime_complete = _parse_time(trial.datetime_complete)
+        frozen._validate()
+    except BridgeError as exc:
+        raise _invalid("bad_shape", exc.message) from None
+    except ValueError as exc:
+        raise _invalid("bad_shape", f"{exc} - at `{where}`") from None
+    return frozen
+
+
+def _parse_time(text: str | None) -> datetime.datetime | None:
+    return None if text is None else datetime.datetime.fromisoformat(text)
+
+
+def _invalid(reason: str, message: str, **data: Any) -> BridgeError:
+    return BridgeError(
+        ErrorKind.SNAPSHOT_INVALID, f"invalid snapshot ({reason}): {message}", reason=reason, **data
+    )
+
+
+def import_study(
+    registry: StudyRegistry,
+    body: SnapshotBody,
+    trials: list[FrozenTrial],
+    name: str,
+    overwrite: bool,
+) -> StudyEntry:
+    """Write a validated snapshot into the registry's storage as study ``name``.
+
+    An existing study of that name is replaced only with ``overwrite``; if writing fails half
+    way, the half-written study is removed again so the failure leaves no trace but the error.
+    """
+    if registry.exists(name):
+        if not overwrite:
+            raise BridgeError(
+                ErrorKind.STUDY_EXISTS,
+                f"a study named {name!r} already exists (import with overwrite to replace it)",
+                study=name,
+            )
+        registry.delete(name)
+    registry.forget(name)
+    study = optuna.create_study(
+        storage=registry.storage,
+        study_name=name,
+        directions=list(body.directions),
+        sampler=build_sampler(body.config.sampler),
+        pruner=build_pruner(body.config.pruner),
+    )
+    storage = study._storage
+    try:
+        for key, value in body.user_attrs.items():
+            storage.set_study_user_attr(study._study_id, key, value)
+        for key, value in body.system_attrs.items():
+            storage.set_study_system_attr(study._study_id, key, value)
+        study.add_trials(trials)
+    except BaseException:
+        storage.delete_study(study._study_id)
+        raise
+    return registry.adopt(study, body.config)
