@@ -84,6 +84,8 @@ def open_storage(options: StorageOptions) -> BaseStorage:
     """Open the storage now (connects to a database; may raise)."""
     kind = storage_kind(options.url)
     callback = _stale_trial_callback(options)
+    if options.heartbeat is not None:
+        _quiet_heartbeat_warnings()
     if kind == "memory":
         return InMemoryStorage()
     if kind in ("journal", "redis"):
@@ -116,9 +118,15 @@ def _journal_backend(url: str) -> Any:
 def _stale_trial_callback(options: StorageOptions) -> StaleTrialCallback | None:
     if options.retry_failed is None:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RetryFailedTrialCallback(max_retry=options.retry_failed)
+    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=options.retry_failed)
+
+
+def _quiet_heartbeat_warnings() -> None:
+    """Heartbeats in ask-and-tell mode are what this worker is for: Optuna's warnings that they
+    are experimental and "supposed to be used with Study.optimize" would repeat on every ask."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
+                            message=".*heartbeat.*")
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 
 class JournalHeartbeatStorage(optuna.storages.JournalStorage, BaseHeartbeat):

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import servers
 
 from bridge_worker.client import Worker
 from bridge_worker.dispatch import Dispatcher, build_methods
@@ -27,6 +28,23 @@ def worker() -> Iterator[Worker]:
     """A real worker process on in-memory storage, line framing."""
     with Worker.spawn() as w:
         yield w
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[servers.PostgresServer]:
+    """One throw-away PostgreSQL server for the session (each test takes its own database)."""
+    yield from servers.postgres_server()
+
+
+@pytest.fixture
+def postgres_url(postgres: servers.PostgresServer) -> str:
+    return postgres.new_database()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    for server in servers.redis_server():
+        yield server.url
 
 
 def make_endpoint(storage: str = "memory") -> Endpoint:

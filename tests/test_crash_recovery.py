@@ -1,0 +1,119 @@
+"""Workers killed with SIGKILL at random points: nothing told is lost, stale trials are handled."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge_worker.client import Worker, WorkerError
+
+SPACE = {
+    "x": {"type": "float", "low": -3.0, "high": 3.0},
+    "y": {"type": "int", "low": 0, "high": 9},
+}
+TARGET = 300
+
+
+def _objective(params: dict[str, object]) -> float:
+    x, y = params["x"], params["y"]
+    assert isinstance(x, float) and isinstance(y, int)
+    return (x - 1.0) ** 2 + y
+
+
+def _run_with_kills(url: str, seed: int, extra_args: tuple[str, ...] = ()) -> None:
+    """Drive a study to TARGET complete trials, killing the worker at random points."""
+    rng = random.Random(seed)
+    told: dict[int, float] = {}  # trials whose tell was acknowledged
+    left_running: set[int] = set()  # asked, then the worker died before the tell's reply
+    kills = 0
+    while len(told) < TARGET:
+        with Worker.spawn(url, args=extra_args) as worker:
+            worker.create("crashy", search_space=SPACE, sampler={"type": "random", "seed": seed},
+                          load_if_exists=True)
+            budget = rng.randint(15, 80)
+            while len(told) < TARGET:
+                (trial,) = worker.ask("crashy")
+                value = _objective(trial.params)
+                budget -= 1
+                if budget == 0:
+                    if rng.random() < 0.5:
+                        left_running.add(trial.number)  # killed between ask and tell
+                    else:  # killed with the tell written but its reply never read
+                        worker.send("tell", {"study": "crashy", "number": trial.number,
+                                             "value": value})
+                        left_running.add(trial.number)
+                    worker.proc.kill()
+                    worker.proc.wait()
+                    kills += 1
+                    break
+                worker.tell("crashy", trial.number, value=value)
+                told[trial.number] = value
+    assert kills >= 3
+
+    with Worker.spawn(url, args=extra_args) as worker:
+        trials = {t.number: t for t in worker.trials("crashy")}
+    for number, value in told.items():
+        assert trials[number].state == "complete"
+        assert trials[number].values == [value]
+    # a killed worker's trial is complete (its tell was written before the kill) or still
+    # running (without --heartbeat nothing fails it)
+    assert {trials[n].state for n in left_running} <= {"complete", "running"}
+    assert any(trials[n].state == "running" for n in left_running)
+    assert len(trials) == len(told) + len(left_running)  # every trial accounted for
+
+
+def test_kill_9_at_random_points_on_sqlite(tmp_path: Path) -> None:
+    _run_with_kills(f"sqlite:///{tmp_path}/crash.db", seed=11)
+
+
+def test_kill_9_at_random_points_on_postgresql(postgres_url: str) -> None:
+    _run_with_kills(postgres_url, seed=12)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_dead_workers_trials_are_failed_and_asked_again(kind: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/hb.db" if kind == "sqlite" else f"journal:///{tmp_path}/hb.log"
+    args = ("--heartbeat", "1", "--grace-period", "2", "--retry-failed", "1")
+    with Worker.spawn(url, args=args) as first:
+        first.create("hb", search_space=SPACE, sampler={"type": "random"})
+        (lost,) = first.ask("hb")
+        time.sleep(1.5)  # a heartbeat or two from the keeper thread
+        first.proc.kill()
+        first.proc.wait()
+
+    with Worker.spawn(url, args=args) as second:
+        (alive,) = second.ask("hb")  # too early: the dead worker's trial is not stale yet
+        assert alive.params != lost.params
+        second.tell("hb", alive.number, value=1.0)
+        time.sleep(2.5)
+        (retried,) = second.ask("hb")
+        assert retried.params == lost.params  # the evaluation slot is not lost
+        states = {t.number: t.state for t in second.trials("hb")}
+        assert states[lost.number] == "fail"
+
+        # the old parent tells its trial late: a clear error, never a crash
+        with pytest.raises(WorkerError) as caught:
+            second.tell("hb", lost.number, value=0.0)
+        assert caught.value.kind == "trial_finished"
+        assert caught.value.data["state"] == "fail"
+
+        # a trial this worker keeps alive with heartbeats is never failed
+        time.sleep(2.5)
+        second.ask("hb")
+        assert {t.number: t.state for t in second.trials("hb")}[retried.number] == "running"
+        assert second.tell("hb", retried.number, value=2.0).state == "complete"
+
+
+def test_without_heartbeat_a_dead_workers_trial_stays_running(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/nohb.db"
+    with Worker.spawn(url) as first:
+        first.create("s", search_space=SPACE)
+        (lost,) = first.ask("s")
+        first.proc.kill()
+        first.proc.wait()
+    with Worker.spawn(url) as second:
+        assert second.create("s", load_if_exists=True).n_running == 1
+        assert [t.number for t in second.trials("s", states=["running"])] == [lost.number]
