@@ -129,7 +129,7 @@ class StudyRegistry:
             )
         except DuplicatedStudyError:
             if load_if_exists:
-                return self.get(name), False
+                return self._get_or_adopt_config(name, config), False
             raise BridgeError(
                 ErrorKind.STUDY_EXISTS, f"a study named {name!r} already exists", study=name
             ) from None
@@ -201,13 +201,33 @@ class StudyRegistry:
         running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
         return StudyStatus(name, directions, storage.get_n_trials(study_id), len(running))
 
-    def _load(self, name: str) -> StudyEntry:
+    def _get_or_adopt_config(self, name: str, config: StudyConfig) -> StudyEntry:
+        """``create`` with ``load_if_exists`` of a study that exists: the stored settings win.
+
+        A study without stored settings (made by plain Optuna, or being created this very moment
+        by another worker that has not written them yet) takes the request's settings, so
+        workers racing to create one shared study all serve the same search space.
+        """
+        cached = self._entries.get(name)
+        if cached is not None:
+            return cached
+        entry = self._load(name, fallback=config)
+        self._entries[name] = entry
+        return entry
+
+    def _load(self, name: str, fallback: StudyConfig | None = None) -> StudyEntry:
         try:
             study_id = self.storage.get_study_id_from_name(name)
         except KeyError:
             raise study_not_found(name) from None
         stored = self.storage.get_study_system_attrs(study_id).get(CONFIG_ATTR)
-        config = StudyConfig() if stored is None else msgspec.convert(stored, StudyConfig)
+        if stored is not None:
+            config = msgspec.convert(stored, StudyConfig)
+        elif fallback is not None:
+            config = fallback
+            self.storage.set_study_system_attr(study_id, CONFIG_ATTR, msgspec.to_builtins(config))
+        else:
+            config = StudyConfig()
         study = optuna.load_study(
             study_name=name,
             storage=self.storage,

@@ -1,0 +1,89 @@
+defmodule OptunaBridge.RecoveryTest do
+  @moduledoc "kill -9 of the worker mid-run: callers get :worker_crashed, the study comes back."
+  use ExUnit.Case, async: true
+
+  alias OptunaBridge.{Error, Study, Worker}
+  alias OptunaBridge.TestSupport
+
+  @space %{x: [type: "float", low: -10.0, high: 10.0]}
+
+  defp start_study(name, opts) do
+    config = %{name: name, sampler: %{type: "random", seed: 3}}
+    start_supervised!({Study, {config, @space, opts}})
+  end
+
+  defp run_trials(study, n) do
+    for _ <- 1..n do
+      {:ok, [%{number: number, params: %{"x" => x}}]} = Study.ask(study)
+      {:ok, _} = Study.tell_sync(study, number, x * x)
+    end
+  end
+
+  defp kill_and_wait_for_new_worker(study) do
+    %{os_pid: old} = Study.info(study)
+    TestSupport.signal(old, "KILL")
+    TestSupport.wait_until(fn -> Study.info(study).os_pid != old end)
+    refute Worker.os_alive?(old)
+    Study.info(study)
+  end
+
+  defp complete_trials(study) do
+    {:ok, trials} = Study.trials(study, states: ["complete"])
+    Enum.map(trials, &{&1.number, &1.params, &1.values})
+  end
+
+  test "in memory: the study is rebuilt from the last snapshot" do
+    study = start_study("mem", checkpoint_every: 1)
+    run_trials(study, 5)
+    before = complete_trials(study)
+    assert length(before) == 5
+
+    info = kill_and_wait_for_new_worker(study)
+    assert %{storage: "memory", restarts: 1} = info
+
+    assert complete_trials(study) == before
+    assert {:ok, [%{number: 5}]} = Study.ask(study)
+    assert {:ok, %{values: [_]}} = Study.best_trial(study)
+  end
+
+  test "in memory: tells cast without waiting are in the snapshot too" do
+    study = start_study("mem-cast", checkpoint_every: 2)
+    {:ok, asked} = Study.ask(study, 4)
+    Enum.each(asked, &Study.tell(study, &1.number, 1.0 * &1.number))
+    before = complete_trials(study)
+    assert length(before) == 4
+
+    kill_and_wait_for_new_worker(study)
+    assert complete_trials(study) == before
+  end
+
+  @tag :tmp_dir
+  test "durable sqlite: the study is loaded again", %{tmp_dir: dir} do
+    study = start_study("durable", worker_args: ["--storage", "sqlite:///#{dir}/x.db"])
+    run_trials(study, 4)
+    before = complete_trials(study)
+
+    assert %{storage: "sqlite", restarts: 1} = kill_and_wait_for_new_worker(study)
+    assert complete_trials(study) == before
+    assert {:ok, [%{number: 4}]} = Study.ask(study)
+  end
+
+  test "pending callers get :worker_crashed at once, never a hang" do
+    study = start_study("pending", timeout: 60_000)
+    run_trials(study, 2)
+    %{os_pid: os_pid} = Study.info(study)
+    TestSupport.signal(os_pid, "STOP")
+
+    tasks = for _ <- 1..3, do: Task.async(fn -> Study.ask(study) end)
+    # Wait until the three requests are written to the (stopped) worker.
+    TestSupport.wait_until(fn -> map_size(:sys.get_state(study).pending) == 3 end)
+    TestSupport.signal(os_pid, "KILL")
+
+    for task <- tasks do
+      assert {:error, %Error{kind: :worker_crashed, method: "ask", data: %{"exit_status" => 137}}} =
+               Task.await(task, 5_000)
+    end
+
+    assert {:ok, [%{number: 2}]} = Study.ask(study)
+  end
+end

@@ -1,0 +1,196 @@
+defmodule OptunaBridge.StudyTest do
+  use ExUnit.Case, async: true
+
+  import ExUnit.CaptureLog
+
+  alias OptunaBridge.{Error, Study, Worker}
+  alias OptunaBridge.TestSupport
+
+  @space %{x: [type: "float", low: -10.0, high: 10.0], y: [type: "int", low: -3, high: 3]}
+
+  defp start_study(name, opts \\ []) do
+    config = %{name: name, direction: "minimize", sampler: %{type: "tpe", seed: 42}}
+    start_supervised!({Study, {config, @space, opts}})
+  end
+
+  defp objective(%{"x" => x, "y" => y}), do: (x - 2) ** 2 + y * y
+
+  for framing <- [:line, :packet4] do
+    @framing framing
+    test "50 ask/tell trials on a quadratic, then the best trial (#{framing})" do
+      study = start_study("quadratic", framing: @framing)
+
+      for _ <- 1..50 do
+        {:ok, [%{number: number, params: params}]} = Study.ask(study)
+        :ok = Study.tell(study, number, objective(params))
+      end
+
+      assert {:ok, best} = Study.best_trial(study)
+      assert %{state: :complete, values: [value], params: %{"x" => x, "y" => y}} = best
+      assert value == objective(best.params)
+      assert value < 1.0, "TPE should get near x=2, y=0 in 50 trials, got #{inspect(best)}"
+      assert is_float(x) and is_integer(y)
+
+      assert {:ok, trials} = Study.trials(study)
+      assert length(trials) == 50
+      assert Enum.map(trials, & &1.number) == Enum.to_list(0..49)
+      assert Enum.all?(trials, &(&1.state == :complete))
+      assert Study.errors(study) == []
+    end
+  end
+
+  test "asks pipelined from several processes get distinct trials" do
+    study = start_study("pipelined", framing: :packet4)
+
+    asked =
+      1..20
+      |> Task.async_stream(fn _ -> Study.ask(study, 3) end, max_concurrency: 10)
+      |> Enum.flat_map(fn {:ok, {:ok, trials}} -> trials end)
+
+    numbers = Enum.map(asked, & &1.number)
+    assert Enum.sort(numbers) == Enum.to_list(0..59)
+
+    told =
+      asked
+      |> Task.async_stream(fn t -> Study.tell_sync(study, t.number, objective(t.params)) end,
+        max_concurrency: 10
+      )
+      |> Enum.map(fn {:ok, {:ok, %{state: :complete, number: n}}} -> n end)
+
+    assert Enum.sort(told) == Enum.to_list(0..59)
+    assert {:ok, trials} = Study.trials(study, states: ["complete"])
+    assert length(trials) == 60
+  end
+
+  test "tell_sync with options: pruned and fail states, user_attrs" do
+    study = start_study("states")
+    {:ok, [a, b, c]} = Study.ask(study, 3)
+
+    assert {:ok, %{state: :complete, values: [1.5]}} =
+             Study.tell_sync(study, a.number, 1.5, user_attrs: %{epochs: 3})
+
+    assert {:ok, %{state: :pruned}} = Study.tell_sync(study, b.number, nil, state: "pruned")
+
+    assert {:ok, %{state: :fail, values: nil}} =
+             Study.tell_sync(study, c.number, nil, state: "fail")
+
+    assert {:ok, [best]} = Study.best_trials(study)
+    assert best.user_attrs == %{"epochs" => 3}
+  end
+
+  describe "errors" do
+    test "a tell_sync of an unknown trial is :trial_not_found" do
+      study = start_study("errors")
+
+      assert {:error, %Error{kind: :trial_not_found, code: -32003, method: "tell", data: data}} =
+               Study.tell_sync(study, 99, 1.0)
+
+      assert data["number"] == 99
+    end
+
+    test "a failed tell (a notification) is logged and kept for errors/1" do
+      study = start_study("errors-cast")
+
+      log =
+        capture_log(fn ->
+          :ok = Study.tell(study, 7, 1.0)
+
+          assert [%Error{kind: :trial_not_found, method: "tell"}] =
+                   TestSupport.wait_until(fn ->
+                     Study.errors(study) |> Enum.take(1) |> nonempty()
+                   end)
+        end)
+
+      assert log =~ "trial_not_found"
+    end
+
+    test "best before any completed trial is :no_completed_trials" do
+      study = start_study("no-best")
+
+      assert {:error, %Error{kind: :no_completed_trials, method: "best"}} =
+               Study.best_trial(study)
+    end
+
+    test "a bad search space fails the start with :invalid_params, and leaves no worker" do
+      space = %{x: [type: "float", low: 1.0, high: 0.0]}
+
+      assert {:error, %Error{kind: :invalid_params, data: %{"field" => field}}} =
+               Study.start(%{name: "bad"}, space)
+
+      assert field == "$.params.search_space.x.low"
+    end
+
+    test "an unknown study option is :invalid_params naming the field" do
+      assert {:error, %Error{kind: :invalid_params, data: %{"field" => "$.params.colour"}}} =
+               Study.start(%{name: "bad", colour: "red"}, @space)
+    end
+
+    test "a missing interpreter is :start_failed" do
+      assert {:error, %Error{kind: :start_failed}} =
+               Study.start(%{name: "s"}, @space, python: "/nonexistent/python")
+    end
+
+    test "a call without a reply in time is :timeout, and the study goes on" do
+      study = start_study("slow", timeout: 300)
+      %{os_pid: os_pid} = Study.info(study)
+      TestSupport.signal(os_pid, "STOP")
+      assert {:error, %Error{kind: :timeout, method: "ask"}} = Study.ask(study)
+      TestSupport.signal(os_pid, "CONT")
+      assert {:ok, [%{number: 1}]} = Study.ask(study)
+    end
+  end
+
+  for framing <- [:line, :packet4] do
+    @framing framing
+    test "a 1 MiB frame both ways (#{framing})" do
+      study = start_study("big", framing: @framing)
+      blob = String.duplicate("é\"x", 262_144)
+      assert byte_size(blob) >= 1_048_576
+
+      {:ok, [trial]} = Study.ask(study)
+      assert {:ok, _} = Study.tell_sync(study, trial.number, 0.5, user_attrs: %{blob: blob})
+      assert {:ok, [stored]} = Study.trials(study)
+      assert stored.user_attrs["blob"] == blob
+    end
+  end
+
+  test "stop/1 deletes the study and leaves no worker process" do
+    study = start_study("clean")
+    %{os_pid: os_pid} = Study.info(study)
+    assert Worker.os_alive?(os_pid)
+    assert :ok = Study.stop(study)
+    refute Process.alive?(study)
+    refute Worker.os_alive?(os_pid)
+  end
+
+  test "stop/1 kills a worker that does not exit within the grace period" do
+    study = start_study("stuck", grace: 200)
+    %{os_pid: os_pid} = Study.info(study)
+    TestSupport.signal(os_pid, "STOP")
+    {micros, :ok} = :timer.tc(fn -> Study.stop(study) end)
+    refute Worker.os_alive?(os_pid)
+    assert micros < 3_000_000
+  end
+
+  @tag :tmp_dir
+  test "keep: true leaves the study in a durable storage; the default deletes it", %{tmp_dir: dir} do
+    args = ["--storage", "sqlite:///#{dir}/keep.db"]
+    config = %{name: "kept", load_if_exists: true}
+
+    {:ok, study} = Study.start_link(config, @space, worker_args: args, keep: true)
+    {:ok, [t]} = Study.ask(study)
+    {:ok, _} = Study.tell_sync(study, t.number, 1.0)
+    :ok = Study.stop(study)
+
+    {:ok, again} = Study.start_link(config, @space, worker_args: args)
+    assert {:ok, [%{number: 0, values: [1.0]}]} = Study.trials(again)
+    :ok = Study.stop(again)
+
+    {:ok, third} = Study.start_link(config, @space, worker_args: args)
+    assert {:ok, []} = Study.trials(third)
+    :ok = Study.stop(third)
+  end
+
+  defp nonempty([]), do: nil
+  defp nonempty(list), do: list
+end
