@@ -9,6 +9,7 @@ raises :class:`~bridge_worker.errors.BridgeError`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import msgspec
 
 from bridge_worker.errors import BridgeError, ErrorKind
 from bridge_worker.registry import StudyRegistry
+from bridge_worker.schema_paths import allowed_fields, allowed_tags, decode_loosely
 
 Handler = Callable[[StudyRegistry, Any], Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,17 +87,20 @@ class Dispatcher:
         try:
             params = method.decoder.decode(raw_params or _EMPTY_PARAMS)
         except msgspec.ValidationError as exc:
-            raise params_error(str(exc), method.params_type) from None
+            raise params_error(str(exc), method.params_type, raw_params) from None
         except UnicodeDecodeError as exc:  # the envelope skipped params without checking UTF-8
             raise BridgeError(ErrorKind.PARSE_ERROR, f"invalid UTF-8 in params: {exc}") from None
         return method.handler(self.registry, params)
 
 
-def params_error(message: str, params_type: type[msgspec.Struct]) -> BridgeError:
+def params_error(
+    message: str, params_type: type[msgspec.Struct], raw_params: bytes | None = None
+) -> BridgeError:
     """Turn msgspec's ``... - at `$.n``` into ``invalid_params`` naming ``$.params.n``.
 
-    For an unknown field the error also lists the fields allowed at that place, so a typo in an
-    option name is answered with the right spelling.
+    For an unknown field the error also lists the fields allowed at that place (for a sampler,
+    the options of the sampler its ``type`` names), and for an unknown ``type`` the types there,
+    so a typo is answered with the right spelling.
     """
     match = _AT_PATH.search(message)
     path = match.group("path") if match else ""
@@ -103,8 +108,14 @@ def params_error(message: str, params_type: type[msgspec.Struct]) -> BridgeError
     field = f"$.params{path}"
     data: dict[str, Any] = {"field": field}
     unknown = _UNKNOWN_FIELD.match(text)
-    if unknown:
-        data["field"] = f"{field}.{unknown.group('name')}"
-        if not path:
-            data["allowed"] = sorted(f.encode_name for f in msgspec.structs.fields(params_type))
+    allowed = None
+    with contextlib.suppress(Exception):  # a hint: never let it turn into an internal_error
+        if unknown:
+            name = unknown.group("name")
+            data["field"] = f"{field}.{name}"
+            allowed = allowed_fields(params_type, path, decode_loosely(raw_params), name)
+        elif text.startswith("Invalid value") and path.endswith(".type"):
+            allowed = allowed_tags(params_type, path, decode_loosely(raw_params))
+    if allowed is not None:
+        data["allowed"] = allowed
     return BridgeError(ErrorKind.INVALID_PARAMS, f"{text} - at `{field}`", **data)

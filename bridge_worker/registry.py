@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from bridge_worker.errors import BridgeError, ErrorKind, study_not_found
 from bridge_worker.heartbeat import HeartbeatKeeper
-from bridge_worker.samplers import build_pruner, build_sampler
+from bridge_worker.samplers import build_pruner, build_study_sampler
 from bridge_worker.schema import Direction, StudyConfig, UserAttrs
 from bridge_worker.space import to_distributions
 from bridge_worker.storage import StorageHandle, StorageOptions
@@ -117,7 +117,7 @@ class StudyRegistry:
         """Create a study; with ``load_if_exists`` an existing one is returned as stored
         (its own directions and config win). Returns the entry and whether it was created."""
         distributions = to_distributions(config.search_space, "$.params.search_space")
-        sampler = build_sampler(config.sampler)
+        sampler = build_study_sampler(config.sampler)
         pruner = build_pruner(config.pruner)
         try:
             study = optuna.create_study(
@@ -231,7 +231,7 @@ class StudyRegistry:
         study = optuna.load_study(
             study_name=name,
             storage=self.storage,
-            sampler=build_sampler(config.sampler),
+            sampler=build_study_sampler(config.sampler),
             pruner=build_pruner(config.pruner),
         )
         distributions = to_distributions(config.search_space, "$.search_space")

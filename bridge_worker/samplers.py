@@ -1,36 +1,123 @@
 """Sampler and pruner specs (wire) to Optuna objects.
 
 The specs are closed tagged unions in the schema: a frame can pick a built-in sampler or pruner and
-set its JSON-expressible options, nothing else; no option can name a Python object or a path.
+set its JSON-expressible options, nothing else; no option can name a Python object or a path. Where
+Optuna takes an object (a crossover, an independent sampler, a wrapped pruner) the spec names it and
+this module builds it. Constraints need no option: ``tell`` stores them the way Optuna's
+``Trial.set_constraint`` does, and every sampler that supports constrained optimization reads them.
 """
 
 from __future__ import annotations
 
+import importlib
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import numpy as np
 import optuna
 
+from bridge_worker.determinism import pin_to_trial_number
+from bridge_worker.errors import BridgeError, ErrorKind
 from bridge_worker.schema import (
+    BruteForceSamplerSpec,
+    CmaEsSamplerSpec,
+    Crossover,
+    GPSamplerSpec,
+    GridSamplerSpec,
+    HyperbandPrunerSpec,
     MedianPrunerSpec,
     NopPrunerSpec,
+    NSGAIIISamplerSpec,
+    NSGAIISamplerSpec,
+    PatientPrunerSpec,
+    PercentilePrunerSpec,
     PrunerSpec,
+    QMCSamplerSpec,
     RandomSamplerSpec,
     SamplerSpec,
+    SuccessiveHalvingPrunerSpec,
+    ThresholdPrunerSpec,
     TPESamplerSpec,
+    WilcoxonPrunerSpec,
 )
+
+EXTRAS = {"cmaes": "samplers", "scipy": "samplers", "torch": "gp"}
+"""The optuna-bridge extra that installs a sampler's missing package."""
+
+_NEEDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
+    CmaEsSamplerSpec: ("cmaes",),
+    GPSamplerSpec: ("scipy", "torch"),
+    QMCSamplerSpec: ("scipy",),
+}
+
+_SAMPLERS: dict[type[msgspec.Struct], Callable[..., optuna.samplers.BaseSampler]] = {
+    RandomSamplerSpec: optuna.samplers.RandomSampler,
+    TPESamplerSpec: optuna.samplers.TPESampler,
+    CmaEsSamplerSpec: optuna.samplers.CmaEsSampler,
+    GPSamplerSpec: optuna.samplers.GPSampler,
+    NSGAIISamplerSpec: optuna.samplers.NSGAIISampler,
+    NSGAIIISamplerSpec: optuna.samplers.NSGAIIISampler,
+    QMCSamplerSpec: optuna.samplers.QMCSampler,
+    GridSamplerSpec: optuna.samplers.GridSampler,
+    BruteForceSamplerSpec: optuna.samplers.BruteForceSampler,
+}
+
+_PRUNERS: dict[type[msgspec.Struct], Callable[..., optuna.pruners.BasePruner]] = {
+    NopPrunerSpec: optuna.pruners.NopPruner,
+    MedianPrunerSpec: optuna.pruners.MedianPruner,
+    PercentilePrunerSpec: optuna.pruners.PercentilePruner,
+    SuccessiveHalvingPrunerSpec: optuna.pruners.SuccessiveHalvingPruner,
+    HyperbandPrunerSpec: optuna.pruners.HyperbandPruner,
+    ThresholdPrunerSpec: optuna.pruners.ThresholdPruner,
+    WilcoxonPrunerSpec: optuna.pruners.WilcoxonPruner,
+    PatientPrunerSpec: optuna.pruners.PatientPruner,
+}
+
+
+def sampler_name(spec: SamplerSpec | None) -> str:
+    return "tpe" if spec is None else msgspec.inspect.type_info(type(spec)).tag  # type: ignore[attr-defined]
+
+
+def build_study_sampler(spec: SamplerSpec | None) -> optuna.samplers.BaseSampler:
+    """The sampler a study runs with: a seeded one is pinned to trial numbers, so its
+    suggestions are reproducible across restarts (see :mod:`bridge_worker.determinism`)."""
+    sampler = build_sampler(spec)
+    seed = getattr(spec, "seed", msgspec.UNSET)
+    if isinstance(seed, int):
+        pin_to_trial_number(sampler, seed)
+    return sampler
 
 
 def build_sampler(spec: SamplerSpec | None) -> optuna.samplers.BaseSampler:
-    """The sampler a spec names; no spec means Optuna's default (TPE, unseeded)."""
+    """The sampler a spec names; no spec means Optuna's default (TPE, unseeded).
+
+    A sampler whose optional package is missing (cmaes, scipy, torch) is a ``missing_dependency``
+    error naming the package and the extra that installs it, at ``create`` rather than later.
+    """
     if spec is None:
         return optuna.samplers.TPESampler()
     options = _given_options(spec)
-    if isinstance(spec, RandomSamplerSpec):
-        return optuna.samplers.RandomSampler(**options)
-    if isinstance(spec, TPESamplerSpec):
-        return optuna.samplers.TPESampler(**options)
-    raise AssertionError(f"unhandled sampler spec {spec!r}")
+    if "independent_sampler" in options:
+        options["independent_sampler"] = build_sampler(options["independent_sampler"])
+    if "crossover" in options:
+        options["crossover"] = _crossover(options["crossover"])
+    if "reference_points" in options:
+        options["reference_points"] = np.asarray(options["reference_points"], dtype=float)
+    try:
+        with warnings.catch_warnings():
+            # Experimental-feature warnings are Optuna's business, not the parent's.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = _SAMPLERS[type(spec)](**options)
+            _check_dependencies(spec)
+    except ImportError as exc:
+        raise missing_dependency(sampler_name(spec), exc) from None
+    except ValueError as exc:  # Optuna's own cross-option checks (e.g. group needs multivariate)
+        raise BridgeError(
+            ErrorKind.INVALID_PARAMS, f"invalid sampler options: {exc}", field="$.params.sampler"
+        ) from None
+    return sampler
 
 
 def build_pruner(spec: PrunerSpec | None) -> optuna.pruners.BasePruner:
@@ -38,11 +125,53 @@ def build_pruner(spec: PrunerSpec | None) -> optuna.pruners.BasePruner:
     if spec is None:
         return optuna.pruners.MedianPruner()
     options = _given_options(spec)
-    if isinstance(spec, NopPrunerSpec):
-        return optuna.pruners.NopPruner()
-    if isinstance(spec, MedianPrunerSpec):
-        return optuna.pruners.MedianPruner(**options)
-    raise AssertionError(f"unhandled pruner spec {spec!r}")
+    if isinstance(spec, PatientPrunerSpec):
+        options["wrapped_pruner"] = (
+            None if spec.wrapped_pruner is None else build_pruner(spec.wrapped_pruner)
+        )
+    try:
+        return _PRUNERS[type(spec)](**options)
+    except ValueError as exc:
+        raise BridgeError(
+            ErrorKind.INVALID_PARAMS, f"invalid pruner options: {exc}", field="$.params.pruner"
+        ) from None
+
+
+def missing_dependency(sampler: str, exc: ImportError) -> BridgeError:
+    package = exc.name or _package_in(str(exc))
+    extra = EXTRAS.get(package or "", "samplers")
+    return BridgeError(
+        ErrorKind.MISSING_DEPENDENCY,
+        f"sampler {sampler!r} needs the Python package {package!r}, which is not installed: "
+        f"pip install 'optuna-bridge[{extra}]'",
+        sampler=sampler,
+        package=package,
+    )
+
+
+def _check_dependencies(spec: SamplerSpec) -> None:
+    """Import now what a sampler would otherwise import at its first ask."""
+    for package in _NEEDS.get(type(spec), ()):
+        importlib.import_module(package)
+
+
+def _package_in(message: str) -> str | None:
+    for package in EXTRAS:
+        if package in message:
+            return package
+    return None
+
+
+def _crossover(name: Crossover) -> optuna.samplers.nsgaii.BaseCrossover:
+    crossovers: dict[str, Callable[[], optuna.samplers.nsgaii.BaseCrossover]] = {
+        "uniform": optuna.samplers.nsgaii.UniformCrossover,
+        "blxalpha": optuna.samplers.nsgaii.BLXAlphaCrossover,
+        "sbx": optuna.samplers.nsgaii.SBXCrossover,
+        "spx": optuna.samplers.nsgaii.SPXCrossover,
+        "undx": optuna.samplers.nsgaii.UNDXCrossover,
+        "vsbx": optuna.samplers.nsgaii.VSBXCrossover,
+    }
+    return crossovers[name]()
 
 
 def _given_options(spec: msgspec.Struct) -> dict[str, Any]:

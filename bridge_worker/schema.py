@@ -137,6 +137,9 @@ SearchSpace = dict[ParamName, DistributionSpec]
 # --------------------------------------------------------------------------------------------
 
 Seed = Annotated[int, Meta(ge=0, le=2**32 - 1)]
+NonNegative = Annotated[int, Meta(ge=0)]
+Positive = Annotated[int, Meta(ge=1)]
+Probability = Annotated[float, Meta(ge=0, le=1)]
 
 
 class RandomSamplerSpec(_Spec, tag="random"):
@@ -145,8 +148,8 @@ class RandomSamplerSpec(_Spec, tag="random"):
 
 class TPESamplerSpec(_Spec, tag="tpe"):
     seed: Seed | UnsetType = UNSET
-    n_startup_trials: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
-    n_ei_candidates: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    n_startup_trials: NonNegative | UnsetType = UNSET
+    n_ei_candidates: Positive | UnsetType = UNSET
     multivariate: bool | UnsetType = UNSET
     group: bool | UnsetType = UNSET
     constant_liar: bool | UnsetType = UNSET
@@ -156,7 +159,91 @@ class TPESamplerSpec(_Spec, tag="tpe"):
     warn_independent_sampling: bool | UnsetType = UNSET
 
 
-SamplerSpec = RandomSamplerSpec | TPESamplerSpec
+IndependentSamplerSpec = RandomSamplerSpec | TPESamplerSpec
+"""Samplers that may sample what a relative sampler (cmaes, gp, qmc) cannot."""
+
+
+class CmaEsSamplerSpec(_Spec, tag="cmaes"):
+    seed: Seed | UnsetType = UNSET
+    x0: dict[ParamName, JsonScalar] | UnsetType = UNSET
+    sigma0: Annotated[float, Meta(gt=0)] | UnsetType = UNSET
+    n_startup_trials: NonNegative | UnsetType = UNSET
+    independent_sampler: IndependentSamplerSpec | UnsetType = UNSET
+    warn_independent_sampling: bool | UnsetType = UNSET
+    consider_pruned_trials: bool | UnsetType = UNSET
+    restart_strategy: Literal["ipop", "bipop"] | UnsetType = UNSET
+    popsize: Positive | UnsetType = UNSET
+    inc_popsize: Annotated[int, Meta(ge=-1)] | UnsetType = UNSET
+    use_separable_cma: bool | UnsetType = UNSET
+    with_margin: bool | UnsetType = UNSET
+    lr_adapt: bool | UnsetType = UNSET
+
+
+class GPSamplerSpec(_Spec, tag="gp"):
+    seed: Seed | UnsetType = UNSET
+    independent_sampler: IndependentSamplerSpec | UnsetType = UNSET
+    n_startup_trials: NonNegative | UnsetType = UNSET
+    deterministic_objective: bool | UnsetType = UNSET
+    warn_independent_sampling: bool | UnsetType = UNSET
+
+
+Crossover = Literal["uniform", "blxalpha", "sbx", "spx", "undx", "vsbx"]
+"""Optuna's NSGA crossovers by name, each with its default settings."""
+
+
+class NSGAIISamplerSpec(_Spec, tag="nsga2"):
+    seed: Seed | UnsetType = UNSET
+    population_size: Annotated[int, Meta(ge=2)] | UnsetType = UNSET
+    mutation_prob: Probability | UnsetType = UNSET
+    crossover: Crossover | UnsetType = UNSET
+    crossover_prob: Probability | UnsetType = UNSET
+    swapping_prob: Probability | UnsetType = UNSET
+
+
+class NSGAIIISamplerSpec(_Spec, tag="nsga3"):
+    seed: Seed | UnsetType = UNSET
+    population_size: Annotated[int, Meta(ge=2)] | UnsetType = UNSET
+    mutation_prob: Probability | UnsetType = UNSET
+    crossover: Crossover | UnsetType = UNSET
+    crossover_prob: Probability | UnsetType = UNSET
+    swapping_prob: Probability | UnsetType = UNSET
+    reference_points: list[list[float]] | UnsetType = UNSET
+    dividing_parameter: Positive | UnsetType = UNSET
+
+
+class QMCSamplerSpec(_Spec, tag="qmc"):
+    seed: Seed | UnsetType = UNSET
+    qmc_type: Literal["sobol", "halton", "lhs", "orthogonal_lhs"] | UnsetType = UNSET
+    scramble: bool | UnsetType = UNSET
+    independent_sampler: IndependentSamplerSpec | UnsetType = UNSET
+    warn_asynchronous_seeding: bool | UnsetType = UNSET
+    warn_independent_sampling: bool | UnsetType = UNSET
+
+
+class GridSamplerSpec(_Spec, tag="grid"):
+    search_space: Annotated[
+        dict[ParamName, Annotated[list[JsonScalar], Meta(min_length=1)]], Meta(min_length=1)
+    ]
+    """Every value to try for each parameter; the grid is their product."""
+    seed: Seed | UnsetType = UNSET
+
+
+class BruteForceSamplerSpec(_Spec, tag="bruteforce"):
+    seed: Seed | UnsetType = UNSET
+    avoid_premature_stop: bool | UnsetType = UNSET
+
+
+SamplerSpec = (
+    RandomSamplerSpec
+    | TPESamplerSpec
+    | CmaEsSamplerSpec
+    | GPSamplerSpec
+    | NSGAIISamplerSpec
+    | NSGAIIISamplerSpec
+    | QMCSamplerSpec
+    | GridSamplerSpec
+    | BruteForceSamplerSpec
+)
 
 
 class NopPrunerSpec(_Spec, tag="nop"):
@@ -164,13 +251,64 @@ class NopPrunerSpec(_Spec, tag="nop"):
 
 
 class MedianPrunerSpec(_Spec, tag="median"):
-    n_startup_trials: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
-    n_warmup_steps: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
-    interval_steps: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
-    n_min_trials: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    n_startup_trials: NonNegative | UnsetType = UNSET
+    n_warmup_steps: NonNegative | UnsetType = UNSET
+    interval_steps: Positive | UnsetType = UNSET
+    n_min_trials: Positive | UnsetType = UNSET
 
 
-PrunerSpec = NopPrunerSpec | MedianPrunerSpec
+class PercentilePrunerSpec(_Spec, tag="percentile"):
+    percentile: Annotated[float, Meta(ge=0, le=100)]
+    n_startup_trials: NonNegative | UnsetType = UNSET
+    n_warmup_steps: NonNegative | UnsetType = UNSET
+    interval_steps: Positive | UnsetType = UNSET
+    n_min_trials: Positive | UnsetType = UNSET
+
+
+class SuccessiveHalvingPrunerSpec(_Spec, tag="successive_halving"):
+    min_resource: Positive | Literal["auto"] | UnsetType = UNSET
+    reduction_factor: Annotated[int, Meta(ge=2)] | UnsetType = UNSET
+    min_early_stopping_rate: NonNegative | UnsetType = UNSET
+    bootstrap_count: NonNegative | UnsetType = UNSET
+
+
+class HyperbandPrunerSpec(_Spec, tag="hyperband"):
+    min_resource: Positive | UnsetType = UNSET
+    max_resource: Positive | Literal["auto"] | UnsetType = UNSET
+    reduction_factor: Annotated[int, Meta(ge=2)] | UnsetType = UNSET
+    bootstrap_count: NonNegative | UnsetType = UNSET
+
+
+class ThresholdPrunerSpec(_Spec, tag="threshold"):
+    lower: float | UnsetType = UNSET
+    upper: float | UnsetType = UNSET
+    n_warmup_steps: NonNegative | UnsetType = UNSET
+    interval_steps: Positive | UnsetType = UNSET
+
+
+class WilcoxonPrunerSpec(_Spec, tag="wilcoxon"):
+    p_threshold: Probability | UnsetType = UNSET
+    n_startup_steps: NonNegative | UnsetType = UNSET
+
+
+class PatientPrunerSpec(_Spec, tag="patient"):
+    """Waits ``patience`` steps without improvement before asking the wrapped pruner."""
+
+    patience: NonNegative
+    wrapped_pruner: WrappablePrunerSpec | None = None
+    min_delta: Annotated[float, Meta(ge=0)] | UnsetType = UNSET
+
+
+WrappablePrunerSpec = (
+    NopPrunerSpec
+    | MedianPrunerSpec
+    | PercentilePrunerSpec
+    | SuccessiveHalvingPrunerSpec
+    | HyperbandPrunerSpec
+    | ThresholdPrunerSpec
+    | WilcoxonPrunerSpec
+)
+PrunerSpec = WrappablePrunerSpec | PatientPrunerSpec
 
 
 class StudyConfig(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -262,6 +400,8 @@ class TellParams(_Params):
     state: Literal["complete", "pruned", "fail"] = "complete"
     skip_if_finished: bool = False
     user_attrs: UserAttrs = {}
+    constraints: Annotated[list[float], Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    """Constraint values of a complete or pruned trial: feasible when all are <= 0."""
 
 
 class TellResult(Struct):
@@ -307,6 +447,53 @@ class DeleteParams(_Params):
 class DeleteResult(Struct):
     study: str
     deleted: bool = True
+
+
+class ReportParams(_Params):
+    study: StudyName
+    number: Annotated[int, Meta(ge=0)]
+    step: Annotated[int, Meta(ge=0)]
+    value: float
+
+
+class ReportResult(Struct):
+    should_prune: bool
+
+
+class EnqueueParams(_Params):
+    study: StudyName
+    params: dict[ParamName, JsonScalar] = {}
+    """Some or all parameters of the next asked trial; the sampler fills in the rest."""
+    user_attrs: UserAttrs = {}
+    skip_if_exists: bool = False
+    """Do nothing if a trial with exactly these params was already enqueued or run."""
+
+
+class EnqueueResult(Struct):
+    enqueued: bool
+
+
+class SetAttrsParams(_Params):
+    study: StudyName
+    number: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    """The trial whose attrs to set; without it, the study's."""
+    user_attrs: UserAttrs = {}
+
+
+class SetAttrsResult(Struct):
+    pass
+
+
+class ImportanceParams(_Params):
+    study: StudyName
+    params: Annotated[list[ParamName], Meta(min_length=1)] | UnsetType = UNSET
+    """Only these parameters (default: all of the completed trials' common parameters)."""
+    objective: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    """Which objective of a multi-objective study (required there)."""
+
+
+class ImportanceResult(Struct):
+    importances: dict[str, float]
 
 
 class ExportParams(_Params):

@@ -3,15 +3,19 @@
 A snapshot is plain JSON (no pickle, no code): format name, version, the study's body and a SHA-256
 checksum of the body's canonical encoding. Canonical means sorted keys, no whitespace and
 msgspec's shortest round-trip floats, so one logical study always exports the same bytes and
-export → import → export is byte-identical. Reading one checks, in order: the envelope's shape,
-the version, the checksum, the body's shape, and that every trial is one Optuna would accept;
-only then is anything written, so a bad snapshot leaves every existing study untouched.
+export → import → export is byte-identical. Pickles never enter or leave: CMA-ES's optimizer
+state, a pickle in Optuna's trial attrs, is not exported and is refused on import.
+
+Reading one checks, in order: the envelope's shape, the version, the checksum, the body's shape,
+and that every trial is one Optuna would accept; only then is anything written, so a bad
+snapshot leaves every existing study untouched.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 from typing import Any
 
 import msgspec
@@ -22,7 +26,7 @@ from optuna.trial import FrozenTrial
 from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME
 from bridge_worker.errors import BridgeError, ErrorKind
 from bridge_worker.registry import CONFIG_ATTR, StudyEntry, StudyRegistry
-from bridge_worker.samplers import build_pruner, build_sampler
+from bridge_worker.samplers import build_pruner, build_study_sampler
 from bridge_worker.schema import (
     SNAPSHOT_FORMAT,
     SNAPSHOT_VERSION,
@@ -31,6 +35,10 @@ from bridge_worker.schema import (
     SnapshotTrial,
 )
 from bridge_worker.space import check_value, to_distribution, to_spec
+
+PICKLED_ATTR = re.compile(r"^[a-z-]*cma[a-z]*:optimizer")
+"""Trial system attrs where Optuna's CMA-ES keeps its optimizer as a hex-encoded pickle. They are
+left out of snapshots and refused on import: unpickling data from a frame could run code."""
 
 
 def canonical(value: Any) -> bytes:
@@ -69,6 +77,7 @@ def export_study(entry: StudyEntry) -> bytes:
 
 
 def _snapshot_trial(trial: FrozenTrial) -> SnapshotTrial:
+    system_attrs = {k: v for k, v in trial.system_attrs.items() if not PICKLED_ATTR.match(k)}
     return SnapshotTrial(
         number=trial.number,
         state=STATE_NAMES[trial.state],
@@ -77,7 +86,7 @@ def _snapshot_trial(trial: FrozenTrial) -> SnapshotTrial:
         values=trial.values,
         intermediate_values=trial.intermediate_values,
         user_attrs=trial.user_attrs,
-        system_attrs=trial.system_attrs,
+        system_attrs=system_attrs,
         datetime_start=_iso(trial.datetime_start),
         datetime_complete=_iso(trial.datetime_complete),
     )
@@ -138,6 +147,8 @@ def _frozen_trial(trial: SnapshotTrial, n_objectives: int, index: int) -> Frozen
             raise ValueError("params and distributions name different parameters")
         for name, value in trial.params.items():
             check_value(distributions[name], value, f"{where}.params.{name}")
+        if any(PICKLED_ATTR.match(key) for key in trial.system_attrs):
+            raise ValueError("system attrs hold a pickled object, which is never imported")
         if trial.values is not None and len(trial.values) != n_objectives:
             raise ValueError(f"{len(trial.values)} values for {n_objectives} objective(s)")
         frozen = optuna.trial.create_trial(
@@ -194,7 +205,7 @@ def import_study(
         storage=registry.storage,
         study_name=name,
         directions=list(body.directions),
-        sampler=build_sampler(body.config.sampler),
+        sampler=build_study_sampler(body.config.sampler),
         pruner=build_pruner(body.config.pruner),
     )
     storage = study._storage

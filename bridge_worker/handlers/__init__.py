@@ -3,7 +3,16 @@
 from collections.abc import Callable
 from typing import Any
 
-from bridge_worker.handlers import checkpoints, control, studies, trials
+from bridge_worker.handlers import (
+    analysis,
+    attrs,
+    checkpoints,
+    control,
+    planning,
+    pruning,
+    studies,
+    trials,
+)
 
 ALL: list[Callable[..., Any]] = [
     control.ping,
@@ -15,6 +24,10 @@ ALL: list[Callable[..., Any]] = [
     trials.tell,
     trials.best,
     trials.trials,
+    pruning.report,
+    planning.enqueue,
+    attrs.set_attrs,
+    analysis.importance,
     checkpoints.export,
     checkpoints.import_,
 ]

@@ -9,7 +9,10 @@ import optuna
 from msgspec import UNSET
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.trial import TrialState
+from optuna.storages import BaseStorage
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAINTS_KEY
+from optuna.study._tell import _tell_with_warning
+from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, trial_info
 from bridge_worker.dispatch import rpc_method
@@ -83,16 +86,13 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     values = _told_values(entry, params)
     study = entry.study
     storage = study._storage
-    try:
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, params.number)
-    except KeyError:
-        raise _trial_not_found(entry, params.number) from None
-    frozen = storage.get_trial(trial_id)
+    frozen = find_trial(entry, params.number)
+    trial_id = frozen._trial_id
     if frozen.state.is_finished():
         registry.trial_told(trial_id)
         if params.skip_if_finished:
             return TellResult(frozen.number, STATE_NAMES[frozen.state], frozen.values)
-        raise _trial_finished(entry, params.number, frozen.state)
+        raise trial_finished(entry, params.number, frozen.state)
     if frozen.state == TrialState.WAITING:
         raise BridgeError(
             ErrorKind.TRIAL_NOT_FOUND,
@@ -102,13 +102,53 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     try:
         for key, value in params.user_attrs.items():
             storage.set_trial_user_attr(trial_id, key, value)
-        told = study.tell(params.number, values, state=STATES_BY_NAME[params.state])
-        registry.trial_told(trial_id)
+        if params.constraints is not UNSET:
+            _store_constraints(storage, trial_id, params)
+        # Study.tell would deep-copy the finished trial only for us to throw the copy away.
+        state, told_values, _ = _tell_with_warning(
+            study, params.number, values, state=STATES_BY_NAME[params.state],
+            suppress_warning=True,
+        )
     except UpdateFinishedTrialError:
-        registry.trial_told(trial_id)
         # Another worker (or a stale-trial sweep) finished it between our check and our tell.
-        raise _trial_finished(entry, params.number, storage.get_trial(trial_id).state) from None
-    return TellResult(told.number, STATE_NAMES[told.state], told.values)
+        registry.trial_told(trial_id)
+        raise trial_finished(entry, params.number, storage.get_trial(trial_id).state) from None
+    registry.trial_told(trial_id)
+    return TellResult(params.number, STATE_NAMES[state], told_values)
+
+
+def _store_constraints(storage: BaseStorage, trial_id: int, params: TellParams) -> None:
+    """Store constraints as Optuna's ``Trial.set_constraint`` does, where every sampler that
+    supports constrained optimization (and ``best``) finds them."""
+    assert params.constraints is not UNSET
+    if params.state == "fail":
+        raise invalid_params("$.params.constraints", "a failed trial takes no constraints")
+    if not all(math.isfinite(c) for c in params.constraints):
+        raise invalid_params("$.params.constraints", "constraints must be finite")
+    for index, value in enumerate(params.constraints):
+        storage.set_trial_system_attr(trial_id, f"{CONSTRAINTS_KEY}:{index}", value)
+
+
+def find_trial(entry: StudyEntry, number: int) -> FrozenTrial:
+    """The study's trial ``number`` as stored now, or ``trial_not_found``."""
+    storage = entry.study._storage
+    try:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(entry.study._study_id, number)
+    except KeyError:
+        raise BridgeError(
+            ErrorKind.TRIAL_NOT_FOUND,
+            f"study {entry.name!r} has no trial number {number}",
+            study=entry.name, number=number,
+        ) from None
+    return storage.get_trial(trial_id)
+
+
+def trial_finished(entry: StudyEntry, number: int, state: TrialState) -> BridgeError:
+    return BridgeError(
+        ErrorKind.TRIAL_FINISHED,
+        f"trial {number} of study {entry.name!r} is already {STATE_NAMES[state]}",
+        study=entry.name, number=number, state=STATE_NAMES[state],
+    )
 
 
 def _told_values(entry: StudyEntry, params: TellParams) -> list[float] | None:
@@ -148,7 +188,7 @@ def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
     if not front:
         raise BridgeError(
             ErrorKind.NO_COMPLETED_TRIALS,
-            f"study {entry.name!r} has no completed trial yet",
+            f"study {entry.name!r} has no completed (and, if constrained, feasible) trial yet",
             study=entry.name,
         )
     return TrialsResult(trials=[trial_info(t, params.datetimes) for t in front])
@@ -160,19 +200,3 @@ def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
     states = None if params.states is UNSET else tuple(STATES_BY_NAME[s] for s in params.states)
     found = entry.study.get_trials(deepcopy=False, states=states)
     return TrialsResult(trials=[trial_info(t, params.datetimes) for t in found])
-
-
-def _trial_not_found(entry: StudyEntry, number: int) -> BridgeError:
-    return BridgeError(
-        ErrorKind.TRIAL_NOT_FOUND,
-        f"study {entry.name!r} has no trial number {number}",
-        study=entry.name, number=number,
-    )
-
-
-def _trial_finished(entry: StudyEntry, number: int, state: TrialState) -> BridgeError:
-    return BridgeError(
-        ErrorKind.TRIAL_FINISHED,
-        f"trial {number} of study {entry.name!r} is already {STATE_NAMES[state]}",
-        study=entry.name, number=number, state=STATE_NAMES[state],
-    )

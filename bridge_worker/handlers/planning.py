@@ -1,0 +1,32 @@
+"""``enqueue``: parameters the parent wants evaluated next (a known good point, a baseline)."""
+
+from __future__ import annotations
+
+from bridge_worker.dispatch import rpc_method
+from bridge_worker.errors import invalid_params
+from bridge_worker.registry import StudyRegistry
+from bridge_worker.schema import EnqueueParams, EnqueueResult
+from bridge_worker.space import check_value
+
+
+@rpc_method("enqueue")
+def enqueue(registry: StudyRegistry, params: EnqueueParams) -> EnqueueResult:
+    """Optuna's ``enqueue_trial``: the next ``ask`` returns these parameters, enqueued trials in
+    order, and the sampler fills in any parameter left out.
+
+    Every parameter must be in the study's search space, with a value its distribution
+    contains, so a typo is an error rather than a silently ignored value.
+    """
+    entry = registry.get(params.study)
+    for name, value in params.params.items():
+        field = f"$.params.params.{name}"
+        distribution = entry.distributions.get(name)
+        if distribution is None:
+            raise invalid_params(field, f"{name!r} is not in the study's search space")
+        check_value(distribution, value, field)
+    study = entry.study
+    before = study._storage.get_n_trials(study._study_id)
+    study.enqueue_trial(
+        dict(params.params), user_attrs=params.user_attrs, skip_if_exists=params.skip_if_exists
+    )
+    return EnqueueResult(enqueued=study._storage.get_n_trials(study._study_id) > before)
