@@ -101,19 +101,19 @@ def build_sampler(spec: SamplerSpec | None) -> optuna.samplers.BaseSampler:
     options = _given_options(spec)
     if "independent_sampler" in options:
         options["independent_sampler"] = build_sampler(options["independent_sampler"])
-    if "crossover" in options:
-        options["crossover"] = _crossover(options["crossover"])
     if "reference_points" in options:
         options["reference_points"] = np.asarray(options["reference_points"], dtype=float)
     try:
         with warnings.catch_warnings():
             # Experimental-feature warnings are Optuna's business, not the parent's.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if "crossover" in options:
+                options["crossover"] = _crossover(options["crossover"])
             sampler = _SAMPLERS[type(spec)](**options)
             _check_dependencies(spec)
     except ImportError as exc:
         raise missing_dependency(sampler_name(spec), exc) from None
-    except ValueError as exc:  # Optuna's own cross-option checks (e.g. group needs multivariate)
+    except (ValueError, TypeError) as exc:  # Optuna's cross-option checks
         raise BridgeError(
             ErrorKind.INVALID_PARAMS, f"invalid sampler options: {exc}", field="$.params.sampler"
         ) from None
@@ -131,7 +131,7 @@ def build_pruner(spec: PrunerSpec | None) -> optuna.pruners.BasePruner:
         )
     try:
         return _PRUNERS[type(spec)](**options)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # e.g. threshold needs lower or upper
         raise BridgeError(
             ErrorKind.INVALID_PARAMS, f"invalid pruner options: {exc}", field="$.params.pruner"
         ) from None

@@ -104,17 +104,36 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
             storage.set_trial_user_attr(trial_id, key, value)
         if params.constraints is not UNSET:
             _store_constraints(storage, trial_id, params)
-        # Study.tell would deep-copy the finished trial only for us to throw the copy away.
-        state, told_values, _ = _tell_with_warning(
-            study, params.number, values, state=STATES_BY_NAME[params.state],
-            suppress_warning=True,
-        )
+        state, told_values = _tell(study, params.number, values, STATES_BY_NAME[params.state])
     except UpdateFinishedTrialError:
         # Another worker (or a stale-trial sweep) finished it between our check and our tell.
         registry.trial_told(trial_id)
         raise trial_finished(entry, params.number, storage.get_trial(trial_id).state) from None
     registry.trial_told(trial_id)
     return TellResult(params.number, STATE_NAMES[state], told_values)
+
+
+def _tell(
+    study: optuna.Study, number: int, values: list[float] | None, state: TrialState
+) -> tuple[TrialState, list[float] | None]:
+    """``Study.tell`` without the deep copy of the finished trial it would return.
+
+    GridSampler calls ``Study.stop`` once its grid is exhausted, which Optuna only allows inside
+    ``optimize``; the trial is stored by then, and in ask-and-tell mode stopping is the parent's
+    decision, so that one RuntimeError is not an error here.
+    """
+    try:
+        told_state, told_values, _ = _tell_with_warning(
+            study, number, values, state=state, suppress_warning=True
+        )
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+        frozen = study._storage.get_trial(
+            study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        )
+        return frozen.state, frozen.values
+    return told_state, told_values
 
 
 def _store_constraints(storage: BaseStorage, trial_id: int, params: TellParams) -> None:
