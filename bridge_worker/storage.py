@@ -169,6 +169,19 @@ class JournalHeartbeatStorage(optuna.storages.JournalStorage, BaseHeartbeat):
         return self._stale_trial_callback
 
 
+def _open_racing_peers(options: StorageOptions, attempts: int = 5) -> BaseStorage:
+    """Open the storage; workers that start together on an empty database race to create
+    Optuna's tables, and the losers see an IntegrityError: the tables exist then, so try again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return open_storage(options)
+        except Exception as exc:
+            if attempt == attempts or type(exc).__name__ != "IntegrityError":
+                raise
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
 class StorageHandle:
     """The worker's storage, opened on first use and re-tried after a failure to open."""
 
@@ -185,7 +198,7 @@ class StorageHandle:
         with self._lock:
             if self._storage is None:
                 try:
-                    self._storage = open_storage(self.options)
+                    self._storage = _open_racing_peers(self.options)
                 except Exception as exc:
                     raise BridgeError(
                         ErrorKind.STORAGE_ERROR,
