@@ -44,6 +44,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES, metavar="N",
         help="longer frames get a frame_too_large error (default: 16 MiB)",
     )
+    from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
+
+    defaults = Limits()
+    for name in ("max_batch", "max_depth", "max_ask", "max_name_length", "max_params",
+                 "max_choices", "max_studies"):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
+            metavar="N", help=f"limit (default {getattr(defaults, name)})",
+        )
     parser.add_argument("--log-level", choices=LEVELS, default="info")
     parser.add_argument("--version", action="version", version=f"optuna-bridge {__version__}")
     args = parser.parse_args(argv)
@@ -59,6 +68,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         check_options(args.storage_options)
     except ValueError as exc:
         parser.error(str(exc))
+    args.limits = Limits(**{name: getattr(args, name) for name in NAMES})
+    for name in NAMES:
+        value = getattr(args.limits, name)
+        if value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+        if value > HARD_BOUNDS.get(name, value):
+            parser.error(f"--{name.replace('_', '-')} cannot exceed the protocol's bound "
+                         f"{HARD_BOUNDS[name]}")
     return args
 
 
@@ -88,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage.get()
     except BridgeError as exc:  # answered as storage_error until the storage is reachable
         log.warning("storage_unavailable", storage=storage_kind, error=exc.message)
-    registry = StudyRegistry(storage)
+    registry = StudyRegistry(storage, args.limits)
     endpoint = Endpoint(Dispatcher(registry, build_methods(ALL)))
     ready = schema.Notification(
         method="ready",
@@ -107,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             endpoint,
             schema.encoder.encode(ready),
             args.framing,
-            args.max_frame_bytes,
+            args.limits.max_frame_bytes,
             in_fd=sys.stdin.fileno(),
             out_fd=proto_fd,
         )

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from bridge_worker.errors import BridgeError, ErrorKind, study_not_found
 from bridge_worker.heartbeat import HeartbeatKeeper
+from bridge_worker.limits import Limits
 from bridge_worker.samplers import build_pruner, build_study_sampler
 from bridge_worker.schema import Direction, StudyConfig, UserAttrs
 from bridge_worker.space import to_distributions
@@ -60,10 +61,13 @@ class StudyStatus:
 
 
 class StudyRegistry:
-    def __init__(self, storage: StorageHandle | StorageOptions | None = None) -> None:
+    def __init__(
+        self, storage: StorageHandle | StorageOptions | None = None, limits: Limits | None = None
+    ) -> None:
         if not isinstance(storage, StorageHandle):
             storage = StorageHandle(storage or StorageOptions())
         self._handle = storage
+        self.limits = limits or Limits()
         self._entries: dict[str, StudyEntry] = {}
         self._keeper: HeartbeatKeeper | None = None
 
@@ -116,9 +120,14 @@ class StudyRegistry:
     ) -> tuple[StudyEntry, bool]:
         """Create a study; with ``load_if_exists`` an existing one is returned as stored
         (its own directions and config win). Returns the entry and whether it was created."""
-        distributions = to_distributions(config.search_space, "$.params.search_space")
+        self.limits.check("max_name_length", "length of the study name", len(name))
+        distributions = to_distributions(
+            config.search_space, "$.params.search_space", self.limits
+        )
         sampler = build_study_sampler(config.sampler)
         pruner = build_pruner(config.pruner)
+        if not load_if_exists or not self.exists(name):
+            self.check_room_for_a_study()
         try:
             study = optuna.create_study(
                 storage=self.storage,
@@ -141,6 +150,9 @@ class StudyRegistry:
         entry = StudyEntry(name, study, config, distributions)
         self._entries[name] = entry
         return entry, True
+
+    def check_room_for_a_study(self) -> None:
+        self.limits.check("max_studies", "studies", len(self.storage.get_all_studies()) + 1)
 
     def adopt(self, study: optuna.Study, config: StudyConfig) -> StudyEntry:
         """Serve a study just written into the storage by other means (``import``)."""

@@ -17,6 +17,7 @@ from bridge_worker import schema
 from bridge_worker.dispatch import Dispatcher
 from bridge_worker.errors import BridgeError, ErrorKind, as_bridge_error
 from bridge_worker.framing import Frame, Oversize
+from bridge_worker.limits import Limits, nesting_depth
 from bridge_worker.schema import (
     ErrorNotificationParams,
     ErrorObject,
@@ -26,9 +27,10 @@ from bridge_worker.schema import (
     ResultReply,
 )
 
-_NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError)
-"""What a decoder raises for bytes that are not JSON: msgspec raises ``UnicodeDecodeError`` (not
-``DecodeError``) for invalid UTF-8 inside a string."""
+_NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What a decoder raises for bytes it cannot read: msgspec raises ``UnicodeDecodeError`` (not
+``DecodeError``) for invalid UTF-8 inside a string, and ``RecursionError`` for nesting deeper than
+its stack allows (``--max-depth`` keeps frames well below that)."""
 
 _encode = schema.encoder.encode
 _decode_envelope = schema.envelope_decoder.decode
@@ -38,9 +40,9 @@ _decode_batch = schema.batch_decoder.decode
 class Endpoint:
     """Answers frames. ``closing`` turns true once a method that ends the session has answered."""
 
-    def __init__(self, dispatcher: Dispatcher, max_batch: int = 1000) -> None:
+    def __init__(self, dispatcher: Dispatcher, limits: Limits | None = None) -> None:
         self.dispatcher = dispatcher
-        self.max_batch = max_batch
+        self.limits = limits or dispatcher.registry.limits
         self.closing = False
         self._log = structlog.get_logger("bridge_worker.rpc")
 
@@ -55,13 +57,29 @@ class Endpoint:
             )
             return [_error_reply(None, error)]
         out: list[bytes] = []
-        if frame.lstrip()[:1] == b"[":
-            reply = self._handle_batch(frame, out)
-        else:
-            reply = self._handle_one(frame, out)
+        try:
+            reply = self._handle_frame(frame, out)
+        except Exception as exc:  # a bug in this module itself must not end the worker either
+            self._log.error("internal_error", exc_info=exc)
+            reply = _error_reply(None, as_bridge_error(exc))
         if reply is not None:
             out.append(reply)
         return out
+
+    def _handle_frame(self, frame: bytes, out: list[bytes]) -> bytes | None:
+        max_depth = self.limits.max_depth
+        depth = nesting_depth(frame, max_depth)
+        if depth > max_depth:
+            error = BridgeError(
+                ErrorKind.LIMIT_EXCEEDED,
+                f"frame nested {depth} levels deep; this worker allows at most {max_depth} "
+                "(--max-depth)",
+                limit="max_depth", value=depth, max=max_depth,
+            )
+            return _error_reply(_salvage_id(frame), error)
+        if frame.lstrip()[:1] == b"[":
+            return self._handle_batch(frame, out)
+        return self._handle_one(frame, out)
 
     def _handle_batch(self, frame: bytes, out: list[bytes]) -> bytes | None:
         try:
@@ -70,15 +88,10 @@ class Endpoint:
             return _error_reply(None, BridgeError(ErrorKind.PARSE_ERROR, f"invalid JSON: {exc}"))
         if not items:
             return _error_reply(None, BridgeError(ErrorKind.INVALID_REQUEST, "empty batch"))
-        if len(items) > self.max_batch:
-            return _error_reply(
-                None,
-                BridgeError(
-                    ErrorKind.LIMIT_EXCEEDED,
-                    f"batch of {len(items)} requests; at most {self.max_batch}",
-                    limit="max_batch", max=self.max_batch,
-                ),
-            )
+        try:
+            self.limits.check("max_batch", "requests in the batch", len(items))
+        except BridgeError as error:
+            return _error_reply(None, error)
         replies = [r for item in items if (r := self._handle_one(item, out)) is not None]
         return b"[" + b",".join(replies) + b"]" if replies else None
 

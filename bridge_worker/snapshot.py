@@ -192,6 +192,9 @@ def import_study(
     An existing study of that name is replaced only with ``overwrite``; if writing fails half
     way, the half-written study is removed again so the failure leaves no trace but the error.
     """
+    registry.limits.check("max_name_length", "length of the study name", len(name))
+    for index, trial in enumerate(trials):
+        registry.limits.check("max_params", f"parameters of trial {index}", len(trial.params))
     if registry.exists(name):
         if not overwrite:
             raise BridgeError(
@@ -200,6 +203,8 @@ def import_study(
                 study=name,
             )
         registry.delete(name)
+    else:
+        registry.check_room_for_a_study()
     registry.forget(name)
     study = optuna.create_study(
         storage=registry.storage,

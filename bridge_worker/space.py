@@ -19,6 +19,7 @@ from optuna.distributions import (
 )
 
 from bridge_worker.errors import invalid_params
+from bridge_worker.limits import Limits
 from bridge_worker.schema import (
     CategoricalDistributionSpec,
     DistributionSpec,
@@ -29,13 +30,22 @@ from bridge_worker.schema import (
 
 
 def to_distributions(
-    space: Mapping[str, DistributionSpec], field: str
+    space: Mapping[str, DistributionSpec], field: str, limits: Limits | None = None
 ) -> dict[str, BaseDistribution]:
-    """Convert a whole space; ``field`` is the JSONPath of the space in the request."""
-    return {name: to_distribution(spec, f"{field}.{name}") for name, spec in space.items()}
+    """Convert a whole space; ``field`` is the JSONPath of the space in the request. With
+    ``limits`` (a space that comes from a frame), the operator's limits are enforced too."""
+    if limits is not None:
+        limits.check("max_params", f"parameters at {field}", len(space))
+        for name in space:
+            limits.check("max_name_length", f"length of parameter name at {field}", len(name))
+    return {
+        name: to_distribution(spec, f"{field}.{name}", limits) for name, spec in space.items()
+    }
 
 
-def to_distribution(spec: DistributionSpec, field: str) -> BaseDistribution:
+def to_distribution(
+    spec: DistributionSpec, field: str, limits: Limits | None = None
+) -> BaseDistribution:
     if isinstance(spec, FloatDistributionSpec):
         _check_bounds(spec.low, spec.high, spec.log, field)
         if spec.step is not None:
@@ -53,6 +63,8 @@ def to_distribution(spec: DistributionSpec, field: str) -> BaseDistribution:
         return IntDistribution(spec.low, spec.high, log=spec.log, step=spec.step)
     if not spec.choices:
         raise invalid_params(f"{field}.choices", "choices must not be empty")
+    if limits is not None:
+        limits.check("max_choices", f"choices at {field}", len(spec.choices))
     for i, choice in enumerate(spec.choices):
         if isinstance(choice, float) and not math.isfinite(choice):
             raise invalid_params(f"{field}.choices[{i}]", "choices must be finite numbers")

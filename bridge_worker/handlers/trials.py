@@ -37,12 +37,14 @@ FIXED_PARAMS_ATTR = "fixed_params"
 
 @rpc_method("ask")
 def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
+    registry.limits.check("max_ask", "trials asked at once (n)", params.n)
     entry = registry.get(params.study)
     registry.fail_stale_trials(entry)
     distributions = entry.distributions
     if params.search_space is not UNSET:
-        extra = to_distributions(params.search_space, "$.params.search_space")
+        extra = to_distributions(params.search_space, "$.params.search_space", registry.limits)
         distributions = {**distributions, **extra}
+        registry.limits.check("max_params", "parameters in the ask", len(distributions))
     for name, value in params.fixed_params.items():
         distribution = distributions.get(name)
         field = f"$.params.fixed_params.{name}"

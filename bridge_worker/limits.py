@@ -1,0 +1,70 @@
+"""Limits on what one frame (and one worker) may ask for, set by the operator.
+
+The protocol has hard bounds that are part of the schema (``n`` at most 1000, names at most 512
+characters, ...); the operator can only tighten them, from the command line. Every limit that a
+frame hits is a ``limit_exceeded`` error (-32009) whose ``data.limit`` is the flag's name, so a
+parent can tell "my request was malformed" (``invalid_params``) from "this worker is configured
+smaller" (``limit_exceeded``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from bridge_worker.errors import BridgeError, ErrorKind
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_OPEN = np.zeros(256, dtype=np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_frame_bytes: int = 16 * 1024 * 1024
+    """Bytes in one frame; a longer one is discarded as it arrives (``frame_too_large``)."""
+    max_batch: int = 1000
+    """Requests in one JSON-RPC batch."""
+    max_depth: int = 64
+    """Nesting depth of arrays and objects in one frame."""
+    max_ask: int = 1000
+    """Trials asked by one ``ask`` (``n``)."""
+    max_name_length: int = 512
+    """Characters in a study or parameter name."""
+    max_params: int = 1000
+    """Parameters in one search space (a study's, an ask's, a snapshot trial's)."""
+    max_choices: int = 10_000
+    """Choices of one categorical parameter."""
+    max_studies: int = 10_000
+    """Studies in the worker's storage (checked when one is created or imported)."""
+
+    def check(self, limit: str, what: str, value: int) -> None:
+        """Raise ``limit_exceeded`` when ``value`` is over the limit named ``limit``."""
+        maximum: int = getattr(self, limit)
+        if value > maximum:
+            raise BridgeError(
+                ErrorKind.LIMIT_EXCEEDED,
+                f"{what}: {value}, this worker allows at most {maximum} "
+                f"(--{limit.replace('_', '-')})",
+                limit=limit, value=value, max=maximum,
+            )
+
+
+HARD_BOUNDS = {"max_ask": 1000, "max_name_length": 512, "max_batch": 1000}
+"""Schema bounds a limit cannot raise (the protocol promises them to every parent)."""
+
+NAMES = tuple(f.name for f in fields(Limits))
+
+
+def nesting_depth(frame: bytes, at_most: int) -> int:
+    """The frame's deepest nesting of arrays/objects, or any value <= ``at_most`` if it is not
+    deeper than that. Cheap for ordinary frames: counting brackets (in C) proves most of them
+    shallow; only bracket-heavy frames are measured, with strings blanked out first."""
+    if frame.count(b"[") + frame.count(b"{") <= at_most:
+        return 0
+    body = _STRING.sub(b'""', frame)
+    steps = _OPEN[np.frombuffer(body, dtype=np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))

@@ -1,0 +1,144 @@
+"""Operator limits: each one hit by a frame gives ``limit_exceeded`` naming it; none crashes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from conftest import PYTHON
+
+from bridge_worker.client import Worker, WorkerError
+from bridge_worker.dispatch import Dispatcher, build_methods
+from bridge_worker.handlers import ALL
+from bridge_worker.limits import Limits, nesting_depth
+from bridge_worker.registry import StudyRegistry
+from bridge_worker.rpc import Endpoint
+
+SMALL = Limits(max_batch=3, max_depth=8, max_ask=4, max_name_length=10, max_params=2,
+               max_choices=3, max_studies=2)
+
+
+def endpoint(limits: Limits = SMALL) -> Endpoint:
+    return Endpoint(Dispatcher(StudyRegistry(limits=limits), build_methods(ALL)))
+
+
+def reply(ep: Endpoint, frame: Any) -> Any:
+    raw = frame if isinstance(frame, bytes) else orjson.dumps(frame)
+    (out,) = ep.handle(raw)
+    return orjson.loads(out)
+
+
+def limit_of(answer: Any) -> str:
+    assert answer["error"]["code"] == -32009, answer
+    assert answer["error"]["data"]["kind"] == "limit_exceeded"
+    limit: str = answer["error"]["data"]["limit"]
+    return limit
+
+
+X = {"type": "float", "low": 0, "high": 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "limit"),
+    [
+        ("create", {"study": "a-long-study-name"}, "max_name_length"),
+        ("create", {"study": "s", "search_space": {"x": X, "y": X, "z": X}}, "max_params"),
+        ("create", {"study": "s", "search_space": {"a-long-param-name": X}}, "max_name_length"),
+        ("create", {"study": "s", "search_space": {"c": {"type": "categorical",
+                                                         "choices": [1, 2, 3, 4]}}},
+         "max_choices"),
+        ("ask", {"study": "ok", "n": 5}, "max_ask"),
+        ("ask", {"study": "ok", "search_space": {"y": X, "z": X}}, "max_params"),
+    ],
+)
+def test_limit_exceeded_names_the_limit(method: str, params: dict[str, Any], limit: str) -> None:
+    ep = endpoint()
+    assert "result" in reply(ep, {"id": 0, "method": "create",
+                                  "params": {"study": "ok", "search_space": {"x": X}}})
+    answer = reply(ep, {"id": 1, "method": method, "params": params})
+    assert answer["id"] == 1
+    assert limit_of(answer) == limit
+    assert answer["error"]["data"]["max"] == getattr(SMALL, limit)
+    assert f"--{limit.replace('_', '-')}" in answer["error"]["message"]
+
+
+def test_studies_per_worker() -> None:
+    ep = endpoint()
+    for name in ("a", "b"):
+        assert "result" in reply(ep, {"id": 1, "method": "create", "params": {"study": name}})
+    assert limit_of(reply(ep, {"id": 2, "method": "create", "params": {"study": "c"}})) == (
+        "max_studies")
+    # loading an existing one is not a new study
+    assert "result" in reply(ep, {"id": 3, "method": "create",
+                                  "params": {"study": "a", "load_if_exists": True}})
+    reply(ep, {"id": 4, "method": "delete", "params": {"study": "b"}})
+    assert "result" in reply(ep, {"id": 5, "method": "create", "params": {"study": "c"}})
+
+
+def test_batch_length() -> None:
+    ep = endpoint()
+    answer = reply(ep, [{"id": i, "method": "ping"} for i in range(4)])
+    assert answer["id"] is None and limit_of(answer) == "max_batch"
+    assert len(reply(ep, [{"id": i, "method": "ping"} for i in range(3)])) == 3
+
+
+@pytest.mark.parametrize("depth", [9, 200, 5000, 200_000])
+def test_nesting_depth_is_refused_before_decoding(depth: int) -> None:
+    ep = endpoint()
+    nested = b"[" * depth + b"]" * depth
+    answer = reply(ep, b'{"id":7,"method":"create","params":{"study":"s","user_attrs":{"a":'
+                   + nested + b"}}}")
+    assert limit_of(answer) == "max_depth"
+    assert answer["error"]["data"]["value"] == depth + 3
+    assert answer["id"] in (7, None)  # salvaged when the decoder can still read it
+    assert reply(ep, {"id": 8, "method": "ping"})["result"] == {"pong": True}
+
+
+def test_nesting_inside_strings_does_not_count() -> None:
+    ep = endpoint()
+    brackets = "[" * 500 + '\\"{{{'
+    answer = reply(ep, {"id": 1, "method": "create",
+                        "params": {"study": "s", "user_attrs": {"note": brackets}}})
+    assert "result" in answer
+
+
+def test_nesting_depth_measure() -> None:
+    assert nesting_depth(b'{"a":[1,[2]]}', 1) == 3
+    assert nesting_depth(b'{"a":"[[[[[[[[["}', 2) == 1
+    assert nesting_depth(b'{"a":"\\"[[[[[[[[["}', 2) == 1
+    assert nesting_depth(b"[]", 5) == 0  # proven shallow without measuring
+
+
+def test_default_limits_take_the_deepest_frame_the_decoder_can_read() -> None:
+    ep = endpoint(Limits())
+    nested = b"[" * 60 + b"]" * 60
+    answer = reply(ep, b'{"id":1,"method":"create","params":{"study":"s","user_attrs":{"a":'
+                   + nested + b"}}}")
+    assert "result" in answer
+
+
+def test_limits_on_the_command_line() -> None:
+    with Worker.spawn(args=["--max-ask", "2", "--max-studies", "1"]) as worker:
+        worker.create("one")
+        with pytest.raises(WorkerError) as caught:
+            worker.ask("one", n=3)
+        assert caught.value.data == {"kind": "limit_exceeded", "limit": "max_ask", "value": 3,
+                                     "max": 2}
+        with pytest.raises(WorkerError) as caught:
+            worker.create("two")
+        assert caught.value.data["limit"] == "max_studies"
+        assert len(worker.ask("one", n=2)) == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [("--max-ask=5000", b"cannot exceed the protocol's bound 1000"),
+     ("--max-depth=0", b"must be at least 1")],
+)
+def test_impossible_limits_are_refused(flag: str, message: bytes) -> None:
+    import subprocess
+
+    done = subprocess.run([PYTHON, "-m", "bridge_worker", flag], capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 2 and message in done.stderr and done.stdout == b""
