@@ -66,7 +66,7 @@ def export_study(entry: StudyEntry) -> bytes:
         system_attrs=system_attrs,
         trials=[_snapshot_trial(t) for t in study.get_trials(deepcopy=False)],
     )
-    plain_body = msgspec.to_builtins(body)
+    plain_body = msgspec.to_builtins(body, str_keys=True)  # JSON keys: steps as strings
     document = {
         "format": SNAPSHOT_FORMAT,
         "version": SNAPSHOT_VERSION,
@@ -122,7 +122,7 @@ def read_snapshot(raw: bytes) -> tuple[SnapshotBody, list[FrozenTrial]]:
     if checksum(document["body"]) != document["checksum"]:
         raise _invalid("corrupt", "checksum mismatch: the snapshot was altered or damaged")
     try:
-        snapshot = msgspec.convert(document, Snapshot)
+        snapshot = msgspec.convert(document, Snapshot, str_keys=True)
     except msgspec.ValidationError as exc:
         raise _invalid("bad_shape", str(exc).replace("`$.", "`$.snapshot.")) from None
     body = snapshot.body

@@ -35,6 +35,9 @@ def populate(worker: Worker, study: str = "s") -> None:
     for i, trial in enumerate(worker.ask(study, n=8)):
         if i == 7:
             continue
+        for step in range(i % 3 + (10 if i == 0 else 0)):  # steps 0..11: "10" sorts before "2"
+            worker.call("report", {"study": study, "number": trial.number, "step": step,
+                                   "value": 1.0 / (step + 1)})
         if i % 4 == 3:
             worker.tell(study, trial.number, state="fail")
         elif i % 4 == 2:
