@@ -99,6 +99,12 @@ class Endpoint:
         try:
             envelope = _decode_envelope(raw)
         except msgspec.ValidationError as exc:
+            # The typed decoder may hit a wrong type before it notices the bytes are not JSON.
+            try:
+                msgspec.json.decode(raw)
+            except _NOT_JSON as not_json:
+                error = BridgeError(ErrorKind.PARSE_ERROR, f"invalid JSON: {not_json}")
+                return _error_reply(None, error)
             error = BridgeError(ErrorKind.INVALID_REQUEST, f"not a valid request: {exc}")
             return _error_reply(_salvage_id(raw), error)
         except _NOT_JSON as exc:

@@ -10,6 +10,7 @@ this module builds it. Constraints need no option: ``tell`` stores them the way 
 from __future__ import annotations
 
 import importlib
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 import optuna
 
 from bridge_worker.determinism import pin_to_trial_number
-from bridge_worker.errors import BridgeError, ErrorKind
+from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
 from bridge_worker.schema import (
     BruteForceSamplerSpec,
     CmaEsSamplerSpec,
@@ -78,6 +79,38 @@ _PRUNERS: dict[type[msgspec.Struct], Callable[..., optuna.pruners.BasePruner]] =
 
 def sampler_name(spec: SamplerSpec | None) -> str:
     return "tpe" if spec is None else msgspec.inspect.type_info(type(spec)).tag  # type: ignore[attr-defined]
+
+
+MAX_GRID_POINTS = 1_000_000
+MAX_REFERENCE_POINTS = 100_000
+
+
+def check_sampler_fits(spec: SamplerSpec | None, n_objectives: int) -> None:
+    """Refuse, before building anything, samplers whose options would make Optuna enumerate
+    more than memory holds: a grid's points, NSGA-III's default reference points."""
+    if isinstance(spec, GridSamplerSpec):
+        points = math.prod(len(values) for values in spec.search_space.values())
+        if points > MAX_GRID_POINTS:
+            raise invalid_params(
+                "$.params.sampler.search_space",
+                f"a grid of {points} points; at most {MAX_GRID_POINTS}",
+            )
+    if isinstance(spec, NSGAIIISamplerSpec):
+        if spec.reference_points is not msgspec.UNSET:
+            if any(len(point) != n_objectives for point in spec.reference_points):
+                raise invalid_params(
+                    "$.params.sampler.reference_points",
+                    f"every reference point needs {n_objectives} coordinates (one per objective)",
+                )
+            return
+        p = 3 if spec.dividing_parameter is msgspec.UNSET else spec.dividing_parameter
+        points = math.comb(n_objectives + p - 1, p)
+        if points > MAX_REFERENCE_POINTS:
+            raise invalid_params(
+                "$.params.sampler.dividing_parameter",
+                f"{points} reference points for {n_objectives} objectives; at most "
+                f"{MAX_REFERENCE_POINTS}: lower dividing_parameter",
+            )
 
 
 def build_study_sampler(spec: SamplerSpec | None) -> optuna.samplers.BaseSampler:

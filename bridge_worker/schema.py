@@ -149,7 +149,7 @@ class RandomSamplerSpec(_Spec, tag="random"):
 class TPESamplerSpec(_Spec, tag="tpe"):
     seed: Seed | UnsetType = UNSET
     n_startup_trials: NonNegative | UnsetType = UNSET
-    n_ei_candidates: Positive | UnsetType = UNSET
+    n_ei_candidates: Annotated[int, Meta(ge=1, le=10_000)] | UnsetType = UNSET
     multivariate: bool | UnsetType = UNSET
     group: bool | UnsetType = UNSET
     constant_liar: bool | UnsetType = UNSET
@@ -172,8 +172,8 @@ class CmaEsSamplerSpec(_Spec, tag="cmaes"):
     warn_independent_sampling: bool | UnsetType = UNSET
     consider_pruned_trials: bool | UnsetType = UNSET
     restart_strategy: Literal["ipop", "bipop"] | UnsetType = UNSET
-    popsize: Positive | UnsetType = UNSET
-    inc_popsize: Annotated[int, Meta(ge=-1)] | UnsetType = UNSET
+    popsize: Annotated[int, Meta(ge=1, le=10_000)] | UnsetType = UNSET
+    inc_popsize: Annotated[int, Meta(ge=-1, le=16)] | UnsetType = UNSET
     use_separable_cma: bool | UnsetType = UNSET
     with_margin: bool | UnsetType = UNSET
     lr_adapt: bool | UnsetType = UNSET
@@ -193,7 +193,7 @@ Crossover = Literal["uniform", "blxalpha", "sbx", "spx", "undx", "vsbx"]
 
 class NSGAIISamplerSpec(_Spec, tag="nsga2"):
     seed: Seed | UnsetType = UNSET
-    population_size: Annotated[int, Meta(ge=2)] | UnsetType = UNSET
+    population_size: Annotated[int, Meta(ge=2, le=100_000)] | UnsetType = UNSET
     mutation_prob: Probability | UnsetType = UNSET
     crossover: Crossover | UnsetType = UNSET
     crossover_prob: Probability | UnsetType = UNSET
@@ -202,13 +202,13 @@ class NSGAIISamplerSpec(_Spec, tag="nsga2"):
 
 class NSGAIIISamplerSpec(_Spec, tag="nsga3"):
     seed: Seed | UnsetType = UNSET
-    population_size: Annotated[int, Meta(ge=2)] | UnsetType = UNSET
+    population_size: Annotated[int, Meta(ge=2, le=100_000)] | UnsetType = UNSET
     mutation_prob: Probability | UnsetType = UNSET
     crossover: Crossover | UnsetType = UNSET
     crossover_prob: Probability | UnsetType = UNSET
     swapping_prob: Probability | UnsetType = UNSET
-    reference_points: list[list[float]] | UnsetType = UNSET
-    dividing_parameter: Positive | UnsetType = UNSET
+    reference_points: Annotated[list[list[float]], Meta(max_length=10_000)] | UnsetType = UNSET
+    dividing_parameter: Annotated[int, Meta(ge=1, le=64)] | UnsetType = UNSET
 
 
 class QMCSamplerSpec(_Spec, tag="qmc"):

@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial
 from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME
 from bridge_worker.errors import BridgeError, ErrorKind
 from bridge_worker.registry import CONFIG_ATTR, StudyEntry, StudyRegistry
-from bridge_worker.samplers import build_pruner, build_study_sampler
+from bridge_worker.samplers import build_pruner, build_study_sampler, check_sampler_fits
 from bridge_worker.schema import (
     SNAPSHOT_FORMAT,
     SNAPSHOT_VERSION,
@@ -193,6 +193,7 @@ def import_study(
     way, the half-written study is removed again so the failure leaves no trace but the error.
     """
     registry.limits.check("max_name_length", "length of the study name", len(name))
+    check_sampler_fits(body.config.sampler, len(body.directions))
     for index, trial in enumerate(trials):
         registry.limits.check("max_params", f"parameters of trial {index}", len(trial.params))
     if registry.exists(name):

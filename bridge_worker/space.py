@@ -53,7 +53,10 @@ def to_distribution(
                 raise invalid_params(f"{field}.step", "step must be a finite number > 0")
             if spec.log:
                 raise invalid_params(f"{field}.step", "step cannot be used with log")
-        return FloatDistribution(spec.low, spec.high, log=spec.log, step=spec.step)
+        try:
+            return FloatDistribution(spec.low, spec.high, log=spec.log, step=spec.step)
+        except ArithmeticError:  # Optuna's decimal arithmetic on an absurdly small step
+            raise invalid_params(f"{field}.step", "step is too small for this range") from None
     if isinstance(spec, IntDistributionSpec):
         _check_bounds(spec.low, spec.high, spec.log, field)
         if spec.step < 1:
@@ -117,3 +120,5 @@ def _check_bounds(low: float, high: float, log: bool, field: str) -> None:
         raise invalid_params(f"{field}.low", f"low ({low}) must be <= high ({high})")
     if log and low <= 0:
         raise invalid_params(f"{field}.low", f"log needs low > 0 (got {low})")
+    if not math.isfinite(high - low):
+        raise invalid_params(f"{field}.high", "high - low must be a finite number")

@@ -327,6 +327,14 @@ def test_unknown_options_list_the_allowed_ones(
          "$.params.pruner.wrapped_pruner.type"),
         ({"sampler": {"type": "tpe", "multivariate": False, "group": True}}, "$.params.sampler"),
         ({"pruner": {"type": "threshold"}}, "$.params.pruner"),
+        # options that would make Optuna allocate without bound (found by the fuzzer: one ask
+        # with n_ei_candidates=1e8 grew the worker to 17 GB)
+        ({"sampler": {"type": "tpe", "n_ei_candidates": 100_000_000}},
+         "$.params.sampler.n_ei_candidates"),
+        ({"sampler": {"type": "cmaes", "popsize": 10**9}}, "$.params.sampler.popsize"),
+        ({"sampler": {"type": "grid", "search_space": {f"p{i}": list(range(100))
+                                                       for i in range(4)}}},
+         "$.params.sampler.search_space"),
     ],
 )
 def test_bad_option_values_name_the_field(frames: Frames, spec: dict[str, Any], field: str) -> None:
@@ -334,3 +342,17 @@ def test_bad_option_values_name_the_field(frames: Frames, spec: dict[str, Any], 
     assert (error["code"], error["data"]["kind"]) == (-32602, "invalid_params")
     assert error["data"]["field"] == field
     assert frames("list")["studies"] == []
+
+
+def test_nsga3_reference_points_must_fit(frames: Frames) -> None:
+    directions = ["minimize"] * 16
+    error = frames.error("create", study="s", directions=directions,
+                         sampler={"type": "nsga3", "dividing_parameter": 30})
+    assert error["data"]["field"] == "$.params.sampler.dividing_parameter"
+    error = frames.error("create", study="s", directions=["minimize", "minimize"],
+                         sampler={"type": "nsga3", "reference_points": [[0.0, 1.0, 2.0]]})
+    assert error["data"]["field"] == "$.params.sampler.reference_points"
+    frames("create", study="s", directions=["minimize", "minimize"],
+           sampler={"type": "nsga3", "seed": 1, "reference_points": [[0.0, 1.0], [1.0, 0.0]]},
+           search_space=SPACE)
+    frames.optimize("s", 5, n_objectives=2)
