@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import PYTHON
 
 from bridge_worker.client import Worker
-from tests.conftest import PYTHON
 
 SPACE = {"x": {"type": "float", "low": 0, "high": 1}}
 
