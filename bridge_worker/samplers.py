@@ -163,7 +163,9 @@ def build_pruner(spec: PrunerSpec | None) -> optuna.pruners.BasePruner:
             None if spec.wrapped_pruner is None else build_pruner(spec.wrapped_pruner)
         )
     try:
-        return _PRUNERS[type(spec)](**options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _PRUNERS[type(spec)](**options)
     except (ValueError, TypeError) as exc:  # e.g. threshold needs lower or upper
         raise BridgeError(
             ErrorKind.INVALID_PARAMS, f"invalid pruner options: {exc}", field="$.params.pruner"

@@ -489,7 +489,8 @@ class ImportanceParams(_Params):
     params: Annotated[list[ParamName], Meta(min_length=1)] | UnsetType = UNSET
     """Only these parameters (default: all of the completed trials' common parameters)."""
     objective: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
-    """Which objective of a multi-objective study (required there)."""
+    """Rank for this objective only (0-based); without it, a multi-objective study's parameters
+    are ranked for its Pareto front."""
 
 
 class ImportanceResult(Struct):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import optuna
 from msgspec import UNSET
-from optuna.trial import TrialState
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
@@ -19,15 +21,19 @@ MIN_COMPLETED = 2
 
 @rpc_method("importance")
 def importance(registry: StudyRegistry, params: ImportanceParams) -> ImportanceResult:
+    """Optuna's ``get_param_importances`` with its default evaluator. For several objectives,
+    without ``objective`` the evaluator ranks parameters for the Pareto front (as Optuna does);
+    with it, for that one objective, in its own direction."""
     entry = registry.get(params.study)
     study = entry.study
     n_objectives = len(study.directions)
-    objective = 0 if params.objective is UNSET else params.objective
-    if params.objective is UNSET and n_objectives > 1:
-        raise invalid_params("$.params.objective", f"the study has {n_objectives} objectives: "
-                             "say which one (0-based)")
-    if objective >= n_objectives:
-        raise invalid_params("$.params.objective", f"the study has {n_objectives} objective(s)")
+    target = None
+    if params.objective is not UNSET:
+        index = params.objective
+        if index >= n_objectives:
+            raise invalid_params("$.params.objective", f"the study has {n_objectives} objective(s)")
+        sign = -1.0 if study.directions[index] == StudyDirection.MAXIMIZE else 1.0
+        target = _objective_target(index, sign)
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(completed) < MIN_COMPLETED:
         raise BridgeError(
@@ -40,11 +46,16 @@ def importance(registry: StudyRegistry, params: ImportanceParams) -> ImportanceR
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            found = optuna.importance.get_param_importances(
-                study,
-                params=names,
-                target=None if n_objectives == 1 else (lambda t: t.values[objective]),
-            )
+            # "computes importances to achieve low target values": the sign above sees to that
+            warnings.filterwarnings("ignore", message=".*to achieve low `target` values")
+            found = optuna.importance.get_param_importances(study, params=names, target=target)
     except (ValueError, RuntimeError) as exc:
         raise invalid_params("$.params.params", str(exc)) from None
     return ImportanceResult(importances={name: float(v) for name, v in found.items()})
+
+
+def _objective_target(index: int, sign: float) -> Callable[[FrozenTrial], float]:
+    def target(trial: FrozenTrial) -> float:
+        return sign * float(trial.values[index])
+
+    return target
