@@ -30,6 +30,8 @@ from bridge_worker.errors import BridgeError, ErrorKind
 HEARTBEAT_ATTR = "optuna_bridge:heartbeat"
 """Trial system attr holding the last heartbeat (UNIX time) on journal storages."""
 
+CONNECT_TIMEOUT_S = 10
+
 _JOURNAL_SCHEMES = {"journal": "journal", "redis": "redis", "rediss": "redis"}
 
 StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -95,11 +97,17 @@ def open_storage(options: StorageOptions) -> BaseStorage:
             grace_period=options.grace_period,
             stale_trial_callback=callback,
         )
-    return optuna.storages.RDBStorage(
-        options.url,
+    engine_kwargs: dict[str, Any] = {
         # A database restarted under a running worker leaves dead pooled connections behind;
         # pre-ping replaces them instead of failing the next frame.
-        engine_kwargs={"pool_pre_ping": True},
+        "pool_pre_ping": True,
+    }
+    if kind == "postgresql":
+        # An unreachable host must cost a frame seconds, not the TCP timeout of minutes.
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    return optuna.storages.RDBStorage(
+        options.url,
+        engine_kwargs=engine_kwargs,
         heartbeat_interval=options.heartbeat,
         grace_period=options.grace_period,
         heartbeat_stale_trial_callback=callback,
