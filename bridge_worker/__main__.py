@@ -41,6 +41,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--framing", choices=("line", "packet4"), default="line")
     parser.add_argument(
+        "--spin-us", type=int, default=200, metavar="US",
+        help="poll for the next frame this long before sleeping (lower latency, more CPU)",
+    )
+    parser.add_argument(
         "--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES, metavar="N",
         help="longer frames get a frame_too_large error (default: 16 MiB)",
     )
@@ -68,6 +72,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         check_options(args.storage_options)
     except ValueError as exc:
         parser.error(str(exc))
+    if not 0 <= args.spin_us <= 100_000:
+        parser.error("--spin-us must be between 0 and 100000")
     args.limits = Limits(**{name: getattr(args, name) for name in NAMES})
     for name in NAMES:
         value = getattr(args.limits, name)
@@ -127,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.limits.max_frame_bytes,
             in_fd=sys.stdin.fileno(),
             out_fd=proto_fd,
+            spin_s=args.spin_us / 1e6,
         )
     finally:
         registry.close()

@@ -13,8 +13,11 @@ stable ``kind``. ``send``/``receive`` expose pipelining; ``batch`` sends a JSON-
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -40,6 +43,15 @@ from bridge_worker.schema import (
 )
 
 T = TypeVar("T")
+
+SPIN_US = 500
+"""How long the client polls for a reply before sleeping (0: never poll)."""
+
+
+def several_cpus() -> bool:
+    """Polling only pays when the other process can run meanwhile, on another CPU."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return affinity is None or len(affinity(0)) > 1
 
 
 class WorkerError(Exception):
@@ -82,12 +94,17 @@ def decode_result(raw: Raw, result_type: type[T]) -> T:
 
 
 class Worker:
-    def __init__(self, proc: subprocess.Popen[bytes], framing: str = "line") -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], framing: str = "line", spin_us: int = SPIN_US
+    ) -> None:
         assert proc.stdin is not None and proc.stdout is not None
         self.proc = proc
         self.framing = framing
         self._stdin: IO[bytes] = proc.stdin
         self._stdout: IO[bytes] = proc.stdout
+        self._fd = proc.stdout.fileno()
+        self._buffer = bytearray()
+        self._spin_s = spin_us / 1e6 if several_cpus() else 0.0
         self._next_id = 1
         self.notifications: list[Reply] = []
         """Error notifications (failed notifications of ours) seen while reading replies."""
@@ -104,6 +121,7 @@ class Worker:
         args: Sequence[str] = (),
         python: str = sys.executable,
         log_level: str = "warning",
+        spin_us: int = SPIN_US,
         stderr: int | IO[bytes] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Worker:
@@ -119,7 +137,7 @@ class Worker:
             stderr=stderr,
             env=dict(env) if env is not None else None,
         )
-        return cls(proc, framing)
+        return cls(proc, framing, spin_us)
 
     # -- framing -------------------------------------------------------------------------------
 
@@ -133,15 +151,37 @@ class Worker:
 
     def read_payload(self) -> bytes:
         """The next frame's bytes as written by the worker (framing removed)."""
+        buffer = self._buffer
         if self.framing == "packet4":
-            header = self._stdout.read(4)
-            if len(header) < 4:
-                raise WorkerExited(self._exit_message())
-            return self._stdout.read(int.from_bytes(header, "big"))
-        line = self._stdout.readline()
-        if not line:
+            while len(buffer) < 4:
+                self._fill()
+            size = int.from_bytes(buffer[:4], "big")
+            while len(buffer) < 4 + size:
+                self._fill()
+            payload = bytes(buffer[4 : 4 + size])
+            del buffer[: 4 + size]
+            return payload
+        start = 0
+        while (end := buffer.find(b"\n", start)) < 0:
+            start = len(buffer)
+            self._fill()
+        payload = bytes(buffer[: end + 1])
+        del buffer[: end + 1]
+        return payload
+
+    def _fill(self) -> None:
+        """Read what the worker wrote. A reply usually follows within microseconds, so poll for
+        ``spin_us`` before sleeping in ``read``: waking a sleeping process costs more here."""
+        if self._spin_s:
+            deadline = time.perf_counter() + self._spin_s
+            while not select.select([self._fd], [], [], 0)[0]:
+                if time.perf_counter() > deadline:
+                    break
+                os.sched_yield()  # a worker that shares our CPU gets it at once
+        data = os.read(self._fd, 1 << 16)
+        if not data:
             raise WorkerExited(self._exit_message())
-        return line
+        self._buffer += data
 
     def _read_frame(self) -> Reply:
         return _reply_decoder.decode(self.read_payload())

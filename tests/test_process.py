@@ -200,3 +200,17 @@ def test_busy_signal_finishes_the_frame_being_answered() -> None:
     proc.stdout.close()
 
 
+
+
+@pytest.mark.parametrize(("worker_spin", "client_spin"), [("0", 0), ("200", 0), ("0", 500)])
+def test_polling_settings_do_not_change_answers(worker_spin: str, client_spin: int) -> None:
+    """``--spin-us`` (worker) and ``spin_us`` (client) trade CPU for latency, nothing else."""
+    with Worker.spawn(args=["--spin-us", worker_spin], spin_us=client_spin) as worker:
+        worker.create("s", sampler={"type": "random", "seed": 4},
+                      search_space={"x": {"type": "float", "low": 0, "high": 1}})
+        asked = [worker.ask("s")[0] for _ in range(20)]
+        for trial in asked:
+            worker.tell("s", trial.number, value=trial.params["x"])
+        assert [t.number for t in asked] == list(range(20))
+        assert worker.best("s")[0].values == [min(t.params["x"] for t in asked)]
+        assert worker.shutdown() == 0
