@@ -200,13 +200,9 @@ class NSGAIISamplerSpec(_Spec, tag="nsga2"):
     swapping_prob: Probability | UnsetType = UNSET
 
 
-class NSGAIIISamplerSpec(_Spec, tag="nsga3"):
-    seed: Seed | UnsetType = UNSET
-    population_size: Annotated[int, Meta(ge=2, le=100_000)] | UnsetType = UNSET
-    mutation_prob: Probability | UnsetType = UNSET
-    crossover: Crossover | UnsetType = UNSET
-    crossover_prob: Probability | UnsetType = UNSET
-    swapping_prob: Probability | UnsetType = UNSET
+class NSGAIIISamplerSpec(NSGAIISamplerSpec, tag="nsga3"):
+    """NSGA-II's options plus the reference points of NSGA-III."""
+
     reference_points: Annotated[list[list[float]], Meta(max_length=10_000)] | UnsetType = UNSET
     dividing_parameter: Annotated[int, Meta(ge=1, le=64)] | UnsetType = UNSET
 
@@ -257,12 +253,10 @@ class MedianPrunerSpec(_Spec, tag="median"):
     n_min_trials: Positive | UnsetType = UNSET
 
 
-class PercentilePrunerSpec(_Spec, tag="percentile"):
+class PercentilePrunerSpec(MedianPrunerSpec, tag="percentile", kw_only=True):
+    """The median pruner's options with another percentile than the 50th."""
+
     percentile: Annotated[float, Meta(ge=0, le=100)]
-    n_startup_trials: NonNegative | UnsetType = UNSET
-    n_warmup_steps: NonNegative | UnsetType = UNSET
-    interval_steps: Positive | UnsetType = UNSET
-    n_min_trials: Positive | UnsetType = UNSET
 
 
 class SuccessiveHalvingPrunerSpec(_Spec, tag="successive_halving"):
