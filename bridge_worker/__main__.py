@@ -51,8 +51,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
 
     defaults = Limits()
-    for name in ("max_batch", "max_depth", "max_ask", "max_name_length", "max_params",
-                 "max_choices", "max_studies"):
+    for name in (n for n in NAMES if n != "max_frame_bytes"):  # that one has its flag above
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
             metavar="N", help=f"limit (default {getattr(defaults, name)})",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from bridge_worker.errors import BridgeError, ErrorKind
+from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _OPEN = np.zeros(256, dtype=np.int8)
@@ -24,7 +25,7 @@ _OPEN[[ord("]"), ord("}")]] = -1
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_frame_bytes: int = 16 * 1024 * 1024
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     """Bytes in one frame; a longer one is discarded as it arrives (``frame_too_large``)."""
     max_batch: int = 1000
     """Requests in one JSON-RPC batch."""

@@ -76,10 +76,6 @@ class StudyRegistry:
         """The Optuna storage (opened on first use; ``storage_error`` while it cannot be)."""
         return self._handle.get()
 
-    @property
-    def storage_kind(self) -> str:
-        return self._handle.kind
-
     def close(self) -> None:
         if self._keeper is not None:
             self._keeper.stop()

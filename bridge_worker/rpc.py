@@ -17,7 +17,7 @@ from bridge_worker import schema
 from bridge_worker.dispatch import Dispatcher
 from bridge_worker.errors import BridgeError, ErrorKind, as_bridge_error
 from bridge_worker.framing import Frame, Oversize
-from bridge_worker.limits import Limits, nesting_depth
+from bridge_worker.limits import nesting_depth
 from bridge_worker.schema import (
     ErrorNotificationParams,
     ErrorObject,
@@ -40,9 +40,9 @@ _decode_batch = schema.batch_decoder.decode
 class Endpoint:
     """Answers frames. ``closing`` turns true once a method that ends the session has answered."""
 
-    def __init__(self, dispatcher: Dispatcher, limits: Limits | None = None) -> None:
+    def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
-        self.limits = limits or dispatcher.registry.limits
+        self.limits = dispatcher.registry.limits
         self.closing = False
         self._log = structlog.get_logger("bridge_worker.rpc")
 
