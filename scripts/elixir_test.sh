@@ -21,5 +21,5 @@ home="$root/.elixir-home"
 mkdir -p "$home/mix"
 cd clients/elixir
 export HOME="$home" MIX_HOME="$home/mix" LANG=C.UTF-8 LC_ALL=C.UTF-8
-export OPTUNA_BRIDGE_PYTHON="$root/.venv/bin/python"
+export OPTUNA_BRIDGE_PYTHON="$root/${VENV:-.venv}/bin/python"
 mix test "$@"
