@@ -88,8 +88,6 @@ class Dispatcher:
             params = method.decoder.decode(raw_params or _EMPTY_PARAMS)
         except msgspec.ValidationError as exc:
             raise params_error(str(exc), method.params_type, raw_params) from None
-        except UnicodeDecodeError as exc:  # the envelope skipped params without checking UTF-8
-            raise BridgeError(ErrorKind.PARSE_ERROR, f"invalid UTF-8 in params: {exc}") from None
         except RecursionError:
             raise BridgeError(
                 ErrorKind.LIMIT_EXCEEDED, "params nested too deeply", limit="max_depth"

@@ -27,10 +27,11 @@ from bridge_worker.schema import (
     ResultReply,
 )
 
-_NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
-"""What a decoder raises for bytes it cannot read: msgspec raises ``UnicodeDecodeError`` (not
-``DecodeError``) for invalid UTF-8 inside a string, and ``RecursionError`` for nesting deeper than
-its stack allows (``--max-depth`` keeps frames well below that)."""
+_NOT_JSON = (msgspec.DecodeError, RecursionError)
+"""What a decoder raises for bytes it cannot read: ``RecursionError`` for nesting deeper than its
+stack allows (``--max-depth`` keeps frames well below that). Invalid UTF-8 never reaches a decoder:
+:func:`_utf8_error` answers it first, because msgspec reports it differently across versions
+(0.22 raised ``UnicodeDecodeError``, 0.23 ``DecodeError``) and only where it happens to look."""
 
 _encode = schema.encoder.encode
 _decode_envelope = schema.envelope_decoder.decode
@@ -67,6 +68,9 @@ class Endpoint:
         return out
 
     def _handle_frame(self, frame: bytes, out: list[bytes]) -> bytes | None:
+        bad_utf8 = _utf8_error(frame)
+        if bad_utf8 is not None:
+            return _error_reply(_salvage_id(_lossy(frame)), bad_utf8)
         max_depth = self.limits.max_depth
         depth = nesting_depth(frame, max_depth)
         if depth > max_depth:
@@ -142,6 +146,26 @@ def _error_reply(request_id: RequestId | None, error: BridgeError) -> bytes:
 def _error_notification(method: str | None, error: BridgeError) -> bytes:
     params = ErrorNotificationParams(method=method, error=_error_object(error))
     return _encode(Notification(method="error", params=params))
+
+
+def _utf8_error(frame: bytes) -> BridgeError | None:
+    """A frame that is not UTF-8 is not JSON (RFC 8259 section 8.1), wherever the bad bytes sit:
+    in a member the schema would reject anyway, or inside params the envelope only skips over.
+    ASCII frames, nearly all of them, are proven valid by one C-level scan."""
+    if frame.isascii():
+        return None
+    try:
+        frame.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BridgeError(
+            ErrorKind.PARSE_ERROR, f"invalid JSON: the frame is not UTF-8 (byte {exc.start})"
+        )
+    return None
+
+
+def _lossy(frame: bytes) -> bytes:
+    """The frame with invalid UTF-8 replaced, only to recover its id for the error reply."""
+    return frame.decode("utf-8", "replace").encode()
 
 
 def _salvage_id(raw: bytes | msgspec.Raw) -> RequestId | None:

@@ -7,6 +7,7 @@ it to ``protocol/schema/``; a test fails when the committed file differs from a 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import msgspec
@@ -48,8 +49,23 @@ def build_document() -> dict[str, Any]:
             for i, name in enumerate(names)
         },
         "errors": {kind.kind: kind.code for kind in ErrorKind},
-        "$defs": components,
+        "$defs": _normalized(components),
     }
+
+
+def _normalized(node: Any) -> Any:
+    """Docstring descriptions as :func:`inspect.cleandoc` leaves them. msgspec copies docstrings
+    verbatim up to 0.22 and dedents them from 0.23 on; cleaning them here makes the document
+    depend on our types only, never on which msgspec the lock or a user's pins chose."""
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value) if key == "description" and isinstance(value, str)
+            else _normalized(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_normalized(item) for item in node]
+    return node
 
 
 def render() -> bytes:

@@ -216,7 +216,25 @@ def test_full_cycle_in_process(endpoint: Endpoint) -> None:
     }]}
 
 
-def test_invalid_utf8_inside_params_is_a_parse_error_with_the_id(endpoint: Endpoint) -> None:
-    answer = reply(endpoint, b'{"id":9,"method":"create","params":{"study":"\xff"}}')
+@pytest.mark.parametrize("frame", [
+    b'{"id":9,"method":"create","params":{"study":"\xff"}}',
+    # An unknown member: the schema would reject it, but the bytes are not JSON in the first place.
+    b'{"jsonrpc":"2.0","id":9,"method":"ping","params":{"x":"\xff\xfe"}}',
+    b'{"jsonrpc":"2.0","id":9,"method":"p\xc3\x28ng"}',
+    b'{"jsonrpc":"2.0","id":9,"method":"ping","meta":"\xed\xa0\x80"}',  # encoded surrogate
+])
+def test_invalid_utf8_anywhere_is_a_parse_error_with_the_id(
+    endpoint: Endpoint, frame: bytes
+) -> None:
+    answer = reply(endpoint, frame)
     assert answer["id"] == 9
-    assert answer["error"]["data"]["kind"] == "parse_error"
+    assert answer["error"]["code"] == -32700
+    assert answer["error"]["data"] == {"kind": "parse_error"}
+    assert "not UTF-8" in answer["error"]["message"]
+
+
+def test_invalid_utf8_in_a_batch_is_one_parse_error_with_a_null_id(endpoint: Endpoint) -> None:
+    frame = b'[{"id":1,"method":"ping"},{"id":2,"method":"ping","params":{"x":"\xff"}}]'
+    answer = reply(endpoint, frame)
+    assert answer["id"] is None
+    assert answer["error"]["data"] == {"kind": "parse_error"}
