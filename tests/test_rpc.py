@@ -72,7 +72,7 @@ def test_malformed_request_keeps_a_usable_id(endpoint: Endpoint) -> None:
     assert answer["error"]["data"]["kind"] == "invalid_request"
 
 
-@pytest.mark.parametrize("raw", [b"nope", b'{"id":1,', b"\xff\xfe", b'{"id":1,"method":"p\xffng"}'])
+@pytest.mark.parametrize("raw", [b"nope", b'{"id":1,', b"\xff\xfe", b'{"id":1,"method":"p\xffng",'])
 def test_unparseable_frames_get_parse_error_with_null_id(endpoint: Endpoint, raw: bytes) -> None:
     answer = reply(endpoint, raw)
     assert answer["id"] is None
@@ -221,6 +221,7 @@ def test_full_cycle_in_process(endpoint: Endpoint) -> None:
     # An unknown member: the schema would reject it, but the bytes are not JSON in the first place.
     b'{"jsonrpc":"2.0","id":9,"method":"ping","params":{"x":"\xff\xfe"}}',
     b'{"jsonrpc":"2.0","id":9,"method":"p\xc3\x28ng"}',
+    b'{"id":9,"method":"p\xffng"}',
     b'{"jsonrpc":"2.0","id":9,"method":"ping","meta":"\xed\xa0\x80"}',  # encoded surrogate
 ])
 def test_invalid_utf8_anywhere_is_a_parse_error_with_the_id(
