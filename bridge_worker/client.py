@@ -72,7 +72,7 @@ def _enc_hook(obj: Any) -> Any:
             return obj.item()
         if isinstance(obj, np.ndarray) and obj.ndim == 1:
             return obj.tolist()
-    raise NotImplementedError(f"Encoding objects of type {type(obj).__name__} is unsupported")
+    raise TypeError(f"Encoding objects of type {type(obj).__name__} is unsupported")
 
 
 _encode = msgspec.json.Encoder(enc_hook=_enc_hook).encode

@@ -68,8 +68,10 @@ def test_ids_must_be_numbers_strings_or_null(endpoint: Endpoint, bad_id: Any) ->
     assert "`id` must be a string, a number or null" in answer["error"]["message"]
 
 
-@pytest.mark.parametrize("raw_id", [b"null", b"1.5", b"1.0", b"1e2", b"-0", b"12345678901234567890123",
-                                    b'"a\\u00e9"', b"7"])
+@pytest.mark.parametrize(
+    "raw_id", [b"null", b"1.5", b"1.0", b"1e2", b"-0", b"12345678901234567890123", b'"a\\u00e9"',
+               b"7"],
+)
 def test_any_number_string_or_null_id_is_echoed_byte_for_byte(
     endpoint: Endpoint, raw_id: bytes
 ) -> None:
@@ -362,9 +364,8 @@ def test_ask_without_any_search_space_is_refused_and_leaves_no_trial(endpoint: E
     error = error_of(endpoint, {"id": 2, "method": "ask", "params": {"study": "bare"}})
     assert error["data"] == {"kind": "invalid_params", "field": "$.params.search_space"}
     assert "search space" in error["message"]
-    assert reply(endpoint, {"id": 3, "method": "trials", "params": {"study": "bare"}})["result"] == {
-        "trials": []
-    }
+    listed = reply(endpoint, {"id": 3, "method": "trials", "params": {"study": "bare"}})
+    assert listed["result"] == {"trials": []}
     asked = reply(endpoint, {"id": 4, "method": "ask", "params": {"study": "bare",
                                                                   "search_space": SPACE}})
     assert set(asked["result"]["trials"][0]["params"]) == {"x"}
