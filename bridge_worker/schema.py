@@ -28,7 +28,7 @@ WireIdBytes = Annotated[Raw, Meta(extra_json_schema={"type": ["string", "number"
 """An ``id`` as it arrives and as a reply carries it: JSON-RPC allows any string, number or null,
 and the worker echoes the request's own bytes (``1e2`` stays ``1e2``), so any caller can match
 its reply."""
-WireId = RequestId | WireIdBytes | None
+WireId = WireIdBytes | None
 ParamsBytes = Annotated[Raw, Meta(extra_json_schema={"type": ["object", "array"]})]
 """``params`` as it arrives: an object (by name), or ``[]`` for none."""
 
