@@ -317,3 +317,14 @@ def test_strict_jsonrpc_works_with_a_generic_client_library_unchanged() -> None:
     assert out == b""
     assert proc.returncode == 0
     assert b'"event":"notification_failed"' in err and b"nobody" not in err
+
+
+def test_the_readme_generic_client_example_runs_as_written(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### A generic JSON-RPC client", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([PYTHON, "-c", code], capture_output=True, timeout=60, cwd=tmp_path,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"0\n"
