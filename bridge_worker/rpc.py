@@ -136,7 +136,8 @@ class Endpoint:
                 msgspec.json.decode(raw)
             except _NOT_JSON as not_json:
                 return _parse_error_reply(bytes(raw), not_json)
-            error = BridgeError(ErrorKind.INVALID_REQUEST, f"not a valid request: {exc}")
+            closed = {"allowed": ["2.0"]} if str(exc).endswith("`$.jsonrpc`") else {}
+            error = BridgeError(ErrorKind.INVALID_REQUEST, f"not a valid request: {exc}", **closed)
             return _error_reply(_salvage_id(raw), error)
         except _NOT_JSON as exc:
             return _parse_error_reply(bytes(raw), exc)

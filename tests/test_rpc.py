@@ -57,7 +57,7 @@ def test_reply_shape_and_id_echo(endpoint: Endpoint) -> None:
 def test_jsonrpc_field_is_optional_but_must_be_2_0(endpoint: Endpoint) -> None:
     assert reply(endpoint, {"id": 1, "method": "ping"})["result"] == {"pong": True}
     error = error_of(endpoint, {"jsonrpc": "1.0", "id": 1, "method": "ping"})
-    assert error["data"]["kind"] == "invalid_request"
+    assert error["data"] == {"kind": "invalid_request", "allowed": ["2.0"]}
 
 
 @pytest.mark.parametrize("bad_id", [True, False, [1], {"a": 1}])
