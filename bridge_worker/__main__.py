@@ -56,9 +56,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
             metavar="N", help=f"limit (default {getattr(defaults, name)})",
         )
-    parser.add_argument("--log-level", choices=LEVELS, default="info")
+    parser.add_argument(
+        "--jsonrpc", choices=("default", "strict"), default="default",
+        help="strict: JSON-RPC 2.0 to the letter for generic client libraries - no ready frame, "
+        'no error notifications (failed notifications are logged), "jsonrpc":"2.0" required',
+    )
+    parser.add_argument(
+        "--log-level", choices=LEVELS, default=None,
+        help="stderr log level (default: info, or warning when stdin is a terminal, so a person "
+        "typing frames sees replies, not logs)",
+    )
     parser.add_argument("--version", action="version", version=f"optuna-bridge {__version__}")
     args = parser.parse_args(argv)
+    if args.log_level is None:
+        args.log_level = "warning" if _stdin_is_terminal() else "info"
     from bridge_worker.storage import StorageOptions, check_options
 
     args.storage_options = StorageOptions(
@@ -82,6 +93,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} cannot exceed the protocol's bound "
                          f"{HARD_BOUNDS[name]}")
     return args
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, ValueError, OSError):  # no stdin at all
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BridgeError as exc:  # answered as storage_error until the storage is reachable
         log.warning("storage_unavailable", storage=storage_kind, error=exc.message)
     registry = StudyRegistry(storage, args.limits)
-    endpoint = Endpoint(Dispatcher(registry, build_methods(ALL)))
+    strict = args.jsonrpc == "strict"
+    endpoint = Endpoint(Dispatcher(registry, build_methods(ALL)), strict=strict)
     ready = schema.Notification(
         method="ready",
         params=schema.ReadyParams(
@@ -123,11 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             framing=args.framing,
         ),
     )
-    log.info("started", storage=storage_kind, framing=args.framing, pid=os.getpid())
+    log.info(
+        "started", storage=storage_kind, framing=args.framing, jsonrpc=args.jsonrpc,
+        pid=os.getpid(),
+    )
     try:
         return serve(
             endpoint,
-            schema.encoder.encode(ready),
+            b"" if strict else schema.encoder.encode(ready),
             args.framing,
             args.limits.max_frame_bytes,
             in_fd=sys.stdin.fileno(),

@@ -8,15 +8,20 @@
 Replies are decoded into the same msgspec structs the worker encodes them from
 (:mod:`bridge_worker.schema`), and error replies are raised as :class:`WorkerError` carrying the
 stable ``kind``. ``send``/``receive`` expose pipelining; ``batch`` sends a JSON-RPC batch.
+Every method of the protocol has a typed helper taking every one of its params (a test walks the
+JSON Schema to keep it so). numpy scalars and 1-D arrays are accepted wherever a value goes.
+A worker that exits raises :class:`WorkerExited` with its exit status and its last stderr lines.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -31,11 +36,15 @@ from bridge_worker.schema import (
     AskResult,
     CreateResult,
     DeleteResult,
+    EnqueueResult,
     ErrorObject,
+    ImportanceResult,
     ImportResult,
     ListResult,
     ReadyParams,
+    ReportResult,
     RequestId,
+    SetAttrsResult,
     StudySummary,
     TellResult,
     TrialInfo,
@@ -46,6 +55,27 @@ T = TypeVar("T")
 
 SPIN_US = 500
 """How long the client polls for a reply before sleeping (0: never poll)."""
+
+STDERR_TAIL_LINES = 20
+"""How many of the worker's last stderr lines a :class:`WorkerExited` carries."""
+
+EXIT_WAIT_S = 5.0
+"""How long to wait for the exit status of a worker that closed its stdout."""
+
+
+def _enc_hook(obj: Any) -> Any:
+    """numpy scalars as the Python numbers they hold, 1-D arrays as lists: ML code hands them
+    over all the time. numpy is looked up in ``sys.modules``, so the client never imports it."""
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray) and obj.ndim == 1:
+            return obj.tolist()
+    raise TypeError(f"Encoding objects of type {type(obj).__name__} is unsupported")
+
+
+_encode = msgspec.json.Encoder(enc_hook=_enc_hook).encode
 
 
 def several_cpus() -> bool:
@@ -65,8 +95,46 @@ class WorkerError(Exception):
         self.kind: str = error.data.get("kind", "")
 
 
-class WorkerExited(Exception):
-    """The worker closed its stdout (it exited or was killed) while a reply was awaited."""
+class WorkerExited(ConnectionError):
+    """The worker is gone: it closed its stdout while a reply was awaited, or its stdin while a
+    request was written. ``status`` is its exit status (None if it is somehow still running;
+    negative: killed by that signal) and ``stderr_lines`` its last lines on stderr (when the
+    client captured them: ``spawn`` without ``stderr=``), which say why."""
+
+    def __init__(self, status: int | None, stderr_lines: Sequence[str] = ()) -> None:
+        self.status = status
+        self.stderr_lines = list(stderr_lines)
+        message = (
+            f"worker exited with status {status}" if status is not None
+            else "worker closed its pipes but has not exited"
+        )
+        if self.stderr_lines:
+            message += "; its last stderr lines:\n" + "\n".join(self.stderr_lines)
+        super().__init__(message)
+
+
+class _StderrTail:
+    """Copies the worker's stderr to ours as it arrives, keeping the last lines for
+    :class:`WorkerExited` (the usage message of a worker that refused its arguments, a crash)."""
+
+    def __init__(self, stream: IO[bytes], lines: int = STDERR_TAIL_LINES) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=lines)
+        self._thread = threading.Thread(
+            target=self._pump, args=(stream,), name="optuna-bridge-stderr", daemon=True
+        )
+        self._thread.start()
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        with stream:
+            for line in stream:
+                with contextlib.suppress(OSError):
+                    os.write(2, line)
+                self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
+
+    def last(self, timeout: float = 2.0) -> list[str]:
+        """The last lines, once the worker's stderr is closed (it exited) or after ``timeout``."""
+        self._thread.join(timeout)
+        return list(self.lines)
 
 
 class Reply(Struct):
@@ -74,7 +142,7 @@ class Reply(Struct):
     notification (``method`` with ``params``)."""
 
     jsonrpc: str
-    id: RequestId | UnsetType | None = UNSET
+    id: int | float | str | UnsetType | None = UNSET
     result: Raw | UnsetType = UNSET
     error: ErrorObject | UnsetType = UNSET
     method: str | UnsetType = UNSET
@@ -95,10 +163,15 @@ def decode_result(raw: Raw, result_type: type[T]) -> T:
 
 class Worker:
     def __init__(
-        self, proc: subprocess.Popen[bytes], framing: str = "line", spin_us: int = SPIN_US
+        self,
+        proc: subprocess.Popen[bytes],
+        framing: str = "line",
+        spin_us: int = SPIN_US,
+        stderr_tail: _StderrTail | None = None,
     ) -> None:
         assert proc.stdin is not None and proc.stdout is not None
         self.proc = proc
+        self._stderr_tail = stderr_tail
         self.framing = framing
         self._stdin: IO[bytes] = proc.stdin
         self._stdout: IO[bytes] = proc.stdout
@@ -134,10 +207,17 @@ class Worker:
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=stderr,
+            stderr=subprocess.PIPE if stderr is None else stderr,
             env=dict(env) if env is not None else None,
         )
-        return cls(proc, framing, spin_us)
+        tail = _StderrTail(proc.stderr) if stderr is None and proc.stderr is not None else None
+        try:
+            return cls(proc, framing, spin_us, tail)
+        except BaseException:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            raise
 
     # -- framing -------------------------------------------------------------------------------
 
@@ -146,8 +226,11 @@ class Worker:
             payload = len(payload).to_bytes(4, "big") + payload
         else:
             payload += b"\n"
-        self._stdin.write(payload)
-        self._stdin.flush()
+        try:
+            self._stdin.write(payload)
+            self._stdin.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: we closed stdin ourselves
+            raise self._exited() from None
 
     def read_payload(self) -> bytes:
         """The next frame's bytes as written by the worker (framing removed)."""
@@ -180,15 +263,19 @@ class Worker:
                 os.sched_yield()  # a worker that shares our CPU gets it at once
         data = os.read(self._fd, 1 << 16)
         if not data:
-            raise WorkerExited(self._exit_message())
+            raise self._exited()
         self._buffer += data
 
     def _read_frame(self) -> Reply:
         return _reply_decoder.decode(self.read_payload())
 
-    def _exit_message(self) -> str:
-        code = self.proc.poll()
-        return f"worker closed its stdout (exit status {code})"
+    def _exited(self) -> WorkerExited:
+        try:
+            status: int | None = self.proc.wait(EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            status = None
+        lines = self._stderr_tail.last() if self._stderr_tail is not None else []
+        return WorkerExited(status, lines)
 
     # -- JSON-RPC ------------------------------------------------------------------------------
 
@@ -210,7 +297,7 @@ class Worker:
     ) -> RequestId | None:
         """Write one request (or notification) without waiting; returns its id."""
         request_id, request = self.request_frame(method, params, notify)
-        self.write_frame(schema.encoder.encode(request))
+        self.write_frame(_encode(request))
         return request_id
 
     def receive(self) -> Reply:
@@ -233,7 +320,7 @@ class Worker:
     def batch(self, calls: Iterable[tuple[str, Mapping[str, Any] | None]]) -> list[Reply]:
         """Send one JSON-RPC batch; the replies come back as one array, in request order."""
         frames = [self.request_frame(method, params)[1] for method, params in calls]
-        self.write_frame(schema.encoder.encode(frames))
+        self.write_frame(_encode(frames))
         while True:
             payload = self.read_payload()
             if payload.lstrip()[:1] == b"[":
@@ -245,10 +332,24 @@ class Worker:
     def ping(self) -> bool:
         return bool(self.call("ping", None, schema.PingResult).pong)
 
-    def create(self, study: str, **options: Any) -> CreateResult:
-        """``options``: direction, directions, sampler, pruner, search_space, load_if_exists,
-        user_attrs — as in the protocol."""
-        return self.call("create", _params(study=study, **options), CreateResult)
+    def create(
+        self,
+        study: str,
+        direction: str | None = None,
+        *,
+        directions: Sequence[str] | None = None,
+        sampler: Mapping[str, Any] | None = None,
+        pruner: Mapping[str, Any] | None = None,
+        search_space: Mapping[str, Any] | None = None,
+        load_if_exists: bool = False,
+        user_attrs: Mapping[str, Any] | None = None,
+    ) -> CreateResult:
+        params = _params(
+            study=study, direction=direction, directions=directions, sampler=sampler,
+            pruner=pruner, search_space=search_space, load_if_exists=load_if_exists or None,
+            user_attrs=user_attrs,
+        )
+        return self.call("create", params, CreateResult)
 
     def ask(
         self,
@@ -270,18 +371,59 @@ class Worker:
         state: str = "complete",
         skip_if_finished: bool = False,
         user_attrs: Mapping[str, Any] | None = None,
+        constraints: Sequence[float] | None = None,
     ) -> TellResult:
+        """``values`` for several objectives (a list or a 1-D numpy array); ``constraints``:
+        feasible when all are <= 0."""
         params = _params(
             study=study, number=number, value=value, values=values, state=state,
             skip_if_finished=skip_if_finished or None, user_attrs=user_attrs,
+            constraints=constraints,
         )
         return self.call("tell", params, TellResult)
 
-    def best(self, study: str) -> list[TrialInfo]:
-        return self.call("best", {"study": study}, TrialsResult).trials
+    def best(self, study: str, *, datetimes: bool = False) -> list[TrialInfo]:
+        params = _params(study=study, datetimes=datetimes or None)
+        return self.call("best", params, TrialsResult).trials
 
-    def trials(self, study: str, states: Sequence[str] | None = None) -> list[TrialInfo]:
-        return self.call("trials", _params(study=study, states=states), TrialsResult).trials
+    def trials(
+        self, study: str, states: Sequence[str] | None = None, *, datetimes: bool = False
+    ) -> list[TrialInfo]:
+        params = _params(study=study, states=states, datetimes=datetimes or None)
+        return self.call("trials", params, TrialsResult).trials
+
+    def report(self, study: str, number: int, step: int, value: float) -> bool:
+        """Store an intermediate value; True when the study's pruner would prune the trial."""
+        params = {"study": study, "number": number, "step": step, "value": value}
+        return self.call("report", params, ReportResult).should_prune
+
+    def enqueue(
+        self,
+        study: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        user_attrs: Mapping[str, Any] | None = None,
+        skip_if_exists: bool = False,
+    ) -> bool:
+        """Queue parameters for the next ``ask``; False when ``skip_if_exists`` made it a no-op."""
+        frame = _params(
+            study=study, params=params, user_attrs=user_attrs,
+            skip_if_exists=skip_if_exists or None,
+        )
+        return self.call("enqueue", frame, EnqueueResult).enqueued
+
+    def set_attrs(
+        self, study: str, user_attrs: Mapping[str, Any], *, number: int | None = None
+    ) -> None:
+        """Set user attrs of the study, or of its running trial ``number``."""
+        params = _params(study=study, number=number, user_attrs=user_attrs)
+        self.call("set_attrs", params, SetAttrsResult)
+
+    def importance(
+        self, study: str, *, params: Sequence[str] | None = None, objective: int | None = None
+    ) -> dict[str, float]:
+        frame = _params(study=study, params=params, objective=objective)
+        return self.call("importance", frame, ImportanceResult).importances
 
     def list_studies(self) -> list[StudySummary]:
         return self.call("list", None, ListResult).studies

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from bridge_worker.schema import TrialInfo, TrialStateName
+from bridge_worker.schema import JsonScalar, TrialInfo, TrialStateName
 
 STATE_NAMES: dict[TrialState, TrialStateName] = {
     TrialState.RUNNING: "running",
@@ -26,10 +29,24 @@ def trial_info(trial: FrozenTrial, datetimes: bool = False) -> TrialInfo:
         intermediate_values=trial.intermediate_values,
     )
     if datetimes:
-        info.datetime_start = _iso(trial.datetime_start)
-        info.datetime_complete = _iso(trial.datetime_complete)
+        info.datetime_start = utc_iso(trial.datetime_start)
+        info.datetime_complete = utc_iso(trial.datetime_complete)
     return info
 
 
-def _iso(moment: object) -> str | None:
-    return None if moment is None else moment.isoformat()  # type: ignore[attr-defined]
+def as_param_type(distribution: BaseDistribution, value: JsonScalar) -> JsonScalar:
+    """A float parameter's value as a float and an int parameter's as an int, whatever number
+    type fixed or enqueued params gave: a parameter keeps one JSON type in every reply."""
+    if isinstance(distribution, FloatDistribution) and isinstance(value, int | float):
+        return float(value)
+    if isinstance(distribution, IntDistribution) and isinstance(value, int | float):
+        return int(value)
+    return value
+
+
+def utc_iso(moment: datetime.datetime | None) -> str | None:
+    """ISO 8601 in UTC with ``Z``, as the logs write time. Optuna stores naive local times."""
+    if moment is None:
+        return None
+    utc = moment.astimezone(datetime.UTC)
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

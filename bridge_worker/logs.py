@@ -1,20 +1,36 @@
 """Structured logs: JSON lines on stderr, configured once at start-up.
 
 Everything that logs ends up here as JSON — our own structlog loggers, Optuna's stdlib logger and
-Python warnings — so stderr is machine-readable and stdout stays protocol-only. Below the chosen
-level a structlog call is a no-op method, so debug logging on the hot path costs nothing when off.
+Python warnings — through one renderer, so every line on stderr has the same compact style and
+stdout stays protocol-only. Below the chosen level a structlog call is a no-op method, so debug
+logging on the hot path costs nothing when off.
+
+What is logged never includes a frame: events name the method, error kind and field; tracebacks
+(``internal_error``) are rendered without local variables, which would hold the raw frame.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import optuna
 import orjson
 import structlog
 
 LEVELS = ("debug", "info", "warning", "error")
+
+_tracebacks = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+"""``dict_tracebacks`` without locals: a frame's bytes are a local variable of the code that
+answers it, and logs must never carry request data."""
+
+
+def _dumps_text(obj: Any, **kw: Any) -> str:
+    """orjson's compact JSON as text, for the stdlib handler (whose formatter returns ``str``)."""
+    return orjson.dumps(obj, **kw).decode()
 
 
 def configure(level: str) -> None:
@@ -26,7 +42,7 @@ def configure(level: str) -> None:
     ]
     renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
     structlog.configure(
-        processors=[*shared, structlog.processors.dict_tracebacks, renderer],
+        processors=[*shared, _tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.BytesLoggerFactory(sys.stderr.buffer),
         cache_logger_on_first_use=True,
@@ -36,8 +52,8 @@ def configure(level: str) -> None:
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.dict_tracebacks,
-                structlog.processors.JSONRenderer(),
+                _tracebacks,
+                structlog.processors.JSONRenderer(serializer=_dumps_text),
             ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )

@@ -4,11 +4,15 @@ Sans-IO: no file descriptors here. The endpoint decodes the envelope, asks the d
 result, and is the one place where any failure becomes an error reply, so no error can escape as
 a crash or as half a frame. Batches, notifications and the error notification for a failed
 notification (a parent's fire-and-forget call must never fail silently) are handled here too.
+
+``strict`` (``--jsonrpc strict``) is JSON-RPC 2.0 to the letter, for generic client libraries:
+``"jsonrpc":"2.0"`` is required and a failed notification is only logged (kind and field, never
+the frame), because the specification gives a notification no reply of any kind.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
 import msgspec
 import structlog
@@ -23,8 +27,8 @@ from bridge_worker.schema import (
     ErrorObject,
     ErrorReply,
     Notification,
-    RequestId,
     ResultReply,
+    WireId,
 )
 
 _NOT_JSON = (msgspec.DecodeError, RecursionError)
@@ -33,6 +37,27 @@ stack allows (``--max-depth`` keeps frames well below that). Invalid UTF-8 never
 :func:`_utf8_error` answers it first, because msgspec reports it differently across versions
 (0.22 raised ``UnicodeDecodeError``, 0.23 ``DecodeError``) and only where it happens to look."""
 
+_BOM = b"\xef\xbb\xbf"
+_ID_STARTS = frozenset(b'"-0123456789n')
+"""First bytes of an ``id`` JSON-RPC allows: a string, a number or null (not true/false/{}/[])."""
+_SURROGATE_ESCAPES = re.compile(
+    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    rb"|(?P<lone>\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
+)
+"""An escaped backslash, an escaped surrogate pair, or a lone escaped surrogate (in that order,
+so ``\\\\ud800`` is a backslash and text, never an escape)."""
+_STRING_OR_NAN = re.compile(rb'"(?:[^"\\]|\\.)*"|(?P<nan>-?\b(?:NaN|Infinity)\b)', re.DOTALL)
+_NAN_HINT = (
+    "NaN and Infinity are not JSON (RFC 8259); tell a failed evaluation as "
+    '"state":"fail" instead of a value'
+)
+
+
+class _IdProbe(msgspec.Struct):
+    id: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_decode_id = msgspec.json.Decoder(_IdProbe).decode
 _encode = schema.encoder.encode
 _decode_envelope = schema.envelope_decoder.decode
 _decode_batch = schema.batch_decoder.decode
@@ -41,9 +66,10 @@ _decode_batch = schema.batch_decoder.decode
 class Endpoint:
     """Answers frames. ``closing`` turns true once a method that ends the session has answered."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, strict: bool = False) -> None:
         self.dispatcher = dispatcher
         self.limits = dispatcher.registry.limits
+        self.strict = strict
         self.closing = False
         self._log = structlog.get_logger("bridge_worker.rpc")
 
@@ -68,6 +94,8 @@ class Endpoint:
         return out
 
     def _handle_frame(self, frame: bytes, out: list[bytes]) -> bytes | None:
+        if frame.startswith(_BOM):  # RFC 8259 section 8.1: a parser may ignore it
+            frame = frame[len(_BOM):]
         bad_utf8 = _utf8_error(frame)
         if bad_utf8 is not None:
             return _error_reply(_salvage_id(_lossy(frame)), bad_utf8)
@@ -89,13 +117,13 @@ class Endpoint:
         try:
             items = _decode_batch(frame)
         except _NOT_JSON as exc:
-            return _error_reply(None, BridgeError(ErrorKind.PARSE_ERROR, f"invalid JSON: {exc}"))
+            return _parse_error_reply(frame, exc)
         if not items:
             return _error_reply(None, BridgeError(ErrorKind.INVALID_REQUEST, "empty batch"))
         try:
             self.limits.check("max_batch", "requests in the batch", len(items))
         except BridgeError as error:
-            return _error_reply(None, error)
+            return _refuse_batch(items, error)
         replies = [r for item in items if (r := self._handle_one(item, out)) is not None]
         return b"[" + b",".join(replies) + b"]" if replies else None
 
@@ -107,23 +135,39 @@ class Endpoint:
             try:
                 msgspec.json.decode(raw)
             except _NOT_JSON as not_json:
-                error = BridgeError(ErrorKind.PARSE_ERROR, f"invalid JSON: {not_json}")
-                return _error_reply(None, error)
-            error = BridgeError(ErrorKind.INVALID_REQUEST, f"not a valid request: {exc}")
+                return _parse_error_reply(bytes(raw), not_json)
+            closed = {"allowed": ["2.0"]} if str(exc).endswith("`$.jsonrpc`") else {}
+            error = BridgeError(ErrorKind.INVALID_REQUEST, f"not a valid request: {exc}", **closed)
             return _error_reply(_salvage_id(raw), error)
         except _NOT_JSON as exc:
-            return _error_reply(None, BridgeError(ErrorKind.PARSE_ERROR, f"invalid JSON: {exc}"))
+            return _parse_error_reply(bytes(raw), exc)
         request_id = envelope.id
+        if not isinstance(request_id, msgspec.UnsetType) and not _is_id(request_id):
+            error = BridgeError(
+                ErrorKind.INVALID_REQUEST,
+                "not a valid request: `id` must be a string, a number or null - at `$.id`",
+            )
+            return _error_reply(None, error)
         try:
+            if self.strict and isinstance(envelope.jsonrpc, msgspec.UnsetType):
+                raise BridgeError(
+                    ErrorKind.INVALID_REQUEST,
+                    'not a valid request: "jsonrpc":"2.0" is required (--jsonrpc strict)',
+                )
             method = self.dispatcher.lookup(envelope.method)
-            params = envelope.params
-            result = self.dispatcher.call(method, None if params is msgspec.UNSET else params)
+            result = self.dispatcher.call(method, _params_bytes(envelope.params))
         except Exception as exc:  # every failure becomes a reply; none may end the worker
             error = as_bridge_error(exc)
             if error.kind is ErrorKind.INTERNAL_ERROR:
                 self._log.error("internal_error", method=envelope.method, exc_info=exc)
             if isinstance(request_id, msgspec.UnsetType):
-                out.append(_error_notification(envelope.method, error))
+                if self.strict:
+                    self._log.warning(
+                        "notification_failed", method=envelope.method, kind=error.kind.kind,
+                        field=error.data.get("field"),
+                    )
+                else:
+                    out.append(_error_notification(envelope.method, error))
                 return None
             return _error_reply(request_id, error)
         if method.ends_session:
@@ -133,13 +177,54 @@ class Endpoint:
         return _encode(ResultReply(id=request_id, result=result))
 
 
+def _params_bytes(params: msgspec.Raw | msgspec.UnsetType) -> bytes | None:
+    """The params object to decode, or None for none. JSON-RPC params are structured: an object
+    (by name, what every method here takes) or an array (by position: only ``[]``, "no
+    arguments", is accepted, as ``{}``). Anything else is not a valid request."""
+    if isinstance(params, msgspec.UnsetType):
+        return None
+    raw = bytes(params)
+    first = raw[:1]
+    if first == b"{":
+        return raw
+    if first == b"[":
+        if raw[1:].strip() == b"]":
+            return None
+        raise BridgeError(
+            ErrorKind.INVALID_PARAMS,
+            'params are by name: give an object such as {"study":"s"}, not an array - at '
+            "`$.params`",
+            field="$.params",
+        )
+    raise BridgeError(
+        ErrorKind.INVALID_REQUEST,
+        "not a valid request: `params` must be an object (or an array), got "
+        f"{_json_type(first)} - at `$.params`",
+    )
+
+
+def _json_type(first: bytes) -> str:
+    return {b'"': "a string", b"n": "null", b"t": "a boolean", b"f": "a boolean"}.get(
+        first, "a number"
+    )
+
+
+def _refuse_batch(items: list[msgspec.Raw], error: BridgeError) -> bytes:
+    """A batch over ``--max-batch`` is answered as a batch: one error per request id, so a client
+    waiting on its ids gets every answer (one error with id null only if no entry has an id)."""
+    ids = [_probe_id(item) for item in items]
+    replies = [_error_reply(i, error) for i in ids if not isinstance(i, msgspec.UnsetType)]
+    if not replies:
+        return _error_reply(None, error)
+    return b"[" + b",".join(replies) + b"]"
+
 def _error_object(error: BridgeError) -> ErrorObject:
     return ErrorObject(
         code=error.kind.code, message=error.message, data={"kind": error.kind.kind, **error.data}
     )
 
 
-def _error_reply(request_id: RequestId | None, error: BridgeError) -> bytes:
+def _error_reply(request_id: WireId, error: BridgeError) -> bytes:
     return _encode(ErrorReply(id=request_id, error=_error_object(error)))
 
 
@@ -168,14 +253,65 @@ def _lossy(frame: bytes) -> bytes:
     return frame.decode("utf-8", "replace").encode()
 
 
-def _salvage_id(raw: bytes | msgspec.Raw) -> RequestId | None:
-    """The id of a malformed request, when it has a usable one, so the parent can match the
-    error to its call (JSON-RPC: null when it cannot be determined)."""
+def _parse_error_reply(frame: bytes, exc: BaseException) -> bytes:
+    """``parse_error``, saying what is wrong in the cases people meet (a NaN, a lone surrogate as
+    ``JSON.stringify`` writes it), with the request's id when the rest of the frame is JSON."""
+    lone = None
+    repaired = frame
+    if b"\\u" in frame:
+        lone, repaired = _without_lone_surrogates(frame)
+    if lone is not None:
+        message = (
+            f"invalid JSON: the string escape `{lone}` is a lone surrogate (half of a UTF-16 "
+            "pair), which is not Unicode text; send the text as UTF-8 or a complete pair"
+        )
+    elif (nulled := _nan_as_null(frame)) != frame:
+        message = f"invalid JSON: {_NAN_HINT}"
+        repaired = nulled
+    else:
+        message = f"invalid JSON: {exc}"
+    return _error_reply(_salvage_id(repaired), BridgeError(ErrorKind.PARSE_ERROR, message))
+
+
+def _without_lone_surrogates(frame: bytes) -> tuple[str | None, bytes]:
+    """The first lone surrogate escape (as text) and the frame with each replaced by U+FFFD."""
+    first: list[str] = []
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        if match.group("lone") is None:
+            return match.group(0)
+        if not first:
+            first.append(match.group("lone").decode())
+        return b"\\ufffd"
+
+    repaired = _SURROGATE_ESCAPES.sub(replace, frame)
+    return (first[0] if first else None), repaired
+
+
+def _nan_as_null(frame: bytes) -> bytes:
+    """The frame with each NaN/Infinity literal outside strings replaced by null."""
+    return _STRING_OR_NAN.sub(
+        lambda m: b"null" if m.group("nan") is not None else m.group(0), frame
+    )
+
+
+def _is_id(raw: msgspec.Raw) -> bool:
+    return len(raw) > 0 and bytes(raw)[0] in _ID_STARTS
+
+
+def _probe_id(raw: bytes | msgspec.Raw) -> WireId | msgspec.UnsetType:
+    """The request's id as sent (None if it has no usable one), or UNSET for a notification."""
     try:
-        obj: Any = msgspec.json.decode(raw)
-    except _NOT_JSON:
+        request_id = _decode_id(raw).id
+    except (msgspec.ValidationError, *_NOT_JSON):
         return None
-    request_id = obj.get("id") if isinstance(obj, dict) else None
-    if isinstance(request_id, str) or (type(request_id) is int):
+    if isinstance(request_id, msgspec.UnsetType) or _is_id(request_id):
         return request_id
     return None
+
+
+def _salvage_id(raw: bytes | msgspec.Raw) -> WireId:
+    """The id of a malformed request, when it has a usable one, so the parent can match the
+    error to its call (JSON-RPC: null when it cannot be determined)."""
+    request_id = _probe_id(raw)
+    return None if isinstance(request_id, msgspec.UnsetType) else request_id

@@ -22,7 +22,15 @@ PROTOCOL_VERSION = 1
 # --------------------------------------------------------------------------------------------
 
 RequestId = int | str
-"""A request ``id``: an integer or a string, echoed in the reply."""
+"""A request ``id`` as this project's clients write it: an integer or a string."""
+
+WireIdBytes = Annotated[Raw, Meta(extra_json_schema={"type": ["string", "number", "null"]})]
+"""An ``id`` as it arrives and as a reply carries it: JSON-RPC allows any string, number or null,
+and the worker echoes the request's own bytes (``1e2`` stays ``1e2``), so any caller can match
+its reply."""
+WireId = WireIdBytes | None
+ParamsBytes = Annotated[Raw, Meta(extra_json_schema={"type": ["object", "array"]})]
+"""``params`` as it arrives: an object (by name), or ``[]`` for none."""
 
 StudyName = Annotated[str, Meta(min_length=1, max_length=512, description="Study name")]
 ParamName = Annotated[str, Meta(min_length=1, max_length=512)]
@@ -49,17 +57,20 @@ class _Spec(Struct, forbid_unknown_fields=True, tag_field="type", kw_only=True):
 # --------------------------------------------------------------------------------------------
 
 
-class RequestEnvelope(Struct, forbid_unknown_fields=True):
-    """A request or notification as it arrives; ``params`` stays raw until the method is known.
+class RequestEnvelope(Struct):
+    """A request or notification as it arrives; ``params`` and ``id`` stay raw (checked by the
+    endpoint: ``params`` an object, ``id`` a string, number or null, echoed byte for byte).
 
-    ``jsonrpc`` may be omitted by people typing frames in a shell; if present it must be "2.0".
-    A frame without ``id`` is a notification and gets no reply (unless it fails).
+    ``jsonrpc`` may be omitted by people typing frames in a shell; if present it must be "2.0"
+    (required with ``--jsonrpc strict``). A frame without ``id`` is a notification and gets no
+    reply (unless it fails). Unknown top-level members are ignored, as JSON-RPC allows; unknown
+    fields inside ``params`` are errors.
     """
 
     method: Annotated[str, Meta(max_length=128)]
     jsonrpc: Literal["2.0"] | UnsetType = UNSET
-    id: RequestId | UnsetType = UNSET
-    params: Raw | UnsetType = UNSET
+    id: WireIdBytes | UnsetType = UNSET
+    params: ParamsBytes | UnsetType = UNSET
 
 
 class ErrorObject(Struct):
@@ -70,13 +81,13 @@ class ErrorObject(Struct):
 
 class ResultReply(Struct, kw_only=True):
     jsonrpc: str = "2.0"
-    id: RequestId | None
+    id: WireId
     result: Any
 
 
 class ErrorReply(Struct, kw_only=True):
     jsonrpc: str = "2.0"
-    id: RequestId | None
+    id: WireId
     error: ErrorObject
 
 

@@ -46,6 +46,19 @@ def allowed_tags(root: type, path: str, document: Any) -> list[str] | None:
     return sorted(str(s.tag) for s in structs)
 
 
+def allowed_values(root: type, path: str, document: Any) -> list[Any] | None:
+    """The values of the closed set (a ``Literal``) accepted at ``path``."""
+    found = _walk(mi.type_info(root), path, document, None)
+    if found is None:
+        return None
+    info = _strip_none(found[0])
+    members = info.types if isinstance(info, mi.UnionType) else (info,)
+    for member in members:
+        if isinstance(member, mi.LiteralType):
+            return sorted(member.values, key=str)
+    return None
+
+
 def _walk(info: mi.Type, path: str, value: Any, unknown: str | None) -> tuple[mi.Type, Any] | None:
     position = 0
     while position < len(path):

@@ -74,7 +74,8 @@ def serve(
     encode = frame_encoder(framing)
     stop = _install_signal_handlers()
     try:
-        _write_all(out_fd, encode(ready_payload))
+        if ready_payload:  # empty with --jsonrpc strict: the parent speaks first
+            _write_all(out_fd, encode(ready_payload))
         at_eof = False
         while not (at_eof or endpoint.closing or stop.requested):
             if spin_s:

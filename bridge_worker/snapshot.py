@@ -23,7 +23,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
-from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME
+from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, utc_iso
 from bridge_worker.errors import BridgeError, ErrorKind
 from bridge_worker.registry import CONFIG_ATTR, StudyEntry, StudyRegistry
 from bridge_worker.samplers import build_pruner, build_study_sampler, check_sampler_fits
@@ -87,13 +87,9 @@ def _snapshot_trial(trial: FrozenTrial) -> SnapshotTrial:
         intermediate_values=trial.intermediate_values,
         user_attrs=trial.user_attrs,
         system_attrs=system_attrs,
-        datetime_start=_iso(trial.datetime_start),
-        datetime_complete=_iso(trial.datetime_complete),
+        datetime_start=utc_iso(trial.datetime_start),
+        datetime_complete=utc_iso(trial.datetime_complete),
     )
-
-
-def _iso(moment: datetime.datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
 
 
 # ---- import ---------------------------------------------------------------------------------
@@ -171,7 +167,14 @@ def _frozen_trial(trial: SnapshotTrial, n_objectives: int, index: int) -> Frozen
 
 
 def _parse_time(text: str | None) -> datetime.datetime | None:
-    return None if text is None else datetime.datetime.fromisoformat(text)
+    """A snapshot time as Optuna stores it (naive, local). Exports write UTC with ``Z``; older
+    snapshots wrote naive local times, taken as they are."""
+    if text is None:
+        return None
+    moment = datetime.datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone().replace(tzinfo=None)
+    return moment
 
 
 def _invalid(reason: str, message: str, **data: Any) -> BridgeError:

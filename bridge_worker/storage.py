@@ -68,10 +68,19 @@ def storage_kind(url: str) -> str:
 
 
 def check_options(options: StorageOptions) -> None:
-    """Reject, at start-up, option combinations that cannot work (a ValueError for argparse)."""
+    """Reject, at start-up, option combinations that cannot work (a ValueError for argparse).
+
+    A URL that can never work (unknown scheme, malformed, driver not installed) is refused here,
+    before ``ready``; only a server that cannot be reached right now is left to ``storage_error``
+    replies, because it may come up later.
+    """
     kind = storage_kind(options.url)
     if kind == "journal" and not urlsplit(options.url).path:
         raise ValueError("journal storage needs a path: journal:///path/to/study.log")
+    if kind == "redis":
+        _require_module("redis", "redis")
+    elif kind not in ("memory", "journal"):
+        _check_sqlalchemy_url(options.url)
     if options.heartbeat is None:
         if options.grace_period is not None or options.retry_failed is not None:
             raise ValueError("--grace-period and --retry-failed need --heartbeat")
@@ -80,6 +89,50 @@ def check_options(options: StorageOptions) -> None:
         raise ValueError("--heartbeat needs a durable storage (RDB or journal), not memory")
     if options.heartbeat < 1:
         raise ValueError("--heartbeat must be at least 1 second")
+
+
+def _require_module(module: str, extra: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(
+            f"this storage needs the {module!r} package: pip install 'optuna-bridge[{extra}]'"
+        )
+
+
+def _check_sqlalchemy_url(url: str) -> None:
+    """Everything about an RDB URL that needs no server: SQLAlchemy parses it, finds the dialect
+    and imports the driver, and the dialect turns it into connection arguments (where a
+    ``sqlite://hpo.db`` with two slashes fails). Messages never repeat the URL (passwords)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    scheme = urlsplit(url).scheme
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"malformed storage URL (scheme {scheme!r})") from None
+    try:
+        dialect_cls = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(
+            f"unknown storage scheme {scheme!r}: expected memory, sqlite:///path.db, "
+            "journal:///path.log, redis://host:port/db or another SQLAlchemy URL "
+            "(postgresql+psycopg2://user@host/db, mysql+pymysql://...)"
+        ) from None
+    try:
+        dbapi = dialect_cls.import_dbapi()
+    except ImportError as exc:
+        raise ValueError(
+            f"the database driver for {scheme!r} is not installed ({exc.name or exc})"
+        ) from None
+    try:
+        dialect_cls(dbapi=dbapi).create_connect_args(parsed)  # type: ignore[call-arg]
+    except ArgumentError as exc:
+        first_line = str(exc).splitlines()[0]
+        if parsed.drivername.startswith("sqlite"):  # its message is the fix (no password)
+            first_line = " ".join(str(exc).split())
+        raise ValueError(f"malformed {parsed.get_backend_name()} URL: {first_line}") from None
 
 
 def open_storage(options: StorageOptions) -> BaseStorage:

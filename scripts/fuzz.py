@@ -91,7 +91,7 @@ class OutError(Struct, forbid_unknown_fields=True):
 
 class OutFrame(Struct, forbid_unknown_fields=True):
     jsonrpc: Literal["2.0"]
-    id: int | str | UnsetType | None = UNSET
+    id: int | float | str | UnsetType | None = UNSET
     result: Any | UnsetType = UNSET
     error: OutError | UnsetType = UNSET
     method: str | UnsetType = UNSET
@@ -421,10 +421,10 @@ class Generator:
             ({"id": rid}, rid),
             ({"id": rid, "method": 5}, rid),
             ({"id": rid, "method": None}, rid),
-            ({"id": rid, "method": "ping", "extra": 1}, rid),
-            ({"id": 1.5, "method": "ping"}, None),
+            ({"jsonrpc": "2.0", "id": rid, "method": "ping", "params": "x"}, rid),
+            ({"id": rid, "method": "ping", "params": None}, rid),
             ({"id": True, "method": "ping"}, None),
-            ({"id": None, "method": "ping"}, None),
+            ({"id": False, "method": "ping"}, None),
             ({"id": [rid], "method": "ping"}, None),
             ({"id": {"a": rid}, "method": "ping"}, None),
             (self.scalar(), None),
@@ -457,10 +457,11 @@ class Generator:
             b'{"id":%s,"method":"create","params":{"study":"g1","search_space":{"x":{"type":'
             b'"float","low":0,"high":%s}}}}',
         ])
-        # a literal JSON does not have makes the whole frame unreadable: id null; a number out
-        # of range is JSON: invalid_params with the id
+        # a literal JSON does not have makes the whole frame unreadable: parse_error (with the
+        # id for NaN/Infinity); a number out of range is JSON: invalid_params with the id, or
+        # limit_exceeded for an `n` over --max-ask
         return template % (dumps(rid), literal), [
-            reply("nan_literals", (rid, None), {"parse_error", "invalid_params"})]
+            reply("nan_literals", (rid, None), {"parse_error", "invalid_params", "limit_exceeded"})]
 
     def huge_number(self) -> tuple[bytes, list[Expect]]:
         rid = self.new_id()
@@ -562,7 +563,11 @@ class Generator:
         if roll < 0.05:
             return b"[]", [reply("batch", (None,), "invalid_request")]
         if roll < 0.08:
-            return dumps([1] * 1001), [reply("batch", (None,), "limit_exceeded")]
+            # over --max-batch: one limit_exceeded per request id, entries without one get
+            # nothing (entries are not even read: a bare id keeps the frame small)
+            over = [{"id": i} if i % 3 else {} for i in range(1001)]
+            return dumps(over), [Expect("batch", "batch", entries=[
+                reply("batch", (i,), "limit_exceeded") for i in range(1001) if i % 3])]
         items: list[Any] = []
         entries: list[Expect] = []
         notes = 0

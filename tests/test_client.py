@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 import signal
 
+import numpy as np
 import pytest
+from conftest import ROOT
 
 from bridge_worker.client import Worker, WorkerError, WorkerExited
 from bridge_worker.schema import AskedTrial, CreateResult, TellResult
@@ -70,6 +74,88 @@ def test_killed_worker_raises_worker_exited() -> None:
     with Worker.spawn() as w:
         os.kill(w.pid, signal.SIGKILL)
         w.proc.wait()
-        with pytest.raises((WorkerExited, BrokenPipeError)):
+        with pytest.raises(WorkerExited) as caught:
             w.ping()
     assert w.proc.returncode == -signal.SIGKILL
+    assert caught.value.status == -signal.SIGKILL
+
+
+def test_numpy_scalars_and_arrays_are_accepted_wherever_the_client_encodes(
+    worker: Worker,
+) -> None:
+    space = {"x": {"type": "float", "low": 0, "high": 1}, "k": {"type": "int", "low": 0, "high": 5}}
+    worker.create("np", search_space=space, directions=["minimize", "maximize"])
+    (trial,) = worker.ask("np", n=np.int64(1), fixed_params={"k": np.int64(2),
+                                                             "x": np.float32(0.5)})
+    assert trial.params == {"x": 0.5, "k": 2}
+    told = worker.tell("np", np.int32(trial.number), values=np.array([0.25, 1.0]),
+                       user_attrs={"loss": np.float64(0.25), "ok": np.bool_(True)})
+    assert told.values == [0.25, 1.0]
+    worker.create("np1", search_space=space)
+    (trial,) = worker.ask("np1")
+    assert worker.tell("np1", trial.number, np.float64(0.5)).values == [0.5]
+    (trial,) = worker.ask("np1")
+    assert worker.tell("np1", trial.number, np.float32(0.5), constraints=np.array([-1.0])).values
+    with pytest.raises(TypeError):
+        worker.tell("np1", 0, values=np.zeros((2, 2)))
+
+
+def test_a_worker_that_refuses_to_start_raises_its_status_and_stderr() -> None:
+    with pytest.raises(WorkerExited) as caught:
+        Worker.spawn(args=["--max-ask", "5000"])
+    assert caught.value.status == 2
+    assert any("cannot exceed the protocol's bound 1000" in line
+               for line in caught.value.stderr_lines)
+    assert "status 2" in str(caught.value) and "--max-ask" in str(caught.value)
+    with pytest.raises(WorkerExited) as caught:
+        Worker.spawn(storage="bogus://x")
+    assert caught.value.status == 2 and "unknown storage scheme" in str(caught.value)
+
+
+def test_calls_after_shutdown_raise_worker_exited() -> None:
+    with Worker.spawn() as w:
+        assert w.shutdown() == 0
+        with pytest.raises(WorkerExited) as caught:
+            w.ping()
+        assert caught.value.status == 0
+    with pytest.raises(WorkerExited):
+        w.ping()  # after close() too
+
+
+HELPER_NAMES = {"list": "list_studies", "import": "import_"}
+
+
+def test_every_method_and_param_of_the_schema_has_a_typed_helper() -> None:
+    """Walks protocol/schema: each method needs a Worker helper taking each of its params."""
+    document = json.loads((ROOT / "protocol" / "schema" / "optuna-bridge.schema.json").read_text())
+    missing = []
+    for method, shapes in sorted(document["methods"].items()):
+        helper = getattr(Worker, HELPER_NAMES.get(method, method), None)
+        if helper is None:
+            missing.append(method)
+            continue
+        accepted = set(inspect.signature(helper).parameters)
+        definition = document["$defs"][shapes["params"]["$ref"].rsplit("/", 1)[1]]
+        missing += [f"{method}.{field}" for field in definition.get("properties", {})
+                    if field not in accepted]
+    assert missing == []
+
+
+def test_typed_helpers_cover_the_readme_features(worker: Worker) -> None:
+    space = {"x": {"type": "float", "low": 0, "high": 1}}
+    worker.create("h", search_space=space, sampler={"type": "random", "seed": 1},
+                  pruner={"type": "median"}, user_attrs={"team": "a"})
+    assert worker.enqueue("h", {"x": 0.5}, user_attrs={"why": "guess"}) is True
+    assert worker.enqueue("h", {"x": 0.5}, skip_if_exists=True) is False
+    (first,) = worker.ask("h")
+    assert first.params == {"x": 0.5}
+    assert worker.report("h", first.number, 0, 0.3) is False
+    worker.set_attrs("h", {"note": "n"}, number=first.number)
+    worker.set_attrs("h", {"study_note": "s"})
+    worker.tell("h", first.number, 0.3, constraints=[-1.0])
+    (second,) = worker.ask("h")
+    worker.tell("h", second.number, 0.1, constraints=[-0.5])
+    (best,) = worker.best("h", datetimes=True)
+    assert best.datetime_start is not None and str(best.datetime_start).endswith("Z")
+    assert set(worker.importance("h", params=["x"])) == {"x"}
+    assert [t.number for t in worker.trials("h", ["complete"], datetimes=True)] == [0, 1]

@@ -76,10 +76,40 @@ def test_studies_per_worker() -> None:
     assert "result" in reply(ep, {"id": 5, "method": "create", "params": {"study": "c"}})
 
 
+@pytest.mark.parametrize(
+    ("method", "params", "limit", "maximum"),
+    [("ask", {"study": "s", "n": 5}, "max_ask", 4),
+     ("ask", {"study": "s", "n": 1001}, "max_ask", 4),
+     ("create", {"study": "s" * 11}, "max_name_length", 10),
+     ("create", {"study": "s" * 513}, "max_name_length", 10)],
+)
+def test_any_value_over_an_operator_limit_names_the_operators_maximum(
+    method: str, params: dict[str, Any], limit: str, maximum: int
+) -> None:
+    ep = endpoint()
+    reply(ep, {"id": 1, "method": "create", "params": {"study": "s"}})
+    answer = reply(ep, {"id": 2, "method": method, "params": params})
+    assert answer["id"] == 2 and limit_of(answer) == limit
+    assert answer["error"]["data"]["max"] == maximum
+    assert f"at most {maximum} (--{limit.replace('_', '-')})" in answer["error"]["message"]
+
+
+def test_a_batch_over_the_limit_answers_every_request_id() -> None:
+    ep = endpoint()
+    batch = [{"id": "a", "method": "ping"}, {"method": "ping"}, {"id": 2.5, "method": "ping"},
+             {"id": None, "method": "ping"}]
+    answer = reply(ep, batch)
+    assert [a["id"] for a in answer] == ["a", 2.5, None]
+    assert all(limit_of(a) == "max_batch" and a["error"]["data"]["max"] == 3 for a in answer)
+    only_notifications = reply(ep, [{"method": "ping"}] * 4)
+    assert only_notifications["id"] is None and limit_of(only_notifications) == "max_batch"
+
+
 def test_batch_length() -> None:
     ep = endpoint()
     answer = reply(ep, [{"id": i, "method": "ping"} for i in range(4)])
-    assert answer["id"] is None and limit_of(answer) == "max_batch"
+    assert [a["id"] for a in answer] == [0, 1, 2, 3]
+    assert all(limit_of(a) == "max_batch" for a in answer)
     assert len(reply(ep, [{"id": i, "method": "ping"} for i in range(3)])) == 3
 
 
@@ -120,7 +150,7 @@ def test_default_limits_take_the_deepest_frame_the_decoder_can_read() -> None:
 
 def test_limits_on_the_command_line() -> None:
     with Worker.spawn(args=["--max-ask", "2", "--max-studies", "1"]) as worker:
-        worker.create("one")
+        worker.create("one", search_space={"x": {"type": "int", "low": 0, "high": 9}})
         with pytest.raises(WorkerError) as caught:
             worker.ask("one", n=3)
         assert caught.value.data == {"kind": "limit_exceeded", "limit": "max_ask", "value": 3,

@@ -214,3 +214,117 @@ def test_polling_settings_do_not_change_answers(worker_spin: str, client_spin: i
         assert [t.number for t in asked] == list(range(20))
         assert worker.best("s")[0].values == [min(t.params["x"] for t in asked)]
         assert worker.shutdown() == 0
+
+
+# ---- first use: storage URLs, logs, a person at a terminal, generic JSON-RPC clients ---------
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("bogus://x", b"unknown storage scheme 'bogus'"),
+     ("sqlite://hpo.db", b"Invalid SQLite URL"),
+     ("mysql://user@localhost/db", b"driver for 'mysql' is not installed"),
+     ("postgresql+nodriver://user@localhost/db", b"unknown storage scheme")],
+)
+def test_a_storage_url_that_can_never_work_exits_2_before_ready(url: str, message: bytes) -> None:
+    done = subprocess.run([PYTHON, "-m", "bridge_worker", "--storage", url], capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout == b""
+    assert b"usage: optuna-bridge" in done.stderr and message in done.stderr
+
+
+def test_every_stderr_line_has_one_json_style() -> None:
+    """Python warnings (here Optuna's) and structlog's own events come out of one renderer."""
+    create = {"id": 1, "method": "create", "params": {
+        "study": "w", "sampler": {"type": "tpe", "consider_magic_clip": True},
+        "search_space": {"k": {"type": "int", "low": 0, "high": 10, "step": 3}},
+    }}
+    frames, err, code = run_session(lines(create))
+    assert code == 0 and "result" in frames[1]
+    loggers = set()
+    for line in err.splitlines():
+        entry = orjson.loads(line)
+        assert line == orjson.dumps(entry), line  # compact: no spaces after separators
+        loggers.add(entry.get("logger"))
+    assert "py.warnings" in loggers and None in loggers
+
+
+def test_a_person_at_a_terminal_sees_no_info_logs_by_default() -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([PYTHON, "-m", "bridge_worker"], stdin=follower,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(follower)
+    try:
+        assert proc.stdout is not None
+        assert orjson.loads(proc.stdout.readline())["method"] == "ready"
+        os.write(leader, b'{"id":1,"method":"shutdown"}\n')
+        assert orjson.loads(proc.stdout.readline())["id"] == 1
+        _, err = proc.communicate(timeout=30)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0
+    assert err == b""  # no "started" info line before ready
+    _, piped_err, _ = run_session(b"")
+    assert b'"event":"started"' in piped_err  # piped: info, as before
+    helped = subprocess.run([PYTHON, "-m", "bridge_worker", "--help"], capture_output=True,
+                            timeout=60)
+    assert b"warning when stdin is a terminal" in b" ".join(helped.stdout.split())
+
+
+def test_strict_jsonrpc_works_with_a_generic_client_library_unchanged() -> None:
+    """jsonrpcclient (PyPI) builds requests and parses replies; it knows nothing of this worker
+    and raises on any frame that is not the reply to its request."""
+    from jsonrpcclient import Error, Ok, notification_json, parse_json, request_json
+
+    proc = subprocess.Popen([PYTHON, "-m", "bridge_worker", "--jsonrpc", "strict"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def send(text: str) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(text.encode() + b"\n")
+        proc.stdin.flush()
+
+    def call(method: str, params: dict[str, Any] | None = None) -> Ok | Error:
+        assert proc.stdout is not None
+        send(request_json(method, params=params))
+        return parse_json(proc.stdout.readline())
+
+    try:
+        assert call("ping") == Ok({"pong": True}, 1)
+        send(notification_json("tell", params={"study": "nobody", "number": 0, "value": 1.0}))
+        created = call("create", {"study": "g", "search_space": SPACE})
+        assert isinstance(created, Ok) and created.result["created"] is True
+        asked = call("ask", {"study": "g"})
+        assert isinstance(asked, Ok)
+        number = asked.result["trials"][0]["number"]
+        assert isinstance(call("tell", {"study": "g", "number": number, "value": 0.5}), Ok)
+        failed = call("ask", {"study": "nobody"})
+        assert isinstance(failed, Error) and failed.data["kind"] == "study_not_found"
+        send('{"id":9,"method":"ping"}')
+        unversioned = orjson.loads(proc.stdout.readline())
+        assert unversioned["id"] == 9
+        assert unversioned["error"]["data"]["kind"] == "invalid_request"
+        out, err = proc.communicate(b"", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out == b""
+    assert proc.returncode == 0
+    assert b'"event":"notification_failed"' in err and b"nobody" not in err
+
+
+def test_the_readme_generic_client_example_runs_as_written(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### A generic JSON-RPC client", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    env = {**os.environ, "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([PYTHON, "-c", code], capture_output=True, timeout=60, cwd=tmp_path,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"0\n"

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import make_endpoint
 
 from bridge_worker.dispatch import Dispatcher, build_methods, rpc_method
 from bridge_worker.errors import ErrorKind
@@ -56,14 +57,28 @@ def test_reply_shape_and_id_echo(endpoint: Endpoint) -> None:
 def test_jsonrpc_field_is_optional_but_must_be_2_0(endpoint: Endpoint) -> None:
     assert reply(endpoint, {"id": 1, "method": "ping"})["result"] == {"pong": True}
     error = error_of(endpoint, {"jsonrpc": "1.0", "id": 1, "method": "ping"})
-    assert error["data"]["kind"] == "invalid_request"
+    assert error["data"] == {"kind": "invalid_request", "allowed": ["2.0"]}
 
 
-@pytest.mark.parametrize("bad_id", [None, 1.5, True, [1], {"a": 1}])
-def test_ids_must_be_integers_or_strings(endpoint: Endpoint, bad_id: Any) -> None:
+@pytest.mark.parametrize("bad_id", [True, False, [1], {"a": 1}])
+def test_ids_must_be_numbers_strings_or_null(endpoint: Endpoint, bad_id: Any) -> None:
     answer = reply(endpoint, {"id": bad_id, "method": "ping"})
     assert answer["id"] is None
     assert answer["error"]["code"] == -32600
+    assert "`id` must be a string, a number or null" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "raw_id", [b"null", b"1.5", b"1.0", b"1e2", b"-0", b"12345678901234567890123", b'"a\\u00e9"',
+               b"7"],
+)
+def test_any_number_string_or_null_id_is_echoed_byte_for_byte(
+    endpoint: Endpoint, raw_id: bytes
+) -> None:
+    (out,) = endpoint.handle(b'{"jsonrpc":"2.0","id":' + raw_id + b',"method":"ping"}')
+    assert out == b'{"jsonrpc":"2.0","id":' + raw_id + b',"result":{"pong":true}}'
+    (out,) = endpoint.handle(b'{"id":' + raw_id + b',"method":"nope"}')
+    assert out.startswith(b'{"jsonrpc":"2.0","id":' + raw_id + b',"error":')
 
 
 def test_malformed_request_keeps_a_usable_id(endpoint: Endpoint) -> None:
@@ -72,7 +87,9 @@ def test_malformed_request_keeps_a_usable_id(endpoint: Endpoint) -> None:
     assert answer["error"]["data"]["kind"] == "invalid_request"
 
 
-@pytest.mark.parametrize("raw", [b"nope", b'{"id":1,', b"\xff\xfe", b'{"id":1,"method":"p\xffng",'])
+@pytest.mark.parametrize(
+    "raw", [b"nope", b'{"id":1,', b"\xff\xfe", b'{"id":1,"method":"p\xffng",', b'{"method":"p\xffng"}']
+)
 def test_unparseable_frames_get_parse_error_with_null_id(endpoint: Endpoint, raw: bytes) -> None:
     answer = reply(endpoint, raw)
     assert answer["id"] is None
@@ -89,19 +106,22 @@ def test_unknown_method(endpoint: Endpoint) -> None:
     error = error_of(endpoint, {"id": 1, "method": "eval", "params": {"code": "1+1"}})
     assert error == {
         "code": -32601, "message": "unknown method 'eval'",
-        "data": {"kind": "method_not_found", "method": "eval"},
+        "data": {"kind": "method_not_found", "method": "eval", "allowed": sorted(
+            ["ping", "create", "ask", "tell", "best", "trials", "report", "enqueue", "set_attrs",
+             "importance", "list", "delete", "export", "import", "shutdown"])},
     }
 
 
 def test_invalid_params_name_the_field(endpoint: Endpoint) -> None:
     reply(endpoint, {"id": 1, "method": "create", "params": {"study": "s", "search_space": SPACE}})
-    error = error_of(endpoint, {"id": 2, "method": "ask", "params": {"study": "s", "n": 1001}})
+    error = error_of(endpoint, {"id": 2, "method": "ask", "params": {"study": "s", "n": 0}})
     assert error["data"] == {"kind": "invalid_params", "field": "$.params.n"}
-    assert "<= 1000" in error["message"]
+    assert ">= 1" in error["message"]
     error = error_of(endpoint, {"id": 3, "method": "ask", "params": {"study": ""}})
     assert error["data"]["field"] == "$.params.study"
-    error = error_of(endpoint, {"id": 4, "method": "ask", "params": []})
+    error = error_of(endpoint, {"id": 4, "method": "ask", "params": ["s"]})
     assert error["data"]["field"] == "$.params"
+    assert "params are by name" in error["message"]
     error = error_of(endpoint, {"id": 5, "method": "ask", "params": {}})
     assert error["data"]["kind"] == "invalid_params"
     assert "study" in error["message"]
@@ -239,3 +259,179 @@ def test_invalid_utf8_in_a_batch_is_one_parse_error_with_a_null_id(endpoint: End
     answer = reply(endpoint, frame)
     assert answer["id"] is None
     assert answer["error"]["data"] == {"kind": "parse_error"}
+
+
+# ---- JSON-RPC 2.0 edges as generic clients meet them ----------------------------------------
+
+
+@pytest.mark.parametrize("params", [b'"bar"', b"null", b"7", b"true"])
+def test_params_that_are_not_structured_are_an_invalid_request(
+    endpoint: Endpoint, params: bytes
+) -> None:
+    answer = reply(endpoint, b'{"jsonrpc":"2.0","id":3,"method":"ping","params":' + params + b"}")
+    assert answer["id"] == 3
+    assert answer["error"]["code"] == -32600
+    assert answer["error"]["data"]["kind"] == "invalid_request"
+    assert "`params` must be an object" in answer["error"]["message"]
+
+
+def test_empty_params_array_means_no_arguments(endpoint: Endpoint) -> None:
+    assert reply(endpoint, {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": []}) == {
+        "jsonrpc": "2.0", "id": 1, "result": {"pong": True},
+    }
+    error = error_of(endpoint, {"id": 2, "method": "ping", "params": [1]})
+    assert error["data"] == {"kind": "invalid_params", "field": "$.params"}
+    assert "params are by name" in error["message"]
+
+
+def test_a_byte_order_mark_at_the_start_of_a_frame_is_ignored(endpoint: Endpoint) -> None:
+    assert reply(endpoint, b'\xef\xbb\xbf{"id":1,"method":"ping"}')["result"] == {"pong": True}
+    assert reply(endpoint, b'\xef\xbb\xbf[{"id":2,"method":"ping"}]')[0]["id"] == 2
+
+
+def test_an_escaped_lone_surrogate_is_named_and_keeps_the_id(endpoint: Endpoint) -> None:
+    frame = b'{"jsonrpc":"2.0","id":"c1","method":"create","params":{"study":"bad\\ud800name"}}'
+    answer = reply(endpoint, frame)
+    assert answer["id"] == "c1"
+    assert answer["error"]["data"]["kind"] == "parse_error"
+    assert "lone surrogate" in answer["error"]["message"]
+    assert "\\ud800" in answer["error"]["message"]
+    # a complete pair is text, and an escaped backslash before "ud800" is no escape at all
+    ok = b'{"id":2,"method":"create","params":{"study":"a\\ud83d\\ude00b\\\\ud800"}}'
+    assert reply(endpoint, ok)["result"]["study"] == "a\U0001f600b\\ud800"
+    assert reply(endpoint, b'{"id":3,"method":"ping","params":{"x":"\\udc00"}}')["id"] == 3
+
+
+def test_nan_is_explained_both_as_a_literal_and_encoded_as_null(endpoint: Endpoint) -> None:
+    reply(endpoint, {"id": 1, "method": "create", "params": {"study": "s", "search_space": SPACE}})
+    reply(endpoint, {"id": 2, "method": "ask", "params": {"study": "s"}})
+    for literal in (b"NaN", b"-Infinity"):
+        answer = reply(endpoint, b'{"id":3,"method":"tell","params":{"study":"s","number":0,'
+                       b'"value":' + literal + b', "note":"NaN"}}')
+        assert answer["id"] == 3
+        assert answer["error"]["data"]["kind"] == "parse_error"
+        assert "NaN and Infinity are not JSON" in answer["error"]["message"]
+        assert '"state":"fail"' in answer["error"]["message"]
+    for params in ({"study": "s", "number": 0, "value": None},
+                   {"study": "s", "number": 0, "values": [None]}):
+        error = error_of(endpoint, {"id": 4, "method": "tell", "params": params})
+        assert error["data"]["kind"] == "invalid_params"
+        assert "JSON has no NaN" in error["message"] and '"state":"fail"' in error["message"]
+
+
+def test_unknown_top_level_members_are_ignored_but_params_stay_strict(
+    endpoint: Endpoint,
+) -> None:
+    answer = reply(endpoint, {"jsonrpc": "2.0", "id": 1, "method": "ping", "meta": {"trace": 1}})
+    assert answer == {"jsonrpc": "2.0", "id": 1, "result": {"pong": True}}
+    error = error_of(endpoint, {"id": 2, "method": "ping", "params": {"meta": 1}})
+    assert error["data"]["kind"] == "invalid_params"
+
+
+def test_strict_mode_needs_jsonrpc_and_only_logs_failed_notifications() -> None:
+    strict = Endpoint(make_endpoint().dispatcher, strict=True)
+    assert strict.handle(b'{"jsonrpc":"2.0","method":"ask","params":{"study":"nobody"}}') == []
+    assert strict.handle(b'[{"jsonrpc":"2.0","method":"nope"}]') == []
+    error = error_of(strict, {"id": 1, "method": "ping"})
+    assert error["data"]["kind"] == "invalid_request"
+    assert '"jsonrpc":"2.0" is required' in error["message"]
+    assert reply(strict, {"jsonrpc": "2.0", "id": 2, "method": "ping"})["result"] == {"pong": True}
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "field", "allowed"),
+    [
+        ("create", {"study": "s", "direction": "maximise"}, "$.params.direction",
+         ["maximize", "minimize"]),
+        ("create", {"study": "s", "directions": ["minimize", "max"]}, "$.params.directions[1]",
+         ["maximize", "minimize"]),
+        ("trials", {"study": "s", "states": ["done"]}, "$.params.states[0]",
+         ["complete", "fail", "pruned", "running", "waiting"]),
+        ("tell", {"study": "s", "number": 0, "state": "failed"}, "$.params.state",
+         ["complete", "fail", "pruned"]),
+        ("create", {"study": "s", "sampler": {"type": "nsga2", "crossover": "blx"}},
+         "$.params.sampler.crossover", ["blxalpha", "sbx", "spx", "undx", "uniform", "vsbx"]),
+        ("create", {"study": "s", "sampler": {"type": "qmc", "qmc_type": "sobel"}},
+         "$.params.sampler.qmc_type", ["halton", "lhs", "orthogonal_lhs", "sobol"]),
+    ],
+)
+def test_every_closed_value_set_lists_its_allowed_values(
+    endpoint: Endpoint, method: str, params: dict[str, Any], field: str, allowed: list[str]
+) -> None:
+    error = error_of(endpoint, {"id": 1, "method": method, "params": params})
+    assert error["data"] == {"kind": "invalid_params", "field": field, "allowed": allowed}
+
+
+def test_ask_without_any_search_space_is_refused_and_leaves_no_trial(endpoint: Endpoint) -> None:
+    reply(endpoint, {"id": 1, "method": "create", "params": {"study": "bare"}})
+    error = error_of(endpoint, {"id": 2, "method": "ask", "params": {"study": "bare"}})
+    assert error["data"] == {"kind": "invalid_params", "field": "$.params.search_space"}
+    assert "search space" in error["message"]
+    listed = reply(endpoint, {"id": 3, "method": "trials", "params": {"study": "bare"}})
+    assert listed["result"] == {"trials": []}
+    asked = reply(endpoint, {"id": 4, "method": "ask", "params": {"study": "bare",
+                                                                  "search_space": SPACE}})
+    assert set(asked["result"]["trials"][0]["params"]) == {"x"}
+
+
+def test_parameters_keep_their_json_type_in_every_reply(endpoint: Endpoint) -> None:
+    space = {"x": {"type": "float", "low": 0, "high": 10},
+             "k": {"type": "int", "low": 0, "high": 10}}
+    reply(endpoint, {"id": 1, "method": "create", "params": {"study": "t", "search_space": space}})
+    reply(endpoint, {"id": 2, "method": "enqueue", "params": {"study": "t", "params": {"x": 3}}})
+    raw = [endpoint.handle(orjson.dumps(f))[0] for f in (
+        {"id": 3, "method": "ask", "params": {"study": "t"}},
+        {"id": 4, "method": "ask", "params": {"study": "t", "fixed_params": {"x": 4, "k": 2.0}}},
+    )]
+    assert b'"x":3.0' in raw[0] and b'"x":4.0,"k":2}' in raw[1]
+    for number in (0, 1):
+        reply(endpoint, {"id": 5, "method": "tell", "params": {"study": "t", "number": number,
+                                                               "value": 1.0}})
+    (listed,) = endpoint.handle(b'{"id":6,"method":"trials","params":{"study":"t"}}')
+    assert b'"x":3.0' in listed and b'"x":4.0' in listed and b'"k":2}' in listed
+
+
+def test_datetimes_are_utc_with_z(endpoint: Endpoint) -> None:
+    import datetime
+
+    reply(endpoint, {"id": 1, "method": "create", "params": {"study": "d", "search_space": SPACE}})
+    reply(endpoint, {"id": 2, "method": "ask", "params": {"study": "d"}})
+    reply(endpoint, {"id": 3, "method": "tell", "params": {"study": "d", "number": 0, "value": 1}})
+    (trial,) = reply(endpoint, {"id": 4, "method": "trials",
+                                "params": {"study": "d", "datetimes": True}})["result"]["trials"]
+    now = datetime.datetime.now(datetime.UTC)
+    for key in ("datetime_start", "datetime_complete"):
+        assert trial[key].endswith("Z")
+        moment = datetime.datetime.fromisoformat(trial[key])
+        assert moment.tzinfo is not None and abs((now - moment).total_seconds()) < 60
+    (best,) = reply(endpoint, {"id": 5, "method": "best",
+                               "params": {"study": "d", "datetimes": True}})["result"]["trials"]
+    assert best["datetime_start"] == trial["datetime_start"]
+
+
+def test_internal_error_log_has_no_frame_data(capfd: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    import structlog
+
+    from bridge_worker import logs
+
+    @rpc_method("explode")
+    def explode(registry: StudyRegistry, params: PingParams) -> PingResult:
+        raise RuntimeError("boom")
+
+    ep = Endpoint(Dispatcher(StudyRegistry(), build_methods([explode])))
+    logs.configure("debug")
+    try:
+        answer = reply(ep, b'{"id":1,"method":"explode","meta":"SECRET-IN-FRAME"}')
+        assert answer["error"]["data"]["kind"] == "internal_error"
+        err = capfd.readouterr().err
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+        logging.captureWarnings(False)
+    (line,) = [line for line in err.splitlines() if "internal_error" in line]
+    logged = orjson.loads(line)
+    assert logged["exception"][0]["exc_type"] == "RuntimeError"
+    assert "SECRET-IN-FRAME" not in err
+    assert all("locals" not in frame for frame in logged["exception"][0]["frames"])

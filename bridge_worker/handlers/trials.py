@@ -14,7 +14,7 @@ from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAIN
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
-from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, trial_info
+from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, as_param_type, trial_info
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
 from bridge_worker.registry import StudyEntry, StudyRegistry
@@ -45,6 +45,11 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         extra = to_distributions(params.search_space, "$.params.search_space", registry.limits)
         distributions = {**distributions, **extra}
         registry.limits.check("max_params", "parameters in the ask", len(distributions))
+    if not distributions:
+        raise invalid_params(
+            "$.params.search_space",
+            f"study {entry.name!r} has no search space: give one to create, or to this ask",
+        )
     for name, value in params.fixed_params.items():
         distribution = distributions.get(name)
         field = f"$.params.fixed_params.{name}"
@@ -78,7 +83,10 @@ def _ask_one(
         trial._fixed_params = merged
     # ``_suggest`` is what ``Study.ask(fixed_distributions=...)`` runs for each distribution;
     # calling it directly returns the values without the deep copy that ``trial.params`` makes.
-    values = {name: trial._suggest(name, dist) for name, dist in distributions.items()}
+    values = {
+        name: as_param_type(dist, trial._suggest(name, dist))
+        for name, dist in distributions.items()
+    }
     return AskedTrial(number=trial.number, params=values)
 
 
