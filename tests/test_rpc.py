@@ -88,7 +88,8 @@ def test_malformed_request_keeps_a_usable_id(endpoint: Endpoint) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"nope", b'{"id":1,', b"\xff\xfe", b'{"id":1,"method":"p\xffng",', b'{"method":"p\xffng"}']
+    "raw",
+    [b"nope", b'{"id":1,', b"\xff\xfe", b'{"id":1,"method":"p\xffng",', b'{"method":"p\xffng"}'],
 )
 def test_unparseable_frames_get_parse_error_with_null_id(endpoint: Endpoint, raw: bytes) -> None:
     answer = reply(endpoint, raw)
