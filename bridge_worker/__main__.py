@@ -87,6 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     from bridge_worker.server import protect_stdout
 
+    parent_pid = os.getppid()  # read first: the parent may die while we import
     args = parse_args(argv)
     proto_fd = protect_stdout()
 
@@ -97,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bridge_worker.dispatch import Dispatcher, build_methods
     from bridge_worker.errors import BridgeError
     from bridge_worker.handlers import ALL
+    from bridge_worker.parent_watch import watch_parent
     from bridge_worker.registry import StudyRegistry
     from bridge_worker.rpc import Endpoint
     from bridge_worker.server import serve
@@ -104,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logs.configure(args.log_level)
     log = structlog.get_logger("bridge_worker")
+    watch_parent(parent_pid)
     storage = StorageHandle(args.storage_options)
     storage_kind = storage.kind
     try:
@@ -121,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pid=os.getpid(),
             storage=storage_kind,
             framing=args.framing,
+            max_frame_bytes=args.limits.max_frame_bytes,
         ),
     )
     log.info("started", storage=storage_kind, framing=args.framing, pid=os.getpid())
