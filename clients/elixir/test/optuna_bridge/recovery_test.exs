@@ -9,7 +9,9 @@ defmodule OptunaBridge.RecoveryTest do
 
   defp start_study(name, opts) do
     config = %{name: name, sampler: %{type: "random", seed: 3}}
-    start_supervised!({Study, {config, @space, opts}})
+    study = start_supervised!({Study, {config, @space, opts}})
+    :ok = Study.await_ready(study)
+    study
   end
 
   defp run_trials(study, n) do
@@ -22,7 +24,12 @@ defmodule OptunaBridge.RecoveryTest do
   defp kill_and_wait_for_new_worker(study) do
     %{os_pid: old} = Study.info(study)
     TestSupport.signal(old, "KILL")
-    TestSupport.wait_until(fn -> Study.info(study).os_pid != old end)
+
+    TestSupport.wait_until(fn ->
+      info = Study.info(study)
+      info.status == :ready and info.os_pid != old
+    end)
+
     refute Worker.os_alive?(old)
     Study.info(study)
   end
