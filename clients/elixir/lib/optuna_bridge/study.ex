@@ -312,8 +312,9 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
-  The current worker: `%{os_pid:, storage:, restarts:, study:, status:}` (`status` is
-  `:starting`, `:ready` or `:restarting`). Answered at once, even while the worker restarts.
+  The current worker: `%{os_pid:, storage:, restarts:, study:, status:, checkpoints:}`
+  (`status` is `:starting`, `:establishing`, `:ready` or `:restarting`; `checkpoints` counts the
+  snapshot exports sent). Answered at once, even while the worker restarts.
   """
   @spec info(study(), keyword()) :: map() | {:error, Error.t()}
   def info(study, opts \\ []) do
@@ -436,7 +437,7 @@ defmodule OptunaBridge.Study do
       recent_tells: [],
       snapshot: nil,
       dirty: 0,
-      checkpoint_inflight: false,
+      checkpoints: 0,
       checkpoint_timer: nil,
       errors: [],
       restarts: 0,
@@ -460,7 +461,8 @@ defmodule OptunaBridge.Study do
       storage: state.ready && state.ready["storage"],
       restarts: state.restarts,
       study: state.study,
-      status: state.status
+      status: state.status,
+      checkpoints: state.checkpoints
     }
 
     {:reply, {:ok, info}, state}
@@ -630,7 +632,7 @@ defmodule OptunaBridge.Study do
   end
 
   # Tells the dead worker may not have processed stay in recent_tells for reconciliation.
-  defp collect_unsettled(state), do: %{state | outbox: Outbox.new(), checkpoint_inflight: false}
+  defp collect_unsettled(state), do: %{state | outbox: Outbox.new()}
 
   defp schedule_restart(state, error) do
     now = System.monotonic_time(:millisecond)
@@ -1009,7 +1011,7 @@ defmodule OptunaBridge.Study do
            ~s({"study":) <> state.study_json <> "}",
            {:checkpoint, state.seq + 1}
          ) do
-      {:ok, state} -> %{state | dirty: 0, checkpoint_inflight: true}
+      {:ok, state} -> %{state | dirty: 0, checkpoints: state.checkpoints + 1}
       {:error, _error, state} -> state
     end
   end
@@ -1018,17 +1020,17 @@ defmodule OptunaBridge.Study do
 
   defp checkpointed(state, seq, {:ok, %{"snapshot" => snapshot}}) do
     recent = Enum.filter(state.recent_tells, fn {s, _, _, _} -> s > seq end)
-    %{state | snapshot: snapshot, checkpoint_inflight: false, recent_tells: recent}
+    %{state | snapshot: snapshot, recent_tells: recent}
   end
 
   defp checkpointed(state, _seq, {:error, %Error{kind: :method_not_found}}) do
     Logger.warning("optuna_bridge: the worker has no export method; checkpoints are off")
-    %{state | checkpoint_every: 0, checkpoint_interval: 0, checkpoint_inflight: false}
+    %{state | checkpoint_every: 0, checkpoint_interval: 0}
   end
 
   defp checkpointed(state, _seq, {:error, error}) do
     Logger.warning("optuna_bridge: checkpoint export failed: #{error.message}")
-    %{state | checkpoint_inflight: false}
+    state
   end
 
   # ---------------------------------------------------------------------------- frames in
