@@ -177,8 +177,9 @@ defmodule OptunaBridge.RealDataTest do
 
     File.write!(script, """
     alias OptunaBridge.Study
-    {:ok, s} = Study.start_link(%{name: "orphan", sampler: %{type: "tpe"}},
-      %{x: [type: "float", low: 0.0, high: 1.0], y: [type: "float", low: 0.0, high: 1.0]},
+    # 100 parameters: each ask of 1000 trials is seconds of work with no reply written
+    space = for i <- 1..100, into: %{}, do: {"p\#{i}", [type: "float", low: 0.0, high: 1.0]}
+    {:ok, s} = Study.start_link(%{name: "orphan", sampler: %{type: "tpe"}}, space,
       python: #{inspect(python)}, timeout: 600_000)
     {:ok, _} = Study.ask(s)
     IO.puts("#{"pids"} \#{System.pid()} \#{Study.info(s).os_pid}")
