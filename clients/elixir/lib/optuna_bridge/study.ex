@@ -372,11 +372,9 @@ defmodule OptunaBridge.Study do
       :exit, {{:shutdown, {:start_failed, %Error{} = error}}, _} ->
         {:error, error}
 
-      :exit, {reason, _} when reason in [:noproc, :normal, :shutdown] ->
-        {:error, Error.client(:worker_stopped, "the study is not running")}
-
-      :exit, {{:shutdown, _}, _} ->
-        {:error, Error.client(:worker_stopped, "the study is not running")}
+      :exit, {reason, {GenServer, :call, _}} ->
+        {:error,
+         Error.client(:worker_stopped, "the study is not running", %{"reason" => inspect(reason)})}
     end
   end
 

@@ -24,7 +24,12 @@ defmodule OptunaBridge.RealDataTest do
     end
   end
 
-  defp status(study), do: Map.get(Study.info(study), :status, :ready)
+  defp status(study) do
+    case Study.info(study) do
+      %{} = info -> Map.get(info, :status, :ready)
+      {:error, _} -> :stopped
+    end
+  end
 
   defp wait_new_worker(study, old_os_pid) do
     TestSupport.wait_until(fn ->
