@@ -1,0 +1,61 @@
+# Cost of the in-memory checkpoint policy: 1000 ask/tell trials (random sampler, tell as a cast,
+# as in the README's loop) with the default policy, with checkpoints off, and with the old
+# "export after every tell". Run from the repository root: bash scripts/elixir_bench.sh
+alias OptunaBridge.Study
+
+trials = String.to_integer(System.get_env("TRIALS", "1000"))
+rounds = String.to_integer(System.get_env("ROUNDS", "3"))
+space = %{x: [type: "float", low: -10.0, high: 10.0], y: [type: "int", low: 0, high: 10]}
+
+modes = [
+  {"default (every 100 tells or 5 s)", []},
+  {"checkpoints off", [checkpoint_every: 0, checkpoint_interval: 0]},
+  {"export after every tell", [checkpoint_every: 1, checkpoint_interval: 0]}
+]
+
+run = fn opts ->
+  {:ok, study} = Study.start(%{name: "bench", sampler: %{type: "random", seed: 1}}, space, opts)
+  :ok = Study.await_ready(study)
+  t0 = System.monotonic_time(:microsecond)
+
+  marks =
+    for i <- 1..trials do
+      {:ok, [%{number: n, params: %{"x" => x}}]} = Study.ask(study, 1, timeout: 60_000)
+      :ok = Study.tell(study, n, x * x)
+      if i == trials - 250, do: System.monotonic_time(:microsecond), else: nil
+    end
+
+  # everything told is processed once a later request is answered
+  {:ok, _} = Study.trials(study, states: [:complete], timeout: 60_000)
+  t1 = System.monotonic_time(:microsecond)
+  last_quarter_start = Enum.find(marks, & &1)
+  info = Study.info(study)
+  :ok = Study.stop(study)
+  {(t1 - t0) / 1.0e6, (t1 - last_quarter_start) / 1.0e6, info.checkpoints}
+end
+
+median = fn xs -> xs |> Enum.sort() |> Enum.at(div(length(xs), 2)) end
+
+results =
+  for {label, opts} <- modes do
+    # the per-tell export is quadratic: one round is enough to see it
+    n = if opts[:checkpoint_every] == 1, do: 1, else: rounds
+    runs = for _ <- 1..n, do: run.(opts)
+    total = median.(Enum.map(runs, &elem(&1, 0)))
+    last = median.(Enum.map(runs, &elem(&1, 1)))
+    {_, _, exports} = hd(runs)
+
+    IO.puts(
+      :io_lib.format("~-36s total ~7.3f s   last 250 trials ~7.3f s   exports ~B", [
+        label,
+        total,
+        last,
+        exports
+      ])
+    )
+
+    {label, total}
+  end
+
+[{_, default}, {_, off} | _] = results
+IO.puts(:io_lib.format("default / off = ~.2fx (median of ~B rounds, ~B trials)", [default / off, rounds, trials]))
