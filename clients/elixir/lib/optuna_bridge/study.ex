@@ -290,7 +290,7 @@ defmodule OptunaBridge.Study do
   Option: `:timeout`.
   """
   @spec request(study(), String.t(), map(), keyword()) :: result(JSON.value())
-  def request(study, method, params, opts \\ [])
+  def request(study, method, params \\ %{}, opts \\ [])
 
   def request(study, method, params, opts) when is_binary(method) and is_map(params) do
     opts = Wire.validate_options!(opts, [:timeout])
@@ -812,36 +812,39 @@ defmodule OptunaBridge.Study do
     state = %{state | asked: asked, lost: lost}
 
     state =
-      Enum.reduce(Enum.reverse(state.recent_tells), state, fn {_seq, n, params, cast?}, state ->
+      Enum.reduce(Enum.reverse(state.recent_tells), state, fn {_seq, n, params, _cast?}, state ->
         case known[n] do
           {finished, _} when finished in ["complete", "pruned", "fail"] ->
             state
 
           {"running", ^params} ->
+            # the trial survived but its tell did not: its evaluator may tell it again
             state = %{state | asked: Map.put(state.asked, n, {state.gen, params})}
-
-            if cast?,
-              do: record_error(state, trial_lost(state, n, "its tell was lost")),
-              else: state
+            why = "its tell died with the worker; the trial is running again, tell it again"
+            record_error(state, trial_lost(state, n, why))
 
           _ ->
             state = %{state | lost: MapSet.put(state.lost, n)}
-
-            if cast?,
-              do: record_error(state, trial_lost(state, n, "its tell was lost")),
-              else: state
+            record_error(state, trial_lost(state, n, lost_tell_reason()))
         end
       end)
 
     %{state | recent_tells: [], dirty: 0}
   end
 
-  defp trial_lost(state, number, why \\ "it was handed out by a worker that died") do
+  defp lost_tell_reason,
+    do: "its tell died with the worker and the new worker does not have the trial with its params"
+
+  defp trial_lost(
+         state,
+         number,
+         why \\ "it was handed out by a worker that died and the new worker does not have it " <>
+           "with the same params"
+       ) do
     error =
       Error.client(
         :trial_lost,
-        "trial #{number} of study #{inspect(state.study)} is lost: #{why} and the new worker " <>
-          "does not have it with the same params",
+        "trial #{number} of study #{inspect(state.study)} is lost: #{why}",
         %{"number" => number}
       )
 

@@ -2,7 +2,8 @@ defmodule OptunaBridge.Worker do
   @moduledoc """
   One `python -m bridge_worker` process behind an Erlang port: starting it, writing frames,
   receiving frames, and ending it. It knows the framing but nothing of JSON-RPC, so both
-  `OptunaBridge.Study` and plain conversation replays (the example tests) use it.
+  `OptunaBridge.PortOwner` (for `OptunaBridge.Study`) and plain conversation replays (the example
+  tests) use it.
 
   The port is opened with `:exit_status` (a crash is reported as `{port, {:exit_status, n}}`),
   `:binary`, and never `:stderr_to_stdout`: the worker's JSON logs on stderr go to the BEAM's
