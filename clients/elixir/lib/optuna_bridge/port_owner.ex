@@ -70,13 +70,11 @@ defmodule OptunaBridge.PortOwner do
         send(parent, {:worker, self(), {:exit, status}})
 
       :close ->
+        # After Port.close/1 no data and no exit status arrive: report a clean end ourselves.
         safe_close(port)
-        drain(parent, port)
+        send(parent, {:worker, self(), {:exit, 0}})
     end
   end
-
-  # After closing the port no more data or exit status arrives; report a clean end.
-  defp drain(parent, _port), do: send(parent, {:worker, self(), {:exit, 0}})
 
   defp safe_close(port) do
     Port.close(port)

@@ -67,7 +67,8 @@ defmodule OptunaBridge.Study do
     :grace,
     :max_restarts,
     :restart_window,
-    :restart_backoff
+    :restart_backoff,
+    :keep
   ]
 
   @type study :: GenServer.server()
@@ -119,6 +120,18 @@ defmodule OptunaBridge.Study do
     do: Wire.bad_option!(:worker_args, v)
 
   defp check_start_option({:python, v}) when not is_binary(v), do: Wire.bad_option!(:python, v)
+
+  # `keep: true` was the opt-out of the old delete-on-terminate; keeping is now the only behaviour.
+  defp check_start_option({:keep, true}), do: :ok
+
+  defp check_start_option({:keep, v}),
+    do:
+      raise(
+        ArgumentError,
+        "keep: #{inspect(v)} is gone: nothing deletes a study implicitly any more; " <>
+          "delete explicitly with OptunaBridge.Study.delete/1 or stop(study, delete: true)"
+      )
+
   defp check_start_option(_), do: :ok
 
   @doc """
