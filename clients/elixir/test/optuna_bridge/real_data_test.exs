@@ -160,6 +160,34 @@ defmodule OptunaBridge.RealDataTest do
     assert [%{number: 0, values: [0.5]}] = Enum.filter(trials, &(&1.state == :complete))
   end
 
+  @tag :tmp_dir
+  test "4: on SQLite a tell that died with the worker is reported and can be told again", %{
+    tmp_dir: dir
+  } do
+    study =
+      start_study("identity-db", [worker_args: ["--storage", "sqlite:///#{dir}/i.db"]], %{
+        type: "random"
+      })
+
+    {:ok, [%{number: 0}, %{number: 1, params: p1}]} = Study.ask(study, 2)
+    {:ok, _} = Study.tell_sync(study, 0, 0.5)
+    %{os_pid: os_pid} = Study.info(study)
+    TestSupport.signal(os_pid, "STOP")
+    :ok = Study.tell(study, 1, 0.25)
+
+    capture_log(fn ->
+      TestSupport.signal(os_pid, "KILL")
+      wait_new_worker(study, os_pid)
+    end)
+
+    # trial 1 is still running on the new worker with its params: the tell is lost, not the trial
+    assert [%Error{kind: :trial_lost, data: %{"number" => 1}}] = Study.errors(study)
+    assert {:ok, %{state: :complete, values: [0.25]}} = Study.tell_sync(study, 1, 0.25)
+    {:ok, trials} = Study.trials(study)
+    assert [{0, [0.5]}, {1, [0.25]}] = Enum.map(trials, &{&1.number, &1.values})
+    assert Enum.at(trials, 1).params == p1
+  end
+
   # 5 -------------------------------------------------------------------------------------------
   test "5: the default checkpoint policy does not export after every tell" do
     study = start_study("checkpoints")
