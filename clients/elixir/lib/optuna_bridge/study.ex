@@ -340,17 +340,21 @@ defmodule OptunaBridge.Study do
 
   @doc """
   Stops the study process: closes the worker's stdin and, if the worker does not exit within
-  `:grace` ms, kills its OS process. The study stays in its storage unless `delete: true`.
-  Options: `:delete` (default false), `:timeout` (for the delete and the stop).
+  `:grace` ms, kills its OS process. The study stays in its storage unless `delete: true`, which
+  deletes it first (the process is stopped either way; a failed delete is the return value).
+  Options: `:delete` (default false), `:timeout` (for the delete and the stop; default 30 s).
   """
   @spec stop(study(), keyword()) :: :ok | {:error, Error.t()}
   def stop(study, opts \\ []) do
     opts = Wire.validate_options!(opts, [:delete, :timeout])
     timeout = Keyword.get(opts, :timeout, 30_000)
 
-    with :ok <- if(opts[:delete] == true, do: delete(study, timeout: timeout), else: :ok) do
-      GenServer.stop(study, :normal, timeout)
-    end
+    unless is_boolean(Keyword.get(opts, :delete, false)),
+      do: Wire.bad_option!(:delete, opts[:delete])
+
+    deleted = if opts[:delete], do: delete(study, timeout: timeout), else: :ok
+    :ok = GenServer.stop(study, :normal, timeout)
+    deleted
   end
 
   defp request(study, method, params, kind, opts) do
