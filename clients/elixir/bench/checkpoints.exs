@@ -10,7 +10,7 @@ space = %{x: [type: "float", low: -10.0, high: 10.0], y: [type: "int", low: 0, h
 modes = [
   {"default (every 100 tells or 5 s)", []},
   {"checkpoints off", [checkpoint_every: 0, checkpoint_interval: 0]},
-  {"export after every tell", [checkpoint_every: 1, checkpoint_interval: 0]}
+  {"export after every tell", [checkpoint_every: 1, checkpoint_interval: 0, checkpoint_spacing: 0]}
 ]
 
 run = fn opts ->

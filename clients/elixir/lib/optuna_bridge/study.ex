@@ -64,6 +64,7 @@ defmodule OptunaBridge.Study do
     :start_timeout,
     :checkpoint_every,
     :checkpoint_interval,
+    :checkpoint_spacing,
     :grace,
     :max_restarts,
     :restart_window,
@@ -109,7 +110,7 @@ defmodule OptunaBridge.Study do
        do: Wire.bad_option!(key, v)
 
   defp check_start_option({key, v})
-       when key in [:checkpoint_every, :checkpoint_interval, :max_restarts] and
+       when key in [:checkpoint_every, :checkpoint_interval, :checkpoint_spacing, :max_restarts] and
               (not is_integer(v) or v < 0),
        do: Wire.bad_option!(key, v)
 
@@ -430,6 +431,8 @@ defmodule OptunaBridge.Study do
       grace: Keyword.get(opts, :grace, 2_000),
       checkpoint_every: Keyword.get(opts, :checkpoint_every, 100),
       checkpoint_interval: Keyword.get(opts, :checkpoint_interval, 5_000),
+      checkpoint_spacing: Keyword.get(opts, :checkpoint_spacing, 20),
+      next_checkpoint_at: System.monotonic_time(:millisecond),
       max_restarts: Keyword.get(opts, :max_restarts, 5),
       restart_window: Keyword.get(opts, :restart_window, 60_000),
       restart_backoff: Keyword.get(opts, :restart_backoff, 100),
@@ -573,8 +576,7 @@ defmodule OptunaBridge.Study do
 
   def handle_info(:restart, %{status: :restarting} = state), do: {:noreply, spawn_worker(state)}
 
-  def handle_info(:checkpoint, state),
-    do: {:noreply, checkpoint(%{state | checkpoint_timer: nil})}
+  def handle_info(:checkpoint, state), do: {:noreply, checkpoint_timer_fired(state)}
 
   def handle_info(_stale, state), do: {:noreply, state}
 
@@ -989,18 +991,26 @@ defmodule OptunaBridge.Study do
 
   # ------------------------------------------------------------------------ checkpoints
 
-  # Count-triggered exports run even while one is in flight (they are ordinary requests and the
-  # worker answers in order); the timer only catches tells that never reach the count.
+  # In memory, a checkpoint (a full `export`) is due after `checkpoint_every` tells or
+  # `checkpoint_interval` ms after an unsaved tell, whichever comes first, but never sooner than
+  # `checkpoint_spacing` times the previous export's duration after it: an export costs time
+  # proportional to the study, so spacing keeps its share of the worker's time bounded (about
+  # 1 / (1 + spacing)) however large the study grows, instead of quadratic.
   defp after_tell(%{ready: %{"storage" => "memory"}} = state) do
     state = %{state | dirty: state.dirty + 1}
 
     cond do
-      state.checkpoint_every > 0 and state.dirty >= state.checkpoint_every ->
+      count_due?(state) and spaced?(state) ->
         checkpoint(state)
 
-      state.checkpoint_interval > 0 and state.checkpoint_timer == nil ->
-        timer = Process.send_after(self(), :checkpoint, state.checkpoint_interval)
-        %{state | checkpoint_timer: timer}
+      state.checkpoint_timer != nil ->
+        state
+
+      count_due?(state) ->
+        arm_checkpoint(state, spacing_left(state))
+
+      state.checkpoint_interval > 0 ->
+        arm_checkpoint(state, max(state.checkpoint_interval, spacing_left(state)))
 
       true ->
         state
@@ -1022,12 +1032,30 @@ defmodule OptunaBridge.Study do
     Enum.filter(state.recent_tells, fn {seq, _, _, _} -> seq >= oldest end)
   end
 
+  defp count_due?(state), do: state.checkpoint_every > 0 and state.dirty >= state.checkpoint_every
+  defp spaced?(state), do: spacing_left(state) == 0
+  defp spacing_left(state), do: max(state.next_checkpoint_at - now_ms(), 0)
+  defp now_ms, do: System.monotonic_time(:millisecond)
+
+  defp arm_checkpoint(state, delay),
+    do: %{state | checkpoint_timer: Process.send_after(self(), :checkpoint, delay)}
+
+  defp checkpoint_timer_fired(state) do
+    state = %{state | checkpoint_timer: nil}
+
+    cond do
+      state.dirty == 0 -> state
+      spaced?(state) -> checkpoint(state)
+      true -> arm_checkpoint(state, spacing_left(state))
+    end
+  end
+
   defp checkpoint(%{status: :ready, dirty: dirty} = state) when dirty > 0 do
     case send_request(
            state,
            "export",
            ~s({"study":) <> state.study_json <> "}",
-           {:checkpoint, state.seq + 1}
+           {:checkpoint, state.seq + 1, now_ms()}
          ) do
       {:ok, state} -> %{state | dirty: 0, checkpoints: state.checkpoints + 1}
       {:error, _error, state} -> state
@@ -1036,9 +1064,11 @@ defmodule OptunaBridge.Study do
 
   defp checkpoint(state), do: state
 
-  defp checkpointed(state, seq, {:ok, %{"snapshot" => snapshot}}) do
+  defp checkpointed(state, {seq, started}, {:ok, %{"snapshot" => snapshot}}) do
     recent = Enum.filter(state.recent_tells, fn {s, _, _, _} -> s > seq end)
-    %{state | snapshot: snapshot, recent_tells: recent}
+    now = now_ms()
+    next = now + state.checkpoint_spacing * (now - started)
+    %{state | snapshot: snapshot, recent_tells: recent, next_checkpoint_at: next}
   end
 
   defp checkpointed(state, _seq, {:error, %Error{kind: :method_not_found}}) do
@@ -1139,8 +1169,8 @@ defmodule OptunaBridge.Study do
       {:setup, step} ->
         setup_reply(state, step, outcome)
 
-      {:checkpoint, seq} ->
-        checkpointed(state, seq, outcome)
+      {:checkpoint, seq, started} ->
+        checkpointed(state, {seq, started}, outcome)
 
       :ignore ->
         with {:error, e} <- outcome, do: Logger.warning("optuna_bridge: #{e.message}")

@@ -40,7 +40,7 @@ defmodule OptunaBridge.RecoveryTest do
   end
 
   test "in memory: the study is rebuilt from the last snapshot" do
-    study = start_study("mem", checkpoint_every: 1)
+    study = start_study("mem", checkpoint_every: 1, checkpoint_spacing: 0)
     run_trials(study, 5)
     before = complete_trials(study)
     assert length(before) == 5
@@ -54,7 +54,7 @@ defmodule OptunaBridge.RecoveryTest do
   end
 
   test "in memory: tells cast without waiting are in the snapshot too" do
-    study = start_study("mem-cast", checkpoint_every: 2)
+    study = start_study("mem-cast", checkpoint_every: 2, checkpoint_spacing: 0)
     {:ok, asked} = Study.ask(study, 4)
     Enum.each(asked, &Study.tell(study, &1.number, 1.0 * &1.number))
     before = complete_trials(study)
