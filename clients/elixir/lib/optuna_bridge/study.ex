@@ -35,7 +35,8 @@ defmodule OptunaBridge.Study do
       with `{:worker_restart_limit, last_reason}` for its supervisor to see. Pending callers get
       `:worker_crashed` at once. The study is rebuilt on a durable storage by `create` with
       `load_if_exists: true`; in memory from the last checkpoint (`export`, taken every
-      `:checkpoint_every` tells or `:checkpoint_interval` ms, off the hot path).
+      `:checkpoint_every` tells or `:checkpoint_interval` ms, and spaced by
+      `:checkpoint_spacing` times the previous export's duration, so never on every tell).
     * **Trial identity.** A trial handed out by a worker that died is checked against the new
       worker: if the new one does not have it running with the same params, a tell of it is
       refused with `{:error, %Error{kind: :trial_lost}}` (a cast `tell/4` records that error in
