@@ -49,7 +49,7 @@ defmodule OptunaBridge.Study do
   use GenServer
   require Logger
 
-  alias OptunaBridge.{Error, JSON, Outbox, PortOwner, RPC, Wire, Worker}
+  alias OptunaBridge.{Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire, Worker}
 
   @max_errors 100
   @protocol 1
@@ -450,10 +450,7 @@ defmodule OptunaBridge.Study do
       calls: %{},
       queue: :queue.new(),
       outbox: Outbox.new(),
-      asked: %{},
-      lost: MapSet.new(),
-      max_number: -1,
-      recent_tells: [],
+      ledger: TrialLedger.new(),
       snapshot: nil,
       dirty: 0,
       checkpoints: 0,
@@ -506,7 +503,7 @@ defmodule OptunaBridge.Study do
   @impl true
   def handle_cast({:tell, number, params_json}, state) do
     cond do
-      MapSet.member?(state.lost, number) ->
+      TrialLedger.lost?(state.ledger, number) ->
         {:noreply, record_error(state, trial_lost(state, number))}
 
       state.status != :ready ->
@@ -518,7 +515,7 @@ defmodule OptunaBridge.Study do
   end
 
   defp run_cast(state, number, params_json) do
-    if MapSet.member?(state.lost, number) do
+    if TrialLedger.lost?(state.ledger, number) do
       record_error(state, trial_lost(state, number))
     else
       frame = [
@@ -529,7 +526,7 @@ defmodule OptunaBridge.Study do
 
       case write(state, frame, {:notification, "tell", number}) do
         {:ok, state} ->
-          state |> told(number, true) |> after_tell()
+          state |> told(number) |> after_tell()
 
         {:error, error, state} ->
           record_error(state, %{
@@ -649,7 +646,7 @@ defmodule OptunaBridge.Study do
     end
   end
 
-  # Tells the dead worker may not have processed stay in recent_tells for reconciliation.
+  # Tells the dead worker may not have processed stay in the trial ledger for reconciliation.
   defp collect_unsettled(state), do: %{state | outbox: Outbox.new()}
 
   defp schedule_restart(state, error) do
@@ -772,8 +769,7 @@ defmodule OptunaBridge.Study do
 
   defp setup_reply(state, :reconcile, {:ok, %{"trials" => trials}}) do
     state = reconcile(state, trials)
-    next = Enum.reduce(trials, -1, &max(&1["number"], &2)) + 1
-    burn = state.max_number - next + 1
+    burn = TrialLedger.to_burn(state.ledger, trials)
 
     if burn > 0,
       do: setup_request(state, "ask", %{"study" => state.study, "n" => min(burn, 1000)}, :burn),
@@ -817,39 +813,18 @@ defmodule OptunaBridge.Study do
   end
 
   # A trial handed out by a dead worker is kept only if the new worker has it running with the
-  # same params; tells the new worker does not have are lost and reported.
+  # same params; tells that died with the worker are reported.
   defp reconcile(state, trials) do
-    known = Map.new(trials, fn t -> {t["number"], {t["state"], t["params"]}} end)
+    {ledger, dead} = TrialLedger.reconcile(state.ledger, trials)
 
-    {asked, lost} =
-      Enum.reduce(state.asked, {%{}, state.lost}, fn {n, {_gen, params}}, {asked, lost} ->
-        case known[n] do
-          {"running", ^params} -> {Map.put(asked, n, {state.gen, params}), lost}
-          _ -> {asked, MapSet.put(lost, n)}
-        end
-      end)
+    Enum.reduce(dead, %{state | ledger: ledger, dirty: 0}, fn
+      {n, :tell_again}, state ->
+        why = "its tell died with the worker; the trial is running again, tell it again"
+        record_error(state, trial_lost(state, n, why))
 
-    state = %{state | asked: asked, lost: lost}
-
-    state =
-      Enum.reduce(Enum.reverse(state.recent_tells), state, fn {_seq, n, params, _cast?}, state ->
-        case known[n] do
-          {finished, _} when finished in ["complete", "pruned", "fail"] ->
-            state
-
-          {"running", ^params} ->
-            # the trial survived but its tell did not: its evaluator may tell it again
-            state = %{state | asked: Map.put(state.asked, n, {state.gen, params})}
-            why = "its tell died with the worker; the trial is running again, tell it again"
-            record_error(state, trial_lost(state, n, why))
-
-          _ ->
-            state = %{state | lost: MapSet.put(state.lost, n)}
-            record_error(state, trial_lost(state, n, lost_tell_reason()))
-        end
-      end)
-
-    %{state | recent_tells: [], dirty: 0}
+      {n, :lost}, state ->
+        record_error(state, trial_lost(state, n, lost_tell_reason()))
+    end)
   end
 
   defp lost_tell_reason,
@@ -884,7 +859,7 @@ defmodule OptunaBridge.Study do
         reply_call(state, ref, {:ok, :ready})
 
       %{message: {:request, _method, _json, _add_study?, {:tell, number}}} ->
-        if MapSet.member?(state.lost, number),
+        if TrialLedger.lost?(state.ledger, number),
           do: reply_call(state, ref, {:error, trial_lost(state, number)}),
           else: run_request(state, ref)
 
@@ -899,7 +874,7 @@ defmodule OptunaBridge.Study do
     case send_request(state, method, with_study(state, json, add_study?), {:call, ref, kind}) do
       {:ok, state} ->
         case kind do
-          {:tell, number} -> state |> told(number, false) |> after_tell()
+          {:tell, number} -> state |> told(number) |> after_tell()
           _ -> state
         end
 
@@ -927,14 +902,11 @@ defmodule OptunaBridge.Study do
   # A tell was written (state.seq is its frame): the trial is no longer handed out; the tell is
   # remembered until it is safe (in a checkpoint, or processed by a durable worker). With
   # in-memory storage and checkpoints off nothing survives a crash, so nothing is remembered.
-  defp told(state, number, cast?) do
-    {entry, asked} = Map.pop(state.asked, number)
-    params = if entry, do: elem(entry, 1)
-    state = %{state | asked: asked}
+  defp told(state, number) do
+    remember? =
+      not (memory?(state) and state.checkpoint_every == 0 and state.checkpoint_interval == 0)
 
-    if memory?(state) and state.checkpoint_every == 0 and state.checkpoint_interval == 0,
-      do: state,
-      else: %{state | recent_tells: [{state.seq, number, params, cast?} | state.recent_tells]}
+    %{state | ledger: TrialLedger.told(state.ledger, state.seq, number, remember?)}
   end
 
   defp memory?(state), do: state.ready["storage"] == "memory"
@@ -1018,11 +990,9 @@ defmodule OptunaBridge.Study do
     end
   end
 
-  defp after_tell(state), do: %{state | recent_tells: prune_confirmed(state)}
-
-  # On a durable storage a tell is safe once processed; keep only those the worker may not
+  # On a durable storage a tell is safe once processed: keep only those the worker may not
   # have read (written at or after the oldest frame not known to be processed).
-  defp prune_confirmed(state) do
+  defp after_tell(state) do
     oldest =
       case Outbox.unsettled(state.outbox) do
         [{:request, seq, _, _} | _] -> seq
@@ -1030,7 +1000,7 @@ defmodule OptunaBridge.Study do
         [] -> state.seq + 1
       end
 
-    Enum.filter(state.recent_tells, fn {seq, _, _, _} -> seq >= oldest end)
+    %{state | ledger: TrialLedger.safe_through(state.ledger, oldest - 1)}
   end
 
   defp count_due?(state), do: state.checkpoint_every > 0 and state.dirty >= state.checkpoint_every
@@ -1066,10 +1036,10 @@ defmodule OptunaBridge.Study do
   defp checkpoint(state), do: state
 
   defp checkpointed(state, {seq, started}, {:ok, %{"snapshot" => snapshot}}) do
-    recent = Enum.filter(state.recent_tells, fn {s, _, _, _} -> s > seq end)
     now = now_ms()
     next = now + state.checkpoint_spacing * (now - started)
-    %{state | snapshot: snapshot, recent_tells: recent, next_checkpoint_at: next}
+    ledger = TrialLedger.safe_through(state.ledger, seq)
+    %{state | snapshot: snapshot, ledger: ledger, next_checkpoint_at: next}
   end
 
   defp checkpointed(state, _seq, {:error, %Error{kind: :method_not_found}}) do
@@ -1142,9 +1112,8 @@ defmodule OptunaBridge.Study do
   defp attach_number(data, _), do: data
 
   defp notification_failed(state, error) do
-    number = error.data["number"]
-    recent = Enum.reject(state.recent_tells, fn {_, n, _, _} -> n == number end)
-    record_error(%{state | recent_tells: recent}, error)
+    ledger = TrialLedger.settled(state.ledger, error.data["number"])
+    record_error(%{state | ledger: ledger}, error)
   end
 
   defp record_error(state, error) do
@@ -1186,18 +1155,7 @@ defmodule OptunaBridge.Study do
 
   defp call_result(state, :ask, {:ok, %{"trials" => trials}}) do
     asked = Enum.map(trials, &Wire.asked/1)
-
-    state =
-      Enum.reduce(asked, state, fn %{number: n, params: params}, state ->
-        %{
-          state
-          | asked: Map.put(state.asked, n, {state.gen, params}),
-            max_number: max(state.max_number, n),
-            lost: MapSet.delete(state.lost, n)
-        }
-      end)
-
-    {{:ok, asked}, state}
+    {{:ok, asked}, %{state | ledger: TrialLedger.handed_out(state.ledger, asked)}}
   end
 
   defp call_result(state, {:tell, _number}, {:ok, result}), do: {{:ok, Wire.trial(result)}, state}
