@@ -49,7 +49,8 @@ defmodule OptunaBridge.Study do
   use GenServer
   require Logger
 
-  alias OptunaBridge.{Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire, Worker}
+  alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
+  alias OptunaBridge.Worker
 
   @max_errors 100
   @protocol 1
@@ -430,10 +431,7 @@ defmodule OptunaBridge.Study do
       timeout: timeout,
       start_timeout: Keyword.get(opts, :start_timeout, 30_000),
       grace: Keyword.get(opts, :grace, 2_000),
-      checkpoint_every: Keyword.get(opts, :checkpoint_every, 100),
-      checkpoint_interval: Keyword.get(opts, :checkpoint_interval, 5_000),
-      checkpoint_spacing: Keyword.get(opts, :checkpoint_spacing, 20),
-      next_checkpoint_at: System.monotonic_time(:millisecond),
+      checkpoint: CheckpointPolicy.new(opts),
       max_restarts: Keyword.get(opts, :max_restarts, 5),
       restart_window: Keyword.get(opts, :restart_window, 60_000),
       restart_backoff: Keyword.get(opts, :restart_backoff, 100),
@@ -452,9 +450,6 @@ defmodule OptunaBridge.Study do
       outbox: Outbox.new(),
       ledger: TrialLedger.new(),
       snapshot: nil,
-      dirty: 0,
-      checkpoints: 0,
-      checkpoint_timer: nil,
       errors: [],
       restarts: 0,
       restart_times: [],
@@ -478,7 +473,7 @@ defmodule OptunaBridge.Study do
       restarts: state.restarts,
       study: state.study,
       status: state.status,
-      checkpoints: state.checkpoints
+      checkpoints: state.checkpoint.sent
     }
 
     {:reply, {:ok, info}, state}
@@ -574,7 +569,10 @@ defmodule OptunaBridge.Study do
 
   def handle_info(:restart, %{status: :restarting} = state), do: {:noreply, spawn_worker(state)}
 
-  def handle_info(:checkpoint, state), do: {:noreply, checkpoint_timer_fired(state)}
+  def handle_info(:checkpoint, state) do
+    {action, policy} = CheckpointPolicy.fired(state.checkpoint, now_ms())
+    {:noreply, checkpoint_action(%{state | checkpoint: policy}, action)}
+  end
 
   def handle_info(_stale, state), do: {:noreply, state}
 
@@ -817,7 +815,9 @@ defmodule OptunaBridge.Study do
   defp reconcile(state, trials) do
     {ledger, dead} = TrialLedger.reconcile(state.ledger, trials)
 
-    Enum.reduce(dead, %{state | ledger: ledger, dirty: 0}, fn
+    state = %{state | ledger: ledger, checkpoint: CheckpointPolicy.clean(state.checkpoint)}
+
+    Enum.reduce(dead, state, fn
       {n, :tell_again}, state ->
         why = "its tell died with the worker; the trial is running again, tell it again"
         record_error(state, trial_lost(state, n, why))
@@ -903,8 +903,7 @@ defmodule OptunaBridge.Study do
   # remembered until it is safe (in a checkpoint, or processed by a durable worker). With
   # in-memory storage and checkpoints off nothing survives a crash, so nothing is remembered.
   defp told(state, number) do
-    remember? =
-      not (memory?(state) and state.checkpoint_every == 0 and state.checkpoint_interval == 0)
+    remember? = not (memory?(state) and CheckpointPolicy.off?(state.checkpoint))
 
     %{state | ledger: TrialLedger.told(state.ledger, state.seq, number, remember?)}
   end
@@ -964,30 +963,10 @@ defmodule OptunaBridge.Study do
 
   # ------------------------------------------------------------------------ checkpoints
 
-  # In memory, a checkpoint (a full `export`) is due after `checkpoint_every` tells or
-  # `checkpoint_interval` ms after an unsaved tell, whichever comes first, but never sooner than
-  # `checkpoint_spacing` times the previous export's duration after it: an export costs time
-  # proportional to the study, so spacing keeps its share of the worker's time bounded (about
-  # 1 / (1 + spacing)) however large the study grows, instead of quadratic.
+  # In memory, OptunaBridge.CheckpointPolicy says when the next export is due.
   defp after_tell(%{ready: %{"storage" => "memory"}} = state) do
-    state = %{state | dirty: state.dirty + 1}
-
-    cond do
-      count_due?(state) and spaced?(state) ->
-        checkpoint(state)
-
-      state.checkpoint_timer != nil ->
-        state
-
-      count_due?(state) ->
-        arm_checkpoint(state, spacing_left(state))
-
-      state.checkpoint_interval > 0 ->
-        arm_checkpoint(state, max(state.checkpoint_interval, spacing_left(state)))
-
-      true ->
-        state
-    end
+    {action, policy} = CheckpointPolicy.told(state.checkpoint, now_ms())
+    checkpoint_action(%{state | checkpoint: policy}, action)
   end
 
   # On a durable storage a tell is safe once processed: keep only those the worker may not
@@ -1003,32 +982,24 @@ defmodule OptunaBridge.Study do
     %{state | ledger: TrialLedger.safe_through(state.ledger, oldest - 1)}
   end
 
-  defp count_due?(state), do: state.checkpoint_every > 0 and state.dirty >= state.checkpoint_every
-  defp spaced?(state), do: spacing_left(state) == 0
-  defp spacing_left(state), do: max(state.next_checkpoint_at - now_ms(), 0)
   defp now_ms, do: System.monotonic_time(:millisecond)
 
-  defp arm_checkpoint(state, delay),
-    do: %{state | checkpoint_timer: Process.send_after(self(), :checkpoint, delay)}
+  defp checkpoint_action(state, :export), do: checkpoint(state)
+  defp checkpoint_action(state, :wait), do: state
 
-  defp checkpoint_timer_fired(state) do
-    state = %{state | checkpoint_timer: nil}
-
-    cond do
-      state.dirty == 0 -> state
-      spaced?(state) -> checkpoint(state)
-      true -> arm_checkpoint(state, spacing_left(state))
-    end
+  defp checkpoint_action(state, {:arm, delay}) do
+    Process.send_after(self(), :checkpoint, delay)
+    state
   end
 
-  defp checkpoint(%{status: :ready, dirty: dirty} = state) when dirty > 0 do
+  defp checkpoint(%{status: :ready} = state) do
     case send_request(
            state,
            "export",
            ~s({"study":) <> state.study_json <> "}",
            {:checkpoint, state.seq + 1, now_ms()}
          ) do
-      {:ok, state} -> %{state | dirty: 0, checkpoints: state.checkpoints + 1}
+      {:ok, state} -> %{state | checkpoint: CheckpointPolicy.exported(state.checkpoint)}
       {:error, _error, state} -> state
     end
   end
@@ -1036,15 +1007,14 @@ defmodule OptunaBridge.Study do
   defp checkpoint(state), do: state
 
   defp checkpointed(state, {seq, started}, {:ok, %{"snapshot" => snapshot}}) do
-    now = now_ms()
-    next = now + state.checkpoint_spacing * (now - started)
+    policy = CheckpointPolicy.finished(state.checkpoint, started, now_ms())
     ledger = TrialLedger.safe_through(state.ledger, seq)
-    %{state | snapshot: snapshot, ledger: ledger, next_checkpoint_at: next}
+    %{state | snapshot: snapshot, ledger: ledger, checkpoint: policy}
   end
 
   defp checkpointed(state, _seq, {:error, %Error{kind: :method_not_found}}) do
     Logger.warning("optuna_bridge: the worker has no export method; checkpoints are off")
-    %{state | checkpoint_every: 0, checkpoint_interval: 0}
+    %{state | checkpoint: CheckpointPolicy.disable(state.checkpoint)}
   end
 
   defp checkpointed(state, _seq, {:error, error}) do
