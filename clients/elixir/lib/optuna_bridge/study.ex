@@ -356,7 +356,15 @@ defmodule OptunaBridge.Study do
       do: Wire.bad_option!(:delete, opts[:delete])
 
     deleted = if opts[:delete], do: delete(study, timeout: timeout), else: :ok
-    :ok = GenServer.stop(study, :normal, timeout)
+
+    try do
+      GenServer.stop(study, :normal, timeout)
+    catch
+      # already stopped (or stopping by itself): stop/2 is idempotent
+      :exit, {reason, _} when reason in [:noproc, :normal] -> :ok
+      :exit, {{:shutdown, _}, _} -> :ok
+    end
+
     deleted
   end
 
@@ -436,6 +444,7 @@ defmodule OptunaBridge.Study do
       restart_window: Keyword.get(opts, :restart_window, 60_000),
       restart_backoff: Keyword.get(opts, :restart_backoff, 100),
       status: :starting,
+      established: false,
       owner: nil,
       os_pid: nil,
       ready: nil,
@@ -621,7 +630,22 @@ defmodule OptunaBridge.Study do
 
   # The very first start failed: the configuration or the environment is wrong; restarting
   # would fail the same way. Later starts count against the restart budget.
-  defp start_failed(%{gen: 1, restarts: 0} = state, error) do
+  # Before the study ever existed, an error that the same configuration would meet again (a bad
+  # search space, an existing name, no interpreter, a worker that cannot start) is final: the
+  # process stops with {:shutdown, {:start_failed, error}}, which a :transient supervisor does not
+  # restart. Anything else (a storage error, a crash) is retried within the restart budget.
+  @final_start_kinds [
+    :invalid_params,
+    :invalid_request,
+    :study_exists,
+    :limit_exceeded,
+    :missing_dependency,
+    :snapshot_invalid,
+    :start_failed
+  ]
+
+  defp start_failed(%{established: false} = state, %Error{kind: kind} = error)
+       when kind in @final_start_kinds do
     fail_all(state, error)
     {:stop, {:shutdown, {:start_failed, error}}, %{state | calls: %{}, queue: :queue.new()}}
   end
@@ -636,7 +660,7 @@ defmodule OptunaBridge.Study do
     error = Error.client(:worker_crashed, message, data)
     state = fail_pending(state, error)
 
-    if state.status in [:starting, :establishing] and state.gen == 1 and state.restarts == 0 do
+    if state.status in [:starting, :establishing] and not state.established do
       start_failed(state, Error.client(:start_failed, message, data))
     else
       state = collect_unsettled(%{state | owner: nil, os_pid: nil})
@@ -736,7 +760,8 @@ defmodule OptunaBridge.Study do
   defp elem_state({:noreply, state}), do: state
   defp elem_state({:stop, reason, state}), do: throw({:stop, reason, state})
 
-  defp establish_request(%{gen: 1} = state), do: {"create", {:raw, state.create_json}}
+  defp establish_request(%{established: false} = state),
+    do: {"create", {:raw, state.create_json}}
 
   defp establish_request(%{ready: %{"storage" => storage}} = state) when storage != "memory",
     do: {"create", Map.put(state.create, "load_if_exists", true)}
@@ -759,11 +784,11 @@ defmodule OptunaBridge.Study do
     end
   end
 
-  defp setup_reply(state, :establish, {:ok, _}) do
-    if state.gen == 1,
-      do: become_ready(state),
-      else: setup_request(state, "trials", %{"study" => state.study}, :reconcile)
-  end
+  defp setup_reply(%{established: false} = state, :establish, {:ok, _}),
+    do: become_ready(%{state | established: true})
+
+  defp setup_reply(state, :establish, {:ok, _}),
+    do: setup_request(state, "trials", %{"study" => state.study}, :reconcile)
 
   defp setup_reply(state, :reconcile, {:ok, %{"trials" => trials}}) do
     state = reconcile(state, trials)
@@ -791,8 +816,7 @@ defmodule OptunaBridge.Study do
     become_ready(state)
   end
 
-  defp setup_reply(%{gen: 1, restarts: 0} = state, step, {:error, error}) do
-    _ = step
+  defp setup_reply(%{established: false} = state, :establish, {:error, error}) do
     kill_worker(state)
     elem_state(start_failed(%{state | owner: nil, os_pid: nil}, %{error | method: "create"}))
   end

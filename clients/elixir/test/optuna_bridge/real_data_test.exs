@@ -370,6 +370,23 @@ defmodule OptunaBridge.RealDataTest do
     end)
   end
 
+  test "9: an unreachable storage at start is retried within the budget, not taken as final" do
+    Process.flag(:trap_exit, true)
+    args = ["--storage", "postgresql+psycopg2://postgres@127.0.0.1:1/none"]
+
+    capture_log(fn ->
+      {:ok, study} =
+        Study.start_link(%{name: "nodb"}, @space,
+          worker_args: args,
+          max_restarts: 1,
+          restart_backoff: 10
+        )
+
+      assert_receive {:EXIT, ^study, {:worker_restart_limit, %Error{kind: :storage_error}}},
+                     30_000
+    end)
+  end
+
   defp nonempty([]), do: nil
   defp nonempty(list), do: list
 end
