@@ -694,7 +694,7 @@ defmodule OptunaBridge.Study do
   end
 
   defp kill_worker(%{os_pid: os_pid, owner: owner}) do
-    if os_pid, do: Worker.kill(%Worker{os_pid: os_pid})
+    Worker.kill_os_pid(os_pid)
     if owner, do: Process.exit(owner, :kill)
     :ok
   end
@@ -707,7 +707,7 @@ defmodule OptunaBridge.Study do
     deadline = Worker.deadline(state.grace)
 
     unless wait_gone(os_pid, deadline) do
-      Worker.kill(%Worker{os_pid: os_pid})
+      Worker.kill_os_pid(os_pid)
       wait_gone(os_pid, Worker.deadline(1_000))
     end
 

@@ -151,9 +151,16 @@ defmodule OptunaBridge.Worker do
 
   @doc "Sends SIGKILL to the worker's OS process."
   @spec kill(t()) :: :ok
-  def kill(%__MODULE__{os_pid: nil}), do: :ok
+  def kill(%__MODULE__{os_pid: os_pid}), do: kill_os_pid(os_pid)
 
-  def kill(%__MODULE__{os_pid: os_pid}) do
+  @doc """
+  Sends SIGKILL to an OS pid (nil: nothing). Runs `kill`, so the caller never touches the port:
+  it works while the port's owner is suspended on a busy port.
+  """
+  @spec kill_os_pid(non_neg_integer() | nil) :: :ok
+  def kill_os_pid(nil), do: :ok
+
+  def kill_os_pid(os_pid) do
     System.cmd("kill", ["-9", Integer.to_string(os_pid)], stderr_to_stdout: true)
     :ok
   end
