@@ -105,6 +105,7 @@ def _stdin_is_terminal() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     from bridge_worker.server import protect_stdout
 
+    parent_pid = os.getppid()  # read first: the parent may die while we import
     args = parse_args(argv)
     proto_fd = protect_stdout()
 
@@ -115,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bridge_worker.dispatch import Dispatcher, build_methods
     from bridge_worker.errors import BridgeError
     from bridge_worker.handlers import ALL
+    from bridge_worker.parent_watch import watch_parent
     from bridge_worker.registry import StudyRegistry
     from bridge_worker.rpc import Endpoint
     from bridge_worker.server import serve
@@ -122,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logs.configure(args.log_level)
     log = structlog.get_logger("bridge_worker")
+    watch_parent(parent_pid)
     storage = StorageHandle(args.storage_options)
     storage_kind = storage.kind
     try:
@@ -140,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pid=os.getpid(),
             storage=storage_kind,
             framing=args.framing,
+            max_frame_bytes=args.limits.max_frame_bytes,
         ),
     )
     log.info(

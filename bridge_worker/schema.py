@@ -113,6 +113,8 @@ class ReadyParams(Struct):
     pid: int
     storage: str
     framing: Literal["line", "packet4"]
+    max_frame_bytes: int
+    """The worker's ``--max-frame-bytes``: a parent can refuse a longer frame before writing it."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def test_ready_comes_first_and_describes_the_worker() -> None:
     assert params["protocol"] == 1
     assert params["storage"] == "memory"
     assert params["framing"] == "line"
+    assert params["max_frame_bytes"] == 16 * 1024 * 1024
     assert isinstance(params["pid"], int)
     assert params["optuna"].startswith("5.")
 

@@ -12,7 +12,13 @@ defmodule OptunaBridge.Error do
       be written to); the study is being rebuilt on a new worker.
     * `:worker_stopped` — the study was stopped while the request was pending.
     * `:timeout` — no reply within the study's `:timeout`.
-    * `:start_failed` — a worker did not start (no `ready` frame, bad executable).
+    * `:start_failed` — a worker did not start (no `ready` frame, bad executable), or the first
+      worker refused the study (then the worker's own kind, e.g. `:invalid_params`, is returned).
+    * `:trial_lost` — a tell of a trial handed out by a worker that died, which the new worker
+      does not have with the same params (refused, never recorded on other params); or a tell
+      that died with the worker (kept in `errors/1`).
+    * `:frame_too_large` — also client-side: the frame is longer than the worker's announced
+      `max_frame_bytes` and was not sent.
 
   `method` is the request method that failed, when known (always set for a failed notification).
   """
@@ -40,6 +46,7 @@ defmodule OptunaBridge.Error do
           | :worker_stopped
           | :timeout
           | :start_failed
+          | :trial_lost
 
   @type t :: %__MODULE__{
           kind: kind(),
@@ -93,7 +100,7 @@ defmodule OptunaBridge.Error do
     }
   end
 
-  @doc "A client-side error (`:worker_crashed`, `:worker_stopped`, `:timeout`, `:start_failed`)."
+  @doc "A client-side error (`:worker_crashed`, `:worker_stopped`, `:timeout`, `:trial_lost`, ...)."
   @spec client(kind(), String.t(), map()) :: t()
   def client(kind, message, data \\ %{}),
     do: %__MODULE__{kind: kind, code: nil, message: message, data: data}

@@ -11,7 +11,7 @@ defmodule OptunaBridge.RPC do
   @type incoming ::
           {:reply, id(), {:ok, JSON.value()} | {:error, Error.t()}}
           | {:unattributed_error, Error.t()}
-          | {:notification, String.t(), JSON.value()}
+          | {:notification, String.t(), JSON.value() | Error.t()}
           | {:invalid, term()}
 
   @doc "A request frame (a reply is expected)."

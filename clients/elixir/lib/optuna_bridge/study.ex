@@ -1,6 +1,6 @@
 defmodule OptunaBridge.Study do
   @moduledoc """
-  One Optuna study, served by one worker process that this GenServer owns through a port.
+  One Optuna study, served by one worker process behind a port.
 
       {:ok, study} =
         OptunaBridge.Study.start_link(
@@ -14,72 +14,132 @@ defmodule OptunaBridge.Study do
       :ok = OptunaBridge.Study.tell(study, n, train(params))
       {:ok, best} = OptunaBridge.Study.best_trial(study)
 
-  `start_link/3` returns only once the worker has said `ready` and the study exists, so a bad
-  search space is an `{:error, %OptunaBridge.Error{kind: :invalid_params}}` from `start_link`.
+  ## Contract
 
-  Requests carry ids and wait in a pending map, so calls from many processes are pipelined to the
-  worker and answered as replies arrive. Errors are `{:error, %OptunaBridge.Error{}}`.
-
-  ## Crash recovery
-
-  When the worker exits (`{port, {:exit_status, n}}`), every pending caller gets
-  `{:error, %OptunaBridge.Error{kind: :worker_crashed}}` at once, then a new worker is started and
-  the study rebuilt before the next call is served: on a durable storage (`ready.storage` is not
-  `"memory"`) with `create` + `load_if_exists: true`; in memory from the last snapshot, which
-  this process keeps by calling `export` after every `:checkpoint_every` tells and restores with
-  `import` (`overwrite: true`). Tells after the last finished export are lost with the worker.
-
-  ## Options
-
-    * `:python` — absolute path of the interpreter (default: `$OPTUNA_BRIDGE_PYTHON`, else the
-      repository's `.venv/bin/python`).
-    * `:worker_args` — extra worker arguments, e.g. `["--storage", "sqlite:////tmp/s.db"]`.
-    * `:framing` — `:line` (default; port `{:line, 65_536}`) or `:packet4` (port `{:packet, 4}`).
-    * `:timeout` — ms a call waits for its reply (default 15 000) before
-      `{:error, %OptunaBridge.Error{kind: :timeout}}`.
-    * `:start_timeout` — ms to wait for a worker's `ready` and the study (default 30 000).
-    * `:checkpoint_every` — export a snapshot after this many tells (default 1; 0 disables).
-      Only for in-memory storage.
-    * `:keep` — when true, `terminate/2` leaves the study in the storage (default false: it is
-      deleted).
-    * `:grace` — ms a stopping worker gets to exit before it is killed with SIGKILL (default 2 000).
-    * `:name` — registers the GenServer under this name.
+    * **Nothing deletes data implicitly.** Only `delete/1` and `stop(study, delete: true)` delete
+      the study; no exit reason does (`terminate/2` only ends the worker).
+    * **Arguments are checked in the caller.** A bad value or an unknown option raises
+      `ArgumentError` in the calling process; params are encoded to JSON there too. No user
+      input reaches the study process in a form that can crash it.
+    * **Nothing waits forever.** Every call takes `timeout:` (default: the study's `:timeout`)
+      and returns `{:error, %OptunaBridge.Error{kind: :timeout}}` past it. The port is written by
+      a separate `OptunaBridge.PortOwner`, so a worker that stops reading never blocks this
+      process; `stop/2` kills a worker that does not exit in its grace period by OS pid.
+    * **Supervision-friendly.** `start_link/3` returns at once; the worker is spawned and the
+      study created in `handle_continue/2`. Calls made meanwhile are queued (their timeouts
+      run). `await_ready/2` waits for the study to exist, or returns why it could not. A study
+      the worker refuses (a bad search space, an existing name) stops the process with
+      `{:shutdown, {:start_failed, error}}`.
+    * **Crash recovery.** A worker that exits is restarted asynchronously with exponential
+      backoff; at most `:max_restarts` restarts in `:restart_window` ms, then the process stops
+      with `{:worker_restart_limit, last_reason}` for its supervisor to see. Pending callers get
+      `:worker_crashed` at once. The study is rebuilt on a durable storage by `create` with
+      `load_if_exists: true`; in memory from the last checkpoint (`export`, taken every
+      `:checkpoint_every` tells or `:checkpoint_interval` ms, and spaced by
+      `:checkpoint_spacing` times the previous export's duration, so never on every tell).
+    * **Trial identity.** A trial handed out by a worker that died is checked against the new
+      worker: if the new one does not have it running with the same params, a tell of it is
+      refused with `{:error, %Error{kind: :trial_lost}}` (a cast `tell/4` records that error in
+      `errors/1` and logs it); tells written to the dead worker that the new one does not have
+      are reported the same way. Numbers the dead worker had handed out are never handed out
+      again with other params: the new worker's numbering is moved past them with FAIL trials
+      (user attr `"optuna_bridge"` = `"lost in a worker restart"`).
   """
 
   use GenServer
   require Logger
 
-  alias OptunaBridge.{Error, JSON, RPC, Wire, Worker}
+  alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
+  alias OptunaBridge.Worker
 
   @max_errors 100
   @protocol 1
+  @call_margin 5_000
+
+  @start_options [
+    :name,
+    :python,
+    :worker_args,
+    :framing,
+    :log_level,
+    :timeout,
+    :start_timeout,
+    :checkpoint_every,
+    :checkpoint_interval,
+    :checkpoint_spacing,
+    :grace,
+    :max_restarts,
+    :restart_window,
+    :restart_backoff,
+    :keep
+  ]
 
   @type study :: GenServer.server()
   @type result(t) :: {:ok, t} | {:error, Error.t()}
 
   # -------------------------------------------------------------------------------------- API
 
-  @doc "Starts the worker, waits for `ready`, and creates the study. See the module doc."
+  @doc """
+  Starts the study process and returns at once; the worker is spawned and the study created
+  in `handle_continue/2`. Use `await_ready/2` to wait for it. Unknown or malformed options raise
+  `ArgumentError` here. See the module doc and the README for the options.
+  """
   @spec start_link(map() | keyword(), map() | keyword(), keyword()) :: GenServer.on_start()
   def start_link(study_config, search_space, opts \\ []) do
-    {gen_opts, opts} = Keyword.split(opts, [:name])
-    GenServer.start_link(__MODULE__, {study_config, search_space, opts}, gen_opts)
+    {gen_opts, args} = prepare_start(study_config, search_space, opts)
+    GenServer.start_link(__MODULE__, args, gen_opts)
   end
 
-  @doc """
-  Like `start_link/3` but not linked to the caller: a failed start is only the return value
-  `{:error, %OptunaBridge.Error{}}` (with `start_link/3` the caller also gets that exit signal,
-  as with any `GenServer` whose `init/1` stops).
-  """
+  @doc "Like `start_link/3` but not linked to the caller."
   @spec start(map() | keyword(), map() | keyword(), keyword()) :: GenServer.on_start()
   def start(study_config, search_space, opts \\ []) do
-    {gen_opts, opts} = Keyword.split(opts, [:name])
-    GenServer.start(__MODULE__, {study_config, search_space, opts}, gen_opts)
+    {gen_opts, args} = prepare_start(study_config, search_space, opts)
+    GenServer.start(__MODULE__, args, gen_opts)
   end
+
+  defp prepare_start(study_config, search_space, opts) do
+    opts = Wire.validate_options!(opts, @start_options)
+    Enum.each(opts, &check_start_option/1)
+    create = Wire.create_params(study_config, search_space)
+    study_json = encode!(create["study"])
+    create_json = encode!(create)
+    {Keyword.take(opts, [:name]), {create["study"], study_json, create, create_json, opts}}
+  end
+
+  defp check_start_option({key, v})
+       when key in [:timeout, :start_timeout, :grace, :restart_window, :restart_backoff] and
+              (not is_integer(v) or v < 0),
+       do: Wire.bad_option!(key, v)
+
+  defp check_start_option({key, v})
+       when key in [:checkpoint_every, :checkpoint_interval, :checkpoint_spacing, :max_restarts] and
+              (not is_integer(v) or v < 0),
+       do: Wire.bad_option!(key, v)
+
+  defp check_start_option({:framing, v}) when v not in [:line, :packet4],
+    do: Wire.bad_option!(:framing, v)
+
+  defp check_start_option({:worker_args, v}) when not is_list(v),
+    do: Wire.bad_option!(:worker_args, v)
+
+  defp check_start_option({:python, v}) when not is_binary(v), do: Wire.bad_option!(:python, v)
+
+  # `keep: true` was the opt-out of the old delete-on-terminate; keeping is now the only behaviour.
+  defp check_start_option({:keep, true}), do: :ok
+
+  defp check_start_option({:keep, v}),
+    do:
+      raise(
+        ArgumentError,
+        "keep: #{inspect(v)} is gone: nothing deletes a study implicitly any more; " <>
+          "delete explicitly with OptunaBridge.Study.delete/1 or stop(study, delete: true)"
+      )
+
+  defp check_start_option(_), do: :ok
 
   @doc """
   A child spec for `{OptunaBridge.Study, {study_config, search_space, opts}}`. It is `:transient`
-  (a `stop/1` is final; a crash is restarted) and its shutdown leaves room for `:grace`.
+  (a `stop/2` is final; a crash is restarted) and its shutdown leaves room for `:grace`.
   """
   @spec child_spec({map() | keyword(), map() | keyword(), keyword()}) :: Supervisor.child_spec()
   def child_spec({study_config, search_space, opts}) do
@@ -89,405 +149,902 @@ defmodule OptunaBridge.Study do
       id: {__MODULE__, name},
       start: {__MODULE__, :start_link, [study_config, search_space, opts]},
       restart: :transient,
-      shutdown: Keyword.get(opts, :grace, 2_000) * 2 + 1_000
+      shutdown: Keyword.get(opts, :grace, 2_000) + 2_000
     }
+  end
+
+  @doc """
+  Waits until the study exists on a running worker: `:ok`, or `{:error, %Error{}}` when the
+  start failed (the process then stops) or `timeout` ms passed (`:timeout`).
+  """
+  @spec await_ready(study(), timeout()) :: :ok | {:error, Error.t()}
+  def await_ready(study, timeout \\ 30_000) do
+    case do_call(study, :await_ready, timeout) do
+      {:ok, _} -> :ok
+      other -> other
+    end
   end
 
   @doc """
   Asks for `n` new trials: `{:ok, [%{number: 0, params: %{"lr" => 0.01}}]}`. Options:
-  `:fixed_params` and `:search_space` (as in the protocol's `ask`).
+  `:fixed_params` (a map), `:search_space` (as in `start_link/3`), `:timeout`.
   """
   @spec ask(study(), pos_integer(), keyword()) :: result([%{number: integer(), params: map()}])
   def ask(study, n \\ 1, opts \\ []) do
-    extra = opts |> Keyword.take([:fixed_params, :search_space]) |> Map.new()
+    unless is_integer(n) and n >= 1,
+      do: raise(ArgumentError, "n must be a positive integer, got: #{inspect(n)}")
 
-    extra =
-      if space = extra[:search_space],
-        do: Map.put(extra, :search_space, Wire.search_space(space)),
-        else: extra
+    opts = Wire.validate_options!(opts, [:fixed_params, :search_space, :timeout])
+    params = %{"n" => n}
 
-    call(study, "ask", Map.put(extra, :n, n), fn %{"trials" => trials} ->
-      {:ok, Enum.map(trials, &Wire.asked/1)}
-    end)
+    params =
+      case Keyword.fetch(opts, :fixed_params) do
+        {:ok, fixed} when is_map(fixed) -> Map.put(params, "fixed_params", Wire.object(fixed))
+        {:ok, fixed} -> Wire.bad_option!(:fixed_params, fixed)
+        :error -> params
+      end
+
+    params =
+      case Keyword.fetch(opts, :search_space) do
+        {:ok, space} -> Map.put(params, "search_space", Wire.search_space(space))
+        :error -> params
+      end
+
+    request(study, "ask", params, :ask, opts)
   end
 
   @doc """
   Tells a trial's result without waiting (a JSON-RPC notification). A failure is not returned:
-  the worker reports it with an `error` notification, which is logged and kept for `errors/1`.
-  `value` is a number, a list (multi-objective) or `nil` with `state: "pruned" | "fail"`.
-  Options: `:state`, `:user_attrs`, `:skip_if_finished`.
+  the worker reports it with an `error` notification, which is logged and kept for `errors/1`
+  (as are tells refused with `:trial_lost` and oversize frames). `value` is a number, a list
+  (multi-objective) or `nil` with `state: "pruned" | "fail"`. Options: `:state`, `:user_attrs`,
+  `:skip_if_finished`, `:constraints`. Bad arguments raise `ArgumentError` here.
   """
   @spec tell(study(), non_neg_integer(), number() | [number()] | nil, keyword()) :: :ok
   def tell(study, number, value, opts \\ []) do
-    GenServer.cast(study, {:tell, number, value, opts})
+    params = Wire.tell_params(number, value, opts)
+    GenServer.cast(study, {:tell, number, encode!(params)})
   end
 
-  @doc "Like `tell/4`, but waits: `{:ok, %{number: 0, state: :complete, values: [0.5]}}`."
+  @doc """
+  Like `tell/4`, but waits: `{:ok, %{number: 0, state: :complete, values: [0.5]}}`. Also takes
+  `:timeout`.
+  """
   @spec tell_sync(study(), non_neg_integer(), number() | [number()] | nil, keyword()) ::
           result(map())
   def tell_sync(study, number, value, opts \\ []) do
-    GenServer.call(study, {:tell_sync, number, value, opts}, :infinity)
+    {call_opts, tell_opts} =
+      Keyword.split(Wire.validate_options!(opts, [:timeout | tell_keys()]), [:timeout])
+
+    request(study, "tell", Wire.tell_params(number, value, tell_opts), {:tell, number}, call_opts)
   end
 
-  @doc "Reports an intermediate value: `{:ok, should_prune?}`."
-  @spec report(study(), non_neg_integer(), non_neg_integer(), number()) :: result(boolean())
-  def report(study, number, step, value) do
-    call(study, "report", %{number: number, step: step, value: value}, fn result ->
-      {:ok, result["should_prune"]}
-    end)
+  defp tell_keys, do: [:state, :user_attrs, :skip_if_finished, :constraints]
+
+  @doc "Reports an intermediate value: `{:ok, should_prune?}`. Option: `:timeout`."
+  @spec report(study(), non_neg_integer(), non_neg_integer(), number(), keyword()) ::
+          result(boolean())
+  def report(study, number, step, value, opts \\ []) do
+    unless is_integer(number) and number >= 0 and is_integer(step) and step >= 0 and
+             is_number(value),
+           do:
+             raise(
+               ArgumentError,
+               "report needs a trial number, a step (non-negative integers) and a number, got: " <>
+                 inspect({number, step, value})
+             )
+
+    opts = Wire.validate_options!(opts, [:timeout])
+
+    request(
+      study,
+      "report",
+      %{"number" => number, "step" => step, "value" => value},
+      :report,
+      opts
+    )
   end
 
-  @doc "The best trial (the first of the Pareto front for several objectives)."
-  @spec best_trial(study()) :: result(Wire.trial())
-  def best_trial(study) do
-    with {:ok, [best | _]} <- best_trials(study), do: {:ok, best}
+  @doc "The best trial (the first of the Pareto front). Options: `:datetimes`, `:timeout`."
+  @spec best_trial(study(), keyword()) :: result(Wire.trial())
+  def best_trial(study, opts \\ []) do
+    with {:ok, [best | _]} <- best_trials(study, opts), do: {:ok, best}
   end
 
-  @doc "The best trial in a list, or the Pareto front for several objectives."
-  @spec best_trials(study()) :: result([Wire.trial()])
-  def best_trials(study), do: call(study, "best", %{}, &trials_result/1)
+  @doc "The best trial in a list, or the Pareto front. Options: `:datetimes`, `:timeout`."
+  @spec best_trials(study(), keyword()) :: result([Wire.trial()])
+  def best_trials(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:datetimes, :timeout])
+    request(study, "best", datetimes(%{}, opts), :trials, opts)
+  end
 
-  @doc "All trials, or those in `states: [\"complete\", ...]`."
+  @doc """
+  All trials. Options: `states: ["complete", ...]` (strings or atoms), `datetimes: true`
+  (adds `:datetime_start` / `:datetime_complete`), `:timeout`.
+  """
   @spec trials(study(), keyword()) :: result([Wire.trial()])
   def trials(study, opts \\ []) do
-    call(study, "trials", opts |> Keyword.take([:states]) |> Map.new(), &trials_result/1)
+    opts = Wire.validate_options!(opts, [:states, :datetimes, :timeout])
+
+    params =
+      case Keyword.fetch(opts, :states) do
+        {:ok, states} -> %{"states" => Wire.states!(states)}
+        :error -> %{}
+      end
+
+    request(study, "trials", datetimes(params, opts), :trials, opts)
   end
 
-  @doc "The study's snapshot (the worker's `export`), as decoded JSON."
-  @spec export(study()) :: result(map())
-  def export(study), do: call(study, "export", %{}, fn result -> {:ok, result["snapshot"]} end)
+  defp datetimes(params, opts) do
+    case Keyword.fetch(opts, :datetimes) do
+      {:ok, flag} when is_boolean(flag) -> Map.put(params, "datetimes", flag)
+      {:ok, other} -> Wire.bad_option!(:datetimes, other)
+      :error -> params
+    end
+  end
+
+  @doc "The study's snapshot (the worker's `export`), as decoded JSON. Option: `:timeout`."
+  @spec export(study(), keyword()) :: result(map())
+  def export(study, opts \\ []) do
+    request(study, "export", %{}, :snapshot, Wire.validate_options!(opts, [:timeout]))
+  end
+
+  @doc """
+  Deletes the study from the worker's storage, explicitly (nothing else ever deletes it). The
+  process stays up; `stop(study, delete: true)` deletes and stops. Option: `:timeout`.
+  """
+  @spec delete(study(), keyword()) :: :ok | {:error, Error.t()}
+  def delete(study, opts \\ []) do
+    case request(study, "delete", %{}, :raw, Wire.validate_options!(opts, [:timeout])) do
+      {:ok, _} -> :ok
+      error -> error
+    end
+  end
 
   @doc """
   Any method, with these params sent as they are (no `study` added): the raw decoded result.
+  Option: `:timeout`.
   """
-  @spec request(study(), String.t(), map()) :: result(JSON.value())
-  def request(study, method, params \\ %{}) do
-    GenServer.call(study, {:request, method, params, false, &{:ok, &1}}, :infinity)
+  @spec request(study(), String.t(), map(), keyword()) :: result(JSON.value())
+  def request(study, method, params \\ %{}, opts \\ [])
+
+  def request(study, method, params, opts) when is_binary(method) and is_map(params) do
+    opts = Wire.validate_options!(opts, [:timeout])
+    do_call(study, {:request, method, encode!(params), false, :raw}, opts[:timeout])
   end
 
-  @doc "Errors reported by the worker for failed notifications (`tell/4`), oldest first."
-  @spec errors(study()) :: [Error.t()]
-  def errors(study), do: GenServer.call(study, :errors)
+  def request(_study, method, params, _opts),
+    do:
+      raise(
+        ArgumentError,
+        "request needs a method name and a params map, got: #{inspect({method, params})}"
+      )
 
-  @doc "The current worker: `%{os_pid:, storage:, restarts:, study:}`."
-  @spec info(study()) :: map()
-  def info(study), do: GenServer.call(study, :info)
+  @doc "Errors of notifications (`tell/4`) and lost tells, oldest first (last 100)."
+  @spec errors(study(), keyword()) :: [Error.t()] | {:error, Error.t()}
+  def errors(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:timeout])
+    unwrap(do_call(study, :errors, Keyword.get(opts, :timeout, 5_000)))
+  end
 
   @doc """
-  Stops the study: deletes it (unless `keep: true`), closes the worker's stdin and, if the
-  worker does not exit within `:grace` ms, kills its OS process.
+  The current worker: `%{os_pid:, storage:, restarts:, study:, status:, checkpoints:}`
+  (`status` is `:starting`, `:establishing`, `:ready` or `:restarting`; `checkpoints` counts the
+  snapshot exports sent). Answered at once, even while the worker restarts.
   """
-  @spec stop(study()) :: :ok
-  def stop(study), do: GenServer.stop(study, :normal, :infinity)
-
-  defp call(study, method, params, transform) do
-    GenServer.call(study, {:request, method, params, true, transform}, :infinity)
+  @spec info(study(), keyword()) :: map() | {:error, Error.t()}
+  def info(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:timeout])
+    unwrap(do_call(study, :info, Keyword.get(opts, :timeout, 5_000)))
   end
 
-  defp trials_result(%{"trials" => trials}), do: {:ok, Enum.map(trials, &Wire.trial/1)}
+  defp unwrap({:ok, value}), do: value
+  defp unwrap(error), do: error
+
+  @doc """
+  Stops the study process: closes the worker's stdin and, if the worker does not exit within
+  `:grace` ms, kills its OS process. The study stays in its storage unless `delete: true`, which
+  deletes it first (the process is stopped either way; a failed delete is the return value).
+  Options: `:delete` (default false), `:timeout` (for the delete and the stop; default 30 s).
+  """
+  @spec stop(study(), keyword()) :: :ok | {:error, Error.t()}
+  def stop(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:delete, :timeout])
+    timeout = Keyword.get(opts, :timeout, 30_000)
+
+    unless is_boolean(Keyword.get(opts, :delete, false)),
+      do: Wire.bad_option!(:delete, opts[:delete])
+
+    deleted = if opts[:delete], do: delete(study, timeout: timeout), else: :ok
+
+    try do
+      GenServer.stop(study, :normal, timeout)
+    catch
+      # already stopped (or stopping by itself): stop/2 is idempotent
+      :exit, {reason, _} when reason in [:noproc, :normal] -> :ok
+      :exit, {{:shutdown, _}, _} -> :ok
+    end
+
+    deleted
+  end
+
+  defp request(study, method, params, kind, opts) do
+    do_call(study, {:request, method, encode!(params), true, kind}, opts[:timeout])
+  end
+
+  defp encode!(term) do
+    case JSON.encode(term) do
+      {:ok, json} ->
+        json
+
+      {:error, error} ->
+        raise ArgumentError, "no JSON form: #{error.message}: #{inspect(error.term)}"
+    end
+  end
+
+  # The study answers `{:error, :timeout}` itself at the deadline; the call's own limit is a
+  # backstop a margin later. Without `timeout:` the study's default applies (the caller cannot
+  # know it, so its backstop is the study's default at most `@call_margin` later, see init).
+  defp do_call(study, message, timeout) do
+    unless timeout == nil or (is_integer(timeout) and timeout >= 0),
+      do: Wire.bad_option!(:timeout, timeout)
+
+    limit = if is_integer(timeout), do: timeout + @call_margin, else: :default
+
+    try do
+      GenServer.call(study, {:call, message, timeout}, backstop(study, limit))
+    catch
+      :exit, {:timeout, _} ->
+        {:error, Error.client(:timeout, "the study process did not answer in time")}
+
+      :exit, {{:shutdown, {:start_failed, %Error{} = error}}, _} ->
+        {:error, error}
+
+      :exit, {reason, {GenServer, :call, _}} ->
+        {:error,
+         Error.client(:worker_stopped, "the study is not running", %{"reason" => inspect(reason)})}
+    end
+  end
+
+  defp backstop(_study, limit) when is_integer(limit), do: limit
+  defp backstop(study, :default), do: default_timeout(study) + @call_margin
+
+  # The study's default timeout, published in its process dictionary at init (read without a
+  # message, so even a study that is busy answering is not asked).
+  defp default_timeout(study) do
+    with pid when is_pid(pid) <- GenServer.whereis(study),
+         true <- node(pid) == node(),
+         {:dictionary, dict} <- Process.info(pid, :dictionary),
+         timeout when is_integer(timeout) <- dict[:optuna_bridge_timeout] do
+      timeout
+    else
+      _ -> 15_000
+    end
+  end
 
   # -------------------------------------------------------------------------------- callbacks
 
   @impl true
-  def init({study_config, search_space, opts}) do
+  def init({name, study_json, create, create_json, opts}) do
     Process.flag(:trap_exit, true)
-    create = Wire.create_params(study_config, search_space)
+    timeout = Keyword.get(opts, :timeout, 15_000)
+    Process.put(:optuna_bridge_timeout, timeout)
 
     state = %{
-      worker: nil,
-      study: create["study"],
+      study: name,
+      study_json: study_json,
       create: create,
+      create_json: create_json,
       opts: opts,
-      timeout: Keyword.get(opts, :timeout, 15_000),
+      timeout: timeout,
       start_timeout: Keyword.get(opts, :start_timeout, 30_000),
-      checkpoint_every: Keyword.get(opts, :checkpoint_every, 1),
-      keep: Keyword.get(opts, :keep, false),
       grace: Keyword.get(opts, :grace, 2_000),
+      checkpoint: CheckpointPolicy.new(opts),
+      max_restarts: Keyword.get(opts, :max_restarts, 5),
+      restart_window: Keyword.get(opts, :restart_window, 60_000),
+      restart_backoff: Keyword.get(opts, :restart_backoff, 100),
+      status: :starting,
+      established: false,
+      owner: nil,
+      os_pid: nil,
       ready: nil,
+      max_frame: nil,
+      gen: 0,
+      start_timer: nil,
       next_id: 1,
+      seq: 0,
       pending: %{},
-      sync: %{},
+      calls: %{},
+      queue: :queue.new(),
+      outbox: Outbox.new(),
+      ledger: TrialLedger.new(),
       snapshot: nil,
-      tells: 0,
       errors: [],
-      restarts: 0
+      restarts: 0,
+      restart_times: [],
+      last_exit: nil
     }
 
-    case start_worker(state, :init) do
-      {:ok, state} -> {:ok, state}
-      {:error, error} -> {:stop, error}
-    end
+    {:ok, state, {:continue, :spawn}}
   end
 
   @impl true
-  def handle_call({:request, method, params, add_study?, transform}, from, state) do
-    params = if add_study?, do: Map.put(params, :study, state.study), else: params
-    {:noreply, send_request(state, method, params, {:call, from, method, transform})}
-  end
+  def handle_continue(:spawn, state), do: {:noreply, spawn_worker(state)}
 
-  def handle_call({:tell_sync, number, value, opts}, from, state) do
-    params = Wire.tell_params(state.study, number, value, opts)
-    transform = &{:ok, Wire.trial(&1)}
-    state = send_request(state, "tell", params, {:call, from, "tell", transform})
-    {:noreply, after_tell(state)}
-  end
+  @impl true
+  def handle_call({:call, :errors, _t}, _from, state),
+    do: {:reply, {:ok, Enum.reverse(state.errors)}, state}
 
-  def handle_call(:errors, _from, state), do: {:reply, Enum.reverse(state.errors), state}
-
-  def handle_call(:info, _from, state) do
+  def handle_call({:call, :info, _t}, _from, state) do
     info = %{
-      os_pid: state.worker.os_pid,
-      storage: state.ready["storage"],
+      os_pid: state.os_pid,
+      storage: state.ready && state.ready["storage"],
       restarts: state.restarts,
-      study: state.study
+      study: state.study,
+      status: state.status,
+      checkpoints: state.checkpoint.sent
     }
 
-    {:reply, info, state}
+    {:reply, {:ok, info}, state}
   end
 
+  def handle_call({:call, message, timeout}, from, state) do
+    ref = make_ref()
+    timeout = timeout || state.timeout
+    method = call_method(message)
+    timer = Process.send_after(self(), {:call_timeout, ref, timeout}, timeout)
+    call = %{from: from, message: message, method: method, timer: timer}
+    state = %{state | calls: Map.put(state.calls, ref, call)}
+
+    if state.status == :ready,
+      do: {:noreply, run_call(state, ref)},
+      else: {:noreply, %{state | queue: :queue.in(ref, state.queue)}}
+  end
+
+  defp call_method(:await_ready), do: "await_ready"
+  defp call_method({:request, method, _, _, _}), do: method
+
   @impl true
-  def handle_cast({:tell, number, value, opts}, state) do
-    frame = RPC.notification("tell", Wire.tell_params(state.study, number, value, opts))
+  def handle_cast({:tell, number, params_json}, state) do
+    cond do
+      TrialLedger.lost?(state.ledger, number) ->
+        {:noreply, record_error(state, trial_lost(state, number))}
 
-    case write(state, frame) do
-      :ok ->
-        {:noreply, after_tell(state)}
+      state.status != :ready ->
+        {:noreply, %{state | queue: :queue.in({:cast, number, params_json}, state.queue)}}
 
-      {:error, error} ->
-        {:noreply, dispatch(state, {:notification, "error", %{error | method: "tell"}})}
+      true ->
+        {:noreply, run_cast(state, number, params_json)}
+    end
+  end
+
+  defp run_cast(state, number, params_json) do
+    if TrialLedger.lost?(state.ledger, number) do
+      record_error(state, trial_lost(state, number))
+    else
+      frame = [
+        ~s({"jsonrpc":"2.0","method":"tell","params":),
+        with_study(state, params_json, true),
+        ?}
+      ]
+
+      case write(state, frame, {:notification, "tell", number}) do
+        {:ok, state} ->
+          state |> told(number) |> after_tell()
+
+        {:error, error, state} ->
+          record_error(state, %{
+            error
+            | method: "tell",
+              data: Map.put(error.data, "number", number)
+          })
+      end
     end
   end
 
   @impl true
-  def handle_info({port, {:data, data}}, %{worker: %{port: port}} = state) do
-    case Worker.feed(state.worker, data) do
-      {:frame, frame, worker} -> {:noreply, handle_frame(%{state | worker: worker}, frame)}
-      {:more, worker} -> {:noreply, %{state | worker: worker}}
-    end
-  end
+  def handle_info({:worker, owner, event}, %{owner: owner} = state),
+    do: worker_event(state, event)
 
-  def handle_info({port, {:exit_status, status}}, %{worker: %{port: port}} = state) do
-    worker_exited(state, "worker exited with status #{status}", %{"exit_status" => status})
-  end
+  def handle_info({:worker, _stale_owner, _event}, state), do: {:noreply, state}
 
-  def handle_info({:EXIT, port, reason}, %{worker: %{port: port}} = state)
-      when reason != :normal do
-    worker_exited(state, "worker port closed: #{inspect(reason)}", %{"reason" => inspect(reason)})
-  end
+  def handle_info({:EXIT, owner, reason}, %{owner: owner} = state) when reason != :normal,
+    do:
+      worker_gone(state, "worker port owner exited: #{inspect(reason)}", %{
+        "reason" => inspect(reason)
+      })
 
-  def handle_info({:call_timeout, id}, state) do
-    case Map.pop(state.pending, id) do
-      {{:call, from, method, _transform, _timer}, pending} ->
-        error = Error.client(:timeout, "no reply to #{method} within #{state.timeout} ms")
-        GenServer.reply(from, {:error, %{error | method: method}})
-        {:noreply, %{state | pending: pending}}
-
-      _ ->
+  def handle_info({:call_timeout, ref, timeout}, state) do
+    case Map.pop(state.calls, ref) do
+      {nil, _} ->
         {:noreply, state}
+
+      {call, calls} ->
+        error = Error.client(:timeout, "no reply to #{call.method} within #{timeout} ms")
+        GenServer.reply(call.from, {:error, %{error | method: call.method}})
+        {:noreply, %{state | calls: calls}}
     end
+  end
+
+  def handle_info({:start_timeout, gen}, %{gen: gen, status: status} = state)
+      when status in [:starting, :establishing] do
+    kill_worker(state)
+
+    error =
+      Error.client(:start_failed, "the worker was not ready within #{state.start_timeout} ms")
+
+    start_failed(state, error)
+  end
+
+  def handle_info(:restart, %{status: :restarting} = state), do: {:noreply, spawn_worker(state)}
+
+  def handle_info(:checkpoint, state) do
+    {action, policy} = CheckpointPolicy.fired(state.checkpoint, now_ms())
+    {:noreply, checkpoint_action(%{state | checkpoint: policy}, action)}
   end
 
   def handle_info(_stale, state), do: {:noreply, state}
 
   @impl true
-  def terminate(_reason, %{worker: nil}), do: :ok
-
   def terminate(_reason, state) do
-    state =
-      if state.keep do
-        state
-      else
-        {_outcome, state} = sync_request(state, "delete", %{study: state.study}, state.grace)
-        state
-      end
-
-    fail_pending(state, Error.client(:worker_stopped, "the study was stopped"))
-    Worker.close(state.worker, state.grace)
+    fail_all(state, Error.client(:worker_stopped, "the study was stopped"))
+    close_worker(state)
     :ok
   end
 
-  # ------------------------------------------------------------------------- worker lifecycle
+  # ------------------------------------------------------------------------ worker lifecycle
 
-  defp start_worker(state, mode) do
-    with {:ok, worker} <- Worker.open(state.opts) do
-      state = %{state | worker: worker, ready: nil, sync: %{}}
+  defp spawn_worker(state) do
+    gen = state.gen + 1
+    owner = PortOwner.start_link(state.opts)
+    timer = Process.send_after(self(), {:start_timeout, gen}, state.start_timeout)
 
-      with {:ok, state} <- await_ready(state),
-           {:ok, state} <- establish(state, mode) do
-        {:ok, state}
-      else
-        {:error, error, state} ->
-          Worker.close(state.worker, 0)
-          {:error, error}
-      end
-    end
+    %{
+      state
+      | owner: owner,
+        os_pid: nil,
+        gen: gen,
+        status: :starting,
+        ready: nil,
+        start_timer: timer,
+        outbox: Outbox.new(),
+        pending: %{}
+    }
   end
 
-  defp await_ready(state) do
-    case await(state, & &1.ready, Worker.deadline(state.start_timeout)) do
-      {:ok, %{ready: %{"protocol" => @protocol}} = state} ->
-        {:ok, state}
+  defp worker_event(state, {:opened, os_pid}), do: {:noreply, %{state | os_pid: os_pid}}
 
-      {:ok, state} ->
-        {:error,
-         Error.client(
-           :start_failed,
-           "worker speaks protocol #{inspect(state.ready["protocol"])}",
-           state.ready
-         ), state}
-
-      {:exit, status, state} ->
-        {:error, Error.client(:start_failed, "worker exited with status #{status} before ready"),
-         state}
-
-      {:timeout, state} ->
-        {:error, Error.client(:start_failed, "no ready frame within #{state.start_timeout} ms"),
-         state}
-    end
+  defp worker_event(state, {:frame, frame}) do
+    {:noreply, handle_frame(state, frame)}
+  catch
+    {:stop, reason, state} -> {:stop, reason, state}
   end
 
-  defp establish(state, mode) do
-    {method, params} = establish_request(state, mode)
-
-    case sync_request(state, method, params, state.start_timeout) do
-      {{:ok, _result}, state} -> {:ok, state}
-      {{:error, error}, state} -> {:error, %{error | method: method}, state}
-    end
+  defp worker_event(state, {:start_failed, error}) do
+    start_failed(%{state | owner: nil}, error)
   end
 
-  defp establish_request(state, :init), do: {"create", state.create}
+  defp worker_event(state, {:exit, status}) do
+    worker_gone(state, "worker exited with status #{status}", %{"exit_status" => status})
+  end
 
-  defp establish_request(%{ready: %{"storage" => storage}} = state, :restart)
-       when storage != "memory",
-       do: {"create", Map.put(state.create, "load_if_exists", true)}
+  # The very first start failed: the configuration or the environment is wrong; restarting
+  # would fail the same way. Later starts count against the restart budget.
+  # Before the study ever existed, an error that the same configuration would meet again (a bad
+  # search space, an existing name, no interpreter, a worker that cannot start) is final: the
+  # process stops with {:shutdown, {:start_failed, error}}, which a :transient supervisor does not
+  # restart. Anything else (a storage error, a crash) is retried within the restart budget.
+  @final_start_kinds [
+    :invalid_params,
+    :invalid_request,
+    :study_exists,
+    :limit_exceeded,
+    :missing_dependency,
+    :snapshot_invalid,
+    :start_failed
+  ]
 
-  defp establish_request(%{snapshot: nil} = state, :restart), do: {"create", state.create}
+  defp start_failed(%{established: false} = state, %Error{kind: kind} = error)
+       when kind in @final_start_kinds do
+    fail_all(state, error)
+    {:stop, {:shutdown, {:start_failed, error}}, %{state | calls: %{}, queue: :queue.new()}}
+  end
 
-  defp establish_request(state, :restart),
-    do: {"import", %{snapshot: state.snapshot, overwrite: true}}
+  defp start_failed(state, error) do
+    Logger.error("optuna_bridge study #{inspect(state.study)}: restart failed: #{error.message}")
+    schedule_restart(%{state | owner: nil, os_pid: nil}, error)
+  end
 
-  defp worker_exited(state, message, data) do
+  defp worker_gone(state, message, data) do
     Logger.error("optuna_bridge study #{inspect(state.study)}: #{message}; restarting the worker")
-    fail_pending(state, Error.client(:worker_crashed, message, data))
-    state = %{state | pending: %{}, restarts: state.restarts + 1}
+    error = Error.client(:worker_crashed, message, data)
+    state = fail_pending(state, error)
 
-    case start_worker(state, :restart) do
-      {:ok, state} -> {:noreply, state}
-      {:error, error} -> {:stop, {:worker_restart_failed, error}, %{state | worker: nil}}
+    if state.status in [:starting, :establishing] and not state.established do
+      start_failed(state, Error.client(:start_failed, message, data))
+    else
+      state = collect_unsettled(%{state | owner: nil, os_pid: nil})
+      schedule_restart(state, error)
     end
   end
 
-  defp fail_pending(state, error) do
-    for {_id, {:call, from, method, _transform, timer}} <- state.pending do
-      Process.cancel_timer(timer)
-      GenServer.reply(from, {:error, %{error | method: method}})
-    end
+  # Tells the dead worker may not have processed stay in the trial ledger for reconciliation.
+  defp collect_unsettled(state), do: %{state | outbox: Outbox.new()}
 
+  defp schedule_restart(state, error) do
+    now = System.monotonic_time(:millisecond)
+    recent = [now | Enum.filter(state.restart_times, &(&1 > now - state.restart_window))]
+
+    if length(recent) > state.max_restarts do
+      fail_all(state, error)
+      {:stop, {:worker_restart_limit, error}, %{state | calls: %{}, queue: :queue.new()}}
+    else
+      delay = min(state.restart_backoff * Integer.pow(2, length(recent) - 1), 10_000)
+      Process.send_after(self(), :restart, delay)
+
+      {:noreply,
+       %{
+         state
+         | status: :restarting,
+           restarts: state.restarts + 1,
+           restart_times: recent,
+           last_exit: error
+       }}
+    end
+  end
+
+  defp kill_worker(%{os_pid: os_pid, owner: owner}) do
+    Worker.kill_os_pid(os_pid)
+    if owner, do: Process.exit(owner, :kill)
     :ok
   end
 
-  # ------------------------------------------------------------------------- request plumbing
+  defp close_worker(%{owner: nil}), do: :ok
 
-  defp send_request(state, method, params, waiter) do
-    id = state.next_id
-    state = %{state | next_id: id + 1}
+  defp close_worker(state) do
+    os_pid = state.os_pid || opened_pid(state.owner)
+    PortOwner.close(state.owner)
+    deadline = Worker.deadline(state.grace)
 
-    case write(state, RPC.request(id, method, params)) do
-      :ok ->
-        waiter =
-          case waiter do
-            {:call, from, method, transform} ->
-              {:call, from, method, transform,
-               Process.send_after(self(), {:call_timeout, id}, state.timeout)}
+    unless wait_gone(os_pid, deadline) do
+      Worker.kill_os_pid(os_pid)
+      wait_gone(os_pid, Worker.deadline(1_000))
+    end
 
-            other ->
-              other
-          end
+    Process.exit(state.owner, :kill)
+    :ok
+  end
 
-        %{state | pending: Map.put(state.pending, id, waiter)}
-
-      {:error, error} ->
-        case waiter do
-          {:call, from, method, _} ->
-            GenServer.reply(from, {:error, %{error | method: method}})
-            state
-
-          {:sync, method} ->
-            %{state | sync: Map.put(state.sync, id, {:error, %{error | method: method}})}
-
-          :checkpoint ->
-            state
-        end
+  defp opened_pid(owner) do
+    receive do
+      {:worker, ^owner, {:opened, os_pid}} -> os_pid
+    after
+      0 -> nil
     end
   end
 
-  defp write(state, frame) do
-    case JSON.encode(frame) do
-      {:ok, json} ->
-        case Worker.send_frame(state.worker, json) do
-          :ok -> :ok
-          {:error, :closed} -> {:error, Error.client(:worker_crashed, "the worker is gone")}
-        end
+  defp wait_gone(nil, _deadline), do: true
 
-      {:error, error} ->
-        {:error, Error.client(:invalid_params, "params have no JSON form: #{error.message}")}
+  defp wait_gone(os_pid, deadline) do
+    cond do
+      not Worker.os_alive?(os_pid) ->
+        true
+
+      Worker.remaining(deadline) == 0 ->
+        false
+
+      true ->
+        Process.sleep(20)
+        wait_gone(os_pid, deadline)
     end
   end
 
-  # Waits (blocking, used at start-up and shutdown) until the reply to request `id` arrives,
-  # dispatching any other frame on the way.
-  defp sync_request(state, method, params, timeout) do
-    id = state.next_id
-    state = send_request(state, method, params, {:sync, method})
+  # ------------------------------------------------------------------------ establishing
 
-    case Map.pop(state.sync, id) do
-      {nil, _} ->
-        case await(state, &Map.has_key?(&1.sync, id), Worker.deadline(timeout)) do
-          {:ok, state} ->
-            {outcome, sync} = Map.pop(state.sync, id)
-            {outcome, %{state | sync: sync}}
-
-          {:exit, status, state} ->
-            {{:error, Error.client(:worker_crashed, "worker exited with status #{status}")},
-             state}
-
-          {:timeout, state} ->
-            {{:error, Error.client(:timeout, "no reply to #{method} within #{timeout} ms")},
-             %{state | pending: Map.delete(state.pending, id)}}
-        end
-
-      {outcome, sync} ->
-        {outcome, %{state | sync: sync}}
-    end
+  defp on_ready(state, %{"protocol" => @protocol} = ready) do
+    state = %{state | ready: ready, max_frame: ready["max_frame_bytes"], status: :establishing}
+    {method, params} = establish_request(state)
+    setup_request(state, method, params, :establish)
   end
 
-  defp await(state, done?, deadline) do
-    if done?.(state) do
-      {:ok, state}
-    else
-      case Worker.receive_frame(state.worker, Worker.remaining(deadline)) do
-        {:frame, frame, worker} ->
-          await(handle_frame(%{state | worker: worker}, frame), done?, deadline)
+  defp on_ready(state, ready) do
+    kill_worker(state)
 
-        {:exit, status, worker} ->
-          {:exit, status, %{state | worker: worker}}
+    error =
+      Error.client(:start_failed, "worker speaks protocol #{inspect(ready["protocol"])}", ready)
 
-        {:timeout, worker} ->
-          {:timeout, %{state | worker: worker}}
+    elem_state(start_failed(%{state | owner: nil, os_pid: nil}, error))
+  end
+
+  # start_failed/schedule_restart return GenServer tuples; frames are handled in pipelines.
+  defp elem_state({:noreply, state}), do: state
+  defp elem_state({:stop, reason, state}), do: throw({:stop, reason, state})
+
+  defp establish_request(%{established: false} = state),
+    do: {"create", {:raw, state.create_json}}
+
+  defp establish_request(%{ready: %{"storage" => storage}} = state) when storage != "memory",
+    do: {"create", Map.put(state.create, "load_if_exists", true)}
+
+  defp establish_request(%{snapshot: nil} = state), do: {"create", state.create}
+
+  defp establish_request(state),
+    do: {"import", %{"snapshot" => state.snapshot, "overwrite" => true}}
+
+  defp setup_request(state, method, params, step) do
+    json =
+      case params do
+        {:raw, json} -> json
+        map -> JSON.encode!(map)
       end
+
+    case send_request(state, method, json, {:setup, step}) do
+      {:ok, state} -> state
+      {:error, error, state} -> elem_state(start_failed(state, error))
     end
   end
 
-  defp after_tell(%{ready: %{"storage" => "memory"}, checkpoint_every: every} = state)
-       when every > 0 do
-    if state.tells + 1 >= every do
-      send_request(%{state | tells: 0}, "export", %{study: state.study}, :checkpoint)
+  defp setup_reply(%{established: false} = state, :establish, {:ok, _}),
+    do: become_ready(%{state | established: true})
+
+  defp setup_reply(state, :establish, {:ok, _}),
+    do: setup_request(state, "trials", %{"study" => state.study}, :reconcile)
+
+  defp setup_reply(state, :reconcile, {:ok, %{"trials" => trials}}) do
+    state = reconcile(state, trials)
+    burn = TrialLedger.to_burn(state.ledger, trials)
+
+    if burn > 0,
+      do: setup_request(state, "ask", %{"study" => state.study, "n" => min(burn, 1000)}, :burn),
+      else: become_ready(state)
+  end
+
+  defp setup_reply(state, :burn, {:ok, %{"trials" => trials}}) do
+    state =
+      Enum.reduce(trials, state, fn %{"number" => n}, state ->
+        params = %{
+          "study" => state.study,
+          "number" => n,
+          "state" => "fail",
+          "user_attrs" => %{"optuna_bridge" => "lost in a worker restart"}
+        }
+
+        {_, state} = send_request(state, "tell", JSON.encode!(params), :ignore)
+        state
+      end)
+
+    become_ready(state)
+  end
+
+  defp setup_reply(%{established: false} = state, :establish, {:error, error}) do
+    kill_worker(state)
+    elem_state(start_failed(%{state | owner: nil, os_pid: nil}, %{error | method: "create"}))
+  end
+
+  defp setup_reply(state, step, {:error, error}) do
+    Logger.error("optuna_bridge study #{inspect(state.study)}: #{step} failed: #{error.message}")
+    kill_worker(state)
+    elem_state(start_failed(%{state | owner: nil, os_pid: nil}, error))
+  end
+
+  defp become_ready(state) do
+    Process.cancel_timer(state.start_timer)
+    state = %{state | status: :ready, start_timer: nil}
+    {refs, queue} = {:queue.to_list(state.queue), :queue.new()}
+    Enum.reduce(refs, %{state | queue: queue}, &run_call(&2, &1))
+  end
+
+  # A trial handed out by a dead worker is kept only if the new worker has it running with the
+  # same params; tells that died with the worker are reported.
+  defp reconcile(state, trials) do
+    {ledger, dead} = TrialLedger.reconcile(state.ledger, trials)
+
+    state = %{state | ledger: ledger, checkpoint: CheckpointPolicy.clean(state.checkpoint)}
+
+    Enum.reduce(dead, state, fn
+      {n, :tell_again}, state ->
+        why = "its tell died with the worker; the trial is running again, tell it again"
+        record_error(state, trial_lost(state, n, why))
+
+      {n, :lost}, state ->
+        record_error(state, trial_lost(state, n, lost_tell_reason()))
+    end)
+  end
+
+  defp lost_tell_reason,
+    do: "its tell died with the worker and the new worker does not have the trial with its params"
+
+  defp trial_lost(
+         state,
+         number,
+         why \\ "it was handed out by a worker that died and the new worker does not have it " <>
+           "with the same params"
+       ) do
+    error =
+      Error.client(
+        :trial_lost,
+        "trial #{number} of study #{inspect(state.study)} is lost: #{why}",
+        %{"number" => number}
+      )
+
+    %{error | method: "tell"}
+  end
+
+  # ------------------------------------------------------------------------ calls
+
+  defp run_call(state, {:cast, number, json}), do: run_cast(state, number, json)
+
+  defp run_call(state, ref) do
+    case state.calls[ref] do
+      nil ->
+        state
+
+      %{message: :await_ready} ->
+        reply_call(state, ref, {:ok, :ready})
+
+      %{message: {:request, _method, _json, _add_study?, {:tell, number}}} ->
+        if TrialLedger.lost?(state.ledger, number),
+          do: reply_call(state, ref, {:error, trial_lost(state, number)}),
+          else: run_request(state, ref)
+
+      %{} ->
+        run_request(state, ref)
+    end
+  end
+
+  defp run_request(state, ref) do
+    {:request, method, json, add_study?, kind} = state.calls[ref].message
+
+    case send_request(state, method, with_study(state, json, add_study?), {:call, ref, kind}) do
+      {:ok, state} ->
+        case kind do
+          {:tell, number} -> state |> told(number) |> after_tell()
+          _ -> state
+        end
+
+      {:error, error, state} ->
+        reply_call(state, ref, {:error, %{error | method: method}})
+    end
+  end
+
+  defp reply_call(state, ref, reply) do
+    case Map.pop(state.calls, ref) do
+      {nil, _} ->
+        state
+
+      {call, calls} ->
+        Process.cancel_timer(call.timer)
+        GenServer.reply(call.from, reply)
+        %{state | calls: calls}
+    end
+  end
+
+  defp with_study(_state, json, false), do: json
+  defp with_study(state, "{}", true), do: [~s({"study":), state.study_json, ?}]
+  defp with_study(state, "{" <> rest, true), do: [~s({"study":), state.study_json, ?,, rest]
+
+  # A tell was written (state.seq is its frame): the trial is no longer handed out; the tell is
+  # remembered until it is safe (in a checkpoint, or processed by a durable worker). With
+  # in-memory storage and checkpoints off nothing survives a crash, so nothing is remembered.
+  defp told(state, number) do
+    remember? = not (memory?(state) and CheckpointPolicy.off?(state.checkpoint))
+
+    %{state | ledger: TrialLedger.told(state.ledger, state.seq, number, remember?)}
+  end
+
+  defp memory?(state), do: state.ready["storage"] == "memory"
+
+  # ------------------------------------------------------------------------ frames out
+
+  defp send_request(state, method, params_json, waiter) do
+    id = state.next_id
+
+    frame = [
+      ~s({"jsonrpc":"2.0","id":),
+      Integer.to_string(id),
+      ~s(,"method":),
+      JSON.encode!(method),
+      ~s(,"params":),
+      params_json,
+      ?}
+    ]
+
+    case write(%{state | next_id: id + 1}, frame, {:request, id}) do
+      {:ok, state} -> {:ok, %{state | pending: Map.put(state.pending, id, waiter)}}
+      {:error, error, state} -> {:error, error, state}
+    end
+  end
+
+  defp write(%{owner: nil} = state, _frame, _what),
+    do: {:error, Error.client(:worker_crashed, "the worker is gone"), state}
+
+  defp write(state, frame, what) do
+    bytes = IO.iodata_length(frame)
+
+    if state.max_frame && bytes > state.max_frame do
+      error =
+        Error.client(
+          :frame_too_large,
+          "the frame is #{bytes} bytes; this worker reads at most #{state.max_frame} " <>
+            "(--max-frame-bytes); it was not sent",
+          %{"bytes" => bytes, "max_frame_bytes" => state.max_frame}
+        )
+
+      {:error, error, state}
     else
-      %{state | tells: state.tells + 1}
+      PortOwner.write(state.owner, frame)
+      seq = state.seq + 1
+
+      entry =
+        case what do
+          {:request, id} -> {:request, seq, id, bytes}
+          {:notification, method, meta} -> {:notification, seq, method, meta, bytes}
+        end
+
+      {:ok, %{state | seq: seq, outbox: Outbox.push(state.outbox, entry)}}
     end
   end
 
-  defp after_tell(state), do: state
+  # ------------------------------------------------------------------------ checkpoints
+
+  # In memory, OptunaBridge.CheckpointPolicy says when the next export is due.
+  defp after_tell(%{ready: %{"storage" => "memory"}} = state) do
+    {action, policy} = CheckpointPolicy.told(state.checkpoint, now_ms())
+    checkpoint_action(%{state | checkpoint: policy}, action)
+  end
+
+  # On a durable storage a tell is safe once processed: keep only those the worker may not
+  # have read (written at or after the oldest frame not known to be processed).
+  defp after_tell(state) do
+    oldest =
+      case Outbox.unsettled(state.outbox) do
+        [{:request, seq, _, _} | _] -> seq
+        [{:notification, seq, _, _, _} | _] -> seq
+        [] -> state.seq + 1
+      end
+
+    %{state | ledger: TrialLedger.safe_through(state.ledger, oldest - 1)}
+  end
+
+  defp now_ms, do: System.monotonic_time(:millisecond)
+
+  defp checkpoint_action(state, :export), do: checkpoint(state)
+  defp checkpoint_action(state, :wait), do: state
+
+  defp checkpoint_action(state, {:arm, delay}) do
+    Process.send_after(self(), :checkpoint, delay)
+    state
+  end
+
+  defp checkpoint(%{status: :ready} = state) do
+    case send_request(
+           state,
+           "export",
+           ~s({"study":) <> state.study_json <> "}",
+           {:checkpoint, state.seq + 1, now_ms()}
+         ) do
+      {:ok, state} -> %{state | checkpoint: CheckpointPolicy.exported(state.checkpoint)}
+      {:error, _error, state} -> state
+    end
+  end
+
+  defp checkpoint(state), do: state
+
+  defp checkpointed(state, {seq, started}, {:ok, %{"snapshot" => snapshot}}) do
+    policy = CheckpointPolicy.finished(state.checkpoint, started, now_ms())
+    ledger = TrialLedger.safe_through(state.ledger, seq)
+    %{state | snapshot: snapshot, ledger: ledger, checkpoint: policy}
+  end
+
+  defp checkpointed(state, _seq, {:error, %Error{kind: :method_not_found}}) do
+    Logger.warning("optuna_bridge: the worker has no export method; checkpoints are off")
+    %{state | checkpoint: CheckpointPolicy.disable(state.checkpoint)}
+  end
+
+  defp checkpointed(state, _seq, {:error, error}) do
+    Logger.warning("optuna_bridge: checkpoint export failed: #{error.message}")
+    state
+  end
 
   # ---------------------------------------------------------------------------- frames in
 
@@ -502,28 +1059,40 @@ defmodule OptunaBridge.Study do
     end
   end
 
-  defp dispatch(state, {:reply, id, outcome}), do: complete(state, id, outcome)
+  defp dispatch(state, {:reply, id, outcome}) do
+    {_settled, outbox} = Outbox.reply(state.outbox, id)
+    complete(%{state | outbox: outbox}, id, outcome)
+  end
 
   defp dispatch(state, {:unattributed_error, error}) do
-    case Map.keys(state.pending) do
-      [] ->
-        Logger.warning("optuna_bridge: worker error for no request: #{error.message}")
-        state
+    case Outbox.null_error(state.outbox, error.kind, state.max_frame) do
+      {{:request, _seq, id, _bytes}, outbox} ->
+        complete(%{state | outbox: outbox}, id, {:error, error})
 
-      ids ->
-        complete(state, Enum.min(ids), {:error, error})
+      {{:notification, _seq, method, meta, _bytes}, outbox} ->
+        error = %{error | method: method, data: attach_number(error.data, meta)}
+        notification_failed(%{state | outbox: outbox}, error)
+
+      {nil, _} ->
+        Logger.warning("optuna_bridge: worker error for no frame: #{error.message}")
+        state
     end
   end
 
-  defp dispatch(state, {:notification, "ready", params}), do: %{state | ready: params}
+  defp dispatch(%{status: :starting} = state, {:notification, "ready", params})
+       when is_map(params),
+       do: on_ready(state, params)
 
   defp dispatch(state, {:notification, "error", %Error{} = error}) do
-    Logger.warning(
-      "optuna_bridge study #{inspect(state.study)}: #{error.method} failed: " <>
-        "#{error.kind} (#{error.code}): #{error.message}"
-    )
+    {entry, outbox} = Outbox.notification_error(state.outbox, error.method)
 
-    %{state | errors: Enum.take([error | state.errors], @max_errors)}
+    data =
+      case entry do
+        {:notification, _, _, meta, _} -> attach_number(error.data, meta)
+        nil -> error.data
+      end
+
+    notification_failed(%{state | outbox: outbox}, %{error | data: data})
   end
 
   defp dispatch(state, other) do
@@ -531,44 +1100,92 @@ defmodule OptunaBridge.Study do
     state
   end
 
+  defp attach_number(data, number) when is_integer(number),
+    do: Map.put_new(data, "number", number)
+
+  defp attach_number(data, _), do: data
+
+  defp notification_failed(state, error) do
+    ledger = TrialLedger.settled(state.ledger, error.data["number"])
+    record_error(%{state | ledger: ledger}, error)
+  end
+
+  defp record_error(state, error) do
+    Logger.warning(
+      "optuna_bridge study #{inspect(state.study)}: #{error.method} failed: " <>
+        "#{error.kind} (#{inspect(error.code)}): #{error.message}"
+    )
+
+    %{state | errors: Enum.take([error | state.errors], @max_errors)}
+  end
+
   defp complete(state, id, outcome) do
     {waiter, pending} = Map.pop(state.pending, id)
     state = %{state | pending: pending}
 
     case waiter do
-      {:call, from, method, transform, timer} ->
-        Process.cancel_timer(timer)
+      {:call, ref, kind} ->
+        {reply, state} = call_result(state, kind, outcome)
+        method = state.calls[ref] && state.calls[ref].method
+        reply = with {:error, e} <- reply, do: {:error, %{e | method: method}}
+        reply_call(state, ref, reply)
 
-        reply =
-          case outcome do
-            {:ok, result} -> transform.(result)
-            {:error, error} -> {:error, %{error | method: method}}
-          end
+      {:setup, step} ->
+        setup_reply(state, step, outcome)
 
-        GenServer.reply(from, reply)
+      {:checkpoint, seq, started} ->
+        checkpointed(state, {seq, started}, outcome)
+
+      :ignore ->
+        with {:error, e} <- outcome, do: Logger.warning("optuna_bridge: #{e.message}")
         state
-
-      {:sync, method} ->
-        outcome = with {:error, e} <- outcome, do: {:error, %{e | method: method}}
-        %{state | sync: Map.put(state.sync, id, outcome)}
-
-      :checkpoint ->
-        checkpointed(state, outcome)
 
       nil ->
         state
     end
   end
 
-  defp checkpointed(state, {:ok, %{"snapshot" => snapshot}}), do: %{state | snapshot: snapshot}
+  defp call_result(state, _kind, {:error, error}), do: {{:error, error}, state}
 
-  defp checkpointed(state, {:error, %Error{kind: :method_not_found}}) do
-    Logger.warning("optuna_bridge: the worker has no export method; snapshots are off")
-    %{state | checkpoint_every: 0}
+  defp call_result(state, :ask, {:ok, %{"trials" => trials}}) do
+    asked = Enum.map(trials, &Wire.asked/1)
+    {{:ok, asked}, %{state | ledger: TrialLedger.handed_out(state.ledger, asked)}}
   end
 
-  defp checkpointed(state, {:error, error}) do
-    Logger.warning("optuna_bridge: checkpoint export failed: #{error.message}")
-    state
+  defp call_result(state, {:tell, _number}, {:ok, result}), do: {{:ok, Wire.trial(result)}, state}
+  defp call_result(state, :report, {:ok, result}), do: {{:ok, result["should_prune"]}, state}
+
+  defp call_result(state, :trials, {:ok, %{"trials" => trials}}),
+    do: {{:ok, Enum.map(trials, &Wire.trial/1)}, state}
+
+  defp call_result(state, :snapshot, {:ok, result}), do: {{:ok, result["snapshot"]}, state}
+  defp call_result(state, _raw, {:ok, result}), do: {{:ok, result}, state}
+
+  # ------------------------------------------------------------------------ failing callers
+
+  defp fail_pending(state, error) do
+    state =
+      Enum.reduce(state.pending, state, fn
+        {_id, {:call, ref, _kind}}, state ->
+          reply_call(
+            state,
+            ref,
+            {:error, %{error | method: state.calls[ref] && state.calls[ref].method}}
+          )
+
+        _, state ->
+          state
+      end)
+
+    %{state | pending: %{}}
+  end
+
+  defp fail_all(state, error) do
+    for {_ref, call} <- state.calls do
+      Process.cancel_timer(call.timer)
+      GenServer.reply(call.from, {:error, %{error | method: call.method}})
+    end
+
+    :ok
   end
 end

@@ -55,6 +55,13 @@ defmodule OptunaBridge.Wire do
     config = object(study_config)
     {name, config} = Map.pop(config, "name")
 
+    unless is_binary(name) and name != "",
+      do:
+        raise(
+          ArgumentError,
+          "the study config needs a name (a non-empty string), got: #{inspect(name)}"
+        )
+
     config
     |> Map.put("study", name)
     |> Map.put("search_space", search_space(search_space))
@@ -65,36 +72,140 @@ defmodule OptunaBridge.Wire do
   (a seeded sampler draws parameters in search-space order); a map is sent in map order.
   """
   @spec search_space(map() | keyword()) :: map() | JSON.Ordered.t()
-  def search_space(space) when is_list(space),
-    do: %JSON.Ordered{
-      pairs: Enum.map(space, fn {name, dist} -> {to_string(name), object(dist)} end)
-    }
+  def search_space(space) when is_list(space) do
+    unless Enum.all?(space, &match?({_, _}, &1)),
+      do: raise(ArgumentError, "a search space is a map or keyword list, got: #{inspect(space)}")
+
+    %JSON.Ordered{pairs: Enum.map(space, fn {name, dist} -> {key!(name), object(dist)} end)}
+  end
 
   def search_space(space) when is_map(space),
-    do: Map.new(space, fn {name, dist} -> {to_string(name), object(dist)} end)
+    do: Map.new(space, fn {name, dist} -> {key!(name), object(dist)} end)
 
-  @doc "A map or keyword list as a JSON object with string keys (one level)."
+  def search_space(other),
+    do: raise(ArgumentError, "a search space is a map or keyword list, got: #{inspect(other)}")
+
+  @doc """
+  A map or keyword list as a JSON object with string keys (one level); anything else raises
+  `ArgumentError`.
+  """
   @spec object(map() | keyword()) :: map()
-  def object(kv) when is_map(kv) or is_list(kv),
-    do: Map.new(kv, fn {k, v} -> {to_string(k), v} end)
+  def object(kv) when is_map(kv), do: Map.new(kv, fn {k, v} -> {key!(k), v} end)
 
-  @doc "`tell` params: a number is `value`, a list `values`, `nil` neither (pruned/fail)."
-  @spec tell_params(String.t(), non_neg_integer(), number() | [number()] | nil, keyword()) ::
-          map()
-  def tell_params(study, number, value, opts) do
-    base = %{"study" => study, "number" => number}
-
-    base =
-      cond do
-        is_list(value) -> Map.put(base, "values", value)
-        is_number(value) -> Map.put(base, "value", value)
-        is_nil(value) -> base
-      end
-
-    opts
-    |> Keyword.take([:state, :user_attrs, :skip_if_finished])
-    |> Enum.reduce(base, fn {k, v}, acc -> Map.put(acc, Atom.to_string(k), v) end)
+  def object(kv) when is_list(kv) do
+    if Keyword.keyword?(kv) or Enum.all?(kv, &match?({k, _} when is_binary(k), &1)),
+      do: Map.new(kv, fn {k, v} -> {key!(k), v} end),
+      else: raise(ArgumentError, "expected a map or a keyword list, got: #{inspect(kv)}")
   end
+
+  def object(other),
+    do: raise(ArgumentError, "expected a map or a keyword list, got: #{inspect(other)}")
+
+  defp key!(k) when is_binary(k), do: k
+  defp key!(k) when is_atom(k) and k not in [nil, true, false], do: Atom.to_string(k)
+  defp key!(k), do: raise(ArgumentError, "keys must be atoms or strings, got: #{inspect(k)}")
+
+  @tell_options [:state, :user_attrs, :skip_if_finished, :constraints]
+  @tell_states %{
+    "complete" => "complete",
+    "pruned" => "pruned",
+    "fail" => "fail",
+    complete: "complete",
+    pruned: "pruned",
+    fail: "fail"
+  }
+
+  @doc """
+  `tell` params (without `study`): a number is `value`, a non-empty list `values`, `nil` neither
+  (pruned/fail). Options: `:state` (`"complete" | "pruned" | "fail"`, or the atom),
+  `:user_attrs` (a map), `:skip_if_finished` (a boolean), `:constraints` (a list of numbers,
+  feasible when all are <= 0). Anything else raises `ArgumentError`: a typo must not drop an
+  option silently, and a bad value must fail in the caller, not in the study process.
+
+      iex> OptunaBridge.Wire.tell_params(3, 0.5, constraints: [-1.0])
+      %{"number" => 3, "value" => 0.5, "constraints" => [-1.0]}
+  """
+  @spec tell_params(non_neg_integer(), number() | [number()] | nil, keyword()) :: map()
+  def tell_params(number, value, opts) do
+    unless is_integer(number) and number >= 0,
+      do:
+        raise(
+          ArgumentError,
+          "trial number must be a non-negative integer, got: #{inspect(number)}"
+        )
+
+    opts = validate_options!(opts, @tell_options)
+    base = Map.merge(%{"number" => number}, value_params(value))
+
+    Enum.reduce(opts, base, fn {key, v}, acc ->
+      Map.put(acc, Atom.to_string(key), tell_option(key, v))
+    end)
+  end
+
+  defp value_params(value) when is_number(value), do: %{"value" => value}
+  defp value_params(nil), do: %{}
+
+  defp value_params([_ | _] = values) do
+    if Enum.all?(values, &is_number/1),
+      do: %{"values" => values},
+      else: raise(ArgumentError, "values must all be numbers, got: #{inspect(values)}")
+  end
+
+  defp value_params(other),
+    do:
+      raise(
+        ArgumentError,
+        "value must be a number, a non-empty list of numbers or nil, got: #{inspect(other)}"
+      )
+
+  defp tell_option(:state, state) do
+    Map.get(@tell_states, state) ||
+      raise ArgumentError,
+            "state must be \"complete\", \"pruned\" or \"fail\", got: #{inspect(state)}"
+  end
+
+  defp tell_option(:user_attrs, attrs) when is_map(attrs), do: attrs
+  defp tell_option(:skip_if_finished, flag) when is_boolean(flag), do: flag
+
+  defp tell_option(:constraints, [_ | _] = cs) do
+    if Enum.all?(cs, &is_number/1), do: cs, else: bad_option!(:constraints, cs)
+  end
+
+  defp tell_option(key, value), do: bad_option!(key, value)
+
+  @doc """
+  Checks a keyword list of options against the allowed keys (`Keyword.validate!/2` semantics, no
+  defaults): an unknown or repeated key, or a list that is not a keyword list, raises `ArgumentError`.
+  """
+  @spec validate_options!(term(), [atom()]) :: keyword()
+  def validate_options!(opts, allowed) when is_list(opts) do
+    unless Keyword.keyword?(opts),
+      do: raise(ArgumentError, "options must be a keyword list, got: #{inspect(opts)}")
+
+    Keyword.validate!(opts, allowed)
+  end
+
+  def validate_options!(opts, _allowed),
+    do: raise(ArgumentError, "options must be a keyword list, got: #{inspect(opts)}")
+
+  @doc "Raises the `ArgumentError` for option `key` with a value of the wrong shape."
+  @spec bad_option!(atom(), term()) :: no_return()
+  def bad_option!(key, value),
+    do: raise(ArgumentError, "invalid value for option #{inspect(key)}: #{inspect(value)}")
+
+  @doc "`states:` for `trials`: state names as strings or atoms."
+  @spec states!(term()) :: [String.t()]
+  def states!(states) when is_list(states) do
+    Enum.map(states, fn state ->
+      name = if is_atom(state) and not is_nil(state), do: Atom.to_string(state), else: state
+
+      if name in ["running", "waiting", "complete", "pruned", "fail"],
+        do: name,
+        else: bad_option!(:states, states)
+    end)
+  end
+
+  def states!(other), do: bad_option!(:states, other)
 
   @doc "An asked trial: `%{number: 0, params: %{\"lr\" => 0.01}}`."
   @spec asked(map()) :: %{number: non_neg_integer(), params: map()}

@@ -2,7 +2,8 @@ defmodule OptunaBridge.Worker do
   @moduledoc """
   One `python -m bridge_worker` process behind an Erlang port: starting it, writing frames,
   receiving frames, and ending it. It knows the framing but nothing of JSON-RPC, so both
-  `OptunaBridge.Study` and plain conversation replays (the example tests) use it.
+  `OptunaBridge.PortOwner` (for `OptunaBridge.Study`) and plain conversation replays (the example
+  tests) use it.
 
   The port is opened with `:exit_status` (a crash is reported as `{port, {:exit_status, n}}`),
   `:binary`, and never `:stderr_to_stdout`: the worker's JSON logs on stderr go to the BEAM's
@@ -150,9 +151,16 @@ defmodule OptunaBridge.Worker do
 
   @doc "Sends SIGKILL to the worker's OS process."
   @spec kill(t()) :: :ok
-  def kill(%__MODULE__{os_pid: nil}), do: :ok
+  def kill(%__MODULE__{os_pid: os_pid}), do: kill_os_pid(os_pid)
 
-  def kill(%__MODULE__{os_pid: os_pid}) do
+  @doc """
+  Sends SIGKILL to an OS pid (nil: nothing). Runs `kill`, so the caller never touches the port:
+  it works while the port's owner is suspended on a busy port.
+  """
+  @spec kill_os_pid(non_neg_integer() | nil) :: :ok
+  def kill_os_pid(nil), do: :ok
+
+  def kill_os_pid(os_pid) do
     System.cmd("kill", ["-9", Integer.to_string(os_pid)], stderr_to_stdout: true)
     :ok
   end

@@ -9,7 +9,9 @@ defmodule OptunaBridge.RecoveryTest do
 
   defp start_study(name, opts) do
     config = %{name: name, sampler: %{type: "random", seed: 3}}
-    start_supervised!({Study, {config, @space, opts}})
+    study = start_supervised!({Study, {config, @space, opts}})
+    :ok = Study.await_ready(study)
+    study
   end
 
   defp run_trials(study, n) do
@@ -22,7 +24,12 @@ defmodule OptunaBridge.RecoveryTest do
   defp kill_and_wait_for_new_worker(study) do
     %{os_pid: old} = Study.info(study)
     TestSupport.signal(old, "KILL")
-    TestSupport.wait_until(fn -> Study.info(study).os_pid != old end)
+
+    TestSupport.wait_until(fn ->
+      info = Study.info(study)
+      info.status == :ready and info.os_pid != old
+    end)
+
     refute Worker.os_alive?(old)
     Study.info(study)
   end
@@ -33,7 +40,7 @@ defmodule OptunaBridge.RecoveryTest do
   end
 
   test "in memory: the study is rebuilt from the last snapshot" do
-    study = start_study("mem", checkpoint_every: 1)
+    study = start_study("mem", checkpoint_every: 1, checkpoint_spacing: 0)
     run_trials(study, 5)
     before = complete_trials(study)
     assert length(before) == 5
@@ -47,7 +54,7 @@ defmodule OptunaBridge.RecoveryTest do
   end
 
   test "in memory: tells cast without waiting are in the snapshot too" do
-    study = start_study("mem-cast", checkpoint_every: 2)
+    study = start_study("mem-cast", checkpoint_every: 2, checkpoint_spacing: 0)
     {:ok, asked} = Study.ask(study, 4)
     Enum.each(asked, &Study.tell(study, &1.number, 1.0 * &1.number))
     before = complete_trials(study)

@@ -10,7 +10,9 @@ defmodule OptunaBridge.StudyTest do
 
   defp start_study(name, opts \\ []) do
     config = %{name: name, direction: "minimize", sampler: %{type: "tpe", seed: 42}}
-    start_supervised!({Study, {config, @space, opts}})
+    study = start_supervised!({Study, {config, @space, opts}})
+    :ok = Study.await_ready(study)
+    study
   end
 
   defp objective(%{"x" => x, "y" => y}), do: (x - 2) ** 2 + y * y
@@ -114,20 +116,26 @@ defmodule OptunaBridge.StudyTest do
     test "a bad search space fails the start with :invalid_params, and leaves no worker" do
       space = %{x: [type: "float", low: 1.0, high: 0.0]}
 
+      {:ok, study} = Study.start(%{name: "bad"}, space)
+
       assert {:error, %Error{kind: :invalid_params, data: %{"field" => field}}} =
-               Study.start(%{name: "bad"}, space)
+               Study.await_ready(study)
+
+      refute Process.alive?(study)
 
       assert field == "$.params.search_space.x.low"
     end
 
     test "an unknown study option is :invalid_params naming the field" do
+      {:ok, study} = Study.start(%{name: "bad", colour: "red"}, @space)
+
       assert {:error, %Error{kind: :invalid_params, data: %{"field" => "$.params.colour"}}} =
-               Study.start(%{name: "bad", colour: "red"}, @space)
+               Study.await_ready(study)
     end
 
     test "a missing interpreter is :start_failed" do
-      assert {:error, %Error{kind: :start_failed}} =
-               Study.start(%{name: "s"}, @space, python: "/nonexistent/python")
+      {:ok, study} = Study.start(%{name: "s"}, @space, python: "/nonexistent/python")
+      assert {:error, %Error{kind: :start_failed}} = Study.await_ready(study)
     end
 
     test "a call without a reply in time is :timeout, and the study goes on" do
@@ -154,7 +162,7 @@ defmodule OptunaBridge.StudyTest do
     end
   end
 
-  test "stop/1 deletes the study and leaves no worker process" do
+  test "stop/1 leaves no worker process" do
     study = start_study("clean")
     %{os_pid: os_pid} = Study.info(study)
     assert Worker.os_alive?(os_pid)
@@ -173,21 +181,25 @@ defmodule OptunaBridge.StudyTest do
   end
 
   @tag :tmp_dir
-  test "keep: true leaves the study in a durable storage; the default deletes it", %{tmp_dir: dir} do
+  test "stopping keeps the study in a durable storage; only delete: true deletes it", %{
+    tmp_dir: dir
+  } do
     args = ["--storage", "sqlite:///#{dir}/keep.db"]
     config = %{name: "kept", load_if_exists: true}
 
-    {:ok, study} = Study.start_link(config, @space, worker_args: args, keep: true)
+    {:ok, study} = Study.start_link(config, @space, worker_args: args)
     {:ok, [t]} = Study.ask(study)
     {:ok, _} = Study.tell_sync(study, t.number, 1.0)
     :ok = Study.stop(study)
 
     {:ok, again} = Study.start_link(config, @space, worker_args: args)
     assert {:ok, [%{number: 0, values: [1.0]}]} = Study.trials(again)
-    :ok = Study.stop(again)
+    :ok = Study.stop(again, delete: true)
 
     {:ok, third} = Study.start_link(config, @space, worker_args: args)
     assert {:ok, []} = Study.trials(third)
+    assert :ok = Study.delete(third)
+    assert {:error, %Error{kind: :study_not_found}} = Study.trials(third)
     :ok = Study.stop(third)
   end
 

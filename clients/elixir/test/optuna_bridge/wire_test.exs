@@ -45,10 +45,22 @@ defmodule OptunaBridge.WireTest do
              })
   end
 
-  test "tell params: number, list or nil" do
-    assert %{"value" => 1.0} = Wire.tell_params("s", 0, 1.0, [])
-    assert %{"values" => [1, 2]} = Wire.tell_params("s", 0, [1, 2], [])
-    p = Wire.tell_params("s", 0, nil, state: "pruned", other: 1)
-    assert p == %{"study" => "s", "number" => 0, "state" => "pruned"}
+  test "tell params: number, list or nil; every option reachable, unknown ones refused" do
+    assert %{"value" => 1.0} = Wire.tell_params(0, 1.0, [])
+    assert %{"values" => [1, 2]} = Wire.tell_params(0, [1, 2], [])
+    p = Wire.tell_params(0, nil, state: :pruned, constraints: [0.5], skip_if_finished: true)
+
+    assert p == %{
+             "number" => 0,
+             "state" => "pruned",
+             "constraints" => [0.5],
+             "skip_if_finished" => true
+           }
+
+    assert_raise ArgumentError, fn -> Wire.tell_params(0, nil, state: "pruned", other: 1) end
+    assert_raise ArgumentError, fn -> Wire.tell_params(0, "0.5", []) end
+    assert_raise ArgumentError, fn -> Wire.tell_params(0, :nan, []) end
+    assert_raise ArgumentError, fn -> Wire.tell_params(-1, 1.0, []) end
+    assert_raise ArgumentError, fn -> Wire.tell_params(0, 1.0, state: "done") end
   end
 end
