@@ -18,7 +18,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
@@ -280,8 +280,29 @@ class Worker:
     def best(self, study: str) -> list[TrialInfo]:
         return self.call("best", {"study": study}, TrialsResult).trials
 
-    def trials(self, study: str, states: Sequence[str] | None = None) -> list[TrialInfo]:
-        return self.call("trials", _params(study=study, states=states), TrialsResult).trials
+    def trials(
+        self,
+        study: str,
+        states: Sequence[str] | None = None,
+        offset: int | None = None,
+        limit: int | None = None,
+    ) -> list[TrialInfo]:
+        """The study's trials in number order; ``offset``/``limit`` select one page."""
+        params = _params(study=study, states=states, offset=offset, limit=limit)
+        return self.call("trials", params, TrialsResult).trials
+
+    def iter_trials(
+        self, study: str, states: Sequence[str] | None = None, page_size: int = 500
+    ) -> Iterator[TrialInfo]:
+        """Every trial of a study, fetched ``page_size`` at a time (each reply stays small, so
+        a study too large for one ``--max-reply-bytes`` reply can still be read whole)."""
+        offset = 0
+        while True:
+            page = self.trials(study, states, offset=offset, limit=page_size)
+            yield from page
+            if len(page) < page_size:
+                return
+            offset += len(page)
 
     def list_studies(self) -> list[StudySummary]:
         return self.call("list", None, ListResult).studies
