@@ -114,11 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = structlog.get_logger("bridge_worker")
     storage = StorageHandle(args.storage_options)
     storage_kind = storage.kind
+    registry = StudyRegistry(storage, args.limits)
     try:
-        storage.get()
+        registry.open()
     except BridgeError as exc:  # answered as storage_error until the storage is reachable
         log.warning("storage_unavailable", storage=storage_kind, error=exc.message)
-    registry = StudyRegistry(storage, args.limits)
     endpoint = Endpoint(Dispatcher(registry, build_methods(ALL)))
     ready = schema.Notification(
         method="ready",

@@ -43,6 +43,7 @@ from bridge_worker.staged_import import (
     STAGING_PREFIX,
     ImportConflict,
     StagedStudy,
+    SwapPending,
     being_copied,
     import_staged,
     recover,
@@ -114,6 +115,10 @@ class StudyRegistry:
                 self._recovery_due = True
                 _log.warning("import_recovery_failed", error=f"{type(exc).__name__}: {exc}")
         return storage
+
+    def open(self) -> BaseStorage:
+        """Open the storage now (at start-up), completing imports dead workers left unfinished."""
+        return self.storage
 
     def close(self) -> None:
         if self._keeper is not None:
@@ -229,9 +234,15 @@ class StudyRegistry:
                 "nothing was imported",
                 study=name,
             ) from None
-        except BaseException:
-            self._recovery_due = True  # a committed import whose swap failed is completed next
-            raise
+        except SwapPending as pending:
+            self._recovery_due = True  # completed at the next frame, or by the next worker
+            raise BridgeError(
+                ErrorKind.STORAGE_ERROR,
+                f"storage failure while swapping in the imported study {name!r}: {pending}; the "
+                "import is committed and will be completed as soon as the storage works "
+                "(at this worker's next frame or any worker's start)",
+                study=name, committed=True, error=type(pending.__cause__).__name__,
+            ) from pending
         finally:
             self.forget(name)
         return self.get(name)

@@ -73,6 +73,11 @@ class ImportConflict(Exception):
     """The name was taken by another study (another worker) while the import was staged."""
 
 
+class SwapPending(Exception):
+    """The import is committed (a complete staged copy exists) but the swap failed; recovery
+    completes it at the worker's next frame or next start. ``__cause__`` is the storage's error."""
+
+
 @dataclass(frozen=True, slots=True)
 class StagedStudy:
     """Everything written into a new study: directions, attrs (the stored configuration and
@@ -114,7 +119,12 @@ def import_staged(
         with contextlib.suppress(Exception):
             storage.delete_study(staging_id)
         raise
-    _swap(storage, staging_id, staging_name, record, foreground=True)
+    try:
+        _swap(storage, staging_id, staging_name, record, foreground=True)
+    except ImportConflict:
+        raise
+    except Exception as exc:
+        raise SwapPending(str(exc)) from exc
 
 
 def recover(storage: BaseStorage) -> int:
