@@ -9,9 +9,9 @@ dies meanwhile. Here an import goes through four phases:
    name it is for, which study it replaces (that study's identity token), which worker writes it
    and its state, ``writing``;
 2. **verify**: the staged study is read back (trial count, stored configuration);
-3. **commit**: the record's state becomes ``ready``. Before this write a failure removes the
-   staging study and the name still holds the old study, untouched; after it, the import is
-   decided and will be completed;
+3. **commit**: the record's state becomes ``ready`` (``copying`` once a copy has begun).
+   Before this write a failure removes the staging study and the name still holds the old
+   study, untouched; after it, the import is decided and will be completed;
 4. **swap**: the old study (only the one checked: same identity token) is deleted and the staged
    one takes the name. On RDB storages (SQLite, PostgreSQL, MySQL) this is one transaction that
    deletes the old study and renames the staged one: readers see the old study or the new one,
@@ -137,7 +137,7 @@ def recover(storage: BaseStorage) -> int:
         if _alive(record.get("owner")):
             continue
         try:
-            if record.get("state") == "ready":
+            if record.get("state") in ("ready", "copying"):
                 _swap(storage, frozen._study_id, frozen.study_name, record, foreground=False)
                 _log.warning("import_completed", study=record.get("target"))
             else:
@@ -198,7 +198,7 @@ def _swap(
     """
     target = record["target"]
     current = read_identity(storage, target)
-    if current is not None and not _replaces_or_is_new(current, record):
+    if current is not None and not _replaces_or_is_new(storage, current, record, staging_name):
         storage.delete_study(staging_id)
         if foreground:
             raise ImportConflict(target)
@@ -209,7 +209,7 @@ def _swap(
     elif isinstance(storage, InMemoryStorage):
         _swap_memory(storage, staging_id, target, current)
     else:
-        _swap_by_copy(storage, staging_id, target, record, current)
+        _swap_by_copy(storage, staging_id, staging_name, target, record, current)
 
 
 def swap_rdb(
@@ -267,21 +267,19 @@ def _swap_memory(
 def _swap_by_copy(
     storage: BaseStorage,
     staging_id: int,
+    staging_name: str,
     target: str,
     record: dict[str, Any],
     current: Identity | None,
 ) -> None:
-    if current is not None and current.token != record["token"]:  # the replaced study
-        delete_if_identical(storage, current)
-        current = None
-    if current is not None:  # the new study is already there, complete or half copied
+    if current is not None:
         copy_state = storage.get_study_system_attrs(current.study_id).get(COPY_ATTR)
-        if copy_state is None:
+        if current.token == record["token"] and copy_state is None:  # copied completely
             storage.delete_study(staging_id)
             return
-        if _alive(copy_state.get("owner")):
-            return
-        storage.delete_study(current.study_id)
+        if isinstance(copy_state, dict) and _alive(copy_state.get("owner")):
+            return  # another worker is making the copy
+        delete_if_identical(storage, current)  # the replaced study, or a copy begun and cut
     staged = StagedStudy(
         directions=[d.name.lower() for d in storage.get_study_directions(staging_id)],
         user_attrs=storage.get_study_user_attrs(staging_id),
@@ -291,13 +289,16 @@ def _swap_by_copy(
         },
         trials=storage.get_all_trials(staging_id, deepcopy=False),
     )
+    if record.get("state") != "copying":  # a bare study under the name is ours from now on
+        record = {**record, "state": "copying"}
+        storage.set_study_system_attr(staging_id, RECORD_ATTR, record)
     try:
         copy_id = storage.create_new_study(
             [optuna.study.StudyDirection[d.upper()] for d in staged.directions], target
         )
     except optuna.exceptions.DuplicatedStudyError:
         return  # another worker is making the copy; its record says so, and it will finish
-    copy_state = {"staging": staging_id, "owner": _owner()}
+    copy_state = {"staging": staging_name, "owner": _owner()}
     storage.set_study_system_attr(copy_id, COPY_ATTR, copy_state)
     _write_contents(storage, copy_id, staged, lambda: _renew_copy(storage, copy_id, copy_state))
     _verify(storage, copy_id, staged)
@@ -305,9 +306,29 @@ def _swap_by_copy(
     storage.delete_study(staging_id)
 
 
-def _replaces_or_is_new(current: Identity, record: dict[str, Any]) -> bool:
+def _replaces_or_is_new(
+    storage: BaseStorage, current: Identity, record: dict[str, Any], staging_name: str
+) -> bool:
+    """Whether the study under the target name is one this import may replace or complete: the
+    study it replaces, the new one, or (while copying) a copy of it begun and cut short."""
     replaces = record["replaces"]
-    return current.token == record["token"] or (replaces is not None and current.token == replaces)
+    if current.token == record["token"] or (replaces is not None and current.token == replaces):
+        return True
+    if record.get("state") != "copying":
+        return False
+    copy_state = storage.get_study_system_attrs(current.study_id).get(COPY_ATTR)
+    if isinstance(copy_state, dict):
+        return bool(copy_state.get("staging") == staging_name)
+    return _bare(storage, current.study_id)
+
+
+def _bare(storage: BaseStorage, study_id: int) -> bool:
+    """A study with nothing in it: what ``create_new_study`` makes before any attr is written."""
+    return not (
+        storage.get_study_system_attrs(study_id)
+        or storage.get_study_user_attrs(study_id)
+        or storage.get_n_trials(study_id)
+    )
 
 
 # ---- who is writing ---------------------------------------------------------------------------
