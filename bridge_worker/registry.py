@@ -64,8 +64,9 @@ class StudyEntry:
     study: optuna.Study
     config: StudyConfig
     distributions: dict[str, BaseDistribution]
-    token: str
-    """The study's identity token (see :mod:`bridge_worker.identity`)."""
+    token: str | None
+    """The study's identity token (see :mod:`bridge_worker.identity`); None only for a study
+    that held nothing yet when it was loaded."""
 
     @property
     def identity(self) -> Identity:
@@ -333,13 +334,14 @@ class StudyRegistry:
         """Build the entry of the study named ``name`` from what the storage holds.
 
         A study without an identity token (made by an older version of this worker or by plain
-        Optuna) is given one now: its first loader adopts it. Two workers adopting at once both
-        write a token and the later one wins; the other sees the mismatch at its next frame and
-        reloads the same study, which costs one reload and nothing else.
+        Optuna) is given one now: its first loader adopts it, unless it holds no attr yet. Two
+        workers adopting at once both write a token and the later one wins; the other sees the
+        mismatch at its next frame and reloads the same study, which costs one reload and
+        nothing else.
         """
         storage = self.storage
         identity = identity or read_identity(storage, name)
-        if identity is None:
+        if identity is None or name.startswith(STAGING_PREFIX):
             raise study_not_found(name)
         try:
             stored = storage.get_study_system_attrs(identity.study_id)
@@ -357,8 +359,13 @@ class StudyRegistry:
             config = msgspec.convert(raw_config, StudyConfig)
         else:
             config = fallback or StudyConfig()
-        if not isinstance(token, str) or (raw_config is None and fallback is not None):
+        # A study with no system attr at all is one whose creator (a create, an import's copy)
+        # has not written its first attr yet: stamping it would overwrite what that writer is
+        # about to write. It is served unstamped; its token, when written, makes us reload.
+        if stored and (not isinstance(token, str) or (raw_config is None and fallback)):
             token = stamp(storage, identity.study_id, config, token)
+        elif not isinstance(token, str):
+            token = None
         study = optuna.Study(
             study_name=name,
             storage=storage,
