@@ -45,6 +45,7 @@ from bridge_worker.staged_import import (
     StagedStudy,
     SwapPending,
     being_copied,
+    is_bare,
     import_staged,
     recover,
 )
@@ -359,10 +360,11 @@ class StudyRegistry:
             config = msgspec.convert(raw_config, StudyConfig)
         else:
             config = fallback or StudyConfig()
-        # A study with no system attr at all is one whose creator (a create, an import's copy)
+        # A study that holds nothing at all is one whose creator (a create, an import's copy)
         # has not written its first attr yet: stamping it would overwrite what that writer is
         # about to write. It is served unstamped; its token, when written, makes us reload.
-        if stored and (not isinstance(token, str) or (raw_config is None and fallback)):
+        holds_something = bool(stored) or not is_bare(storage, identity.study_id)
+        if holds_something and (not isinstance(token, str) or (raw_config is None and fallback)):
             token = stamp(storage, identity.study_id, config, token)
         elif not isinstance(token, str):
             token = None

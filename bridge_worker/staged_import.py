@@ -319,10 +319,10 @@ def _replaces_or_is_new(
     copy_state = storage.get_study_system_attrs(current.study_id).get(COPY_ATTR)
     if isinstance(copy_state, dict):
         return bool(copy_state.get("staging") == staging_name)
-    return _bare(storage, current.study_id)
+    return is_bare(storage, current.study_id)
 
 
-def _bare(storage: BaseStorage, study_id: int) -> bool:
+def is_bare(storage: BaseStorage, study_id: int) -> bool:
     """A study with nothing in it: what ``create_new_study`` makes before any attr is written."""
     return not (
         storage.get_study_system_attrs(study_id)
