@@ -45,8 +45,8 @@ from bridge_worker.staged_import import (
     StagedStudy,
     SwapPending,
     being_copied,
-    is_bare,
     import_staged,
+    is_bare,
     recover,
 )
 from bridge_worker.storage import StorageHandle, StorageOptions
