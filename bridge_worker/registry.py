@@ -300,7 +300,8 @@ class StudyRegistry:
 
     def summaries(self) -> list[StudyStatus]:
         """Every study in the storage, including ones this worker has not served yet (a durable
-        storage holds the studies of earlier and of other workers)."""
+        storage holds the studies of earlier and of other workers); never an import's staging
+        study or a copy still being made."""
         return [
             self._summary(
                 frozen._study_id,
@@ -309,6 +310,7 @@ class StudyRegistry:
             )
             for frozen in self.storage.get_all_studies()
             if not frozen.study_name.startswith(STAGING_PREFIX)
+            and not being_copied(frozen.system_attrs)
         ]
 
     def _summary(self, study_id: int, name: str, directions: list[Direction]) -> StudyStatus:
