@@ -48,10 +48,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES, metavar="N",
         help="longer frames get a frame_too_large error (default: 16 MiB)",
     )
+    parser.add_argument(
+        "--max-reply-bytes", type=int, metavar="N",
+        help="a larger reply is answered with limit_exceeded saying how to get the data in "
+        "parts (default: --max-frame-bytes)",
+    )
     from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
 
     defaults = Limits()
-    for name in (n for n in NAMES if n != "max_frame_bytes"):  # that one has its flag above
+    with_own_flag = ("max_frame_bytes", "max_reply_bytes")  # their flags are above
+    for name in (n for n in NAMES if n not in with_own_flag):
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
             metavar="N", help=f"limit (default {getattr(defaults, name)})",
@@ -84,6 +90,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(str(exc))
     if not 0 <= args.spin_us <= 100_000:
         parser.error("--spin-us must be between 0 and 100000")
+    if args.max_reply_bytes is None:
+        args.max_reply_bytes = args.max_frame_bytes
     args.limits = Limits(**{name: getattr(args, name) for name in NAMES})
     for name in NAMES:
         value = getattr(args.limits, name)
@@ -127,11 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     watch_parent(parent_pid)
     storage = StorageHandle(args.storage_options)
     storage_kind = storage.kind
+    registry = StudyRegistry(storage, args.limits)
     try:
-        storage.get()
+        registry.open()
     except BridgeError as exc:  # answered as storage_error until the storage is reachable
         log.warning("storage_unavailable", storage=storage_kind, error=exc.message)
-    registry = StudyRegistry(storage, args.limits)
     strict = args.jsonrpc == "strict"
     endpoint = Endpoint(Dispatcher(registry, build_methods(ALL)), strict=strict)
     ready = schema.Notification(

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
@@ -387,10 +387,32 @@ class Worker:
         return self.call("best", params, TrialsResult).trials
 
     def trials(
-        self, study: str, states: Sequence[str] | None = None, *, datetimes: bool = False
+        self,
+        study: str,
+        states: Sequence[str] | None = None,
+        *,
+        datetimes: bool = False,
+        offset: int | None = None,
+        limit: int | None = None,
     ) -> list[TrialInfo]:
-        params = _params(study=study, states=states, datetimes=datetimes or None)
+        """The study's trials in number order; ``offset``/``limit`` select one page."""
+        params = _params(
+            study=study, states=states, datetimes=datetimes or None, offset=offset, limit=limit
+        )
         return self.call("trials", params, TrialsResult).trials
+
+    def iter_trials(
+        self, study: str, states: Sequence[str] | None = None, page_size: int = 500
+    ) -> Iterator[TrialInfo]:
+        """Every trial of a study, fetched ``page_size`` at a time (each reply stays small, so
+        a study too large for one ``--max-reply-bytes`` reply can still be read whole)."""
+        offset = 0
+        while True:
+            page = self.trials(study, states, offset=offset, limit=page_size)
+            yield from page
+            if len(page) < page_size:
+                return
+            offset += len(page)
 
     def report(self, study: str, number: int, step: int, value: float) -> bool:
         """Store an intermediate value; True when the study's pruner would prune the trial."""

@@ -27,6 +27,9 @@ _OPEN[[ord("]"), ord("}")]] = -1
 class Limits:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     """Bytes in one frame; a longer one is discarded as it arrives (``frame_too_large``)."""
+    max_reply_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    """Bytes in one reply; a larger result is answered with ``limit_exceeded`` saying how to get
+    it in parts (default: the frame limit, so a parent never gets a frame it would refuse)."""
     max_batch: int = 1000
     """Requests in one JSON-RPC batch."""
     max_depth: int = 64

@@ -13,22 +13,45 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import optuna
+import structlog
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from bridge_worker.errors import BridgeError, ErrorKind, study_not_found
+from bridge_worker.errors import BridgeError, ErrorKind, invalid_params, study_not_found
 from bridge_worker.heartbeat import HeartbeatKeeper
+from bridge_worker.identity import (
+    IDENTITY_ATTR,
+    Identity,
+    delete_if_identical,
+    is_shared,
+    new_token,
+    read_identity,
+)
 from bridge_worker.limits import Limits
 from bridge_worker.samplers import build_pruner, build_study_sampler, check_sampler_fits
 from bridge_worker.schema import Direction, StudyConfig, UserAttrs
 from bridge_worker.space import to_distributions
+from bridge_worker.staged_import import (
+    RESERVED_ATTRS,
+    STAGING_PREFIX,
+    ImportConflict,
+    StagedStudy,
+    SwapPending,
+    being_copied,
+    import_staged,
+    is_bare,
+    recover,
+)
 from bridge_worker.storage import StorageHandle, StorageOptions
+
+_log = structlog.get_logger("bridge_worker.registry")
 
 CONFIG_ATTR = "optuna_bridge:config"
 """Study system attr holding the study's :class:`StudyConfig` as JSON."""
@@ -42,6 +65,13 @@ class StudyEntry:
     study: optuna.Study
     config: StudyConfig
     distributions: dict[str, BaseDistribution]
+    token: str | None
+    """The study's identity token (see :mod:`bridge_worker.identity`); None only for a study
+    that held nothing yet when it was loaded."""
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(self.study._study_id, self.token)
 
     @property
     def directions(self) -> list[Direction]:
@@ -70,11 +100,27 @@ class StudyRegistry:
         self.limits = limits or Limits()
         self._entries: dict[str, StudyEntry] = {}
         self._keeper: HeartbeatKeeper | None = None
+        self._recovery_due = True
 
     @property
     def storage(self) -> BaseStorage:
-        """The Optuna storage (opened on first use; ``storage_error`` while it cannot be)."""
-        return self._handle.get()
+        """The Optuna storage (opened on first use; ``storage_error`` while it cannot be).
+
+        The first time it is reached, and again after an import whose swap failed, imports left
+        unfinished by dead workers are completed or rolled back (:mod:`staged_import`)."""
+        storage = self._handle.get()
+        if self._recovery_due:
+            self._recovery_due = False
+            try:
+                recover(storage)
+            except Exception as exc:  # the frame itself will meet the storage's trouble
+                self._recovery_due = True
+                _log.warning("import_recovery_failed", error=f"{type(exc).__name__}: {exc}")
+        return storage
+
+    def open(self) -> BaseStorage:
+        """Open the storage now (at start-up), completing imports dead workers left unfinished."""
+        return self.storage
 
     def close(self) -> None:
         if self._keeper is not None:
@@ -116,7 +162,7 @@ class StudyRegistry:
     ) -> tuple[StudyEntry, bool]:
         """Create a study; with ``load_if_exists`` an existing one is returned as stored
         (its own directions and config win). Returns the entry and whether it was created."""
-        self.limits.check("max_name_length", "length of the study name", len(name))
+        check_name(name, "$.params.study", self.limits)
         distributions = to_distributions(
             config.search_space, "$.params.search_space", self.limits
         )
@@ -139,63 +185,123 @@ class StudyRegistry:
             raise BridgeError(
                 ErrorKind.STUDY_EXISTS, f"a study named {name!r} already exists", study=name
             ) from None
-        study._storage.set_study_system_attr(
-            study._study_id, CONFIG_ATTR, msgspec.to_builtins(config)
-        )
+        token = stamp(study._storage, study._study_id, config)
         for key, value in user_attrs.items():
             study.set_user_attr(key, value)
-        entry = StudyEntry(name, study, config, distributions)
+        entry = StudyEntry(name, study, config, distributions, token)
         self._entries[name] = entry
         return entry, True
 
     def check_room_for_a_study(self) -> None:
         self.limits.check("max_studies", "studies", len(self.storage.get_all_studies()) + 1)
 
-    def adopt(self, study: optuna.Study, config: StudyConfig) -> StudyEntry:
-        """Serve a study just written into the storage by other means (``import``)."""
-        study._storage.set_study_system_attr(
-            study._study_id, CONFIG_ATTR, msgspec.to_builtins(config)
+    def import_(
+        self,
+        name: str,
+        directions: Sequence[Direction],
+        config: StudyConfig,
+        user_attrs: UserAttrs,
+        system_attrs: dict[str, Any],
+        trials: Sequence[FrozenTrial],
+        overwrite: bool,
+    ) -> StudyEntry:
+        """Write a study read from a snapshot under ``name``; with ``overwrite`` it replaces
+        the study the name means now, never destructively (:mod:`staged_import`)."""
+        check_name(name, "$.params.study", self.limits)
+        replaces = None
+        if self.exists(name):
+            if not overwrite:
+                raise BridgeError(
+                    ErrorKind.STUDY_EXISTS,
+                    f"a study named {name!r} already exists (import with overwrite to replace it)",
+                    study=name,
+                )
+            replaces = self.get(name).identity
+        else:
+            self.check_room_for_a_study()
+        kept = {k: v for k, v in system_attrs.items() if k not in (CONFIG_ATTR, *RESERVED_ATTRS)}
+        new = StagedStudy(
+            directions=list(directions),
+            user_attrs=dict(user_attrs),
+            system_attrs={**kept, **stored_settings(config, new_token())},
+            trials=trials,
         )
-        name = study.study_name
-        entry = StudyEntry(
-            name, study, config, to_distributions(config.search_space, "$.search_space")
-        )
-        self._entries[name] = entry
-        return entry
+        storage = self.storage
+        try:
+            import_staged(storage, name, new, replaces)
+        except ImportConflict:
+            raise BridgeError(
+                ErrorKind.STUDY_EXISTS,
+                f"study {name!r} was replaced by another worker during the import; "
+                "nothing was imported",
+                study=name,
+            ) from None
+        except SwapPending as pending:
+            self._recovery_due = True  # completed at the next frame, or by the next worker
+            raise BridgeError(
+                ErrorKind.STORAGE_ERROR,
+                f"storage failure while swapping in the imported study {name!r}: {pending}; the "
+                "import is committed and will be completed as soon as the storage works "
+                "(at this worker's next frame or any worker's start)",
+                study=name, committed=True, error=type(pending.__cause__).__name__,
+            ) from pending
+        finally:
+            self.forget(name)
+        return self.get(name)
 
     def forget(self, name: str) -> None:
         """Drop a cached study (after it was deleted from the storage)."""
         self._entries.pop(name, None)
 
     def exists(self, name: str) -> bool:
-        try:
-            self.storage.get_study_id_from_name(name)
-        except KeyError:
-            return False
-        return True
+        return read_identity(self.storage, name) is not None
 
     def get(self, name: str) -> StudyEntry:
-        """The study named ``name``, from the cache or else from the storage."""
+        """The study the name means now: the cached entry after checking (one indexed read)
+        that the storage still gives the name the same identity, else loaded afresh.
+
+        Another worker on the same storage may have deleted the study (``study_not_found``) or
+        replaced it by another under the same name, maybe with the same storage id: then the
+        new study is loaded with its own directions, sampler and search space, and the stale
+        entry is never used again.
+        """
         entry = self._entries.get(name)
         if entry is None:
             entry = self._load(name)
-            self._entries[name] = entry
+        else:
+            storage = self.storage
+            if not is_shared(storage):
+                return entry
+            identity = read_identity(storage, name)
+            if identity is None:
+                self.forget(name)
+                raise study_not_found(name)
+            if identity == entry.identity:
+                return entry
+            entry = self._load(name, identity=identity)
+        self._entries[name] = entry
         return entry
 
     def delete(self, name: str) -> None:
+        """Delete the study the name means now, and only that one: if another worker replaces
+        it between the check and the delete, nothing is deleted (``study_not_found``)."""
         entry = self.get(name)
         self.forget(name)
-        try:
-            self.storage.delete_study(entry.study._study_id)
-        except KeyError:  # deleted meanwhile by another worker on the same storage
-            raise study_not_found(name) from None
+        if not delete_if_identical(self.storage, entry.identity):
+            raise BridgeError(
+                ErrorKind.STUDY_NOT_FOUND,
+                f"study {name!r} was deleted or replaced by another worker while being deleted; "
+                "nothing was deleted",
+                study=name,
+            )
 
     def summary(self, entry: StudyEntry) -> StudyStatus:
         return self._summary(entry.study._study_id, entry.name, entry.directions)
 
     def summaries(self) -> list[StudyStatus]:
         """Every study in the storage, including ones this worker has not served yet (a durable
-        storage holds the studies of earlier and of other workers)."""
+        storage holds the studies of earlier and of other workers); never an import's staging
+        study or a copy still being made."""
         return [
             self._summary(
                 frozen._study_id,
@@ -203,6 +309,8 @@ class StudyRegistry:
                 [direction_name(d) for d in frozen.directions],
             )
             for frozen in self.storage.get_all_studies()
+            if not frozen.study_name.startswith(STAGING_PREFIX)
+            and not being_copied(frozen.system_attrs)
         ]
 
     def _summary(self, study_id: int, name: str, directions: list[Direction]) -> StudyStatus:
@@ -217,31 +325,82 @@ class StudyRegistry:
         by another worker that has not written them yet) takes the request's settings, so
         workers racing to create one shared study all serve the same search space.
         """
-        cached = self._entries.get(name)
-        if cached is not None:
-            return cached
+        if name in self._entries:
+            return self.get(name)
         entry = self._load(name, fallback=config)
         self._entries[name] = entry
         return entry
 
-    def _load(self, name: str, fallback: StudyConfig | None = None) -> StudyEntry:
+    def _load(
+        self, name: str, fallback: StudyConfig | None = None, identity: Identity | None = None
+    ) -> StudyEntry:
+        """Build the entry of the study named ``name`` from what the storage holds.
+
+        A study without an identity token (made by an older version of this worker or by plain
+        Optuna) is given one now: its first loader adopts it, unless it holds no attr yet. Two
+        workers adopting at once both write a token and the later one wins; the other sees the
+        mismatch at its next frame and reloads the same study, which costs one reload and
+        nothing else.
+        """
+        storage = self.storage
+        identity = identity or read_identity(storage, name)
+        if identity is None or name.startswith(STAGING_PREFIX):
+            raise study_not_found(name)
         try:
-            study_id = self.storage.get_study_id_from_name(name)
+            stored = storage.get_study_system_attrs(identity.study_id)
         except KeyError:
             raise study_not_found(name) from None
-        stored = self.storage.get_study_system_attrs(study_id).get(CONFIG_ATTR)
-        if stored is not None:
-            config = msgspec.convert(stored, StudyConfig)
-        elif fallback is not None:
-            config = fallback
-            self.storage.set_study_system_attr(study_id, CONFIG_ATTR, msgspec.to_builtins(config))
+        if being_copied(stored):
+            raise BridgeError(
+                ErrorKind.STUDY_NOT_FOUND,
+                f"study {name!r} is being replaced by an import; retry in a moment",
+                study=name, importing=True,
+            )
+        token = stored.get(IDENTITY_ATTR)
+        raw_config = stored.get(CONFIG_ATTR)
+        if raw_config is not None:
+            config = msgspec.convert(raw_config, StudyConfig)
         else:
-            config = StudyConfig()
-        study = optuna.load_study(
+            config = fallback or StudyConfig()
+        # A study that holds nothing at all is one whose creator (a create, an import's copy)
+        # has not written its first attr yet: stamping it would overwrite what that writer is
+        # about to write. It is served unstamped; its token, when written, makes us reload.
+        holds_something = bool(stored) or not is_bare(storage, identity.study_id)
+        if holds_something and (not isinstance(token, str) or (raw_config is None and fallback)):
+            token = stamp(storage, identity.study_id, config, token)
+        elif not isinstance(token, str):
+            token = None
+        study = optuna.Study(
             study_name=name,
-            storage=self.storage,
+            storage=storage,
             sampler=build_study_sampler(config.sampler),
             pruner=build_pruner(config.pruner),
         )
+        if study._study_id != identity.study_id:  # replaced while we read it: read again
+            return self._load(name, fallback)
         distributions = to_distributions(config.search_space, "$.search_space")
-        return StudyEntry(name, study, config, distributions)
+        return StudyEntry(name, study, config, distributions, token)
+
+
+def stamp(
+    storage: BaseStorage, study_id: int, config: StudyConfig, token: str | None = None
+) -> str:
+    """Write a study's stored configuration and identity token (a new one unless given): the
+    one function that does, for create, import and adoption of an unstamped study."""
+    settings = stored_settings(config, token if isinstance(token, str) else new_token())
+    for key, value in settings.items():
+        storage.set_study_system_attr(study_id, key, value)
+    return str(settings[IDENTITY_ATTR])
+
+
+def stored_settings(config: StudyConfig, token: str) -> dict[str, Any]:
+    """The system attrs that make a study one this worker serves: its configuration (sampler,
+    pruner, search space) and its identity token."""
+    return {CONFIG_ATTR: msgspec.to_builtins(config), IDENTITY_ATTR: token}
+
+
+def check_name(name: str, field: str, limits: Limits) -> None:
+    """A study name a parent may use: within --max-name-length, outside the staging prefix."""
+    limits.check("max_name_length", "length of the study name", len(name))
+    if name.startswith(STAGING_PREFIX):
+        raise invalid_params(field, f"study names starting with {STAGING_PREFIX!r} are reserved")

@@ -22,6 +22,7 @@ from bridge_worker.dispatch import Dispatcher
 from bridge_worker.errors import BridgeError, ErrorKind, as_bridge_error
 from bridge_worker.framing import Frame, Oversize
 from bridge_worker.limits import nesting_depth
+from bridge_worker.reply_limit import reply_too_large
 from bridge_worker.schema import (
     ErrorNotificationParams,
     ErrorObject,
@@ -174,7 +175,23 @@ class Endpoint:
             self.closing = True
         if isinstance(request_id, msgspec.UnsetType):
             return None
-        return _encode(ResultReply(id=request_id, result=result))
+        try:
+            reply = _encode(ResultReply(id=request_id, result=result))
+        except MemoryError as exc:
+            del result
+            return self._internal_error(request_id, envelope.method, exc)
+        if len(reply) > self.limits.max_reply_bytes:
+            size = len(reply)
+            del reply
+            error = reply_too_large(envelope.method, result, size, self.limits.max_reply_bytes)
+            return _error_reply(request_id, error)
+        return reply
+
+    def _internal_error(
+        self, request_id: WireId, method: str | None, exc: BaseException
+    ) -> bytes:
+        self._log.error("internal_error", method=method, exc_info=exc)
+        return _error_reply(request_id, as_bridge_error(exc))
 
 
 def _params_bytes(params: msgspec.Raw | msgspec.UnsetType) -> bytes | None:

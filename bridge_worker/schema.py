@@ -426,6 +426,10 @@ class TrialsParams(_Params):
     study: StudyName
     states: list[TrialStateName] | UnsetType = UNSET
     datetimes: bool = False
+    offset: NonNegative = 0
+    """Skip this many trials (of those ``states`` selects, in trial-number order)."""
+    limit: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    """Return at most this many trials: with ``offset``, one page of a large study."""
 
 
 class TrialsResult(Struct):

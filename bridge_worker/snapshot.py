@@ -35,6 +35,7 @@ from bridge_worker.schema import (
     SnapshotTrial,
 )
 from bridge_worker.space import check_value, to_distribution, to_spec
+from bridge_worker.staged_import import RESERVED_ATTRS
 
 PICKLED_ATTR = re.compile(r"^[a-z-]*cma[a-z]*:optimizer")
 """Trial system attrs where Optuna's CMA-ES keeps its optimizer as a hex-encoded pickle. They are
@@ -58,6 +59,8 @@ def export_study(entry: StudyEntry) -> bytes:
     storage = study._storage
     system_attrs = dict(storage.get_study_system_attrs(study._study_id))
     system_attrs.pop(CONFIG_ATTR, None)  # carried, typed, as ``config``
+    for key in RESERVED_ATTRS:  # this stored study's own identity and import bookkeeping
+        system_attrs.pop(key, None)
     body = SnapshotBody(
         study=entry.name,
         directions=entry.directions,
@@ -192,39 +195,15 @@ def import_study(
 ) -> StudyEntry:
     """Write a validated snapshot into the registry's storage as study ``name``.
 
-    An existing study of that name is replaced only with ``overwrite``; if writing fails half
-    way, the half-written study is removed again so the failure leaves no trace but the error.
+    An existing study of that name is replaced only with ``overwrite``, and then without ever
+    leaving the name empty on a failure (see :mod:`bridge_worker.staged_import`).
     """
-    registry.limits.check("max_name_length", "length of the study name", len(name))
     check_sampler_fits(body.config.sampler, len(body.directions))
+    build_study_sampler(body.config.sampler)
+    build_pruner(body.config.pruner)
     for index, trial in enumerate(trials):
         registry.limits.check("max_params", f"parameters of trial {index}", len(trial.params))
-    if registry.exists(name):
-        if not overwrite:
-            raise BridgeError(
-                ErrorKind.STUDY_EXISTS,
-                f"a study named {name!r} already exists (import with overwrite to replace it)",
-                study=name,
-            )
-        registry.delete(name)
-    else:
-        registry.check_room_for_a_study()
-    registry.forget(name)
-    study = optuna.create_study(
-        storage=registry.storage,
-        study_name=name,
-        directions=list(body.directions),
-        sampler=build_study_sampler(body.config.sampler),
-        pruner=build_pruner(body.config.pruner),
+    return registry.import_(
+        name, body.directions, body.config, body.user_attrs, dict(body.system_attrs), trials,
+        overwrite,
     )
-    storage = study._storage
-    try:
-        for key, value in body.user_attrs.items():
-            storage.set_study_user_attr(study._study_id, key, value)
-        for key, value in body.system_attrs.items():
-            storage.set_study_system_attr(study._study_id, key, value)
-        study.add_trials(trials)
-    except BaseException:
-        storage.delete_study(study._study_id)
-        raise
-    return registry.adopt(study, body.config)

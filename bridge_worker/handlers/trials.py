@@ -225,7 +225,11 @@ def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
 
 @rpc_method("trials")
 def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
+    """The study's trials in number order; ``offset``/``limit`` give one page of them (a reply
+    over ``--max-reply-bytes`` is refused, so a parent pages a large study)."""
     entry = registry.get(params.study)
     states = None if params.states is UNSET else tuple(STATES_BY_NAME[s] for s in params.states)
     found = entry.study.get_trials(deepcopy=False, states=states)
-    return TrialsResult(trials=[trial_info(t, params.datetimes) for t in found])
+    end = None if params.limit is UNSET else params.offset + params.limit
+    page = found[params.offset : end]
+    return TrialsResult(trials=[trial_info(t, params.datetimes) for t in page])

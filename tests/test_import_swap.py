@@ -1,0 +1,236 @@
+"""``import`` with ``overwrite`` is never destructive (issue 17): a storage failure injected at
+every write of the import, and kill -9 of a real worker at many moments of one, on SQLite,
+journal and PostgreSQL. At every point the name holds the complete old study or the complete new
+one, or a complete staged copy exists and the next worker (or this one's next frame) restores it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import orjson
+import pytest
+
+from bridge_worker import staged_import
+from bridge_worker.client import Worker, WorkerError
+from bridge_worker.registry import StudyRegistry
+from bridge_worker.snapshot import import_study, read_snapshot
+from bridge_worker.staged_import import RECORD_ATTR, STAGING_PREFIX
+from bridge_worker.storage import StorageOptions, open_storage
+
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+WRITES = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+          "create_new_trial")
+
+
+@pytest.fixture(params=["sqlite", "journal", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'import.db'}"
+    if request.param == "journal":
+        return f"journal:///{tmp_path / 'import.log'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def make_snapshot(n_trials: int, value: float, direction: str) -> bytes:
+    """A snapshot of a study with ``n_trials`` complete trials, all of value ``value``."""
+    with Worker.spawn() as w:
+        w.create("s", direction=direction, search_space=SPACE,
+                 sampler={"type": "random", "seed": 1}, user_attrs={"v": value})
+        for start in range(0, n_trials, 500):
+            for trial in w.ask("s", n=min(500, n_trials - start)):
+                w.tell("s", trial.number, value=value)
+        return orjson.dumps(w.export("s"))
+
+
+OLD = (8, 1.0, "minimize")
+NEW = (12, 2.0, "maximize")
+
+
+Shape = tuple[int, float, str]
+
+
+def what_the_name_holds(url: str, old: Shape = OLD, new: Shape = NEW) -> str:
+    """'old', 'new', 'none' or 'partial', read with plain Optuna (no recovery)."""
+    name = "s"
+    storage = open_storage(StorageOptions(url))
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return "none"
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    direction = storage.get_study_directions(study_id)[0].name.lower()
+    for label, (n, value, wanted) in (("old", old), ("new", new)):
+        if (len(trials) == n and all(t.values == [value] for t in trials)
+                and direction == wanted):
+            return label
+    return "partial"
+
+
+def ready_stagings(url: str) -> list[str]:
+    storage = open_storage(StorageOptions(url))
+    return [s.study_name for s in storage.get_all_studies()
+            if s.study_name.startswith(STAGING_PREFIX)
+            and (s.system_attrs.get(RECORD_ATTR) or {}).get("state") in ("ready", "copying")]
+
+
+def all_names(url: str) -> list[str]:
+    return sorted(s.study_name for s in open_storage(StorageOptions(url)).get_all_studies())
+
+
+class Fault(Exception):
+    pass
+
+
+def inject_fault(
+    storage: Any, at: int, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], int]:
+    """Make the ``at``-th write to ``storage`` (or the RDB swap transaction) fail with a storage
+    error; returns a function telling how many writes were seen."""
+    seen = {"n": 0}
+
+    def failing(original: Callable[..., Any]) -> Callable[..., Any]:
+        def write(*args: Any, **kwargs: Any) -> Any:
+            seen["n"] += 1
+            if seen["n"] == at:
+                raise optuna.exceptions.StorageInternalError("injected failure")
+            return original(*args, **kwargs)
+        return write
+
+    for name in WRITES:
+        monkeypatch.setattr(storage, name, failing(getattr(storage, name)))
+    monkeypatch.setattr(staged_import, "swap_rdb", failing(staged_import.swap_rdb))
+    return lambda: seen["n"]
+
+
+def registry_on(url: str) -> StudyRegistry:
+    return StudyRegistry(StorageOptions(url))
+
+
+def do_import(registry: StudyRegistry, raw: bytes) -> None:
+    body, trials = read_snapshot(raw)
+    import_study(registry, body, trials, "s", overwrite=True)
+
+
+@pytest.mark.timeout(600)
+def test_storage_failure_at_every_write_of_an_overwriting_import(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = make_snapshot(*OLD), make_snapshot(*NEW)
+    do_import(registry_on(storage_url), old)
+    assert what_the_name_holds(storage_url) == "old"
+    outcomes: dict[str, int] = {}
+    at = 1
+    while True:
+        registry = registry_on(storage_url)
+        writes = inject_fault(registry.open(), at, monkeypatch)
+        try:
+            do_import(registry, new)
+            failed = False
+        except Exception:
+            failed = True
+        monkeypatch.undo()
+        held = what_the_name_holds(storage_url)
+        if not failed:
+            assert held == "new" and writes() < at
+            break
+        if held not in ("old", "new"):  # only while a complete staged copy exists
+            assert ready_stagings(storage_url), (at, held)
+        registry_on(storage_url).open()  # the next worker's start completes or rolls back
+        after = what_the_name_holds(storage_url)
+        assert after in ("old", "new"), (at, held, after)
+        assert all_names(storage_url) == ["s"], at  # no staging study left behind
+        outcomes[after] = outcomes.get(after, 0) + 1
+        if after == "new":
+            do_import(registry_on(storage_url), old)
+        at += 1
+    assert outcomes.get("old", 0) > 0 and outcomes.get("new", 0) > 0, outcomes
+
+
+def test_a_committed_import_whose_swap_failed_is_completed_by_the_same_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"journal:///{tmp_path / 'pending.log'}"
+    old, new = make_snapshot(*OLD), make_snapshot(*NEW)
+    registry = registry_on(url)
+    do_import(registry, old)
+    storage = registry.open()
+    original = storage.delete_study
+    monkeypatch.setattr(storage, "delete_study", _fail)
+    with pytest.raises(Exception) as caught:
+        do_import(registry, new)
+    assert caught.value.data["committed"] is True  # type: ignore[attr-defined]
+    assert caught.value.kind.kind == "storage_error"  # type: ignore[attr-defined]
+    monkeypatch.setattr(storage, "delete_study", original)
+    assert len(registry.get("s").study.get_trials()) == NEW[0]  # the next frame completes it
+    assert all_names(url) == ["s"]
+
+
+def _fail(*args: Any) -> None:
+    raise optuna.exceptions.StorageInternalError("injected failure")
+
+
+@pytest.fixture
+def killed_worker_runs() -> Iterator[list[Worker]]:
+    workers: list[Worker] = []
+    yield workers
+    for w in workers:
+        if w.proc.poll() is None:
+            w.proc.kill()
+        w.proc.wait(10)
+
+
+@pytest.mark.timeout(600)
+def test_kill_9_during_an_overwriting_import(
+    storage_url: str, killed_worker_runs: list[Worker]
+) -> None:
+    big: Shape = (150, 2.0, "maximize")
+    old, new = make_snapshot(*OLD), make_snapshot(*big)
+    with Worker.spawn(storage_url) as w:
+        w.import_(orjson.loads(old), study="s")
+        started = time.perf_counter()
+        w.import_(orjson.loads(new), study="probe")
+        duration = time.perf_counter() - started
+        w.delete("probe")
+    seen: dict[str, int] = {}
+    for fraction in (0.1, 0.4, 0.8, 1.2, 1.7, 5.0):
+        w = Worker.spawn(storage_url)
+        killed_worker_runs.append(w)
+        w.send("import", {"snapshot": orjson.loads(new), "study": "s", "overwrite": True})
+        time.sleep(duration * fraction)
+        os.kill(w.pid, signal.SIGKILL)
+        w.proc.wait(10)
+        held = what_the_name_holds(storage_url, new=big)
+        if held not in ("old", "new"):
+            assert ready_stagings(storage_url), (fraction, held)
+        with Worker.spawn(storage_url) as after:  # its start restores the name
+            assert [s.study for s in after.list_studies()] == ["s"]
+            n = len(after.trials("s", limit=1000))
+        assert all_names(storage_url) == ["s"]
+        final = what_the_name_holds(storage_url, new=big)
+        assert final in ("old", "new") and n == (OLD[0] if final == "old" else big[0])
+        seen[final] = seen.get(final, 0) + 1
+        if final == "new":
+            with Worker.spawn(storage_url) as w2:
+                w2.import_(orjson.loads(old), study="s", overwrite=True)
+    assert seen.get("old", 0) > 0 and seen.get("new", 0) > 0, seen
+
+
+def test_import_refuses_reserved_names_and_hides_stagings(tmp_path: Path) -> None:
+    with Worker.spawn(f"sqlite:///{tmp_path / 'r.db'}") as w:
+        with pytest.raises(WorkerError) as caught:
+            w.create(STAGING_PREFIX + "x")
+        assert caught.value.kind == "invalid_params"
+        snapshot = orjson.loads(make_snapshot(3, 1.0, "minimize"))
+        with pytest.raises(WorkerError) as caught:
+            w.import_(snapshot, study=STAGING_PREFIX + "x")
+        assert caught.value.kind == "invalid_params"
+        assert w.import_(snapshot).n_trials == 3
+        assert w.export("s") == snapshot  # identity and bookkeeping attrs never exported
