@@ -3,6 +3,10 @@
 Everything that logs ends up here as JSON — our own structlog loggers, Optuna's stdlib logger and
 Python warnings — so stderr is machine-readable and stdout stays protocol-only. Below the chosen
 level a structlog call is a no-op method, so debug logging on the hot path costs nothing when off.
+
+Every line, ours or Python's own ``sys.stderr``, goes through one
+:class:`~bridge_worker.log_sink.LogSink`, which never blocks and never raises, whatever the parent
+does with stderr.
 """
 
 from __future__ import annotations
@@ -14,10 +18,16 @@ import optuna
 import orjson
 import structlog
 
+from bridge_worker.log_sink import LogSink, SinkText
+
 LEVELS = ("debug", "info", "warning", "error")
 
 
-def configure(level: str) -> None:
+def configure(level: str) -> LogSink:
+    """Set up logging once; the returned sink is drained (briefly) at exit."""
+    sink = LogSink(2)
+    stream = SinkText(sink)
+    sys.stdout = sys.stderr = stream  # fd 1 already points at fd 2 (server.protect_stdout)
     numeric = logging.getLevelName(level.upper())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -28,10 +38,10 @@ def configure(level: str) -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.dict_tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.BytesLoggerFactory(sys.stderr.buffer),
+        logger_factory=structlog.BytesLoggerFactory(stream.buffer),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[
@@ -49,3 +59,4 @@ def configure(level: str) -> None:
     optuna.logging.enable_propagation()
     optuna.logging.set_verbosity(max(numeric, logging.WARNING))
     logging.captureWarnings(True)
+    return sink

@@ -8,6 +8,7 @@ notification (a parent's fire-and-forget call must never fail silently) are hand
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -44,6 +45,8 @@ class Endpoint:
         self.dispatcher = dispatcher
         self.limits = dispatcher.registry.limits
         self.closing = False
+        self.should_stop: Callable[[], bool] = lambda: False
+        """Asked between the items of a batch: once true, the items not started get no work."""
         self._log = structlog.get_logger("bridge_worker.rpc")
 
     def handle(self, frame: Frame) -> list[bytes]:
@@ -92,7 +95,11 @@ class Endpoint:
             self.limits.check("max_batch", "requests in the batch", len(items))
         except BridgeError as error:
             return _error_reply(None, error)
-        replies = [r for item in items if (r := self._handle_one(item, out)) is not None]
+        replies = []
+        for item in items:
+            reply = self._skip(item, out) if self.should_stop() else self._handle_one(item, out)
+            if reply is not None:
+                replies.append(reply)
         return b"[" + b",".join(replies) + b"]" if replies else None
 
     def _handle_one(self, raw: bytes | msgspec.Raw, out: list[bytes]) -> bytes | None:
@@ -118,6 +125,9 @@ class Endpoint:
             error = as_bridge_error(exc)
             if error.kind is ErrorKind.INTERNAL_ERROR:
                 self._log.error("internal_error", method=envelope.method, exc_info=exc)
+            else:
+                self._log.debug("request_failed", method=envelope.method, id=request_id,
+                                kind=error.kind.kind, message=error.message)
             if isinstance(request_id, msgspec.UnsetType):
                 out.append(_error_notification(envelope.method, error))
                 return None
@@ -127,6 +137,24 @@ class Endpoint:
         if isinstance(request_id, msgspec.UnsetType):
             return None
         return _encode(ResultReply(id=request_id, result=result))
+
+
+    def _skip(self, raw: msgspec.Raw, out: list[bytes]) -> bytes | None:
+        """A batch item the worker stopped before: ``worker_stopping``, as a reply for a request
+        and as an error notification for a notification (which must not vanish silently)."""
+        try:
+            envelope = _decode_envelope(raw)
+        except (msgspec.ValidationError, *_NOT_JSON):
+            return self._handle_one(raw, out)  # malformed: its error costs no work
+        error = BridgeError(
+            ErrorKind.WORKER_STOPPING,
+            "the worker is stopping (signal) and did not start this request; send it again to "
+            "another worker",
+        )
+        if isinstance(envelope.id, msgspec.UnsetType):
+            out.append(_error_notification(envelope.method, error))
+            return None
+        return _error_reply(envelope.id, error)
 
 
 def _error_object(error: BridgeError) -> ErrorObject:
