@@ -103,11 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bridge_worker import logs, schema
     from bridge_worker.dispatch import Dispatcher, build_methods
     from bridge_worker.errors import BridgeError
+    from bridge_worker.frame_budget import FrameWatch, frame_head
+    from bridge_worker.framing import Frame
     from bridge_worker.handlers import ALL
     from bridge_worker.registry import StudyRegistry
     from bridge_worker.rpc import Endpoint
-    from bridge_worker.frame_budget import FrameWatch, frame_head
-    from bridge_worker.framing import Frame
     from bridge_worker.server import EXIT_FRAME_BUDGET, serve
     from bridge_worker.storage import StorageHandle
 

@@ -8,8 +8,9 @@ or whose write fails, is dropped and counted; once a write succeeds again the ne
 many were lost (``log_lines_dropped``). Only stdout's broken pipe means "the parent is gone";
 stderr's never does.
 
-Python's own ``sys.stderr`` (tracebacks, stray prints that :func:`~bridge_worker.server.protect_stdout`
-routed there) goes through the same sink, so nothing anywhere in the worker writes to stderr directly.
+Python's own ``sys.stderr`` (tracebacks, and stray prints that
+:func:`~bridge_worker.server.protect_stdout` routed there) goes through the same sink, so nothing in
+the worker writes to stderr directly.
 """
 
 from __future__ import annotations
@@ -145,13 +146,8 @@ class SinkText(io.TextIOBase):
         self._sink = sink
         self.buffer = SinkBinary(sink)
 
-    @property
-    def encoding(self) -> str:
-        return "utf-8"
-
-    @property
-    def errors(self) -> str:
-        return "backslashreplace"
+    encoding = "utf-8"
+    errors = "backslashreplace"
 
     def writable(self) -> bool:
         return True

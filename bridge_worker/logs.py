@@ -38,7 +38,7 @@ def configure(level: str) -> LogSink:
     structlog.configure(
         processors=[*shared, structlog.processors.dict_tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.BytesLoggerFactory(stream.buffer),
+        logger_factory=structlog.BytesLoggerFactory(stream.buffer),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream)

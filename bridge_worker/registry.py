@@ -90,7 +90,7 @@ class StudyRegistry:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(entry.study)
 
-    def trial_asked(self, trial_id: int) -> None:
+    def trial_asked(self, study_id: int, trial_id: int) -> None:
         if self._handle.options.heartbeat is None:
             return
         if self._keeper is None:
@@ -98,7 +98,7 @@ class StudyRegistry:
             if target is None:
                 return
             self._keeper = HeartbeatKeeper(target, self._handle.options.heartbeat)
-        self._keeper.track(trial_id)
+        self._keeper.track(study_id, trial_id)
 
     def trial_told(self, trial_id: int) -> None:
         if self._keeper is not None:

@@ -4,6 +4,7 @@ made, and a frame over ``--frame-budget`` ends the worker with its own exit stat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -13,6 +14,7 @@ import time
 from typing import Any
 
 import orjson
+
 from tests.conftest import PYTHON
 
 SIGNAL_DEADLINE_S = 2.0
@@ -66,10 +68,8 @@ def long_ask(request_id: Any, n: int = 200) -> dict[str, Any]:
 def close_all(proc: subprocess.Popen[bytes]) -> None:
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 stream.close()
-            except BrokenPipeError:
-                pass
     if proc.poll() is None:
         proc.kill()
         proc.wait()
@@ -291,7 +291,5 @@ def test_a_frame_over_the_budget_ends_the_worker_with_its_own_status() -> None:
 
 
 def _quietly(fn: Any, *args: Any) -> None:
-    try:
+    with contextlib.suppress(BrokenPipeError, ValueError):
         fn(*args)
-    except (BrokenPipeError, ValueError):
-        pass

@@ -71,7 +71,7 @@ def _ask_one(
     parameter is sampled, exactly as Optuna's ``enqueue_trial`` would have put them there.
     """
     trial = study.ask()
-    registry.trial_asked(trial._trial_id)
+    registry.trial_asked(study._study_id, trial._trial_id)
     if fixed_params:
         merged = {**trial._fixed_params, **fixed_params}
         study._storage.set_trial_system_attr(trial._trial_id, FIXED_PARAMS_ATTR, merged)
