@@ -25,7 +25,12 @@ from optuna.trial import TrialState
 from bridge_worker.errors import BridgeError, ErrorKind, study_not_found
 from bridge_worker.heartbeat import HeartbeatKeeper
 from bridge_worker.limits import Limits
-from bridge_worker.samplers import build_pruner, build_study_sampler, check_sampler_fits
+from bridge_worker.samplers import (
+    build_pruner,
+    build_study_sampler,
+    check_sampler_cost,
+    check_sampler_fits,
+)
 from bridge_worker.schema import Direction, StudyConfig, UserAttrs
 from bridge_worker.space import to_distributions
 from bridge_worker.storage import StorageHandle, StorageOptions
@@ -121,6 +126,8 @@ class StudyRegistry:
             config.search_space, "$.params.search_space", self.limits
         )
         check_sampler_fits(config.sampler, len(directions))
+        check_sampler_cost(config.sampler, distributions, self.limits, "$.params.search_space")
+        self.limits.check_user_attrs(user_attrs, "$.params.user_attrs")
         sampler = build_study_sampler(config.sampler)
         pruner = build_pruner(config.pruner)
         if not load_if_exists or not self.exists(name):

@@ -18,6 +18,7 @@ from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, trial_info
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
 from bridge_worker.registry import StudyEntry, StudyRegistry
+from bridge_worker.samplers import check_sampler_cost
 from bridge_worker.schema import (
     AskedTrial,
     AskParams,
@@ -45,6 +46,12 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         extra = to_distributions(params.search_space, "$.params.search_space", registry.limits)
         distributions = {**distributions, **extra}
         registry.limits.check("max_params", "parameters in the ask", len(distributions))
+        check_sampler_cost(entry.config.sampler, distributions, registry.limits,
+                           "$.params.search_space")
+    registry.limits.check(
+        "max_ask_values", "values sampled by the ask (n x parameters)",
+        params.n * len(distributions),
+    )
     for name, value in params.fixed_params.items():
         distribution = distributions.get(name)
         field = f"$.params.fixed_params.{name}"
@@ -101,6 +108,7 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
             f"trial {params.number} of study {entry.name!r} is enqueued but was never asked",
             study=entry.name, number=params.number,
         )
+    registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs", frozen.user_attrs)
     try:
         for key, value in params.user_attrs.items():
             storage.set_trial_user_attr(trial_id, key, value)

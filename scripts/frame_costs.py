@@ -1,0 +1,172 @@
+"""The frames that cost the most per byte sent, measured on a real worker over pipes.
+
+Each case starts a fresh worker, prepares a study (not timed), sends one costly frame, and reports
+its wall time, the worker's CPU seconds (from /proc) and how much its peak RSS grew, next to the
+bytes the parent sent. Cases are run at the default operator limits (the worst a parent can do
+without the operator raising a limit); ``--over`` adds cases beyond them, which the worker must
+refuse with ``limit_exceeded`` at once.
+
+    .venv/bin/python scripts/frame_costs.py [--storage memory|sqlite] [--only NAME] [--over]
+
+The README's table "Costly frames" comes from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from bridge_worker.client import Worker
+from bridge_worker.limits import Limits
+
+LIMITS = Limits()
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def floats(n: int) -> dict[str, Any]:
+    return {f"p{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(n)}
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Case:
+    name: str
+    prepare: Callable[[Worker], None]
+    frame: Callable[[], Any]
+    args: tuple[str, ...] = ()
+
+
+def create(w: Worker, study: str, space: dict[str, Any], sampler: dict[str, Any],
+           told: int = 0) -> None:
+    w.create(study, search_space=space, sampler=sampler)
+    if told:
+        batch = 200
+        for start in range(0, told, batch):
+            asked = w.ask(study, n=min(batch, told - start))
+            for trial in asked:
+                w.send("tell", {"study": study, "number": trial.number,
+                                "value": float(sum(v for v in trial.params.values()
+                                                   if isinstance(v, float)))})
+            for _ in asked:
+                w.receive()
+
+
+def cases(over: bool) -> list[Case]:
+    n_params = LIMITS.max_ask_values // LIMITS.max_ask
+    ei_params = LIMITS.max_ei_candidates // 24
+    big_choices = [f"choice-{i:05d}-" + "x" * (LIMITS.max_choice_length - 13)
+                   for i in range(LIMITS.max_choices)]
+    attrs = {f"k{i}": "v" * 100 for i in range(LIMITS.max_user_attrs)}
+    result = [
+        Case("ask n=max_ask, random, max_ask_values/n params",
+             lambda w: create(w, "s", floats(n_params), {"type": "random", "seed": 1}),
+             lambda: {"method": "ask", "params": {"study": "s", "n": LIMITS.max_ask}}),
+        Case(f"ask n=max_ask, TPE, {n_params} params",
+             lambda w: create(w, "s", floats(n_params), {"type": "tpe", "seed": 1}, told=100),
+             lambda: {"method": "ask", "params": {"study": "s", "n": LIMITS.max_ask}}),
+        Case(f"ask, TPE multivariate, {ei_params} params x 24 candidates, 300 told",
+             lambda w: create(w, "s", floats(ei_params),
+                              {"type": "tpe", "seed": 1, "multivariate": True}, told=300),
+             lambda: {"method": "ask", "params": {"study": "s"}}),
+        Case("ask, TPE, one categorical of max_choices x max_choice_length, 100 told",
+             lambda w: create(w, "s", {"c": {"type": "categorical", "choices": big_choices}},
+                              {"type": "tpe", "seed": 1}, told=100),
+             lambda: {"method": "ask", "params": {"study": "s", "n": 10}}),
+        Case("ask, bruteforce, int of max_bruteforce_candidates values",
+             lambda w: create(w, "s", {"k": {"type": "int", "low": 0,
+                                             "high": LIMITS.max_bruteforce_candidates - 1}},
+                              {"type": "bruteforce", "seed": 1}, told=20),
+             lambda: {"method": "ask", "params": {"study": "s"}}),
+        Case("importance, 2000 told, 10 params",
+             lambda w: create(w, "s", floats(10), {"type": "random", "seed": 1}, told=2000),
+             lambda: {"method": "importance", "params": {"study": "s"}}),
+        Case("set_attrs, max_user_attrs attrs",
+             lambda w: create(w, "s", floats(1), {"type": "random"}),
+             lambda: {"method": "set_attrs", "params": {"study": "s", "user_attrs": attrs}}),
+        Case("batch of max_batch asks, random, 10 params",
+             lambda w: create(w, "s", floats(10), {"type": "random", "seed": 1}),
+             lambda: [{"jsonrpc": "2.0", "id": i, "method": "ask", "params": {"study": "s"}}
+                      for i in range(LIMITS.max_batch)]),
+        Case("export, 2000 trials x 10 params",
+             lambda w: create(w, "s", floats(10), {"type": "random", "seed": 1}, told=2000),
+             lambda: {"method": "export", "params": {"study": "s"}}),
+    ]
+    if over:
+        result += [
+            Case("ask, bruteforce, int of 10^8 values (over the limit)",
+                 lambda w: w.create("s", search_space={"k": {"type": "int", "low": 0,
+                                                               "high": 10**8}}),
+                 lambda: {"method": "create", "params": {
+                     "study": "b", "sampler": {"type": "bruteforce"},
+                     "search_space": {"k": {"type": "int", "low": 0, "high": 10**8}}}}),
+            Case("ask n=1000 on 1000 params (over the limit)",
+                 lambda w: create(w, "s", floats(1000), {"type": "random"}),
+                 lambda: {"method": "ask", "params": {"study": "s", "n": 1000}}),
+        ]
+    return result
+
+
+def run(case: Case, storage: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = {"memory": "memory", "sqlite": f"sqlite:///{tmp}/c.db",
+               "journal": f"journal:///{tmp}/c.log"}[storage]
+        with Worker.spawn(url, args=list(case.args), log_level="error") as w:
+            case.prepare(w)
+            frame = case.frame()
+            if isinstance(frame, dict):
+                frame = {"jsonrpc": "2.0", "id": "measured", **frame}
+            payload = orjson.dumps(frame)
+            pid = w.pid
+            cpu0, rss0 = cpu_seconds(pid), peak_rss_mib(pid)
+            start = time.perf_counter()
+            w.write_frame(payload)
+            reply = w.receive()
+            wall = time.perf_counter() - start
+            cpu, rss = cpu_seconds(pid) - cpu0, peak_rss_mib(pid) - rss0
+            error = getattr(reply, "error", None)
+            outcome = "ok" if not error or isinstance(error, type(None)) else "?"
+            if error is not None and hasattr(error, "data"):
+                outcome = error.data.get("kind", "error")
+            return {"case": case.name, "bytes": len(payload), "wall_s": round(wall, 2),
+                    "cpu_s": round(cpu, 2), "peak_rss_growth_mib": round(rss, 1),
+                    "outcome": outcome}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storage", choices=("memory", "sqlite", "journal"), default="memory")
+    parser.add_argument("--only", help="run the cases whose name contains this")
+    parser.add_argument("--over", action="store_true", help="add cases beyond the limits")
+    args = parser.parse_args()
+    print(f"storage={args.storage}  limits={LIMITS}")
+    print(f"{'case':<72} {'bytes':>9} {'wall s':>7} {'cpu s':>6} {'+MiB':>7}  outcome")
+    for case in cases(args.over):
+        if args.only and args.only not in case.name:
+            continue
+        r = run(case, args.storage)
+        print(f"{r['case']:<72} {r['bytes']:>9} {r['wall_s']:>7} {r['cpu_s']:>6} "
+              f"{r['peak_rss_growth_mib']:>7}  {r['outcome']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
