@@ -44,7 +44,7 @@ class Limits:
     """Choices of one categorical parameter."""
     max_studies: int = 10_000
     """Studies in the worker's storage (checked when one is created or imported)."""
-    max_ask_values: int = 20_000
+    max_ask_values: int = 2_000
     """Values one ``ask`` samples: ``n`` x parameters in its space (each costs a storage write)."""
     max_ei_candidates: int = 24_000
     """TPE's ``n_ei_candidates`` x parameters: the candidates TPE scores for every trial asked."""

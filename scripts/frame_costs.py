@@ -59,69 +59,77 @@ class Case:
 def create(w: Worker, study: str, space: dict[str, Any], sampler: dict[str, Any],
            told: int = 0) -> None:
     w.create(study, search_space=space, sampler=sampler)
-    if told:
-        batch = 200
-        for start in range(0, told, batch):
-            asked = w.ask(study, n=min(batch, told - start))
-            for trial in asked:
-                w.send("tell", {"study": study, "number": trial.number,
-                                "value": float(sum(v for v in trial.params.values()
-                                                   if isinstance(v, float)))})
-            for _ in asked:
-                w.receive()
+    batch = max(1, min(200, LIMITS.max_ask_values // max(1, len(space))))
+    for start in range(0, told, batch):
+        asked = w.ask(study, n=min(batch, told - start))
+        for trial in asked:
+            value = sum(v for v in trial.params.values() if isinstance(v, float))
+            w.send("tell", {"study": study, "number": trial.number, "value": float(value)})
+        for _ in asked:
+            w.receive()
+
+
+def ask(n: int) -> Callable[[], Any]:
+    return lambda: {"method": "ask", "params": {"study": "s", "n": n}}
 
 
 def cases(over: bool) -> list[Case]:
-    n_params = LIMITS.max_ask_values // LIMITS.max_ask
+    n_values = LIMITS.max_ask_values
     ei_params = LIMITS.max_ei_candidates // 24
     big_choices = [f"choice-{i:05d}-" + "x" * (LIMITS.max_choice_length - 13)
                    for i in range(LIMITS.max_choices)]
     attrs = {f"k{i}": "v" * 100 for i in range(LIMITS.max_user_attrs)}
+    random1 = {"type": "random", "seed": 1}
+    tpe = {"type": "tpe", "seed": 1}
     result = [
-        Case("ask n=max_ask, random, max_ask_values/n params",
-             lambda w: create(w, "s", floats(n_params), {"type": "random", "seed": 1}),
-             lambda: {"method": "ask", "params": {"study": "s", "n": LIMITS.max_ask}}),
-        Case(f"ask n=max_ask, TPE, {n_params} params",
-             lambda w: create(w, "s", floats(n_params), {"type": "tpe", "seed": 1}, told=100),
-             lambda: {"method": "ask", "params": {"study": "s", "n": LIMITS.max_ask}}),
-        Case(f"ask, TPE multivariate, {ei_params} params x 24 candidates, 300 told",
-             lambda w: create(w, "s", floats(ei_params),
-                              {"type": "tpe", "seed": 1, "multivariate": True}, told=300),
-             lambda: {"method": "ask", "params": {"study": "s"}}),
-        Case("ask, TPE, one categorical of max_choices x max_choice_length, 100 told",
+        Case(f"ask n={LIMITS.max_ask} x {n_values // LIMITS.max_ask} params, random",
+             lambda w: create(w, "s", floats(n_values // LIMITS.max_ask), random1),
+             ask(LIMITS.max_ask)),
+        Case(f"ask n=100 x {n_values // 100} params, TPE, 100 told",
+             lambda w: create(w, "s", floats(n_values // 100), tpe, told=100), ask(100)),
+        Case(f"ask n=100 x {n_values // 100} params, TPE, 1000 told",
+             lambda w: create(w, "s", floats(n_values // 100), tpe, told=1000), ask(100)),
+        Case(f"ask n=2 x {ei_params} params, TPE, 30 told",
+             lambda w: create(w, "s", floats(ei_params), tpe, told=30), ask(2)),
+        Case(f"ask n=2 x {ei_params} params, TPE multivariate, 30 told",
+             lambda w: create(w, "s", floats(ei_params), {**tpe, "multivariate": True},
+                              told=30), ask(2)),
+        Case(f"ask n=1 x 10 params, TPE n_ei_candidates={LIMITS.max_ei_candidates // 10}, "
+             "multivariate, 300 told",
+             lambda w: create(w, "s", floats(10), {**tpe, "multivariate": True,
+                                                    "n_ei_candidates":
+                                                    LIMITS.max_ei_candidates // 10}, told=300),
+             ask(1)),
+        Case("ask n=10, TPE, categorical max_choices x max_choice_length, 100 told",
              lambda w: create(w, "s", {"c": {"type": "categorical", "choices": big_choices}},
-                              {"type": "tpe", "seed": 1}, told=100),
-             lambda: {"method": "ask", "params": {"study": "s", "n": 10}}),
-        Case("ask, bruteforce, int of max_bruteforce_candidates values",
+                              tpe, told=100), ask(10)),
+        Case("ask n=1, bruteforce, int of max_bruteforce_candidates values, 20 told",
              lambda w: create(w, "s", {"k": {"type": "int", "low": 0,
                                              "high": LIMITS.max_bruteforce_candidates - 1}},
-                              {"type": "bruteforce", "seed": 1}, told=20),
-             lambda: {"method": "ask", "params": {"study": "s"}}),
-        Case("importance, 2000 told, 10 params",
-             lambda w: create(w, "s", floats(10), {"type": "random", "seed": 1}, told=2000),
+                              {"type": "bruteforce", "seed": 1}, told=20), ask(1)),
+        Case("importance, 2000 told x 10 params",
+             lambda w: create(w, "s", floats(10), random1, told=2000),
              lambda: {"method": "importance", "params": {"study": "s"}}),
         Case("set_attrs, max_user_attrs attrs",
-             lambda w: create(w, "s", floats(1), {"type": "random"}),
+             lambda w: create(w, "s", floats(1), random1),
              lambda: {"method": "set_attrs", "params": {"study": "s", "user_attrs": attrs}}),
-        Case("batch of max_batch asks, random, 10 params",
-             lambda w: create(w, "s", floats(10), {"type": "random", "seed": 1}),
+        Case("batch of max_batch asks x 10 params, random",
+             lambda w: create(w, "s", floats(10), random1),
              lambda: [{"jsonrpc": "2.0", "id": i, "method": "ask", "params": {"study": "s"}}
                       for i in range(LIMITS.max_batch)]),
-        Case("export, 2000 trials x 10 params",
-             lambda w: create(w, "s", floats(10), {"type": "random", "seed": 1}, told=2000),
+        Case("export, 2000 told x 10 params",
+             lambda w: create(w, "s", floats(10), random1, told=2000),
              lambda: {"method": "export", "params": {"study": "s"}}),
     ]
     if over:
         result += [
-            Case("ask, bruteforce, int of 10^8 values (over the limit)",
-                 lambda w: w.create("s", search_space={"k": {"type": "int", "low": 0,
-                                                               "high": 10**8}}),
+            Case("create, bruteforce, int of 10^8 values (over the limit)",
+                 lambda w: None,
                  lambda: {"method": "create", "params": {
                      "study": "b", "sampler": {"type": "bruteforce"},
                      "search_space": {"k": {"type": "int", "low": 0, "high": 10**8}}}}),
-            Case("ask n=1000 on 1000 params (over the limit)",
-                 lambda w: create(w, "s", floats(1000), {"type": "random"}),
-                 lambda: {"method": "ask", "params": {"study": "s", "n": 1000}}),
+            Case("ask n=1000 x 1000 params (over the limit)",
+                 lambda w: create(w, "s", floats(1000), random1), ask(1000)),
         ]
     return result
 
@@ -140,16 +148,19 @@ def run(case: Case, storage: str) -> dict[str, Any]:
             cpu0, rss0 = cpu_seconds(pid), peak_rss_mib(pid)
             start = time.perf_counter()
             w.write_frame(payload)
-            reply = w.receive()
+            raw = w.read_payload()
             wall = time.perf_counter() - start
             cpu, rss = cpu_seconds(pid) - cpu0, peak_rss_mib(pid) - rss0
-            error = getattr(reply, "error", None)
-            outcome = "ok" if not error or isinstance(error, type(None)) else "?"
-            if error is not None and hasattr(error, "data"):
-                outcome = error.data.get("kind", "error")
+            outcome = _outcome(orjson.loads(raw))
             return {"case": case.name, "bytes": len(payload), "wall_s": round(wall, 2),
                     "cpu_s": round(cpu, 2), "peak_rss_growth_mib": round(rss, 1),
-                    "outcome": outcome}
+                    "reply_bytes": len(raw), "outcome": outcome}
+
+
+def _outcome(reply: Any) -> str:
+    replies = reply if isinstance(reply, list) else [reply]
+    kinds = sorted({r["error"]["data"]["kind"] for r in replies if "error" in r})
+    return ",".join(kinds) or "ok"
 
 
 def main() -> None:
@@ -159,13 +170,14 @@ def main() -> None:
     parser.add_argument("--over", action="store_true", help="add cases beyond the limits")
     args = parser.parse_args()
     print(f"storage={args.storage}  limits={LIMITS}")
-    print(f"{'case':<72} {'bytes':>9} {'wall s':>7} {'cpu s':>6} {'+MiB':>7}  outcome")
+    print(f"{'case':<72} {'bytes':>9} {'wall s':>7} {'cpu s':>6} {'+MiB':>7} {'reply':>9}  "
+          "outcome")
     for case in cases(args.over):
         if args.only and args.only not in case.name:
             continue
         r = run(case, args.storage)
         print(f"{r['case']:<72} {r['bytes']:>9} {r['wall_s']:>7} {r['cpu_s']:>6} "
-              f"{r['peak_rss_growth_mib']:>7}  {r['outcome']}", flush=True)
+              f"{r['peak_rss_growth_mib']:>7} {r['reply_bytes']:>9}  {r['outcome']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
+import queue
 import signal
 import subprocess
 import threading
@@ -22,6 +22,9 @@ MARGIN_S = 1.5
 """A loaded 2-core machine delays process start-up and scheduling; the bound is 2 s, the
 assertion allows this much more."""
 
+LONG_FRAMES = ("--max-ask-values", "100000")
+"""Long asks are what these tests need; the operator limit would refuse them."""
+
 WIDE = {f"p{i}": {"type": "float", "low": 0, "high": 1} for i in range(100)}
 """100 parameters: ``ask n=200`` with random sampling takes about a second."""
 
@@ -30,14 +33,32 @@ def lines(*frames: Any) -> bytes:
     return b"".join(orjson.dumps(f) + b"\n" for f in frames)
 
 
-def spawn(*args: str, stderr: Any = subprocess.DEVNULL, **kwargs: Any) -> subprocess.Popen[bytes]:
+_REPLIES: dict[int, queue.Queue[bytes]] = {}
+"""Lines read from each worker's stdout by a thread (``select`` cannot see what a buffered reader
+already holds, so the test never waits on the pipe itself)."""
+
+
+def spawn(*args: str, stderr: Any = subprocess.DEVNULL, read: bool = True,
+          **kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start a worker and read its ``ready``; with ``read``, a thread collects its replies."""
     proc = subprocess.Popen(
-        [PYTHON, "-m", "bridge_worker", *args],
+        [PYTHON, "-m", "bridge_worker", *LONG_FRAMES, *args],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, **kwargs,
     )
     assert proc.stdout is not None
     ready = orjson.loads(proc.stdout.readline())
     assert ready["method"] == "ready"
+    if read:
+        replies: queue.Queue[bytes] = queue.Queue()
+        _REPLIES[proc.pid] = replies
+        stdout = proc.stdout
+
+        def pump() -> None:
+            for line in iter(stdout.readline, b""):
+                replies.put(line)
+            replies.put(b"")
+
+        threading.Thread(target=pump, daemon=True).start()
     return proc
 
 
@@ -48,11 +69,23 @@ def send(proc: subprocess.Popen[bytes], data: bytes) -> None:
 
 
 def read_reply(proc: subprocess.Popen[bytes], timeout: float = 60) -> Any:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, f"no reply within {timeout} s"
-    line = proc.stdout.readline()
+    """The next reply, or None at EOF."""
+    if proc.pid not in _REPLIES:  # nobody else reads this worker's stdout
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        return orjson.loads(line) if line else None
+    try:
+        line = _REPLIES[proc.pid].get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no reply within {timeout} s") from None
     return orjson.loads(line) if line else None
+
+
+def read_until_eof(proc: subprocess.Popen[bytes]) -> list[bytes]:
+    lines_read = []
+    while line := _REPLIES[proc.pid].get(timeout=30):
+        lines_read.append(line)
+    return lines_read
 
 
 def create_wide(proc: subprocess.Popen[bytes]) -> None:
@@ -151,7 +184,7 @@ def test_an_undrained_stderr_never_blocks_replies() -> None:
 def test_sigterm_is_honoured_while_stdout_is_full() -> None:
     """The parent stops reading stdout; the worker blocks on it, and SIGTERM still ends it within
     2 s (issue 18, item 3: it was still running 15 s later)."""
-    proc = spawn()
+    proc = spawn(read=False)
     pings = lines(*({"id": i, "method": "ping"} for i in range(20_000)))
     threading.Thread(target=lambda: _quietly(send, proc, pings), daemon=True).start()
     time.sleep(2)  # the stdout pipe (64 KiB) is full long before 20 000 replies
@@ -206,7 +239,7 @@ def test_sigterm_with_long_frames_queued_behind_the_current_one() -> None:
 def test_a_vanished_parent_is_noticed_before_the_next_frame() -> None:
     """5 long asks queued, then the parent goes: the worker stops after the one it was answering
     (it used to spend the CPU of all five before noticing)."""
-    proc = spawn()
+    proc = spawn(read=False)
     create_wide(proc)
     started = time.monotonic()
     send(proc, lines(*(long_ask(i, n=300) for i in range(5))))
@@ -262,9 +295,8 @@ def test_kill_9_loses_no_acknowledged_tell(tmp_path: Any) -> None:
     acknowledged = [read_reply(proc)["id"] for _ in range(100)]
     proc.kill()
     proc.wait()
-    assert proc.stdout is not None
-    acknowledged += [orjson.loads(line)["id"] for line in proc.stdout.read().splitlines()
-                     if line.endswith(b"}")]
+    acknowledged += [orjson.loads(line)["id"] for line in read_until_eof(proc)
+                     if line.endswith(b"}\n")]
     study = optuna.load_study(study_name="k", storage=url)
     stored = {t.number for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
     assert set(acknowledged) <= stored
@@ -293,3 +325,54 @@ def test_a_frame_over_the_budget_ends_the_worker_with_its_own_status() -> None:
 def _quietly(fn: Any, *args: Any) -> None:
     with contextlib.suppress(BrokenPipeError, ValueError):
         fn(*args)
+
+
+# ---- bounded memory whatever the parent sends (issue 17) --------------------------------------
+
+ADDRESS_SPACE_LIMIT = 1 << 30
+"""1 GiB of address space for the worker (it starts at about 0.3 GiB of mostly unused mappings)."""
+RSS_GROWTH_BOUND_MIB = 64
+
+
+def _limit_address_space() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+
+
+def _peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_burst_of_expensive_exports_keeps_memory_bounded() -> None:
+    """300 ``export`` frames of a 600-trial study in one write (about 70 MiB of replies): each
+    reply leaves before the next is made, so the worker's peak RSS grows by one reply, not by the
+    whole burst (it used to hold and join them all, and died under an address-space limit)."""
+    proc = spawn(preexec_fn=_limit_address_space)
+    create_wide(proc)
+    for _ in range(3):
+        send(proc, lines({"id": "a", "method": "ask", "params": {"study": "w", "n": 20}}))
+        for trial in read_reply(proc)["result"]["trials"]:
+            send(proc, lines({"id": "t", "method": "tell", "params": {
+                "study": "w", "number": trial["number"], "value": 1.0}}))
+            assert "result" in read_reply(proc)
+    send(proc, lines({"id": "e", "method": "export", "params": {"study": "w"}}))
+    one_reply = len(orjson.dumps(read_reply(proc)))
+    baseline = _peak_rss_mib(proc.pid)
+    burst = lines(*({"id": i, "method": "export", "params": {"study": "w"}} for i in range(300)))
+    burst += lines({"id": "p", "method": "ping"})
+    writer = threading.Thread(target=send, args=(proc, burst))
+    writer.start()
+    for i in range(300):
+        reply = read_reply(proc)
+        assert reply["id"] == i and "result" in reply
+    assert read_reply(proc)["result"] == {"pong": True}
+    writer.join()
+    growth = _peak_rss_mib(proc.pid) - baseline
+    assert growth < RSS_GROWTH_BOUND_MIB, (growth, one_reply)
+    assert 300 * one_reply > 4 * RSS_GROWTH_BOUND_MIB * 2**20 / 10  # the burst is big
+    close_all(proc)
