@@ -73,6 +73,15 @@ def ask(n: int) -> Callable[[], Any]:
     return lambda: {"method": "ask", "params": {"study": "s", "n": n}}
 
 
+_SNAPSHOT: dict[str, Any] = {}
+
+
+def _keep_snapshot(w: Worker, told: int) -> None:
+    create(w, "s", floats(10), {"type": "random", "seed": 1}, told=told)
+    w.send("export", {"study": "s"})
+    _SNAPSHOT["s"] = orjson.loads(w.read_payload())["result"]["snapshot"]
+
+
 def cases(over: bool) -> list[Case]:
     n_values = LIMITS.max_ask_values
     ei_params = LIMITS.max_ei_candidates // 24
@@ -120,6 +129,13 @@ def cases(over: bool) -> list[Case]:
         Case("export, 2000 told x 10 params",
              lambda w: create(w, "s", floats(10), random1, told=2000),
              lambda: {"method": "export", "params": {"study": "s"}}),
+        Case("delete, 2000 told x 10 params",
+             lambda w: create(w, "s", floats(10), random1, told=2000),
+             lambda: {"method": "delete", "params": {"study": "s"}}),
+        Case("import, snapshot of 2000 told x 10 params",
+             lambda w: _keep_snapshot(w, told=2000),
+             lambda: {"method": "import", "params": {"snapshot": _SNAPSHOT["s"],
+                                                     "study": "copy"}}),
     ]
     if over:
         result += [
