@@ -67,7 +67,7 @@ class HeartbeatKeeper:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=self._interval + 1)
+        self._thread.join(timeout=1.0)  # a beat stuck in a hung storage must not delay exit
 
     def _beat(self) -> None:
         while not self._stop.wait(self._interval):

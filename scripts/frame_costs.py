@@ -27,6 +27,8 @@ from bridge_worker.client import Worker
 from bridge_worker.limits import Limits
 
 LIMITS = Limits()
+TOLD = {"n": 2000}
+"""Trials in the studies of the importance / export / delete / import cases (``--trials``)."""
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -76,10 +78,16 @@ def ask(n: int) -> Callable[[], Any]:
 _SNAPSHOT: dict[str, Any] = {}
 
 
-def _keep_snapshot(w: Worker, told: int) -> None:
-    create(w, "s", floats(10), {"type": "random", "seed": 1}, told=told)
-    w.send("export", {"study": "s"})
-    _SNAPSHOT["s"] = orjson.loads(w.read_payload())["result"]["snapshot"]
+def _keep_snapshot(w: Worker, told: int, under: str | None = None) -> None:
+    """A snapshot of a study with ``told`` trials, made in memory (fast) and kept; with
+    ``under``, also imported into this worker's storage under that name."""
+    with Worker.spawn(log_level="error") as maker:
+        create(maker, "s", floats(10), {"type": "random", "seed": 1}, told=told)
+        maker.send("export", {"study": "s"})
+        _SNAPSHOT["s"] = orjson.loads(maker.read_payload())["result"]["snapshot"]
+    if under is not None:
+        w.send("import", {"snapshot": _SNAPSHOT["s"], "study": under})
+        assert "result" in orjson.loads(w.read_payload())
 
 
 def cases(over: bool) -> list[Case]:
@@ -116,8 +124,8 @@ def cases(over: bool) -> list[Case]:
              lambda w: create(w, "s", {"k": {"type": "int", "low": 0,
                                              "high": LIMITS.max_bruteforce_candidates - 1}},
                               {"type": "bruteforce", "seed": 1}, told=20), ask(1)),
-        Case("importance, 2000 told x 10 params",
-             lambda w: create(w, "s", floats(10), random1, told=2000),
+        Case(f"importance, {TOLD['n']} told x 10 params",
+             lambda w: create(w, "s", floats(10), random1, told=TOLD["n"]),
              lambda: {"method": "importance", "params": {"study": "s"}}),
         Case("set_attrs, max_user_attrs attrs",
              lambda w: create(w, "s", floats(1), random1),
@@ -126,14 +134,18 @@ def cases(over: bool) -> list[Case]:
              lambda w: create(w, "s", floats(10), random1),
              lambda: [{"jsonrpc": "2.0", "id": i, "method": "ask", "params": {"study": "s"}}
                       for i in range(LIMITS.max_batch)]),
-        Case("export, 2000 told x 10 params",
-             lambda w: create(w, "s", floats(10), random1, told=2000),
+        Case(f"export, {TOLD['n']} told x 10 params",
+             lambda w: create(w, "s", floats(10), random1, told=TOLD["n"]),
              lambda: {"method": "export", "params": {"study": "s"}}),
-        Case("delete, 2000 told x 10 params",
-             lambda w: create(w, "s", floats(10), random1, told=2000),
+        Case("batch of 100 exports, 200 told x 10 params",
+             lambda w: create(w, "s", floats(10), random1, told=200),
+             lambda: [{"jsonrpc": "2.0", "id": i, "method": "export", "params": {"study": "s"}}
+                      for i in range(100)]),
+        Case(f"delete, {TOLD['n']} told x 10 params (imported)",
+             lambda w: _keep_snapshot(w, told=TOLD["n"], under="s"),
              lambda: {"method": "delete", "params": {"study": "s"}}),
-        Case("import, snapshot of 2000 told x 10 params",
-             lambda w: _keep_snapshot(w, told=2000),
+        Case(f"import, snapshot of {TOLD['n']} told x 10 params",
+             lambda w: _keep_snapshot(w, told=TOLD["n"]),
              lambda: {"method": "import", "params": {"snapshot": _SNAPSHOT["s"],
                                                      "study": "copy"}}),
     ]
@@ -184,7 +196,10 @@ def main() -> None:
     parser.add_argument("--storage", choices=("memory", "sqlite", "journal"), default="memory")
     parser.add_argument("--only", help="run the cases whose name contains this")
     parser.add_argument("--over", action="store_true", help="add cases beyond the limits")
+    parser.add_argument("--trials", type=int, default=2000,
+                        help="trials of the importance/export/delete/import studies")
     args = parser.parse_args()
+    TOLD["n"] = args.trials
     print(f"storage={args.storage}  limits={LIMITS}")
     print(f"{'case':<72} {'bytes':>9} {'wall s':>7} {'cpu s':>6} {'+MiB':>7} {'reply':>9}  "
           "outcome")
