@@ -125,7 +125,7 @@ def cases(over: bool) -> list[Case]:
                                              "high": LIMITS.max_bruteforce_candidates - 1}},
                               {"type": "bruteforce", "seed": 1}, told=20), ask(1)),
         Case(f"importance, {TOLD['n']} told x 10 params",
-             lambda w: create(w, "s", floats(10), random1, told=TOLD["n"]),
+             lambda w: _keep_snapshot(w, told=TOLD["n"], under="s"),
              lambda: {"method": "importance", "params": {"study": "s"}}),
         Case("set_attrs, max_user_attrs attrs",
              lambda w: create(w, "s", floats(1), random1),
@@ -135,7 +135,7 @@ def cases(over: bool) -> list[Case]:
              lambda: [{"jsonrpc": "2.0", "id": i, "method": "ask", "params": {"study": "s"}}
                       for i in range(LIMITS.max_batch)]),
         Case(f"export, {TOLD['n']} told x 10 params",
-             lambda w: create(w, "s", floats(10), random1, told=TOLD["n"]),
+             lambda w: _keep_snapshot(w, told=TOLD["n"], under="s"),
              lambda: {"method": "export", "params": {"study": "s"}}),
         Case("batch of 100 exports, 200 told x 10 params",
              lambda w: create(w, "s", floats(10), random1, told=200),
