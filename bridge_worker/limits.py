@@ -54,7 +54,7 @@ class Limits:
     """Characters in one string choice of a categorical parameter (stored with every trial)."""
     max_user_attrs: int = 1000
     """User attrs set by one frame, and held by one study or trial."""
-    max_user_attr_bytes: int = 65_536
+    max_user_attr_bytes: int = 4 * 1024 * 1024
     """Bytes of one user attr: its name plus its value as JSON."""
 
     def check(self, limit: str, what: str, value: int) -> None:
