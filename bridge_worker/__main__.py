@@ -63,6 +63,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             metavar="N", help=f"limit (default {getattr(defaults, name)})",
         )
     parser.add_argument(
+        "--frame-budget", type=float, metavar="SECONDS",
+        help="end the worker (exit status 75) when one frame runs longer than this, after "
+        "logging the frame; its supervisor restarts it (default: no budget)",
+    )
+    parser.add_argument(
         "--jsonrpc", choices=("default", "strict"), default="default",
         help="strict: JSON-RPC 2.0 to the letter for generic client libraries - no ready frame, "
         'no error notifications (failed notifications are logged), "jsonrpc":"2.0" required',
@@ -88,6 +93,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         check_options(args.storage_options)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.frame_budget is not None and not 0 < args.frame_budget <= 86_400:
+        parser.error("--frame-budget must be more than 0 and at most 86400 seconds")
     if not 0 <= args.spin_us <= 100_000:
         parser.error("--spin-us must be between 0 and 100000")
     if args.max_reply_bytes is None:
@@ -123,16 +130,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bridge_worker import logs, schema
     from bridge_worker.dispatch import Dispatcher, build_methods
     from bridge_worker.errors import BridgeError
+    from bridge_worker.frame_budget import FrameWatch, frame_head, frame_summary
+    from bridge_worker.framing import Frame
     from bridge_worker.handlers import ALL
     from bridge_worker.parent_watch import watch_parent
     from bridge_worker.registry import StudyRegistry
     from bridge_worker.rpc import Endpoint
-    from bridge_worker.server import serve
+    from bridge_worker.server import EXIT_FRAME_BUDGET, serve
     from bridge_worker.storage import StorageHandle
 
-    logs.configure(args.log_level)
+    sink = logs.configure(args.log_level)
     log = structlog.get_logger("bridge_worker")
     watch_parent(parent_pid)
+
+    def frame_overran(elapsed: float, frame: Frame) -> None:
+        log.error(
+            "frame_budget_exceeded", budget_s=args.frame_budget, elapsed_s=round(elapsed, 3),
+            **frame_summary(frame),
+        )
+        log.debug("frame_budget_exceeded_frame", frame_head=frame_head(frame))
+        sink.drain(1.0)
+        os._exit(EXIT_FRAME_BUDGET)  # the stuck call cannot be interrupted from inside
+
+    watch = FrameWatch(args.frame_budget, frame_overran)
     storage = StorageHandle(args.storage_options)
     storage_kind = storage.kind
     registry = StudyRegistry(storage, args.limits)
@@ -167,9 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             in_fd=sys.stdin.fileno(),
             out_fd=proto_fd,
             spin_s=args.spin_us / 1e6,
+            watch=watch,
         )
     finally:
         registry.close()
+        if sink.dropped_total:
+            log.warning("log_lines_dropped_total", count=sink.dropped_total)
+        sink.drain(0.5)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ class ErrorKind(enum.Enum):
     SNAPSHOT_INVALID = ("snapshot_invalid", -32008)
     LIMIT_EXCEEDED = ("limit_exceeded", -32009)
     MISSING_DEPENDENCY = ("missing_dependency", -32010)
+    WORKER_STOPPING = ("worker_stopping", -32011)
 
     def __init__(self, kind: str, code: int) -> None:
         self.kind = kind

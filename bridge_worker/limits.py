@@ -10,8 +10,11 @@ smaller" (``limit_exceeded``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
+import msgspec
 import numpy as np
 
 from bridge_worker.errors import BridgeError, ErrorKind
@@ -44,6 +47,18 @@ class Limits:
     """Choices of one categorical parameter."""
     max_studies: int = 10_000
     """Studies in the worker's storage (checked when one is created or imported)."""
+    max_ask_values: int = 2_000
+    """Values one ``ask`` samples: ``n`` x parameters in its space (each costs a storage write)."""
+    max_ei_candidates: int = 24_000
+    """TPE's ``n_ei_candidates`` x parameters: the candidates TPE scores for every trial asked."""
+    max_bruteforce_candidates: int = 100_000
+    """Values one parameter can take under BruteForce (which lists all of them at every ask)."""
+    max_choice_length: int = 1024
+    """Characters in one string choice of a categorical parameter (stored with every trial)."""
+    max_user_attrs: int = 1000
+    """User attrs set by one frame, and held by one study or trial."""
+    max_user_attr_bytes: int = 4 * 1024 * 1024
+    """Bytes of one user attr: its name plus its value as JSON."""
 
     def check(self, limit: str, what: str, value: int) -> None:
         """Raise ``limit_exceeded`` when ``value`` is over the limit named ``limit``."""
@@ -55,6 +70,21 @@ class Limits:
                 f"(--{limit.replace('_', '-')})",
                 limit=limit, value=value, max=maximum,
             )
+
+
+    def check_user_attrs(
+        self, attrs: Mapping[str, Any], field: str, existing: Mapping[str, Any] | None = None
+    ) -> None:
+        """Bound the user attrs a frame sets: how many (with those the target already holds)
+        and how big each value is. Setting many attrs costs a storage write each, and on most
+        storages each write copies what is already there."""
+        self.check("max_user_attrs", f"user attrs at {field}", len(attrs))
+        if existing:
+            total = len(existing.keys() | attrs.keys())
+            self.check("max_user_attrs", f"user attrs held after setting {field}", total)
+        for key, value in attrs.items():
+            size = len(key.encode()) + len(msgspec.json.encode(value))
+            self.check("max_user_attr_bytes", f"bytes of user attr {key[:64]!r} at {field}", size)
 
 
 HARD_BOUNDS = {"max_ask": 1000, "max_name_length": 512, "max_batch": 1000}

@@ -7,6 +7,10 @@ logging on the hot path costs nothing when off.
 
 What is logged never includes a frame: events name the method, error kind and field; tracebacks
 (``internal_error``) are rendered without local variables, which would hold the raw frame.
+
+Every line, ours or Python's own ``sys.stderr``, goes through one
+:class:`~bridge_worker.log_sink.LogSink`, which never blocks and never raises, whatever the parent
+does with stderr.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 import optuna
 import orjson
 import structlog
+
+from bridge_worker.log_sink import LogSink, SinkText
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -33,7 +39,11 @@ def _dumps_text(obj: Any, **kw: Any) -> str:
     return orjson.dumps(obj, **kw).decode()
 
 
-def configure(level: str) -> None:
+def configure(level: str) -> LogSink:
+    """Set up logging once; the returned sink is drained (briefly) at exit."""
+    sink = LogSink(2)
+    stream = SinkText(sink)
+    sys.stdout = sys.stderr = stream  # fd 1 already points at fd 2 (server.protect_stdout)
     numeric = logging.getLevelName(level.upper())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -44,10 +54,10 @@ def configure(level: str) -> None:
     structlog.configure(
         processors=[*shared, _tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.BytesLoggerFactory(sys.stderr.buffer),
+        logger_factory=structlog.BytesLoggerFactory(stream.buffer),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[
@@ -65,3 +75,4 @@ def configure(level: str) -> None:
     optuna.logging.enable_propagation()
     optuna.logging.set_verbosity(max(numeric, logging.WARNING))
     logging.captureWarnings(True)
+    return sink

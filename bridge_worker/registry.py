@@ -35,7 +35,12 @@ from bridge_worker.identity import (
     read_identity,
 )
 from bridge_worker.limits import Limits
-from bridge_worker.samplers import build_pruner, build_study_sampler, check_sampler_fits
+from bridge_worker.samplers import (
+    build_pruner,
+    build_study_sampler,
+    check_sampler_cost,
+    check_sampler_fits,
+)
 from bridge_worker.schema import Direction, StudyConfig, UserAttrs
 from bridge_worker.space import to_distributions
 from bridge_worker.staged_import import (
@@ -136,7 +141,7 @@ class StudyRegistry:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(entry.study)
 
-    def trial_asked(self, trial_id: int) -> None:
+    def trial_asked(self, study_id: int, trial_id: int) -> None:
         if self._handle.options.heartbeat is None:
             return
         if self._keeper is None:
@@ -144,7 +149,7 @@ class StudyRegistry:
             if target is None:
                 return
             self._keeper = HeartbeatKeeper(target, self._handle.options.heartbeat)
-        self._keeper.track(trial_id)
+        self._keeper.track(study_id, trial_id)
 
     def trial_told(self, trial_id: int) -> None:
         if self._keeper is not None:
@@ -167,6 +172,8 @@ class StudyRegistry:
             config.search_space, "$.params.search_space", self.limits
         )
         check_sampler_fits(config.sampler, len(directions))
+        check_sampler_cost(config.sampler, distributions, self.limits, "$.params.search_space")
+        self.limits.check_user_attrs(user_attrs, "$.params.user_attrs")
         sampler = build_study_sampler(config.sampler)
         pruner = build_pruner(config.pruner)
         if not load_if_exists or not self.exists(name):

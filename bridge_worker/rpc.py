@@ -13,6 +13,7 @@ the frame), because the specification gives a notification no reply of any kind.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import msgspec
 import structlog
@@ -72,6 +73,8 @@ class Endpoint:
         self.limits = dispatcher.registry.limits
         self.strict = strict
         self.closing = False
+        self.should_stop: Callable[[], bool] = lambda: False
+        """Asked between the items of a batch: once true, the items not started get no work."""
         self._log = structlog.get_logger("bridge_worker.rpc")
 
     def handle(self, frame: Frame) -> list[bytes]:
@@ -125,7 +128,11 @@ class Endpoint:
             self.limits.check("max_batch", "requests in the batch", len(items))
         except BridgeError as error:
             return _refuse_batch(items, error)
-        replies = [r for item in items if (r := self._handle_one(item, out)) is not None]
+        replies = []
+        for item in items:
+            reply = self._skip(item, out) if self.should_stop() else self._handle_one(item, out)
+            if reply is not None:
+                replies.append(reply)
         return b"[" + b",".join(replies) + b"]" if replies else None
 
     def _handle_one(self, raw: bytes | msgspec.Raw, out: list[bytes]) -> bytes | None:
@@ -161,6 +168,9 @@ class Endpoint:
             error = as_bridge_error(exc)
             if error.kind is ErrorKind.INTERNAL_ERROR:
                 self._log.error("internal_error", method=envelope.method, exc_info=exc)
+            else:
+                self._log.debug("request_failed", method=envelope.method, id=request_id,
+                                kind=error.kind.kind, message=error.message)
             if isinstance(request_id, msgspec.UnsetType):
                 if self.strict:
                     self._log.warning(
@@ -192,6 +202,27 @@ class Endpoint:
     ) -> bytes:
         self._log.error("internal_error", method=method, exc_info=exc)
         return _error_reply(request_id, as_bridge_error(exc))
+
+    def _skip(self, raw: msgspec.Raw, out: list[bytes]) -> bytes | None:
+        """A batch item the worker stopped before: ``worker_stopping``, as a reply for a request
+        and as an error notification for a notification (which must not vanish silently)."""
+        try:
+            envelope = _decode_envelope(raw)
+        except (msgspec.ValidationError, *_NOT_JSON):
+            return self._handle_one(raw, out)  # malformed: its error costs no work
+        error = BridgeError(
+            ErrorKind.WORKER_STOPPING,
+            "the worker is stopping (signal) and did not start this request; send it again to "
+            "another worker",
+        )
+        if isinstance(envelope.id, msgspec.UnsetType):
+            if self.strict:
+                self._log.warning("notification_failed", method=envelope.method,
+                                  kind=error.kind.kind, field=None)
+            else:
+                out.append(_error_notification(envelope.method, error))
+            return None
+        return _error_reply(envelope.id, error)
 
 
 def _params_bytes(params: msgspec.Raw | msgspec.UnsetType) -> bytes | None:
@@ -234,6 +265,7 @@ def _refuse_batch(items: list[msgspec.Raw], error: BridgeError) -> bytes:
     if not replies:
         return _error_reply(None, error)
     return b"[" + b",".join(replies) + b"]"
+
 
 def _error_object(error: BridgeError) -> ErrorObject:
     return ErrorObject(

@@ -12,15 +12,22 @@ from __future__ import annotations
 import importlib
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 import numpy as np
 import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 from bridge_worker.determinism import pin_to_trial_number
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
+from bridge_worker.limits import Limits
 from bridge_worker.schema import (
     BruteForceSamplerSpec,
     CmaEsSamplerSpec,
@@ -111,6 +118,52 @@ def check_sampler_fits(spec: SamplerSpec | None, n_objectives: int) -> None:
                 f"{points} reference points for {n_objectives} objectives; at most "
                 f"{MAX_REFERENCE_POINTS}: lower dividing_parameter",
             )
+
+
+DEFAULT_N_EI_CANDIDATES = 24
+"""Optuna's TPE default."""
+
+
+def check_sampler_cost(
+    spec: SamplerSpec | None, distributions: Mapping[str, BaseDistribution], limits: Limits,
+    field: str,
+) -> None:
+    """Refuse a sampler and search space whose every ask would cost more than the operator
+    allows: TPE scores ``n_ei_candidates`` candidates per parameter, BruteForce lists every value
+    of a parameter at each ask. ``field`` is the JSONPath of the search space."""
+    if spec is None or isinstance(spec, TPESamplerSpec):
+        n_ei = DEFAULT_N_EI_CANDIDATES
+        if spec is not None and isinstance(spec.n_ei_candidates, int):
+            n_ei = spec.n_ei_candidates
+        limits.check(
+            "max_ei_candidates", "TPE candidates per trial (n_ei_candidates x parameters)",
+            n_ei * len(distributions),
+        )
+    if isinstance(spec, BruteForceSamplerSpec):
+        for name, distribution in distributions.items():
+            count = bruteforce_candidates(distribution)
+            if count is None:
+                raise invalid_params(
+                    f"{field}.{name}.step", "BruteForce needs a step on float parameters"
+                )
+            limits.check(
+                "max_bruteforce_candidates", f"values of {field}.{name} under BruteForce", count
+            )
+
+
+def bruteforce_candidates(distribution: BaseDistribution) -> int | None:
+    """How many values BruteForce lists for a parameter (None: a float without step)."""
+    if isinstance(distribution, IntDistribution):
+        if distribution.log:
+            return distribution.high - distribution.low + 1
+        return (distribution.high - distribution.low) // distribution.step + 1
+    if isinstance(distribution, FloatDistribution):
+        if distribution.step is None:
+            return None if distribution.low != distribution.high else 1
+        return int((distribution.high - distribution.low) // distribution.step) + 1
+    if isinstance(distribution, CategoricalDistribution):
+        return len(distribution.choices)
+    return None
 
 
 def build_study_sampler(spec: SamplerSpec | None) -> optuna.samplers.BaseSampler:

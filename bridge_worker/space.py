@@ -68,6 +68,8 @@ def to_distribution(
         raise invalid_params(f"{field}.choices", "choices must not be empty")
     if limits is not None:
         limits.check("max_choices", f"choices at {field}", len(spec.choices))
+        longest = max((len(c) for c in spec.choices if isinstance(c, str)), default=0)
+        limits.check("max_choice_length", f"characters of a choice at {field}", longest)
     for i, choice in enumerate(spec.choices):
         if isinstance(choice, float) and not math.isfinite(choice):
             raise invalid_params(f"{field}.choices[{i}]", "choices must be finite numbers")

@@ -12,23 +12,33 @@ and the next frame after it comes back works, so a supervisor never sees a resta
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import optuna
 from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.errors import BridgeError, ErrorKind
 
 HEARTBEAT_ATTR = "optuna_bridge:heartbeat"
-"""Trial system attr holding the last heartbeat (UNIX time) on journal storages."""
+"""Trial system attr holding the last heartbeat (UNIX time) on journal storages (as written by
+earlier versions, one record per trial per interval; still honoured)."""
+WORKER_ATTR = "optuna_bridge:worker"
+"""Trial system attr naming the worker that asked the trial (journal storages)."""
+WORKER_HEARTBEAT_PREFIX = "optuna_bridge:worker_heartbeat:"
+"""Study system attr ``<prefix><worker id>``: that worker's last heartbeat (UNIX time) for all of
+its running trials of the study (journal storages)."""
 
 CONNECT_TIMEOUT_S = 10
 
@@ -158,7 +168,7 @@ def open_storage(options: StorageOptions) -> BaseStorage:
     if kind == "postgresql":
         # An unreachable host must cost a frame seconds, not the TCP timeout of minutes.
         engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
-    return optuna.storages.RDBStorage(
+    return HeartbeatRDBStorage(
         options.url,
         engine_kwargs=engine_kwargs,
         heartbeat_interval=options.heartbeat,
@@ -172,8 +182,41 @@ def _journal_backend(url: str) -> Any:
 
     parts = urlsplit(url)
     if parts.scheme == "journal":
-        return JournalFileBackend(parts.path)
+        return JournalFileBackend(parts.path, lock_obj=JournalFileFlock(parts.path))
     return JournalRedisBackend(url)
+
+
+class JournalFileFlock(BaseJournalFileLock):
+    """The journal file's write lock as an ``flock`` on ``<path>.flock``.
+
+    Optuna's default lock is a symlink that a killed writer leaves behind; every other worker then
+    waits 30 s before breaking it. The kernel releases an ``flock`` when its holder dies, so a
+    worker killed mid-write costs nobody anything. Local file systems only (as SQLite); plain
+    Optuna processes that write the same journal at the same time take the symlink lock and are
+    not excluded by this one.
+    """
+
+    def __init__(self, journal_path: str) -> None:
+        self._path = journal_path + ".flock"
+        self._held = threading.local()
+
+    def acquire(self) -> bool:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # per open file: threads exclude each other too
+        except BaseException:
+            os.close(fd)
+            raise
+        self._held.fd = fd
+        return True
+
+    def release(self) -> None:
+        fd = self._held.fd
+        del self._held.fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 
 def _stale_trial_callback(options: StorageOptions) -> StaleTrialCallback | None:
@@ -190,12 +233,51 @@ def _quiet_heartbeat_warnings() -> None:
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 
+def _started_before(trial: FrozenTrial, deadline: float) -> bool:
+    """A trial that never got a heartbeat is judged by its start: it is covered from the moment
+    it was created, so a worker killed before its first heartbeat strands nothing."""
+    start = trial.datetime_start
+    return start is not None and start.timestamp() < deadline
+
+
+class HeartbeatRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, whose stale check also fails running trials that never got a
+    heartbeat once their start is older than the grace period (Optuna skips them forever)."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        stale = super()._get_stale_trial_ids(study_id)
+        assert self.heartbeat_interval is not None
+        grace = self.grace_period or 2 * self.heartbeat_interval
+        trial = models.TrialModel
+        started: Any = getattr(trial, "_datetime_start_utc", None)  # newer Optuna stores UTC
+        if started is None:  # older: the client's local clock
+            started, deadline = trial.datetime_start, datetime.now() - timedelta(seconds=grace)
+        else:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            deadline = now - timedelta(seconds=grace)
+        with _create_scoped_session(self.scoped_session, True) as session:
+            never_beaten = (
+                session.query(trial.trial_id)
+                .filter(trial.study_id == study_id)
+                .filter(trial.state == TrialState.RUNNING)
+                .filter(~trial.heartbeats.any())
+                .filter(started < deadline)
+                .all()
+            )
+        return stale + [row[0] for row in never_beaten]
+
+
 class JournalHeartbeatStorage(optuna.storages.JournalStorage, BaseHeartbeat):
     """Optuna's journal storage plus the heartbeat Optuna 5 only has for RDB storages.
 
-    A heartbeat is a trial system attr (one journal record per running trial per interval), so
-    every worker sharing the journal sees it; stale trials are found and failed exactly as
-    Optuna's ``fail_stale_trials`` does for RDB storages.
+    Every journal write is a record kept forever, so heartbeats are per worker, not per trial:
+    a trial records once which worker asked it (:data:`WORKER_ATTR`), and each worker records one
+    study system attr per interval for each study where it has running trials. Every worker
+    sharing the journal sees them; stale trials are found and failed exactly as Optuna's
+    ``fail_stale_trials`` does for RDB storages.
     """
 
     def __init__(
@@ -212,16 +294,34 @@ class JournalHeartbeatStorage(optuna.storages.JournalStorage, BaseHeartbeat):
         self._stale_trial_callback = stale_trial_callback
 
     def record_heartbeat(self, trial_id: int) -> None:
+        """Optuna's per-trial heartbeat (for callers outside this worker)."""
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
+    def claim_trial(self, trial_id: int, worker_id: str) -> None:
+        """Record that ``worker_id``'s heartbeats cover this trial (once, when it is asked)."""
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            self.set_trial_system_attr(trial_id, WORKER_ATTR, worker_id)
+
+    def record_worker_heartbeat(self, study_id: int, worker_id: str) -> None:
+        """One record for all of this worker's running trials of the study."""
+        self.set_study_system_attr(study_id, WORKER_HEARTBEAT_PREFIX + worker_id, time.time())
+
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         deadline = time.time() - self._grace_period
-        return [
-            trial._trial_id
-            for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-            if trial.system_attrs.get(HEARTBEAT_ATTR, deadline) < deadline
-        ]
+        study_attrs = self.get_study_system_attrs(study_id)
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            worker = trial.system_attrs.get(WORKER_ATTR)
+            last = study_attrs.get(WORKER_HEARTBEAT_PREFIX + worker) if worker else None
+            if last is None:
+                last = trial.system_attrs.get(HEARTBEAT_ATTR)
+            if last is None:
+                if _started_before(trial, deadline):
+                    stale.append(trial._trial_id)
+            elif last < deadline:
+                stale.append(trial._trial_id)
+        return stale
 
     def get_heartbeat_interval(self) -> int | None:
         return self._heartbeat_interval

@@ -124,3 +124,57 @@ def test_without_heartbeat_a_dead_workers_trial_stays_running(tmp_path: Path) ->
     with Worker.spawn(url) as second:
         assert second.create("s", load_if_exists=True).n_running == 1
         assert [t.number for t in second.trials("s", states=["running"])] == [lost.number]
+
+
+def _kill_at_random_instants(url: str, seed: int, rounds: int) -> None:
+    """Workers with ``--heartbeat`` killed with SIGKILL at random instants of an ask/tell loop,
+    including between ``study.ask()`` and the trial's first heartbeat."""
+    rng = random.Random(seed)
+    args = ("--heartbeat", "1", "--grace-period", "2")
+    for _ in range(rounds):
+        with Worker.spawn(url, args=args) as worker:
+            worker.create("k9", search_space=SPACE, sampler={"type": "random"},
+                          load_if_exists=True)
+            for _ in range(rng.randint(0, 5)):
+                (trial,) = worker.ask("k9")
+                worker.tell("k9", trial.number, value=_objective(trial.params))
+            for _ in range(20):  # pipelined: the worker is mid-ask when the kill lands
+                worker.send("ask", {"study": "k9"})
+            time.sleep(rng.uniform(0.0, 0.05))
+            worker.proc.kill()
+            worker.proc.wait()
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite", "postgresql"])
+def test_kill_9_at_random_instants_strands_no_trial(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Issue 18: a kill between ``study.ask()`` and the first heartbeat used to leave a running
+    trial forever; after grace + one interval, a worker's ``ask`` fails every one of them."""
+    if kind == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    elif kind == "sqlite":
+        url = f"sqlite:///{tmp_path}/k9.db"
+    else:
+        url = f"journal:///{tmp_path}/k9.log"
+    _kill_at_random_instants(url, seed=len(kind), rounds=12)
+    time.sleep(2 + 1 + 0.5)  # grace + one interval (+ margin)
+    with Worker.spawn(url, args=("--heartbeat", "1", "--grace-period", "2")) as worker:
+        (fresh,) = worker.ask("k9")
+        running = [t.number for t in worker.trials("k9", states=["running"])]
+        assert running == [fresh.number]
+        assert len(worker.trials("k9", states=["fail"])) > 0
+
+
+def test_journal_heartbeats_are_per_worker_not_per_trial(tmp_path: Path) -> None:
+    """200 running trials at a 1 s interval used to add 200 journal records a second."""
+    log = tmp_path / "hb.log"
+    with Worker.spawn(f"journal:///{log}", args=("--heartbeat", "1")) as worker:
+        worker.create("many", search_space=SPACE, sampler={"type": "random"})
+        worker.ask("many", n=50)
+        time.sleep(1.2)
+        before = len(log.read_bytes().splitlines())
+        time.sleep(3.0)
+        after = len(log.read_bytes().splitlines())
+        assert 2 <= after - before <= 5  # one record per interval for the worker, not 50
+        assert {t.state for t in worker.trials("many")} == {"running"}

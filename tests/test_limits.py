@@ -172,3 +172,83 @@ def test_impossible_limits_are_refused(flag: str, message: bytes) -> None:
     done = subprocess.run([PYTHON, "-m", "bridge_worker", flag], capture_output=True,
                           stdin=subprocess.DEVNULL, timeout=60)
     assert done.returncode == 2 and message in done.stderr and done.stdout == b""
+
+
+# ---- issue 18: every frame has a budget ------------------------------------------------------
+
+COSTLY = Limits(max_ask_values=20, max_ei_candidates=100, max_bruteforce_candidates=50,
+                max_choice_length=8, max_user_attrs=3, max_user_attr_bytes=40)
+
+
+def space(n: int) -> dict[str, Any]:
+    return {f"p{i}": X for i in range(n)}
+
+
+@pytest.mark.parametrize(
+    ("frames", "limit"),
+    [
+        # a 46-byte ask of BruteForce on 0..10^8 took 19 s and 7.6 GB
+        ([("create", {"study": "b", "sampler": {"type": "bruteforce"},
+                      "search_space": {"k": {"type": "int", "low": 0, "high": 10**8}}})],
+         "max_bruteforce_candidates"),
+        ([("create", {"study": "b", "sampler": {"type": "bruteforce"},
+                      "search_space": {"k": {"type": "float", "low": 0, "high": 1e6,
+                                             "step": 1e-3}}})],
+         "max_bruteforce_candidates"),
+        ([("create", {"study": "b", "sampler": {"type": "bruteforce"}}),
+          ("ask", {"study": "b", "search_space": {"k": {"type": "int", "low": 0, "high": 51}}})],
+         "max_bruteforce_candidates"),
+        # ask n=5 with TPE n_ei_candidates=10000 on 100 params: 50 s and +4.6 GB
+        ([("create", {"study": "t", "sampler": {"type": "tpe", "n_ei_candidates": 10_000},
+                      "search_space": space(1)})], "max_ei_candidates"),
+        ([("create", {"study": "t", "search_space": space(5)})], "max_ei_candidates"),
+        ([("create", {"study": "t", "sampler": {"type": "random"}, "search_space": space(3)}),
+          ("ask", {"study": "t", "n": 7})], "max_ask_values"),
+        ([("create", {"study": "t", "sampler": {"type": "random"}}),
+          ("ask", {"study": "t", "n": 2, "search_space": space(11)})], "max_ask_values"),
+        ([("create", {"study": "c", "search_space": {"c": {"type": "categorical",
+                                                           "choices": ["short", "123456789"]}}})],
+         "max_choice_length"),
+        ([("create", {"study": "u", "user_attrs": {"a": 1, "b": 2, "c": 3, "d": 4}})],
+         "max_user_attrs"),
+        ([("create", {"study": "u", "user_attrs": {"a": "x" * 40}})], "max_user_attr_bytes"),
+        ([("create", {"study": "u", "user_attrs": {"a": 1, "b": 2}}),
+          ("set_attrs", {"study": "u", "user_attrs": {"c": 3, "d": 4}})], "max_user_attrs"),
+        ([("create", {"study": "u", "sampler": {"type": "random"}, "search_space": space(1)}),
+          ("ask", {"study": "u"}),
+          ("set_attrs", {"study": "u", "number": 0, "user_attrs": {"a": 1, "b": 2}}),
+          ("tell", {"study": "u", "number": 0, "value": 1, "user_attrs": {"c": 1, "d": 2}})],
+         "max_user_attrs"),
+    ],
+)
+def test_costly_frames_are_refused_at_once(frames: list[tuple[str, Any]], limit: str) -> None:
+    ep = endpoint(COSTLY)
+    *setup, (method, params) = frames
+    for i, (m, p) in enumerate(setup):
+        assert "result" in reply(ep, {"jsonrpc": "2.0", "id": i, "method": m, "params": p})
+    answer = reply(ep, {"jsonrpc": "2.0", "id": "x", "method": method, "params": params})
+    assert limit_of(answer) == limit
+    assert answer["error"]["data"]["value"] > answer["error"]["data"]["max"]
+
+
+def test_bruteforce_needs_a_step_on_floats() -> None:
+    answer = reply(endpoint(COSTLY), {"jsonrpc": "2.0", "id": 1, "method": "create", "params": {
+        "study": "b", "sampler": {"type": "bruteforce"}, "search_space": {"f": X}}})
+    assert answer["error"]["data"]["kind"] == "invalid_params"
+    assert answer["error"]["data"]["field"] == "$.params.search_space.f.step"
+
+
+def test_frames_within_the_costly_limits_are_answered() -> None:
+    ep = endpoint(COSTLY)
+    frames = [
+        ("create", {"study": "b", "sampler": {"type": "bruteforce"},
+                    "search_space": {"k": {"type": "int", "low": 0, "high": 49}}}),
+        ("ask", {"study": "b", "n": 4}),
+        ("create", {"study": "t", "sampler": {"type": "tpe", "n_ei_candidates": 50},
+                    "search_space": space(2), "user_attrs": {"a": 1, "b": 2, "c": 3}}),
+        ("ask", {"study": "t", "n": 10}),
+        ("set_attrs", {"study": "t", "user_attrs": {"a": 2, "b": "x" * 30}}),
+    ]
+    for i, (method, params) in enumerate(frames):
+        answer = reply(ep, {"jsonrpc": "2.0", "id": i, "method": method, "params": params})
+        assert "result" in answer, answer

@@ -18,6 +18,7 @@ from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, as_param_type, tr
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
 from bridge_worker.registry import StudyEntry, StudyRegistry
+from bridge_worker.samplers import check_sampler_cost
 from bridge_worker.schema import (
     AskedTrial,
     AskParams,
@@ -45,6 +46,12 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         extra = to_distributions(params.search_space, "$.params.search_space", registry.limits)
         distributions = {**distributions, **extra}
         registry.limits.check("max_params", "parameters in the ask", len(distributions))
+        check_sampler_cost(entry.config.sampler, distributions, registry.limits,
+                           "$.params.search_space")
+    registry.limits.check(
+        "max_ask_values", "values sampled by the ask (n x parameters)",
+        params.n * len(distributions),
+    )
     if not distributions:
         raise invalid_params(
             "$.params.search_space",
@@ -76,7 +83,7 @@ def _ask_one(
     parameter is sampled, exactly as Optuna's ``enqueue_trial`` would have put them there.
     """
     trial = study.ask()
-    registry.trial_asked(trial._trial_id)
+    registry.trial_asked(study._study_id, trial._trial_id)
     if fixed_params:
         merged = {**trial._fixed_params, **fixed_params}
         study._storage.set_trial_system_attr(trial._trial_id, FIXED_PARAMS_ATTR, merged)
@@ -109,6 +116,7 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
             f"trial {params.number} of study {entry.name!r} is enqueued but was never asked",
             study=entry.name, number=params.number,
         )
+    registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs", frozen.user_attrs)
     try:
         for key, value in params.user_attrs.items():
             storage.set_trial_user_attr(trial_id, key, value)

@@ -41,6 +41,7 @@ defmodule OptunaBridge.Error do
           | :snapshot_invalid
           | :limit_exceeded
           | :missing_dependency
+          | :worker_stopping
           | :unknown
           | :worker_crashed
           | :worker_stopped
@@ -71,7 +72,8 @@ defmodule OptunaBridge.Error do
     "storage_error" => :storage_error,
     "snapshot_invalid" => :snapshot_invalid,
     "limit_exceeded" => :limit_exceeded,
-    "missing_dependency" => :missing_dependency
+    "missing_dependency" => :missing_dependency,
+    "worker_stopping" => :worker_stopping
   }
 
   @doc "The atom for a worker's `data.kind` string; `:unknown` for anything not in the table."
