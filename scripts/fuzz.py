@@ -731,7 +731,10 @@ def run(frames: int = 100_000, seed: int = 0, framing: str = "line",
     summary = Summary(frames=frames)
     proc = subprocess.Popen(
         [python, "-m", "bridge_worker", "--framing", framing, "--log-level", "warning",
-         "--max-frame-bytes", str(max_frame_bytes)],
+         "--max-frame-bytes", str(max_frame_bytes),
+         # Small frames in, but replies as large as a valid frame makes them: the reply limit
+         # has its own tests (tests/test_reply_limit.py), the fuzzer judges input handling.
+         "--max-reply-bytes", str(16 * 1024 * 1024)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import orjson
@@ -422,12 +423,15 @@ def test_internal_error_log_has_no_frame_data(capfd: pytest.CaptureFixture[str])
         raise RuntimeError("boom")
 
     ep = Endpoint(Dispatcher(StudyRegistry(), build_methods([explode])))
-    logs.configure("debug")
+    saved = sys.stdout, sys.stderr
+    sink = logs.configure("debug")  # logs leave through the sink's thread: drain before reading
     try:
         answer = reply(ep, b'{"id":1,"method":"explode","meta":"SECRET-IN-FRAME"}')
         assert answer["error"]["data"]["kind"] == "internal_error"
+        assert sink.drain(5.0)
         err = capfd.readouterr().err
     finally:
+        sys.stdout, sys.stderr = saved
         structlog.reset_defaults()
         logging.getLogger().handlers.clear()
         logging.captureWarnings(False)
