@@ -41,6 +41,8 @@ class Limits:
     """Choices of one categorical parameter."""
     max_studies: int = 10_000
     """Studies in the worker's storage (checked when one is created or imported)."""
+    max_plot_trials: int = 10_000
+    """Trials in a study that ``plot`` draws (a figure of more is refused, not truncated)."""
 
     def check(self, limit: str, what: str, value: int) -> None:
         """Raise ``limit_exceeded`` when ``value`` is over the limit named ``limit``."""

@@ -22,8 +22,10 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from bridge_worker.convert import metric_names, stored_metric_names
 from bridge_worker.errors import BridgeError, ErrorKind, study_not_found
 from bridge_worker.heartbeat import HeartbeatKeeper
+from bridge_worker.leases import LeaseKeeper
 from bridge_worker.limits import Limits
 from bridge_worker.samplers import build_pruner, build_study_sampler, check_sampler_fits
 from bridge_worker.schema import Direction, StudyConfig, UserAttrs
@@ -58,6 +60,7 @@ class StudyStatus:
     directions: list[Direction]
     n_trials: int
     n_running: int
+    metric_names: list[str] | None = None
 
 
 class StudyRegistry:
@@ -70,6 +73,8 @@ class StudyRegistry:
         self.limits = limits or Limits()
         self._entries: dict[str, StudyEntry] = {}
         self._keeper: HeartbeatKeeper | None = None
+        self.leases = LeaseKeeper(lambda: self.storage)
+        """Fails trials whose lease ended in every study this worker serves."""
 
     @property
     def storage(self) -> BaseStorage:
@@ -77,6 +82,7 @@ class StudyRegistry:
         return self._handle.get()
 
     def close(self) -> None:
+        self.leases.stop()
         if self._keeper is not None:
             self._keeper.stop()
 
@@ -146,6 +152,7 @@ class StudyRegistry:
             study.set_user_attr(key, value)
         entry = StudyEntry(name, study, config, distributions)
         self._entries[name] = entry
+        self.leases.watch(study._study_id)
         return entry, True
 
     def check_room_for_a_study(self) -> None:
@@ -161,11 +168,14 @@ class StudyRegistry:
             name, study, config, to_distributions(config.search_space, "$.search_space")
         )
         self._entries[name] = entry
+        self.leases.watch(study._study_id)
         return entry
 
     def forget(self, name: str) -> None:
         """Drop a cached study (after it was deleted from the storage)."""
-        self._entries.pop(name, None)
+        entry = self._entries.pop(name, None)
+        if entry is not None:
+            self.leases.forget(entry.study._study_id)
 
     def exists(self, name: str) -> bool:
         try:
@@ -180,6 +190,7 @@ class StudyRegistry:
         if entry is None:
             entry = self._load(name)
             self._entries[name] = entry
+            self.leases.watch(entry.study._study_id)
         return entry
 
     def delete(self, name: str) -> None:
@@ -191,7 +202,9 @@ class StudyRegistry:
             raise study_not_found(name) from None
 
     def summary(self, entry: StudyEntry) -> StudyStatus:
-        return self._summary(entry.study._study_id, entry.name, entry.directions)
+        study_id = entry.study._study_id
+        names = stored_metric_names(self.storage, study_id)
+        return self._summary(study_id, entry.name, entry.directions, names)
 
     def summaries(self) -> list[StudyStatus]:
         """Every study in the storage, including ones this worker has not served yet (a durable
@@ -201,14 +214,18 @@ class StudyRegistry:
                 frozen._study_id,
                 frozen.study_name,
                 [direction_name(d) for d in frozen.directions],
+                metric_names(frozen.system_attrs),
             )
             for frozen in self.storage.get_all_studies()
         ]
 
-    def _summary(self, study_id: int, name: str, directions: list[Direction]) -> StudyStatus:
+    def _summary(
+        self, study_id: int, name: str, directions: list[Direction],
+        names: list[str] | None = None,
+    ) -> StudyStatus:
         storage = self.storage
         running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return StudyStatus(name, directions, storage.get_n_trials(study_id), len(running))
+        return StudyStatus(name, directions, storage.get_n_trials(study_id), len(running), names)
 
     def _get_or_adopt_config(self, name: str, config: StudyConfig) -> StudyEntry:
         """``create`` with ``load_if_exists`` of a study that exists: the stored settings win.
@@ -222,6 +239,7 @@ class StudyRegistry:
             return cached
         entry = self._load(name, fallback=config)
         self._entries[name] = entry
+        self.leases.watch(entry.study._study_id)
         return entry
 
     def _load(self, name: str, fallback: StudyConfig | None = None) -> StudyEntry:

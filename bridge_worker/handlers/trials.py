@@ -14,7 +14,8 @@ from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAIN
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
-from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, trial_info
+from bridge_worker import leases
+from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, stored_metric_names, trial_info
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
 from bridge_worker.registry import StudyEntry, StudyRegistry
@@ -24,6 +25,8 @@ from bridge_worker.schema import (
     AskResult,
     BestParams,
     JsonScalar,
+    RenewParams,
+    RenewResult,
     TellParams,
     TellResult,
     TrialsParams,
@@ -51,12 +54,23 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         if distribution is None:
             raise invalid_params(field, f"{name!r} is not in the search space")
         check_value(distribution, value, field)
-    return AskResult(
-        trials=[
-            _ask_one(registry, entry.study, distributions, params.fixed_params)
-            for _ in range(params.n)
-        ]
-    )
+    if params.lease_s is UNSET:
+        if params.retry:
+            raise invalid_params("$.params.retry", "retry needs lease_s")
+        lease_s = None
+    else:
+        lease_s = params.lease_s
+    registry.leases.sweep_if_due(entry.study._study_id)  # retries of ended leases first
+    asked = [
+        _ask_one(registry, entry.study, distributions, params.fixed_params)
+        for _ in range(params.n)
+    ]
+    if lease_s is not None:
+        for trial, trial_id in asked:
+            end = leases.grant(entry.study._storage, trial_id, lease_s, params.retry)
+            trial.lease_end = leases.iso(end)
+            registry.leases.watch(entry.study._study_id, at=end)
+    return AskResult(trials=[trial for trial, _ in asked])
 
 
 def _ask_one(
@@ -64,7 +78,7 @@ def _ask_one(
     study: optuna.Study,
     distributions: Mapping[str, BaseDistribution],
     fixed_params: Mapping[str, JsonScalar],
-) -> AskedTrial:
+) -> tuple[AskedTrial, int]:
     """One ``study.ask`` (an enqueued trial is served first, as in Optuna), then every parameter.
 
     Fixed parameters join the trial's own ``fixed_params`` (those of an enqueued trial) before any
@@ -79,7 +93,7 @@ def _ask_one(
     # ``_suggest`` is what ``Study.ask(fixed_distributions=...)`` runs for each distribution;
     # calling it directly returns the values without the deep copy that ``trial.params`` makes.
     values = {name: trial._suggest(name, dist) for name, dist in distributions.items()}
-    return AskedTrial(number=trial.number, params=values)
+    return AskedTrial(number=trial.number, params=values), trial._trial_id
 
 
 @rpc_method("tell")
@@ -212,12 +226,38 @@ def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
             f"study {entry.name!r} has no completed (and, if constrained, feasible) trial yet",
             study=entry.name,
         )
-    return TrialsResult(trials=[trial_info(t, params.datetimes) for t in front])
+    return TrialsResult(
+        trials=[trial_info(t, params.datetimes) for t in front],
+        metric_names=stored_metric_names(study._storage, study._study_id),
+    )
 
 
 @rpc_method("trials")
 def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
     entry = registry.get(params.study)
     states = None if params.states is UNSET else tuple(STATES_BY_NAME[s] for s in params.states)
-    found = entry.study.get_trials(deepcopy=False, states=states)
-    return TrialsResult(trials=[trial_info(t, params.datetimes) for t in found])
+    study = entry.study
+    found = study.get_trials(deepcopy=False, states=states)
+    return TrialsResult(
+        trials=[trial_info(t, params.datetimes) for t in found],
+        metric_names=stored_metric_names(study._storage, study._study_id),
+    )
+
+
+@rpc_method("renew")
+def renew(registry: StudyRegistry, params: RenewParams) -> RenewResult:
+    """Extend a running trial's lease from now (by ``lease_s`` or by its own length)."""
+    entry = registry.get(params.study)
+    trial = find_trial(entry, params.number)
+    if trial.state.is_finished():
+        raise trial_finished(entry, params.number, trial.state)
+    if trial.state == TrialState.WAITING:
+        raise BridgeError(
+            ErrorKind.TRIAL_NOT_FOUND,
+            f"trial {params.number} of study {entry.name!r} is enqueued but was never asked",
+            study=entry.name, number=params.number,
+        )
+    lease_s = None if params.lease_s is UNSET else params.lease_s
+    end = leases.renew(entry.study._storage, trial, lease_s)
+    registry.leases.watch(entry.study._study_id, at=end)
+    return RenewResult(number=params.number, lease_end=leases.iso(end))
