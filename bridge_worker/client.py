@@ -12,6 +12,7 @@ stable ``kind``. ``send``/``receive`` expose pipelining; ``batch`` sends a JSON-
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import select
@@ -27,6 +28,7 @@ from msgspec import UNSET, Raw, Struct, UnsetType
 
 from bridge_worker import schema
 from bridge_worker.schema import (
+    AddTrialsResult,
     AskedTrial,
     AskResult,
     CreateResult,
@@ -34,7 +36,9 @@ from bridge_worker.schema import (
     ErrorObject,
     ImportResult,
     ListResult,
+    PlotResult,
     ReadyParams,
+    RenewResult,
     RequestId,
     StudySummary,
     TellResult,
@@ -247,7 +251,7 @@ class Worker:
 
     def create(self, study: str, **options: Any) -> CreateResult:
         """``options``: direction, directions, sampler, pruner, search_space, load_if_exists,
-        user_attrs — as in the protocol."""
+        user_attrs, metric_names — as in the protocol."""
         return self.call("create", _params(study=study, **options), CreateResult)
 
     def ask(
@@ -256,9 +260,50 @@ class Worker:
         n: int = 1,
         search_space: Mapping[str, Any] | None = None,
         fixed_params: Mapping[str, Any] | None = None,
+        *,
+        lease_s: float | None = None,
+        retry: int | None = None,
     ) -> list[AskedTrial]:
-        params = _params(study=study, n=n, search_space=search_space, fixed_params=fixed_params)
+        """``lease_s``: the worker fails each trial not told, reported or renewed in time (and
+        with ``retry`` asks its parameters again); ``AskedTrial.lease_end`` says until when."""
+        params = _params(study=study, n=n, search_space=search_space, fixed_params=fixed_params,
+                         lease_s=lease_s, retry=retry)
         return self.call("ask", params, AskResult).trials
+
+    def renew(self, study: str, number: int, lease_s: float | None = None) -> RenewResult:
+        """Extend a running trial's lease from now (by ``lease_s`` or its own length)."""
+        return self.call("renew", _params(study=study, number=number, lease_s=lease_s),
+                         RenewResult)
+
+    def add_trials(self, study: str, trials: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Record trials evaluated elsewhere (``{"params", "value"|"values", "state",
+        "user_attrs", "intermediate_values", "constraints"}``); returns their numbers."""
+        return self.call("add_trials", {"study": study, "trials": list(trials)},
+                         AddTrialsResult).numbers
+
+    def plot(
+        self,
+        study: str,
+        kind: str,
+        format: str = "png",
+        *,
+        params: Sequence[str] | None = None,
+        objective: int | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        reference_point: Sequence[float] | None = None,
+    ) -> bytes | dict[str, Any]:
+        """A figure of ``optuna.visualization``: the image bytes for ``png``/``svg``, the
+        plotly figure (a dict for plotly.js) for ``plotly``."""
+        request = _params(study=study, kind=kind, format=format, params=params,
+                          objective=objective, width=width, height=height,
+                          reference_point=reference_point)
+        result = self.call("plot", request, PlotResult)
+        if isinstance(result.figure, Raw):
+            figure: dict[str, Any] = msgspec.json.decode(result.figure)
+            return figure
+        assert isinstance(result.data, str)
+        return base64.b64decode(result.data)
 
     def tell(
         self,
@@ -281,7 +326,12 @@ class Worker:
         return self.call("best", {"study": study}, TrialsResult).trials
 
     def trials(self, study: str, states: Sequence[str] | None = None) -> list[TrialInfo]:
+        """Each running trial asked with a lease carries its ``lease_end``."""
         return self.call("trials", _params(study=study, states=states), TrialsResult).trials
+
+    def metric_names(self, study: str) -> list[str] | None:
+        """The study's metric names (``create`` with ``metric_names``), or None."""
+        return self.call("trials", {"study": study, "states": []}, TrialsResult).metric_names
 
     def list_studies(self) -> list[StudySummary]:
         return self.call("list", None, ListResult).studies

@@ -40,10 +40,10 @@ log = structlog.get_logger("bridge_worker.leases")
 LEASE_ATTR = "optuna_bridge:lease"
 """Trial system attr: ``{"s": lease length, "end": UNIX time, "retry": budget}``."""
 
-RECHECK_S = 1.0
+RECHECK_S = 0.5
 """How often a study known to use leases is swept for leases other workers granted."""
 
-IDLE_RECHECK_S = 10.0
+IDLE_RECHECK_S = 2.0
 """How often a served study where no lease was seen yet is swept (a restarted worker, or one
 sharing a study with workers that grant leases, finds them within this)."""
 
