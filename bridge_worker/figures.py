@@ -107,6 +107,12 @@ def _arguments(
     if request.params is not None:
         if kind not in PARAM_KINDS:
             raise invalid_params("$.params.params", f"{kind} takes no params")
+        known = {name for trial in study.get_trials(deepcopy=False) for name in trial.params}
+        for index, name in enumerate(request.params):
+            if name not in known:
+                raise invalid_params(
+                    f"$.params.params[{index}]", f"no trial of the study has a parameter {name!r}"
+                )
         kwargs["params"] = list(request.params)
     if request.objective is not None:
         if kind not in TARGET_KINDS:
