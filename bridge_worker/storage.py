@@ -34,6 +34,10 @@ HEARTBEAT_ATTR = "optuna_bridge:heartbeat"
 
 CONNECT_TIMEOUT_S = 10
 
+GRPC_CONNECT_TIMEOUT_S = 2
+"""How long opening a ``grpc://`` storage waits for the proxy (a refused connection is retried
+by gRPC until then, so this is what a frame costs while the proxy is down)."""
+
 _JOURNAL_SCHEMES = {"journal": "journal", "redis": "redis", "rediss": "redis"}
 
 StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -137,7 +141,7 @@ def grpc_address(url: str) -> tuple[str, int]:
 
 def _grpc_proxy(url: str) -> BaseStorage:
     """Optuna's ``GrpcStorageProxy``, once the proxy answers (a proxy that is down is a
-    ``storage_error`` after CONNECT_TIMEOUT_S, retried at the next frame)."""
+    ``storage_error`` after GRPC_CONNECT_TIMEOUT_S, retried at the next frame)."""
     try:
         import grpc  # noqa: F401  (Optuna imports it only when the proxy is first used)
     except ImportError as exc:
@@ -154,7 +158,7 @@ def _grpc_proxy(url: str) -> BaseStorage:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = GrpcStorageProxy(host=host, port=port)
     try:
-        storage.wait_server_ready(timeout=CONNECT_TIMEOUT_S)
+        storage.wait_server_ready(timeout=GRPC_CONNECT_TIMEOUT_S)
     except ConnectionError:
         storage.close()
         raise ConnectionError(f"no gRPC storage proxy answers at {host}:{port}") from None

@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import make_endpoint
 
 from bridge_worker.client import Worker, WorkerError
+from tests.conftest import make_endpoint
 
 SINGLE_KINDS = ["optimization_history", "intermediate_values", "param_importances",
                 "parallel_coordinate", "contour", "slice", "edf", "rank", "timeline"]
