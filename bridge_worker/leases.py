@@ -98,6 +98,12 @@ def renew(storage: BaseStorage, trial: FrozenTrial, lease_s: float | None) -> fl
     return end
 
 
+def clear(storage: BaseStorage, trial_id: int) -> None:
+    """Drop a lease a trial inherited from the trial it retries (asked now without a lease).
+    Optuna cannot delete a system attr; a lease of ``None`` is no lease."""
+    storage.set_trial_system_attr(trial_id, LEASE_ATTR, None)
+
+
 def touch(storage: BaseStorage, trial: FrozenTrial) -> None:
     """Any sign of life (``report``) renews a leased trial by its own length."""
     if lease_of(trial) is not None:

@@ -164,3 +164,23 @@ def test_leases_are_honoured_by_every_worker_on_shared_postgres(postgres_url: st
         _wait_for_state(other, "s", trial.number, "fail", 3.0)
         (again,) = other.ask("s")
         assert again.params == trial.params
+
+
+def test_a_heartbeat_retry_does_not_inherit_the_lease(tmp_path: Path) -> None:
+    """Optuna's heartbeat retry copies every system attr of the failed trial; the retry, asked
+    without a lease, must not be failed when the old trial's lease would have ended."""
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    args = ["--heartbeat", "1", "--grace-period", "1", "--retry-failed", "1"]
+    first = Worker.spawn(url, args=args)
+    first.create("s", search_space=SPACE)
+    (trial,) = first.ask("s", lease_s=5)
+    asked_at = time.monotonic()
+    first.proc.kill()
+    first.close()
+    time.sleep(1.5)  # the heartbeat goes stale
+    with Worker.spawn(url, args=args) as second:
+        (retried,) = second.ask("s")
+        assert retried.params == trial.params and isinstance(retried.lease_end, type(UNSET))
+        time.sleep(max(0.0, asked_at + 7.5 - time.monotonic()))  # past the old lease, a sweep
+        states = {t.number: t.state for t in second.trials("s")}
+        assert states == {trial.number: "fail", retried.number: "running"}

@@ -65,12 +65,15 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         _ask_one(registry, entry.study, distributions, params.fixed_params)
         for _ in range(params.n)
     ]
-    if lease_s is not None:
-        for trial, trial_id in asked:
-            end = leases.grant(entry.study._storage, trial_id, lease_s, params.retry)
+    storage = entry.study._storage
+    for trial, trial_id, inherited_lease in asked:
+        if lease_s is not None:
+            end = leases.grant(storage, trial_id, lease_s, params.retry)
             trial.lease_end = leases.iso(end)
             registry.leases.watch(entry.study._study_id, at=end)
-    return AskResult(trials=[trial for trial, _ in asked])
+        elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
+            leases.clear(storage, trial_id)
+    return AskResult(trials=[trial for trial, _, _ in asked])
 
 
 def _ask_one(
@@ -78,8 +81,9 @@ def _ask_one(
     study: optuna.Study,
     distributions: Mapping[str, BaseDistribution],
     fixed_params: Mapping[str, JsonScalar],
-) -> tuple[AskedTrial, int]:
+) -> tuple[AskedTrial, int, bool]:
     """One ``study.ask`` (an enqueued trial is served first, as in Optuna), then every parameter.
+    Also returns the trial's id and whether it came with a lease attr of an earlier trial.
 
     Fixed parameters join the trial's own ``fixed_params`` (those of an enqueued trial) before any
     parameter is sampled, exactly as Optuna's ``enqueue_trial`` would have put them there.
@@ -93,7 +97,8 @@ def _ask_one(
     # ``_suggest`` is what ``Study.ask(fixed_distributions=...)`` runs for each distribution;
     # calling it directly returns the values without the deep copy that ``trial.params`` makes.
     values = {name: trial._suggest(name, dist) for name, dist in distributions.items()}
-    return AskedTrial(number=trial.number, params=values), trial._trial_id
+    inherited_lease = leases.LEASE_ATTR in trial._cached_frozen_trial.system_attrs
+    return AskedTrial(number=trial.number, params=values), trial._trial_id, inherited_lease
 
 
 @rpc_method("tell")
