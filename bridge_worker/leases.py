@@ -173,6 +173,9 @@ class LeaseKeeper:
         self._leased: set[int] = set()
         """Studies where a lease was granted or seen: swept every RECHECK_S."""
         self._lock = threading.Lock()
+        self._sweeping = threading.Lock()
+        """Held while a sweep fails trials and enqueues their retries, so an ``ask`` never
+        slips in between (it would get a fresh trial while the retry is not yet enqueued)."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -203,17 +206,13 @@ class LeaseKeeper:
     def sweep_if_due(self, study_id: int) -> None:
         """Before an ``ask``: expire the study's ended leases now, so their retries are served by
         this very ask. Costs nothing for a study without leases or before its next lease end."""
-        now = time.time()
-        with self._lock:
-            due = study_id in self._leased and self._due.get(study_id, now + 1) <= now
-        if due:
-            self.sweep(study_id)
-
-    def sweep(self, study_id: int) -> None:
-        """Expire now and plan the next sweep."""
-        started = time.time()
-        pending = expire(self._storage(), study_id, started)
-        self._plan(study_id, pending, started)
+        with self._sweeping:  # a sweep in progress finishes first
+            now = time.time()
+            with self._lock:
+                due = study_id in self._leased and self._due.get(study_id, now + 1) <= now
+            if due:
+                pending = expire(self._storage(), study_id, now)
+                self._plan(study_id, pending, now)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -230,7 +229,8 @@ class LeaseKeeper:
     def _sweep_quietly(self, study_id: int) -> None:
         started = time.time()
         try:
-            pending = expire(self._storage(), study_id, started)
+            with self._sweeping:
+                pending = expire(self._storage(), study_id, started)
         except KeyError:  # the study was deleted
             self.forget(study_id)
             return
