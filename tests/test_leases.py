@@ -20,12 +20,14 @@ DEADLINE_S = 2.0
 """The issue's promise: a 1 s lease is failed within 2 s of the ask."""
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql", "journal"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "memory":
         yield "memory"
     elif request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'leases.db'}"
+    elif request.param == "journal":
+        yield f"journal:///{tmp_path / 'leases.log'}"
     else:
         server: PostgresServer = request.getfixturevalue("postgres")
         yield server.new_database()
