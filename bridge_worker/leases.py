@@ -211,7 +211,11 @@ class LeaseKeeper:
             with self._lock:
                 due = study_id in self._leased and self._due.get(study_id, now + 1) <= now
             if due:
-                pending = expire(self._storage(), study_id, now)
+                try:
+                    pending = expire(self._storage(), study_id, now)
+                except KeyError:  # deleted by another worker: the ask itself will say so
+                    self.forget(study_id)
+                    return
                 self._plan(study_id, pending, now)
 
     def _run(self) -> None:
