@@ -11,9 +11,11 @@ sharing the study honours it: whichever worker notices an ended lease first fail
 only the one whose fail succeeded enqueues the retry (the storage refuses to finish a trial twice).
 
 :class:`LeaseKeeper` is a thread that sweeps the studies this worker serves. A study is swept at
-its earliest lease end (known at once for leases this worker granted); a study that uses leases
-is also swept every :data:`RECHECK_S` seconds (for leases other workers granted), any other served
-study every :data:`IDLE_RECHECK_S`.
+its earliest lease end (known at once for leases this worker granted). On a shared storage (any
+but ``memory``) other workers may grant leases too, so a study that uses leases is also swept
+every :data:`RECHECK_S` seconds and any other served study every :data:`IDLE_RECHECK_S`; on
+``memory`` only this worker grants leases, so a study is swept only while it has one. The thread
+runs only while there is something to sweep.
 Only the storage is touched from the thread (never a Study or its sampler, which are not
 thread-safe); Optuna's storages are.
 """
@@ -166,8 +168,10 @@ def _record(lease: Lease) -> dict[str, Any]:
 class LeaseKeeper:
     """The thread that fails trials whose lease ended, in the studies this worker serves."""
 
-    def __init__(self, storage: Callable[[], BaseStorage]) -> None:
+    def __init__(self, storage: Callable[[], BaseStorage], shared: bool = True) -> None:
         self._storage = storage
+        self._shared = shared
+        """Other processes may grant leases in this storage (anything but ``memory``)."""
         self._due: dict[int, float] = {}
         """Study id -> when to sweep it next (UNIX time)."""
         self._leased: set[int] = set()
@@ -181,7 +185,11 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
 
     def watch(self, study_id: int, at: float | None = None) -> None:
-        """Sweep this study from now on: at ``at`` (a lease end just granted) or soon."""
+        """Sweep this study: at ``at`` (a lease end just granted or renewed, or now for a study
+        that may hold leases), or, for a study just served (``at`` None), soon and then
+        regularly when other workers may grant leases in it."""
+        if at is None and not self._shared:
+            return
         when = time.time() if at is None else at
         with self._lock:
             if at is not None:
@@ -223,6 +231,9 @@ class LeaseKeeper:
             self._wake.clear()
             now = time.time()
             with self._lock:
+                if not self._due:  # nothing to sweep: end; the next watch starts a new thread
+                    self._thread = None
+                    return
                 due = [sid for sid, when in self._due.items() if when <= now]
                 wait = min((w for w in self._due.values() if w > now), default=now + 60) - now
             for study_id in due:
@@ -252,6 +263,10 @@ class LeaseKeeper:
                 return
             if pending is not None:
                 self._leased.add(study_id)
+            elif not self._shared and current <= started:  # no lease left, none can appear
+                del self._due[study_id]
+                self._leased.discard(study_id)
+                return
             recheck = RECHECK_S if study_id in self._leased else IDLE_RECHECK_S
             next_due = time.time() + recheck
             if pending is not None:

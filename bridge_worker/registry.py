@@ -10,6 +10,7 @@ and search space.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ class StudyRegistry:
         self.limits = limits or Limits()
         self._entries: dict[str, StudyEntry] = {}
         self._keeper: HeartbeatKeeper | None = None
-        self.leases = LeaseKeeper(lambda: self.storage)
+        self.leases = LeaseKeeper(lambda: self.storage, shared=storage.kind != "memory")
         """Fails trials whose lease ended in every study this worker serves."""
 
     @property
@@ -168,7 +169,7 @@ class StudyRegistry:
             name, study, config, to_distributions(config.search_space, "$.search_space")
         )
         self._entries[name] = entry
-        self.leases.watch(study._study_id)
+        self.leases.watch(study._study_id, at=time.time())  # its trials may hold leases
         return entry
 
     def forget(self, name: str) -> None:
