@@ -11,7 +11,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 LOCK ?= requirements/lock.txt
 STAMP = $(VENV)/.installed-stamp
-EXTRAS := test postgres redis samplers bench
+EXTRAS := test postgres redis samplers bench plots grpc
 TOOLS := .venv-tools
 UV := $(TOOLS)/bin/uv
 # What pip and uv resolve for: the platform CI and every developer machine run.

@@ -1,4 +1,5 @@
-"""Command line: ``optuna-bridge [--storage URL] [--framing line|packet4] ...``.
+"""Command line: ``optuna-bridge [--storage URL] [--framing line|packet4] ...``, or
+``optuna-bridge proxy --storage URL --host H --port P`` for the gRPC storage proxy.
 
 Everything a frame may not choose (storage, file paths, limits) is chosen here by the operator.
 """
@@ -24,7 +25,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--storage", default="memory",
         help="where studies live: memory (default), sqlite:///path.db, journal:///path.log, "
-        "postgresql+psycopg2://user@host/db, ...",
+        "postgresql+psycopg2://user@host/db, grpc://host:port (optuna-bridge proxy), ...",
     )
     parser.add_argument(
         "--heartbeat", type=int, metavar="SECONDS",
@@ -118,6 +119,11 @@ def _stdin_is_terminal() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["proxy"]:  # optuna-bridge proxy --storage URL --host H --port P
+        from bridge_worker.proxy import main as proxy_main
+
+        return proxy_main(argv[1:])
     from bridge_worker.server import protect_stdout
 
     parent_pid = os.getppid()  # read first: the parent may die while we import

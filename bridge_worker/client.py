@@ -15,6 +15,7 @@ A worker that exits raises :class:`WorkerExited` with its exit status and its la
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import os
@@ -32,6 +33,7 @@ from msgspec import UNSET, Raw, Struct, UnsetType
 
 from bridge_worker import schema
 from bridge_worker.schema import (
+    AddTrialsResult,
     AskedTrial,
     AskResult,
     CreateResult,
@@ -41,7 +43,9 @@ from bridge_worker.schema import (
     ImportanceResult,
     ImportResult,
     ListResult,
+    PlotResult,
     ReadyParams,
+    RenewResult,
     ReportResult,
     RequestId,
     SetAttrsResult,
@@ -343,11 +347,12 @@ class Worker:
         search_space: Mapping[str, Any] | None = None,
         load_if_exists: bool = False,
         user_attrs: Mapping[str, Any] | None = None,
+        metric_names: Sequence[str] | None = None,
     ) -> CreateResult:
         params = _params(
             study=study, direction=direction, directions=directions, sampler=sampler,
             pruner=pruner, search_space=search_space, load_if_exists=load_if_exists or None,
-            user_attrs=user_attrs,
+            user_attrs=user_attrs, metric_names=metric_names,
         )
         return self.call("create", params, CreateResult)
 
@@ -357,9 +362,50 @@ class Worker:
         n: int = 1,
         search_space: Mapping[str, Any] | None = None,
         fixed_params: Mapping[str, Any] | None = None,
+        *,
+        lease_s: float | None = None,
+        retry: int | None = None,
     ) -> list[AskedTrial]:
-        params = _params(study=study, n=n, search_space=search_space, fixed_params=fixed_params)
+        """``lease_s``: the worker fails each trial not told, reported or renewed in time (and
+        with ``retry`` asks its parameters again); ``AskedTrial.lease_end`` says until when."""
+        params = _params(study=study, n=n, search_space=search_space, fixed_params=fixed_params,
+                         lease_s=lease_s, retry=retry)
         return self.call("ask", params, AskResult).trials
+
+    def renew(self, study: str, number: int, lease_s: float | None = None) -> RenewResult:
+        """Extend a running trial's lease from now (by ``lease_s`` or its own length)."""
+        return self.call("renew", _params(study=study, number=number, lease_s=lease_s),
+                         RenewResult)
+
+    def add_trials(self, study: str, trials: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Record trials evaluated elsewhere (``{"params", "value"|"values", "state",
+        "user_attrs", "intermediate_values", "constraints"}``); returns their numbers."""
+        return self.call("add_trials", {"study": study, "trials": list(trials)},
+                         AddTrialsResult).numbers
+
+    def plot(
+        self,
+        study: str,
+        kind: str,
+        format: str = "png",
+        *,
+        params: Sequence[str] | None = None,
+        objective: int | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        reference_point: Sequence[float] | None = None,
+    ) -> bytes | dict[str, Any]:
+        """A figure of ``optuna.visualization``: the image bytes for ``png``/``svg``, the
+        plotly figure (a dict for plotly.js) for ``plotly``."""
+        request = _params(study=study, kind=kind, format=format, params=params,
+                          objective=objective, width=width, height=height,
+                          reference_point=reference_point)
+        result = self.call("plot", request, PlotResult)
+        if isinstance(result.figure, Raw):
+            figure: dict[str, Any] = msgspec.json.decode(result.figure)
+            return figure
+        assert isinstance(result.data, str)
+        return base64.b64decode(result.data)
 
     def tell(
         self,
@@ -395,7 +441,8 @@ class Worker:
         offset: int | None = None,
         limit: int | None = None,
     ) -> list[TrialInfo]:
-        """The study's trials in number order; ``offset``/``limit`` select one page."""
+        """The study's trials in number order; ``offset``/``limit`` select one page. Each running
+        trial asked with a lease carries its ``lease_end``."""
         params = _params(
             study=study, states=states, datetimes=datetimes or None, offset=offset, limit=limit
         )
@@ -446,6 +493,10 @@ class Worker:
     ) -> dict[str, float]:
         frame = _params(study=study, params=params, objective=objective)
         return self.call("importance", frame, ImportanceResult).importances
+
+    def metric_names(self, study: str) -> list[str] | None:
+        """The study's metric names (``create`` with ``metric_names``), or None."""
+        return self.call("trials", {"study": study, "states": []}, TrialsResult).metric_names
 
     def list_studies(self) -> list[StudySummary]:
         return self.call("list", None, ListResult).studies

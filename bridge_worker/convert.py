@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from bridge_worker.leases import iso, lease_of
 from bridge_worker.schema import JsonScalar, TrialInfo, TrialStateName
 
 STATE_NAMES: dict[TrialState, TrialStateName] = {
@@ -18,6 +21,19 @@ STATE_NAMES: dict[TrialState, TrialStateName] = {
 }
 STATES_BY_NAME: dict[TrialStateName, TrialState] = {v: k for k, v in STATE_NAMES.items()}
 
+METRIC_NAMES_ATTR = "study:metric_names"
+"""Optuna's own study system attr for ``Study.set_metric_names``."""
+
+
+def metric_names(system_attrs: dict[str, Any]) -> list[str] | None:
+    """A study's metric names from its system attrs (None when it has none)."""
+    names = system_attrs.get(METRIC_NAMES_ATTR)
+    return list(names) if names else None
+
+
+def stored_metric_names(storage: BaseStorage, study_id: int) -> list[str] | None:
+    return metric_names(storage.get_study_system_attrs(study_id))
+
 
 def trial_info(trial: FrozenTrial, datetimes: bool = False) -> TrialInfo:
     info = TrialInfo(
@@ -28,6 +44,9 @@ def trial_info(trial: FrozenTrial, datetimes: bool = False) -> TrialInfo:
         user_attrs=trial.user_attrs,
         intermediate_values=trial.intermediate_values,
     )
+    lease = lease_of(trial)
+    if lease is not None:
+        info.lease_end = iso(lease.end)
     if datetimes:
         info.datetime_start = utc_iso(trial.datetime_start)
         info.datetime_complete = utc_iso(trial.datetime_complete)

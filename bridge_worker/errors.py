@@ -68,8 +68,8 @@ def as_bridge_error(exc: BaseException) -> BridgeError:
 
     Storage failures (a database that went away, a journal file that cannot be written) become
     ``storage_error`` so a parent can tell "retry later" from "my request was wrong"; anything else
-    unexpected is an ``internal_error``. SQLAlchemy is looked up in ``sys.modules`` so the
-    in-memory worker never pays for importing it.
+    unexpected is an ``internal_error``. SQLAlchemy and grpc are looked up in ``sys.modules`` so
+    the in-memory worker never pays for importing them.
     """
     if isinstance(exc, BridgeError):
         return exc
@@ -86,4 +86,7 @@ def _is_storage_failure(exc: BaseException) -> bool:
     if isinstance(exc, StorageInternalError | OSError):
         return True
     sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
-    return sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.SQLAlchemyError)
+    if sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.SQLAlchemyError):
+        return True
+    grpc = sys.modules.get("grpc")  # the gRPC storage proxy went away
+    return grpc is not None and isinstance(exc, grpc.RpcError)

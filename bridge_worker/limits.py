@@ -59,6 +59,8 @@ class Limits:
     """User attrs set by one frame, and held by one study or trial."""
     max_user_attr_bytes: int = 4 * 1024 * 1024
     """Bytes of one user attr: its name plus its value as JSON."""
+    max_plot_trials: int = 10_000
+    """Trials in a study that ``plot`` draws (a figure of more is refused, not truncated)."""
 
     def check(self, limit: str, what: str, value: int) -> None:
         """Raise ``limit_exceeded`` when ``value`` is over the limit named ``limit``."""

@@ -10,6 +10,7 @@ and search space.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from bridge_worker.convert import metric_names, stored_metric_names
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params, study_not_found
 from bridge_worker.heartbeat import HeartbeatKeeper
 from bridge_worker.identity import (
@@ -34,6 +36,7 @@ from bridge_worker.identity import (
     new_token,
     read_identity,
 )
+from bridge_worker.leases import LeaseKeeper
 from bridge_worker.limits import Limits
 from bridge_worker.samplers import (
     build_pruner,
@@ -93,6 +96,7 @@ class StudyStatus:
     directions: list[Direction]
     n_trials: int
     n_running: int
+    metric_names: list[str] | None = None
 
 
 class StudyRegistry:
@@ -106,6 +110,8 @@ class StudyRegistry:
         self._entries: dict[str, StudyEntry] = {}
         self._keeper: HeartbeatKeeper | None = None
         self._recovery_due = True
+        self.leases = LeaseKeeper(lambda: self.storage, shared=storage.kind != "memory")
+        """Fails trials whose lease ended in every study this worker serves."""
 
     @property
     def storage(self) -> BaseStorage:
@@ -128,6 +134,7 @@ class StudyRegistry:
         return self.storage
 
     def close(self) -> None:
+        self.leases.stop()
         if self._keeper is not None:
             self._keeper.stop()
 
@@ -197,6 +204,7 @@ class StudyRegistry:
             study.set_user_attr(key, value)
         entry = StudyEntry(name, study, config, distributions, token)
         self._entries[name] = entry
+        self.leases.watch(study._study_id)
         return entry, True
 
     def check_room_for_a_study(self) -> None:
@@ -254,11 +262,15 @@ class StudyRegistry:
             ) from pending
         finally:
             self.forget(name)
-        return self.get(name)
+        entry = self.get(name)
+        self.leases.watch(entry.study._study_id, at=time.time())  # its trials may hold leases
+        return entry
 
     def forget(self, name: str) -> None:
         """Drop a cached study (after it was deleted from the storage)."""
-        self._entries.pop(name, None)
+        entry = self._entries.pop(name, None)
+        if entry is not None:
+            self.leases.forget(entry.study._study_id)
 
     def exists(self, name: str) -> bool:
         return read_identity(self.storage, name) is not None
@@ -285,8 +297,10 @@ class StudyRegistry:
                 raise study_not_found(name)
             if identity == entry.identity:
                 return entry
+            self.forget(name)
             entry = self._load(name, identity=identity)
         self._entries[name] = entry
+        self.leases.watch(entry.study._study_id)
         return entry
 
     def delete(self, name: str) -> None:
@@ -303,7 +317,9 @@ class StudyRegistry:
             )
 
     def summary(self, entry: StudyEntry) -> StudyStatus:
-        return self._summary(entry.study._study_id, entry.name, entry.directions)
+        study_id = entry.study._study_id
+        names = stored_metric_names(self.storage, study_id)
+        return self._summary(study_id, entry.name, entry.directions, names)
 
     def summaries(self) -> list[StudyStatus]:
         """Every study in the storage, including ones this worker has not served yet (a durable
@@ -314,16 +330,20 @@ class StudyRegistry:
                 frozen._study_id,
                 frozen.study_name,
                 [direction_name(d) for d in frozen.directions],
+                metric_names(frozen.system_attrs),
             )
             for frozen in self.storage.get_all_studies()
             if not frozen.study_name.startswith(STAGING_PREFIX)
             and not being_copied(frozen.system_attrs)
         ]
 
-    def _summary(self, study_id: int, name: str, directions: list[Direction]) -> StudyStatus:
+    def _summary(
+        self, study_id: int, name: str, directions: list[Direction],
+        names: list[str] | None = None,
+    ) -> StudyStatus:
         storage = self.storage
         running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return StudyStatus(name, directions, storage.get_n_trials(study_id), len(running))
+        return StudyStatus(name, directions, storage.get_n_trials(study_id), len(running), names)
 
     def _get_or_adopt_config(self, name: str, config: StudyConfig) -> StudyEntry:
         """``create`` with ``load_if_exists`` of a study that exists: the stored settings win.
@@ -336,6 +356,7 @@ class StudyRegistry:
             return self.get(name)
         entry = self._load(name, fallback=config)
         self._entries[name] = entry
+        self.leases.watch(entry.study._study_id)
         return entry
 
     def _load(

@@ -41,6 +41,11 @@ UserAttrs = dict[str, Any]
 """Free-form JSON user attributes, stored as given (Optuna's ``user_attrs``)."""
 
 Direction = Literal["minimize", "maximize"]
+MetricName = Annotated[str, Meta(min_length=1, max_length=512)]
+MetricNames = Annotated[list[MetricName], Meta(min_length=1, max_length=16)]
+"""One name per objective (Optuna's ``set_metric_names``); figures use them as axis titles."""
+LeaseSeconds = Annotated[float, Meta(gt=0, le=2_592_000)]
+"""Seconds a trial may go without ``tell``, ``report`` or ``renew`` (at most 30 days)."""
 TrialStateName = Literal["running", "waiting", "complete", "pruned", "fail"]
 
 
@@ -336,6 +341,8 @@ class StudyConfig(Struct, forbid_unknown_fields=True, kw_only=True):
 class AskedTrial(Struct):
     number: int
     params: dict[str, JsonScalar]
+    lease_end: str | UnsetType = UNSET
+    """When the trial's lease ends (ISO 8601, UTC); only for trials asked with ``lease_s``."""
 
 
 class TrialInfo(Struct, omit_defaults=True):
@@ -353,6 +360,8 @@ class TrialInfo(Struct, omit_defaults=True):
     intermediate_values: dict[int, float] = {}
     datetime_start: str | UnsetType | None = UNSET
     datetime_complete: str | UnsetType | None = UNSET
+    lease_end: str | UnsetType = UNSET
+    """A running trial asked with ``lease_s``: when its lease ends (ISO 8601, UTC)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,15 +386,19 @@ class CreateParams(_Params):
     search_space: SearchSpace = {}
     load_if_exists: bool = False
     user_attrs: UserAttrs = {}
+    metric_names: MetricNames | UnsetType = UNSET
+    """One name per objective (Optuna's ``set_metric_names``)."""
 
 
-class CreateResult(Struct):
+class CreateResult(Struct, omit_defaults=True):
     study: str
     directions: list[Direction]
     created: bool
     n_trials: int
     n_running: int
     """Trials still running: asked by a parent that has not told them (maybe a dead one)."""
+    metric_names: list[str] | None = None
+    """The study's metric names, when it has any (left out otherwise)."""
 
 
 class AskParams(_Params):
@@ -393,6 +406,11 @@ class AskParams(_Params):
     n: Annotated[int, Meta(ge=1, le=1000)] = 1
     search_space: SearchSpace | UnsetType = UNSET
     fixed_params: dict[ParamName, JsonScalar] = {}
+    lease_s: LeaseSeconds | UnsetType = UNSET
+    """Fail each asked trial unless it is told, reported or renewed within this many seconds."""
+    retry: Annotated[int, Meta(ge=0, le=100)] = 0
+    """With ``lease_s``: how many times a trial whose lease ran out is asked again (its
+    parameters are enqueued; every worker on the storage may serve them)."""
 
 
 class AskResult(Struct):
@@ -432,19 +450,23 @@ class TrialsParams(_Params):
     """Return at most this many trials: with ``offset``, one page of a large study."""
 
 
-class TrialsResult(Struct):
+class TrialsResult(Struct, omit_defaults=True):
     trials: list[TrialInfo]
+    metric_names: list[str] | None = None
+    """The study's metric names, when it has any (left out otherwise)."""
 
 
 class ListParams(_Params):
     pass
 
 
-class StudySummary(Struct):
+class StudySummary(Struct, omit_defaults=True):
     study: str
     directions: list[Direction]
     n_trials: int
     n_running: int
+    metric_names: list[str] | None = None
+    """The study's metric names, when it has any (left out otherwise)."""
 
 
 class ListResult(Struct):
@@ -529,6 +551,86 @@ class ImportParams(_Params):
 class ImportResult(Struct):
     study: str
     n_trials: int
+
+
+class RenewParams(_Params):
+    study: StudyName
+    number: Annotated[int, Meta(ge=0)]
+    lease_s: LeaseSeconds | UnsetType = UNSET
+    """A new lease length; without it, the length the trial was asked with."""
+
+
+class RenewResult(Struct):
+    number: int
+    lease_end: str
+    """When the renewed lease ends (ISO 8601, UTC)."""
+
+
+class AddedTrial(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A trial evaluated outside the worker, recorded as if it had been asked and told."""
+
+    params: dict[ParamName, JsonScalar] = {}
+    """Values in the study's search space (every name must be in it)."""
+    value: float | UnsetType = UNSET
+    values: Annotated[list[float], Meta(min_length=1, max_length=16)] | UnsetType = UNSET
+    state: Literal["complete", "pruned", "fail"] = "complete"
+    user_attrs: UserAttrs = {}
+    intermediate_values: dict[Annotated[int, Meta(ge=0)], float] = {}
+    """Keyed by step (JSON object keys: strings of integers)."""
+    constraints: Annotated[list[float], Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    """Constraint values (feasible when all are <= 0), as ``tell`` takes them."""
+
+
+class AddTrialsParams(_Params):
+    study: StudyName
+    trials: Annotated[list[AddedTrial], Meta(min_length=1, max_length=1000)]
+
+
+class AddTrialsResult(Struct):
+    numbers: list[int]
+    """The numbers the added trials got, in request order."""
+
+
+PlotKind = Literal[
+    "optimization_history",
+    "intermediate_values",
+    "param_importances",
+    "parallel_coordinate",
+    "contour",
+    "slice",
+    "edf",
+    "rank",
+    "timeline",
+    "pareto_front",
+    "hypervolume_history",
+]
+PlotFormat = Literal["plotly", "png", "svg"]
+Pixels = Annotated[int, Meta(ge=100, le=4000)]
+
+
+class PlotParams(_Params):
+    study: StudyName
+    kind: PlotKind
+    """The ``optuna.visualization.plot_<kind>`` figure."""
+    format: PlotFormat
+    """``plotly``: the figure as plotly.js JSON; ``png``/``svg``: an image drawn by Optuna's
+    matplotlib backend."""
+    params: Annotated[list[ParamName], Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    """Only these parameters (figures over parameters; default: all)."""
+    objective: Annotated[int, Meta(ge=0, le=15)] | UnsetType = UNSET
+    """Plot this objective (0-based) of a multi-objective study."""
+    width: Pixels = 900
+    height: Pixels = 600
+    reference_point: Annotated[list[float], Meta(min_length=2, max_length=16)] | UnsetType = UNSET
+    """``hypervolume_history`` only: the reference point (one per objective; required there)."""
+
+
+class PlotResult(Struct):
+    format: PlotFormat
+    data: str | UnsetType = UNSET
+    """``png``/``svg``: the image, base64."""
+    figure: Raw | UnsetType = UNSET
+    """``plotly``: the figure JSON (``data`` traces and ``layout``) plotly.js renders."""
 
 
 class ShutdownParams(_Params):

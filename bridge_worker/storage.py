@@ -2,7 +2,9 @@
 
 ``memory`` (the default) is embedded; ``sqlite:///``, ``postgresql+psycopg2://``, ``mysql+...://``
 and any other SQLAlchemy URL give Optuna's RDB storage; ``journal:///path.log`` gives Optuna's
-journal file storage and ``redis://host:port/db`` the journal on Redis.
+journal file storage and ``redis://host:port/db`` the journal on Redis; ``grpc://host:port`` is
+Optuna's gRPC storage proxy (``optuna-bridge proxy``, :mod:`bridge_worker.proxy`), which lets many
+workers share one database without a connection each.
 
 A durable storage is opened lazily by :class:`StorageHandle`: a database that is down when the
 worker starts (or goes down later) makes replies ``storage_error`` instead of killing the worker,
@@ -41,6 +43,10 @@ WORKER_HEARTBEAT_PREFIX = "optuna_bridge:worker_heartbeat:"
 its running trials of the study (journal storages)."""
 
 CONNECT_TIMEOUT_S = 10
+
+GRPC_CONNECT_TIMEOUT_S = 2
+"""How long opening a ``grpc://`` storage waits for the proxy (a refused connection is retried
+by gRPC until then, so this is what a frame costs while the proxy is down)."""
 
 _JOURNAL_SCHEMES = {"journal": "journal", "redis": "redis", "rediss": "redis"}
 
@@ -87,9 +93,11 @@ def check_options(options: StorageOptions) -> None:
     kind = storage_kind(options.url)
     if kind == "journal" and not urlsplit(options.url).path:
         raise ValueError("journal storage needs a path: journal:///path/to/study.log")
-    if kind == "redis":
+    if kind == "grpc":
+        grpc_address(options.url)
+    elif kind == "redis":
         _require_module("redis", "redis")
-    elif kind not in ("memory", "journal"):
+    elif kind not in ("memory", "journal", "grpc"):
         _check_sqlalchemy_url(options.url)
     if options.heartbeat is None:
         if options.grace_period is not None or options.retry_failed is not None:
@@ -97,6 +105,9 @@ def check_options(options: StorageOptions) -> None:
         return
     if kind == "memory":
         raise ValueError("--heartbeat needs a durable storage (RDB or journal), not memory")
+    if kind == "grpc":
+        raise ValueError("--heartbeat is not available through the gRPC proxy (Optuna's proxy has "
+                         "no heartbeats); use trial leases (ask with lease_s) instead")
     if options.heartbeat < 1:
         raise ValueError("--heartbeat must be at least 1 second")
 
@@ -153,6 +164,8 @@ def open_storage(options: StorageOptions) -> BaseStorage:
         _quiet_heartbeat_warnings()
     if kind == "memory":
         return InMemoryStorage()
+    if kind == "grpc":
+        return _grpc_proxy(options.url)
     if kind in ("journal", "redis"):
         return JournalHeartbeatStorage(
             _journal_backend(options.url),
@@ -175,6 +188,44 @@ def open_storage(options: StorageOptions) -> BaseStorage:
         grace_period=options.grace_period,
         heartbeat_stale_trial_callback=callback,
     )
+
+
+def grpc_address(url: str) -> tuple[str, int]:
+    """``grpc://host:port`` as (host, port); a ValueError (for argparse) otherwise."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ValueError(f"a gRPC proxy storage is grpc://host:port, got {url!r}")
+    return parts.hostname, port
+
+
+def _grpc_proxy(url: str) -> BaseStorage:
+    """Optuna's ``GrpcStorageProxy``, once the proxy answers (a proxy that is down is a
+    ``storage_error`` after GRPC_CONNECT_TIMEOUT_S, retried at the next frame)."""
+    try:
+        import grpc  # noqa: F401  (Optuna imports it only when the proxy is first used)
+    except ImportError as exc:
+        raise BridgeError(
+            ErrorKind.MISSING_DEPENDENCY,
+            "the grpc:// storage needs the Python package 'grpcio', which is not installed: "
+            "pip install 'optuna-bridge[grpc]'",
+            package="grpcio", extra="grpc",
+        ) from exc
+    from optuna.storages import GrpcStorageProxy
+
+    host, port = grpc_address(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = GrpcStorageProxy(host=host, port=port)
+    try:
+        storage.wait_server_ready(timeout=GRPC_CONNECT_TIMEOUT_S)
+    except ConnectionError:
+        storage.close()
+        raise ConnectionError(f"no gRPC storage proxy answers at {host}:{port}") from None
+    return storage
 
 
 def _journal_backend(url: str) -> Any:
@@ -360,6 +411,8 @@ class StorageHandle:
             if self._storage is None:
                 try:
                     self._storage = _open_racing_peers(self.options)
+                except BridgeError:
+                    raise
                 except Exception as exc:
                     raise BridgeError(
                         ErrorKind.STORAGE_ERROR,

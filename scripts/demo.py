@@ -3,7 +3,8 @@
 The objective is shaped like a training run's validation loss: a learning rate that is best near
 3e-3 (on a log scale), a dropout that is best near 0.2, and an optimizer choice. Each trial goes
 through the same frames any parent would send (``ask``, then ``tell``); the worker is the real
-``python -m bridge_worker`` process on the embedded in-memory storage.
+``python -m bridge_worker`` process on the embedded in-memory storage. At the end the worker draws
+the optimization history and the parameter importances (``plot``, PNG) into ``results/``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import argparse
 import math
 import sys
 import time
+from pathlib import Path
 
-from bridge_worker.client import Worker
+from bridge_worker.client import Worker, WorkerError
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+FIGURES = {"optimization_history": "demo_history.png", "param_importances": "demo_importances.png"}
 
 SEARCH_SPACE = {
     "lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
@@ -36,6 +41,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="where the figures go (default: results/)")
     args = parser.parse_args()
     interactive = sys.stdout.isatty()
 
@@ -47,6 +54,7 @@ def main() -> None:
         worker.create(
             "demo",
             direction="minimize",
+            metric_names=["validation loss"],
             sampler={"type": "tpe", "seed": args.seed},
             search_space=SEARCH_SPACE,
         )
@@ -67,6 +75,7 @@ def main() -> None:
             print()
         (best,) = worker.best("demo")
         elapsed = time.perf_counter() - started
+        written = _write_figures(worker, args.results)
 
     print(f"\nbest trial #{best.number}: validation loss {best.values[0]:.5f}"  # type: ignore[index]
           f"  (optimum 0.08000)")
@@ -74,6 +83,28 @@ def main() -> None:
         print(f"  {name:<10} {value:.6g}" if isinstance(value, float) else f"  {name:<10} {value}")
     print(f"{args.trials} trials in {elapsed:.2f} s through the worker "
           f"({elapsed / args.trials * 1000:.1f} ms per trial, TPE included)")
+    for path in written:
+        print(f"figure: {path}")
+
+
+def _write_figures(worker: Worker, directory: Path) -> list[Path]:
+    """The optimization history and the parameter importances as PNG, drawn by the worker
+    (``plot``); without the ``[plots]`` extra, say how to get them instead of failing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind, name in FIGURES.items():
+        try:
+            image = worker.plot("demo", kind, "png", width=900, height=500)
+        except WorkerError as exc:
+            if exc.kind != "missing_dependency":
+                raise
+            print(f"no figures: {exc.message}")
+            return written
+        assert isinstance(image, bytes)
+        path = directory / name
+        path.write_bytes(image)
+        written.append(path)
+    return written
 
 
 def _bar(done: int, total: int, width: int = 24) -> str:

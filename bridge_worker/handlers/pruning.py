@@ -6,6 +6,7 @@ import math
 
 from optuna.trial import TrialState
 
+from bridge_worker import leases
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
 from bridge_worker.handlers.trials import find_trial, trial_finished
@@ -42,4 +43,5 @@ def report(registry: StudyRegistry, params: ReportParams) -> ReportResult:
     if params.step not in trial.intermediate_values:
         study._storage.set_trial_intermediate_value(trial._trial_id, params.step, params.value)
         trial = study._storage.get_trial(trial._trial_id)
+    leases.touch(study._storage, trial)  # any report is a sign of life: renew a lease
     return ReportResult(should_prune=bool(study.pruner.prune(study, trial)))

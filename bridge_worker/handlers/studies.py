@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import optuna
 from msgspec import UNSET
 
+from bridge_worker.convert import METRIC_NAMES_ATTR, stored_metric_names
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import invalid_params
 from bridge_worker.registry import StudyRegistry
@@ -27,13 +29,22 @@ def create(registry: StudyRegistry, params: CreateParams) -> CreateResult:
         pruner=None if params.pruner is UNSET else params.pruner,
         search_space=params.search_space,
     )
+    directions = _directions(params)
+    if params.metric_names is not UNSET and len(params.metric_names) != len(directions):
+        raise invalid_params(
+            "$.params.metric_names",
+            f"one metric name per objective: {len(directions)} objective(s), "
+            f"got {len(params.metric_names)} name(s)",
+        )
     entry, created = registry.create(
         params.study,
-        _directions(params),
+        directions,
         config,
         params.user_attrs,
         params.load_if_exists,
     )
+    if params.metric_names is not UNSET:
+        _name_metrics(entry.study, params.metric_names, created)
     status = registry.summary(entry)
     return CreateResult(
         study=entry.name,
@@ -41,7 +52,19 @@ def create(registry: StudyRegistry, params: CreateParams) -> CreateResult:
         created=created,
         n_trials=status.n_trials,
         n_running=status.n_running,
+        metric_names=status.metric_names,
     )
+
+
+def _name_metrics(study: optuna.Study, names: list[str], created: bool) -> None:
+    """Optuna's ``set_metric_names``. A study that already existed keeps the names it has
+    (as its other settings win); one without names takes the request's, if they fit."""
+    storage = study._storage
+    if not created and stored_metric_names(storage, study._study_id) is not None:
+        return
+    if len(names) != len(study.directions):
+        return  # an existing study with another number of objectives: its own settings win
+    storage.set_study_system_attr(study._study_id, METRIC_NAMES_ATTR, list(names))
 
 
 @rpc_method("list")
@@ -49,7 +72,8 @@ def list_studies(registry: StudyRegistry, params: ListParams) -> ListResult:
     return ListResult(
         studies=[
             StudySummary(
-                study=s.name, directions=s.directions, n_trials=s.n_trials, n_running=s.n_running
+                study=s.name, directions=s.directions, n_trials=s.n_trials,
+                n_running=s.n_running, metric_names=s.metric_names,
             )
             for s in registry.summaries()
         ]

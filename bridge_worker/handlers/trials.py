@@ -14,7 +14,14 @@ from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAIN
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
-from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, as_param_type, trial_info
+from bridge_worker import leases
+from bridge_worker.convert import (
+    STATE_NAMES,
+    STATES_BY_NAME,
+    as_param_type,
+    stored_metric_names,
+    trial_info,
+)
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
 from bridge_worker.registry import StudyEntry, StudyRegistry
@@ -25,6 +32,8 @@ from bridge_worker.schema import (
     AskResult,
     BestParams,
     JsonScalar,
+    RenewParams,
+    RenewResult,
     TellParams,
     TellResult,
     TrialsParams,
@@ -63,12 +72,26 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         if distribution is None:
             raise invalid_params(field, f"{name!r} is not in the search space")
         check_value(distribution, value, field)
-    return AskResult(
-        trials=[
-            _ask_one(registry, entry.study, distributions, params.fixed_params)
-            for _ in range(params.n)
-        ]
-    )
+    if params.lease_s is UNSET:
+        if params.retry:
+            raise invalid_params("$.params.retry", "retry needs lease_s")
+        lease_s = None
+    else:
+        lease_s = params.lease_s
+    registry.leases.sweep_if_due(entry.study._study_id)  # retries of ended leases first
+    asked = [
+        _ask_one(registry, entry.study, distributions, params.fixed_params)
+        for _ in range(params.n)
+    ]
+    storage = entry.study._storage
+    for trial, trial_id, inherited_lease in asked:
+        if lease_s is not None:
+            end = leases.grant(storage, trial_id, lease_s, params.retry)
+            trial.lease_end = leases.iso(end)
+            registry.leases.watch(entry.study._study_id, at=end)
+        elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
+            leases.clear(storage, trial_id)
+    return AskResult(trials=[trial for trial, _, _ in asked])
 
 
 def _ask_one(
@@ -76,8 +99,9 @@ def _ask_one(
     study: optuna.Study,
     distributions: Mapping[str, BaseDistribution],
     fixed_params: Mapping[str, JsonScalar],
-) -> AskedTrial:
+) -> tuple[AskedTrial, int, bool]:
     """One ``study.ask`` (an enqueued trial is served first, as in Optuna), then every parameter.
+    Also returns the trial's id and whether it came with a lease attr of an earlier trial.
 
     Fixed parameters join the trial's own ``fixed_params`` (those of an enqueued trial) before any
     parameter is sampled, exactly as Optuna's ``enqueue_trial`` would have put them there.
@@ -94,7 +118,8 @@ def _ask_one(
         name: as_param_type(dist, trial._suggest(name, dist))
         for name, dist in distributions.items()
     }
-    return AskedTrial(number=trial.number, params=values)
+    inherited_lease = leases.LEASE_ATTR in trial._cached_frozen_trial.system_attrs
+    return AskedTrial(number=trial.number, params=values), trial._trial_id, inherited_lease
 
 
 @rpc_method("tell")
@@ -228,7 +253,10 @@ def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
             f"study {entry.name!r} has no completed (and, if constrained, feasible) trial yet",
             study=entry.name,
         )
-    return TrialsResult(trials=[trial_info(t, params.datetimes) for t in front])
+    return TrialsResult(
+        trials=[trial_info(t, params.datetimes) for t in front],
+        metric_names=stored_metric_names(study._storage, study._study_id),
+    )
 
 
 @rpc_method("trials")
@@ -237,7 +265,30 @@ def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
     over ``--max-reply-bytes`` is refused, so a parent pages a large study)."""
     entry = registry.get(params.study)
     states = None if params.states is UNSET else tuple(STATES_BY_NAME[s] for s in params.states)
-    found = entry.study.get_trials(deepcopy=False, states=states)
+    study = entry.study
+    found = study.get_trials(deepcopy=False, states=states)
     end = None if params.limit is UNSET else params.offset + params.limit
     page = found[params.offset : end]
-    return TrialsResult(trials=[trial_info(t, params.datetimes) for t in page])
+    return TrialsResult(
+        trials=[trial_info(t, params.datetimes) for t in page],
+        metric_names=stored_metric_names(study._storage, study._study_id),
+    )
+
+
+@rpc_method("renew")
+def renew(registry: StudyRegistry, params: RenewParams) -> RenewResult:
+    """Extend a running trial's lease from now (by ``lease_s`` or by its own length)."""
+    entry = registry.get(params.study)
+    trial = find_trial(entry, params.number)
+    if trial.state.is_finished():
+        raise trial_finished(entry, params.number, trial.state)
+    if trial.state == TrialState.WAITING:
+        raise BridgeError(
+            ErrorKind.TRIAL_NOT_FOUND,
+            f"trial {params.number} of study {entry.name!r} is enqueued but was never asked",
+            study=entry.name, number=params.number,
+        )
+    lease_s = None if params.lease_s is UNSET else params.lease_s
+    end = leases.renew(entry.study._storage, trial, lease_s)
+    registry.leases.watch(entry.study._study_id, at=end)
+    return RenewResult(number=params.number, lease_end=leases.iso(end))

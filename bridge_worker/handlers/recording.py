@@ -1,0 +1,98 @@
+"""``add_trials``: record trials evaluated outside the worker ("tell without ask").
+
+Results from an earlier run, a colleague's notebook or a hand-picked baseline become ordinary
+trials of the study, so its sampler learns from them exactly as from trials it asked itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+from msgspec import UNSET
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAINTS_KEY
+from optuna.trial import FrozenTrial
+
+from bridge_worker.convert import STATES_BY_NAME
+from bridge_worker.dispatch import rpc_method
+from bridge_worker.errors import invalid_params
+from bridge_worker.registry import StudyEntry, StudyRegistry
+from bridge_worker.schema import AddedTrial, AddTrialsParams, AddTrialsResult
+from bridge_worker.space import check_value
+
+
+@rpc_method("add_trials")
+def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsResult:
+    """All or nothing: every trial is checked (params against the study's search space, values
+    against its directions) before the first one is written; the first fault is ``invalid_params``
+    naming its field (``$.params.trials[2].params.lr``)."""
+    entry = registry.get(params.study)
+    frozen = [_to_frozen(entry, trial, f"$.params.trials[{i}]")
+              for i, trial in enumerate(params.trials)]
+    storage = entry.study._storage
+    study_id = entry.study._study_id
+    numbers = []
+    for trial in frozen:
+        trial_id = storage.create_new_trial(study_id, template_trial=trial)
+        numbers.append(storage.get_trial_number_from_id(trial_id))
+    return AddTrialsResult(numbers=numbers)
+
+
+def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
+    distributions = {}
+    for name, value in trial.params.items():
+        distribution = entry.distributions.get(name)
+        if distribution is None:
+            raise invalid_params(
+                f"{field}.params.{name}", f"{name!r} is not in the study's search space"
+            )
+        check_value(distribution, value, f"{field}.params.{name}")
+        distributions[name] = distribution
+    values = _values(entry, trial, field)
+    for step, value in trial.intermediate_values.items():
+        if not math.isfinite(value):
+            raise invalid_params(f"{field}.intermediate_values.{step}",
+                                 "intermediate values must be finite")
+    system_attrs: dict[str, Any] = {}
+    if trial.constraints is not UNSET:
+        if trial.state == "fail":
+            raise invalid_params(f"{field}.constraints", "a failed trial takes no constraints")
+        if not all(math.isfinite(c) for c in trial.constraints):
+            raise invalid_params(f"{field}.constraints", "constraints must be finite")
+        system_attrs = {f"{CONSTRAINTS_KEY}:{i}": c for i, c in enumerate(trial.constraints)}
+    try:
+        return optuna.trial.create_trial(
+            state=STATES_BY_NAME[trial.state],
+            params=dict(trial.params),
+            distributions=distributions,
+            values=values,
+            user_attrs=dict(trial.user_attrs),
+            system_attrs=system_attrs,
+            intermediate_values=dict(trial.intermediate_values),
+        )
+    except ValueError as exc:  # Optuna's own validation, should anything slip past the above
+        raise invalid_params(field, str(exc)) from None
+
+
+def _values(entry: StudyEntry, trial: AddedTrial, field: str) -> list[float] | None:
+    """The same rules as ``tell``: a complete trial has one finite value per objective."""
+    if trial.value is not UNSET and trial.values is not UNSET:
+        raise invalid_params(f"{field}.values", "give value or values, not both")
+    values = [trial.value] if trial.value is not UNSET else trial.values or None
+    value_field = f"{field}.value" if trial.value is not UNSET else f"{field}.values"
+    if trial.state != "complete":
+        if values is not None:
+            raise invalid_params(value_field, f"a {trial.state} trial takes no value")
+        return None
+    if values is None:
+        raise invalid_params(f"{field}.value", "a complete trial needs value or values")
+    n_objectives = len(entry.study.directions)
+    if len(values) != n_objectives:
+        raise invalid_params(
+            value_field,
+            f"study {entry.name!r} has {n_objectives} objective(s), got {len(values)} value(s)",
+        )
+    if not all(math.isfinite(v) for v in values):
+        raise invalid_params(value_field, "values must be finite")
+    return list(values)
