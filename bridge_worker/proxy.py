@@ -87,6 +87,7 @@ def main(argv: Sequence[str]) -> int:
     from bridge_worker import logs
     from bridge_worker.storage import StorageOptions, open_storage
 
+    ready_out = sys.stdout  # logs.configure points sys.stdout at the log sink (stderr)
     logs.configure(args.log_level)
     log = structlog.get_logger("bridge_worker.proxy")
     try:
@@ -118,7 +119,7 @@ def main(argv: Sequence[str]) -> int:
     server.start()
     ready = {"proxy": "ready", "host": args.host, "port": port, "storage": args.kind,
              "pid": os.getpid()}
-    print(json.dumps(ready), flush=True)
+    print(json.dumps(ready, separators=(",", ":")), file=ready_out, flush=True)
     log.info("proxy_listening", host=args.host, port=port, storage=args.kind)
     stopped.wait()
     server.stop(STOP_GRACE_S).wait()

@@ -217,10 +217,12 @@ defmodule OptunaBridge.RealDataTest do
 
     File.write!(script, """
     alias OptunaBridge.Study
-    # 100 parameters: each ask of 1000 trials is seconds of work with no reply written
+    # 100 parameters: each ask of 1000 trials is seconds of work with no reply written (the
+    # worker's --max-ask-values bounds n x parameters at 2000 by default: raised here)
     space = for i <- 1..100, into: %{}, do: {"p\#{i}", [type: "float", low: 0.0, high: 1.0]}
     {:ok, s} = Study.start_link(%{name: "orphan", sampler: %{type: "tpe"}}, space,
-      python: #{inspect(python)}, timeout: 600_000)
+      python: #{inspect(python)}, timeout: 600_000,
+      worker_args: ["--max-ask-values", "100000"])
     {:ok, _} = Study.ask(s)
     IO.puts("#{"pids"} \#{System.pid()} \#{Study.info(s).os_pid}")
     for _ <- 1..30, do: Study.ask(s, 1000, timeout: 600_000)
