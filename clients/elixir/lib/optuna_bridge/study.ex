@@ -50,7 +50,7 @@ defmodule OptunaBridge.Study do
   require Logger
 
   alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
-  alias OptunaBridge.Worker
+  alias OptunaBridge.{Trial, Worker}
 
   @max_errors 100
   @protocol 1
@@ -166,10 +166,10 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
-  Asks for `n` new trials: `{:ok, [%{number: 0, params: %{"lr" => 0.01}}]}`. Options:
+  Asks for `n` new trials: `{:ok, [%OptunaBridge.Trial{number: 0, params: %{"lr" => 0.01}}]}`. Options:
   `:fixed_params` (a map), `:search_space` (as in `start_link/3`), `:timeout`.
   """
-  @spec ask(study(), pos_integer(), keyword()) :: result([%{number: integer(), params: map()}])
+  @spec ask(study(), pos_integer(), keyword()) :: result([Trial.t()])
   def ask(study, n \\ 1, opts \\ []) do
     unless is_integer(n) and n >= 1,
       do: raise(ArgumentError, "n must be a positive integer, got: #{inspect(n)}")
@@ -194,30 +194,37 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
-  Tells a trial's result without waiting (a JSON-RPC notification). A failure is not returned:
-  the worker reports it with an `error` notification, which is logged and kept for `errors/1`
-  (as are tells refused with `:trial_lost` and oversize frames). `value` is a number, a list
-  (multi-objective) or `nil` with `state: "pruned" | "fail"`. Options: `:state`, `:user_attrs`,
-  `:skip_if_finished`, `:constraints`. Bad arguments raise `ArgumentError` here.
+  Tells a trial's result and waits for the worker: `{:ok, %OptunaBridge.Trial{number: 0,
+  state: :complete, values: [0.5]}}` or `{:error, %OptunaBridge.Error{}}` (e.g. `:trial_finished`,
+  `:trial_lost`). `value` is a number, a list (multi-objective) or `nil` with
+  `state: :pruned | :fail`. Options: `:state`, `:user_attrs`, `:skip_if_finished`,
+  `:constraints`, `:timeout`. Bad arguments raise `ArgumentError` here. `tell_async/4` is the
+  fire-and-forget form.
   """
-  @spec tell(study(), non_neg_integer(), number() | [number()] | nil, keyword()) :: :ok
+  @spec tell(study(), non_neg_integer(), number() | [number()] | nil, keyword()) ::
+          result(Trial.t())
   def tell(study, number, value, opts \\ []) do
-    params = Wire.tell_params(number, value, opts)
-    GenServer.cast(study, {:tell, number, encode!(params)})
-  end
-
-  @doc """
-  Like `tell/4`, but waits: `{:ok, %{number: 0, state: :complete, values: [0.5]}}`. Also takes
-  `:timeout`.
-  """
-  @spec tell_sync(study(), non_neg_integer(), number() | [number()] | nil, keyword()) ::
-          result(map())
-  def tell_sync(study, number, value, opts \\ []) do
     {call_opts, tell_opts} =
       Keyword.split(Wire.validate_options!(opts, [:timeout | tell_keys()]), [:timeout])
 
     request(study, "tell", Wire.tell_params(number, value, tell_opts), {:tell, number}, call_opts)
   end
+
+  @doc """
+  Tells a trial's result without waiting (a JSON-RPC notification): returns `:ok` at once. A
+  failure is not returned: the worker reports it with an `error` notification, which is logged
+  and kept for `errors/1` (as are tells refused with `:trial_lost` and oversize frames). Options
+  as `tell/4` without `:timeout`.
+  """
+  @spec tell_async(study(), non_neg_integer(), number() | [number()] | nil, keyword()) :: :ok
+  def tell_async(study, number, value, opts \\ []) do
+    params = Wire.tell_params(number, value, opts)
+    GenServer.cast(study, {:tell, number, encode!(params)})
+  end
+
+  @doc false
+  @deprecated "tell/4 is synchronous now"
+  def tell_sync(study, number, value, opts \\ []), do: tell(study, number, value, opts)
 
   defp tell_keys, do: [:state, :user_attrs, :skip_if_finished, :constraints]
 
@@ -245,13 +252,31 @@ defmodule OptunaBridge.Study do
     )
   end
 
-  @doc "The best trial (the first of the Pareto front). Options: `:datetimes`, `:timeout`."
-  @spec best_trial(study(), keyword()) :: result(Wire.trial())
+  @doc """
+  The best trial: `{:ok, %OptunaBridge.Trial{}}`. A study with several objectives has no single
+  best trial: `{:error, %Error{kind: :multi_objective}}` (use `best_trials/1`). Before any trial
+  completed: `:no_completed_trials`. Options: `:datetimes`, `:timeout`.
+  """
+  @spec best_trial(study(), keyword()) :: result(Trial.t())
   def best_trial(study, opts \\ []) do
-    with {:ok, [best | _]} <- best_trials(study, opts), do: {:ok, best}
+    case best_trials(study, opts) do
+      {:ok, [%Trial{values: [_]} = best]} ->
+        {:ok, best}
+
+      {:ok, front} ->
+        {:error,
+         Error.client(
+           :multi_objective,
+           "the study has several objectives: best_trials/1 returns its Pareto front",
+           %{"front_size" => length(front)}
+         )}
+
+      error ->
+        error
+    end
   end
 
-  @doc "The best trial in a list, or the Pareto front. Options: `:datetimes`, `:timeout`."
+  @doc "The best trial in a list, or the Pareto front (several objectives). Options: `:datetimes`, `:timeout`."
   @spec best_trials(study(), keyword()) :: result([Wire.trial()])
   def best_trials(study, opts \\ []) do
     opts = Wire.validate_options!(opts, [:datetimes, :timeout])
@@ -288,6 +313,108 @@ defmodule OptunaBridge.Study do
   def export(study, opts \\ []) do
     request(study, "export", %{}, :snapshot, Wire.validate_options!(opts, [:timeout]))
   end
+
+  @doc """
+  Enqueues a trial with these params (Optuna's `enqueue_trial`): the next `ask` hands it out.
+  `{:ok, enqueued?}` (`false` when `skip_if_exists: true` found the same params). Options:
+  `:user_attrs`, `:skip_if_exists`, `:timeout`.
+  """
+  @spec enqueue(study(), map() | keyword(), keyword()) :: result(boolean())
+  def enqueue(study, params, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:user_attrs, :skip_if_exists, :timeout])
+    wire = %{"params" => Wire.object(params)}
+
+    wire =
+      Enum.reduce(opts, wire, fn
+        {:user_attrs, attrs}, acc when is_map(attrs) -> Map.put(acc, "user_attrs", attrs)
+        {:skip_if_exists, flag}, acc when is_boolean(flag) -> Map.put(acc, "skip_if_exists", flag)
+        {:timeout, _}, acc -> acc
+        {key, v}, _acc -> Wire.bad_option!(key, v)
+      end)
+
+    with {:ok, %{"enqueued" => enqueued}} <- request(study, "enqueue", wire, :raw, opts),
+         do: {:ok, enqueued}
+  end
+
+  @doc """
+  Sets user attrs on the study (`number: nil`, the default) or on a running trial. Options:
+  `:number`, `:timeout`.
+  """
+  @spec set_attrs(study(), map() | keyword(), keyword()) :: :ok | {:error, Error.t()}
+  def set_attrs(study, user_attrs, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:number, :timeout])
+    wire = %{"user_attrs" => Wire.object(user_attrs)}
+
+    wire =
+      case opts[:number] do
+        nil -> wire
+        n when is_integer(n) and n >= 0 -> Map.put(wire, "number", n)
+        other -> Wire.bad_option!(:number, other)
+      end
+
+    with {:ok, _} <- request(study, "set_attrs", wire, :raw, opts), do: :ok
+  end
+
+  @doc """
+  Parameter importances (Optuna's default evaluator): `{:ok, %{"lr" => 0.8, ...}}`. Options:
+  `:params` (names to evaluate), `:objective` (index, several objectives), `:timeout`.
+  """
+  @spec importance(study(), keyword()) :: result(%{optional(String.t()) => float()})
+  def importance(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:params, :objective, :timeout])
+
+    wire =
+      Enum.reduce(opts, %{}, fn
+        {:params, [_ | _] = names}, acc -> Map.put(acc, "params", Enum.map(names, &to_string/1))
+        {:objective, i}, acc when is_integer(i) and i >= 0 -> Map.put(acc, "objective", i)
+        {:timeout, _}, acc -> acc
+        {key, v}, _acc -> Wire.bad_option!(key, v)
+      end)
+
+    with {:ok, %{"importances" => imp}} <- request(study, "importance", wire, :raw, opts),
+         do: {:ok, imp}
+  end
+
+  @doc """
+  Imports a snapshot (as `export/1` returns it) into this study's worker and storage:
+  `{:ok, %{"study" => name, "n_trials" => n}}`. Options: `:as` (another study name),
+  `:overwrite` (default false: an existing study is `:study_exists`), `:timeout`.
+  """
+  @spec import(study(), map(), keyword()) :: result(map())
+  def import(study, snapshot, opts \\ []) when is_map(snapshot) do
+    opts = Wire.validate_options!(opts, [:as, :overwrite, :timeout])
+    wire = %{"snapshot" => snapshot}
+
+    wire =
+      Enum.reduce(opts, wire, fn
+        {:as, name}, acc when is_binary(name) and name != "" -> Map.put(acc, "study", name)
+        {:overwrite, flag}, acc when is_boolean(flag) -> Map.put(acc, "overwrite", flag)
+        {:timeout, _}, acc -> acc
+        {key, v}, _acc -> Wire.bad_option!(key, v)
+      end)
+
+    raw_request(study, "import", wire, opts)
+  end
+
+  @doc """
+  The studies in this study's worker storage: `{:ok, [%{"study" => name, "directions" => [...],
+  "n_trials" => n, "n_running" => n}]}`. Option: `:timeout`.
+  """
+  @spec list(study(), keyword()) :: result([map()])
+  def list(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:timeout])
+    with {:ok, %{"studies" => studies}} <- raw_request(study, "list", %{}, opts), do: {:ok, studies}
+  end
+
+  @doc "Round trip to the worker: `:ok` or an error (e.g. `:timeout`). Option: `:timeout`."
+  @spec ping(study(), keyword()) :: :ok | {:error, Error.t()}
+  def ping(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:timeout])
+    with {:ok, _} <- raw_request(study, "ping", %{}, opts), do: :ok
+  end
+
+  defp raw_request(study, method, params, opts),
+    do: do_call(study, {:request, method, encode!(params), false, :raw}, opts[:timeout])
 
   @doc """
   Deletes the study from the worker's storage, explicitly (nothing else ever deletes it). The
