@@ -16,6 +16,9 @@ defmodule OptunaBridge.Trial do
       `values`).
     * `extra` — fields a newer worker sends that this client does not know yet (string keys).
 
+    * `study` — the study process the trial belongs to, set on the trials `OptunaBridge.optimize/3`
+      hands to the objective (so `OptunaBridge.report/3` needs nothing else); `nil` otherwise.
+
   It implements `Access`: `trial[:params]` and `trial["a_new_field"]` (looked up in `extra`).
   """
 
@@ -32,7 +35,8 @@ defmodule OptunaBridge.Trial do
           intermediate_values: %{optional(integer()) => number()} | nil,
           datetime_start: String.t() | nil,
           datetime_complete: String.t() | nil,
-          extra: map()
+          extra: map(),
+          study: GenServer.server() | nil
         }
 
   @enforce_keys [:number]
@@ -44,7 +48,8 @@ defmodule OptunaBridge.Trial do
             intermediate_values: nil,
             datetime_start: nil,
             datetime_complete: nil,
-            extra: %{}
+            extra: %{},
+            study: nil
 
   @doc "The first objective value (`nil` when there is none)."
   @spec value(t()) :: number() | nil
@@ -52,7 +57,7 @@ defmodule OptunaBridge.Trial do
   def value(%__MODULE__{}), do: nil
 
   @impl Access
-  def fetch(%__MODULE__{} = trial, key) when is_atom(key) and key != :extra do
+  def fetch(%__MODULE__{} = trial, key) when is_atom(key) and key not in [:extra, :study] do
     if Map.has_key?(trial, key) and key != :__struct__, do: {:ok, Map.get(trial, key)}, else: :error
   end
 
