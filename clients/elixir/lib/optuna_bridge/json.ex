@@ -385,7 +385,9 @@ defmodule OptunaBridge.JSON do
   defp key(k) when is_binary(k), do: k
   defp key(k) when is_atom(k) and k not in [nil, true, false], do: Atom.to_string(k)
   defp key(k) when is_integer(k), do: Integer.to_string(k)
-  defp key(k), do: throw({:json_encode_error, "object keys must be strings, atoms or integers", k})
+
+  defp key(k),
+    do: throw({:json_encode_error, "object keys must be strings, atoms or integers", k})
 
   defp encode_string(s) do
     unless String.valid?(s), do: throw({:json_encode_error, "string is not valid UTF-8", s})

@@ -110,7 +110,12 @@ defmodule OptunaBridge.Optimizer do
           Task.Supervisor.async_nolink(OptunaBridge.TaskSupervisor, fn -> objective.(trial) end)
 
         entry = {trial, trial_deadline(state.config.trial_timeout)}
-        %{state | started: state.started + 1, running: Map.put(state.running, task.ref, {task, entry})}
+
+        %{
+          state
+          | started: state.started + 1,
+            running: Map.put(state.running, task.ref, {task, entry})
+        }
 
       {:error, error} ->
         Logger.error("optimize: ask failed, no more trials start: #{Exception.message(error)}")
@@ -178,7 +183,9 @@ defmodule OptunaBridge.Optimizer do
   defp returned(:pruned), do: :pruned
 
   defp returned(other),
-    do: {:fail, "returned #{inspect(other)}: expected a number, a list of numbers or {:pruned, step}"}
+    do:
+      {:fail,
+       "returned #{inspect(other)}: expected a number, a list of numbers or {:pruned, step}"}
 
   defp finished(state, ref, outcome) do
     {{_task, {trial, _}}, _} = Map.pop(state.running, ref)

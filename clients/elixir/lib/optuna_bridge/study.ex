@@ -59,6 +59,8 @@ defmodule OptunaBridge.Study do
   @start_options [
     :name,
     :python,
+    :env,
+    :cd,
     :worker_args,
     :framing,
     :log_level,
@@ -123,6 +125,19 @@ defmodule OptunaBridge.Study do
     do: Wire.bad_option!(:worker_args, v)
 
   defp check_start_option({:python, v}) when not is_binary(v), do: Wire.bad_option!(:python, v)
+  defp check_start_option({:cd, v}) when not is_binary(v), do: Wire.bad_option!(:cd, v)
+
+  defp check_start_option({:env, env}) do
+    valid =
+      is_list(env) and
+        Enum.all?(env, fn
+          {k, v} -> (is_binary(k) or is_atom(k)) and (is_binary(v) or is_nil(v))
+          _ -> false
+        end)
+
+    unless valid, do: Wire.bad_option!(:env, env)
+    :ok
+  end
 
   # `keep: true` was the opt-out of the old delete-on-terminate; keeping is now the only behaviour.
   defp check_start_option({:keep, true}), do: :ok
@@ -403,7 +418,9 @@ defmodule OptunaBridge.Study do
   @spec list(study(), keyword()) :: result([map()])
   def list(study, opts \\ []) do
     opts = Wire.validate_options!(opts, [:timeout])
-    with {:ok, %{"studies" => studies}} <- raw_request(study, "list", %{}, opts), do: {:ok, studies}
+
+    with {:ok, %{"studies" => studies}} <- raw_request(study, "list", %{}, opts),
+         do: {:ok, studies}
   end
 
   @doc "Round trip to the worker: `:ok` or an error (e.g. `:timeout`). Option: `:timeout`."

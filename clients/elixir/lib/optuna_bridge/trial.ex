@@ -58,7 +58,9 @@ defmodule OptunaBridge.Trial do
 
   @impl Access
   def fetch(%__MODULE__{} = trial, key) when is_atom(key) and key not in [:extra, :study] do
-    if Map.has_key?(trial, key) and key != :__struct__, do: {:ok, Map.get(trial, key)}, else: :error
+    if Map.has_key?(trial, key) and key != :__struct__,
+      do: {:ok, Map.get(trial, key)},
+      else: :error
   end
 
   def fetch(%__MODULE__{extra: extra}, key), do: Map.fetch(extra, key)

@@ -21,27 +21,38 @@ defmodule OptunaBridge.Worker do
           buffer: Framing.buffer()
         }
 
-  @repo_python Path.expand("../../../../.venv/bin/python", __DIR__)
-
   @doc """
-  The interpreter to run: `opts[:python]`, else `$OPTUNA_BRIDGE_PYTHON`, else the repository's
-  `.venv/bin/python` (found relative to this client's source).
+  The interpreter to run, resolved at run time (nothing about this machine is compiled in):
+  `opts[:python]`, else `config :optuna_bridge, :python`, else `$OPTUNA_BRIDGE_PYTHON`, else
+  `python3` found on `PATH`. A name without a slash is looked up on `PATH`. `nil` when none is
+  found.
   """
-  @spec python(keyword()) :: String.t()
+  @spec python(keyword()) :: String.t() | nil
   def python(opts) do
-    opts[:python] || System.get_env("OPTUNA_BRIDGE_PYTHON") || @repo_python
+    candidate =
+      opts[:python] || Application.get_env(:optuna_bridge, :python) ||
+        System.get_env("OPTUNA_BRIDGE_PYTHON") || "python3"
+
+    resolve(candidate)
   end
+
+  defp resolve(name) when is_binary(name) do
+    if String.contains?(name, "/"), do: Path.expand(name), else: System.find_executable(name)
+  end
+
+  defp resolve(other), do: other
 
   @doc """
   Spawns a worker. Options: `:python`, `:framing` (`:line` default), `:worker_args` (extra
   command-line arguments such as `["--storage", "sqlite:///x.db"]`), `:log_level`
-  (`"warning"` default). The caller becomes the port's owner and receives its messages.
+  (`"warning"` default), `:env` (`[{"NAME", "value"}]` added to the worker's environment; a
+  `nil` value unsets) and `:cd` (the worker's working directory, e.g. for relative SQLite paths). The caller becomes the port's owner and receives its messages.
   """
   @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}
   def open(opts) do
     with {:ok, framing} <- Framing.validate(Keyword.get(opts, :framing, :line)),
          {:ok, python} <- executable(python(opts)),
-         {:ok, port} <- open_port(python, framing, worker_args(framing, opts)) do
+         {:ok, port} <- open_port(python, framing, worker_args(framing, opts), opts) do
       {:os_pid, os_pid} = Port.info(port, :os_pid) || {:os_pid, nil}
       {:ok, %__MODULE__{port: port, os_pid: os_pid, framing: framing}}
     else
@@ -55,20 +66,41 @@ defmodule OptunaBridge.Worker do
       Keyword.get(opts, :worker_args, [])
   end
 
-  defp open_port(python, framing, args) do
-    port_opts = [
-      :binary,
-      :exit_status,
-      :use_stdio,
-      :hide,
-      Framing.port_option(framing),
-      args: args
-    ]
+  defp open_port(python, framing, args, opts) do
+    port_opts =
+      [
+        :binary,
+        :exit_status,
+        :use_stdio,
+        :hide,
+        Framing.port_option(framing),
+        args: args
+      ] ++ env_option(opts[:env]) ++ cd_option(opts[:cd])
 
     {:ok, Port.open({:spawn_executable, python}, port_opts)}
   rescue
     error in ErlangError -> {:error, "cannot start #{python}: #{inspect(error.original)}"}
   end
+
+  defp env_option(nil), do: []
+
+  defp env_option(env) do
+    [
+      env:
+        Enum.map(env, fn {k, v} ->
+          {String.to_charlist(to_string(k)), if(v, do: String.to_charlist(v), else: false)}
+        end)
+    ]
+  end
+
+  defp cd_option(nil), do: []
+  defp cd_option(dir), do: [cd: String.to_charlist(dir)]
+
+  defp executable(nil),
+    do:
+      {:error,
+       "no Python interpreter: pass python:, set config :optuna_bridge, :python or " <>
+         "OPTUNA_BRIDGE_PYTHON, or put python3 on PATH"}
 
   defp executable(path) do
     cond do

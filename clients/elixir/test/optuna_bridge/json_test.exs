@@ -95,6 +95,7 @@ defmodule OptunaBridge.JSONTest do
 
     test "integer keys are written as strings (intermediate values keyed by step)" do
       trial = OptunaBridge.Wire.trial(%{"number" => 0, "intermediate_values" => %{"3" => 0.5}})
+
       assert JSON.encode(%{"intermediate_values" => trial.intermediate_values}) ==
                {:ok, ~s({"intermediate_values":{"3":0.5}})}
 

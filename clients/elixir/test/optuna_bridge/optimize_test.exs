@@ -146,7 +146,9 @@ defmodule OptunaBridge.OptimizeTest do
     study = start_supervised!({Study, {config, @space, []}})
 
     assert {:ok, [%Trial{} | _] = front} =
-             OptunaBridge.optimize(study, fn t -> [t.params["x"] ** 2, (t.params["x"] - 1) ** 2] end,
+             OptunaBridge.optimize(
+               study,
+               fn t -> [t.params["x"] ** 2, (t.params["x"] - 1) ** 2] end,
                n_trials: 8
              )
 
@@ -158,7 +160,10 @@ defmodule OptunaBridge.OptimizeTest do
     study = start("args")
     assert_raise ArgumentError, fn -> OptunaBridge.optimize(study, fn _ -> 1 end, []) end
     assert_raise ArgumentError, fn -> OptunaBridge.optimize(study, fn -> 1 end, n_trials: 1) end
-    assert_raise ArgumentError, fn -> OptunaBridge.optimize(study, fn _ -> 1 end, n_trials: -1) end
+
+    assert_raise ArgumentError, fn ->
+      OptunaBridge.optimize(study, fn _ -> 1 end, n_trials: -1)
+    end
 
     assert_raise ArgumentError, fn ->
       OptunaBridge.optimize(study, fn _ -> 1 end, n_trials: 1, concurrency: 0)

@@ -85,7 +85,11 @@ defmodule OptunaBridge.RealDataTest do
     assert_raise ArgumentError, fn -> Study.tell(study, 0, "0.5") end
     assert_raise ArgumentError, fn -> Study.tell_async(study, "0", 0.5) end
     assert_raise ArgumentError, fn -> Study.tell_async(study, 0, 0.5, stat: "fail") end
-    assert_raise ArgumentError, fn -> Study.tell_async(study, 0, 0.5, user_attrs: %{pid: self()}) end
+
+    assert_raise ArgumentError, fn ->
+      Study.tell_async(study, 0, 0.5, user_attrs: %{pid: self()})
+    end
+
     assert_raise ArgumentError, fn -> Study.ask(study, 0) end
     assert_raise ArgumentError, fn -> Study.ask(study, 1, fixed: %{x: 1}) end
     assert_raise ArgumentError, fn -> Study.trials(study, states: ["finished"]) end
@@ -261,7 +265,9 @@ defmodule OptunaBridge.RealDataTest do
     {:ok, [t]} = Study.ask(study)
 
     capture_log(fn ->
-      :ok = Study.tell_async(study, t.number, 1.0, user_attrs: %{blob: String.duplicate("x", 10_000)})
+      :ok =
+        Study.tell_async(study, t.number, 1.0, user_attrs: %{blob: String.duplicate("x", 10_000)})
+
       assert {:ok, [%{number: next}]} = Study.ask(study)
       assert next == t.number + 1
 

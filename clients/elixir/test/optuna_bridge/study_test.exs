@@ -73,8 +73,7 @@ defmodule OptunaBridge.StudyTest do
 
     assert {:ok, %{state: :pruned}} = Study.tell(study, b.number, nil, state: "pruned")
 
-    assert {:ok, %{state: :fail, values: nil}} =
-             Study.tell(study, c.number, nil, state: "fail")
+    assert {:ok, %{state: :fail, values: nil}} = Study.tell(study, c.number, nil, state: "fail")
 
     assert {:ok, [best]} = Study.best_trials(study)
     assert best.user_attrs == %{"epochs" => 3}
