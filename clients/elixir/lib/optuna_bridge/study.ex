@@ -50,7 +50,7 @@ defmodule OptunaBridge.Study do
   require Logger
 
   alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
-  alias OptunaBridge.{Trial, Worker}
+  alias OptunaBridge.{SharedWorker, Trial, Worker}
 
   @max_errors 100
   @protocol 1
@@ -73,8 +73,13 @@ defmodule OptunaBridge.Study do
     :max_restarts,
     :restart_window,
     :restart_backoff,
-    :keep
+    :keep,
+    :worker,
+    :pool
   ]
+
+  # options of the worker process itself: they belong to the shared worker or pool when used
+  @process_options [:python, :env, :cd, :worker_args, :framing, :log_level]
 
   @type study :: GenServer.server()
   @type result(t) :: {:ok, t} | {:error, Error.t()}
@@ -103,6 +108,7 @@ defmodule OptunaBridge.Study do
     opts = Wire.validate_options!(opts, @start_options)
     Enum.each(opts, &check_start_option/1)
     create = Wire.create_params(study_config, search_space)
+    opts = placement(opts, create["study"])
     study_json = encode!(create["study"])
     create_json = encode!(create)
     {Keyword.take(opts, [:name]), {create["study"], study_json, create, create_json, opts}}
@@ -151,6 +157,34 @@ defmodule OptunaBridge.Study do
       )
 
   defp check_start_option(_), do: :ok
+
+  # A study on a shared worker (`worker:`) or in a pool (`pool:`, placed by its name) takes no
+  # worker-process options: the worker is not its own.
+  defp placement(opts, name) do
+    shared = Keyword.take(opts, [:worker, :pool])
+
+    case {shared, Keyword.take(opts, @process_options)} do
+      {[], _} ->
+        opts
+
+      {[_], []} ->
+        worker =
+          case shared do
+            [worker: worker] -> worker
+            [pool: pool] -> {OptunaBridge.Pool, pool, name}
+          end
+
+        Keyword.put(Keyword.drop(opts, [:worker, :pool]), :shared, worker)
+
+      {[_, _ | _], _} ->
+        raise ArgumentError, "give worker: or pool:, not both"
+
+      {_, process_opts} ->
+        raise ArgumentError,
+              "#{inspect(Keyword.keys(process_opts))} configure a worker process: give them to " <>
+                "the shared worker or pool, not to a study placed on one"
+    end
+  end
 
   @doc """
   A child spec for `{OptunaBridge.Study, {study_config, search_space, opts}}`. It is `:transient`
@@ -580,6 +614,7 @@ defmodule OptunaBridge.Study do
       create: create,
       create_json: create_json,
       opts: opts,
+      shared: opts[:shared] != nil,
       timeout: timeout,
       start_timeout: Keyword.get(opts, :start_timeout, 30_000),
       grace: Keyword.get(opts, :grace, 2_000),
@@ -740,7 +775,7 @@ defmodule OptunaBridge.Study do
 
   defp spawn_worker(state) do
     gen = state.gen + 1
-    owner = PortOwner.start_link(state.opts)
+    owner = start_owner(state.opts[:shared], state.opts)
     timer = Process.send_after(self(), {:start_timeout, gen}, state.start_timeout)
 
     %{
@@ -755,6 +790,13 @@ defmodule OptunaBridge.Study do
         pending: %{}
     }
   end
+
+  defp start_owner(nil, opts), do: PortOwner.start_link(opts)
+
+  defp start_owner({OptunaBridge.Pool, pool, name}, _),
+    do: SharedWorker.attach(OptunaBridge.Pool.worker(pool, name))
+
+  defp start_owner(shared, _opts), do: SharedWorker.attach(shared)
 
   defp worker_event(state, {:opened, os_pid}), do: {:noreply, %{state | os_pid: os_pid}}
 
@@ -837,6 +879,10 @@ defmodule OptunaBridge.Study do
     end
   end
 
+  # On a shared worker only this study's attachment goes: the other studies keep the worker.
+  defp kill_worker(%{owner: owner} = state) when owner != nil and state.shared,
+    do: Process.exit(owner, :kill) && :ok
+
   defp kill_worker(%{os_pid: os_pid, owner: owner}) do
     Worker.kill_os_pid(os_pid)
     if owner, do: Process.exit(owner, :kill)
@@ -844,6 +890,11 @@ defmodule OptunaBridge.Study do
   end
 
   defp close_worker(%{owner: nil}), do: :ok
+
+  defp close_worker(%{shared: true} = state) do
+    PortOwner.close(state.owner)
+    :ok
+  end
 
   defp close_worker(state) do
     os_pid = state.os_pid || opened_pid(state.owner)
@@ -1081,7 +1132,8 @@ defmodule OptunaBridge.Study do
   # ------------------------------------------------------------------------ frames out
 
   defp send_request(state, method, params_json, waiter) do
-    id = state.next_id
+    # on a shared worker, ids are unique in the VM so that replies route without rewriting
+    id = if state.shared, do: :erlang.unique_integer([:positive, :monotonic]), else: state.next_id
 
     frame = [
       ~s({"jsonrpc":"2.0","id":),
