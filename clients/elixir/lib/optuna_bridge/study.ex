@@ -50,7 +50,7 @@ defmodule OptunaBridge.Study do
   require Logger
 
   alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
-  alias OptunaBridge.{SharedWorker, Trial, Worker}
+  alias OptunaBridge.{SharedWorker, Telemetry, Trial, Worker}
 
   @max_errors 100
   @protocol 1
@@ -569,6 +569,20 @@ defmodule OptunaBridge.Study do
 
     limit = if is_integer(timeout), do: timeout + @call_margin, else: :default
 
+    Telemetry.span(
+      [:optuna_bridge, :request],
+      %{study: study, method: call_method(message)},
+      fn ->
+        reply = call_study(study, message, timeout, limit)
+        {reply, %{result: result_tag(reply)}}
+      end
+    )
+  end
+
+  defp result_tag({:error, %Error{kind: kind}}), do: {:error, kind}
+  defp result_tag(_), do: :ok
+
+  defp call_study(study, message, timeout, limit) do
     try do
       GenServer.call(study, {:call, message, timeout}, backstop(study, limit))
     catch
@@ -605,6 +619,7 @@ defmodule OptunaBridge.Study do
   @impl true
   def init({name, study_json, create, create_json, opts}) do
     Process.flag(:trap_exit, true)
+    Logger.metadata(study: name)
     timeout = Keyword.get(opts, :timeout, 15_000)
     Process.put(:optuna_bridge_timeout, timeout)
 
@@ -671,6 +686,7 @@ defmodule OptunaBridge.Study do
     ref = make_ref()
     timeout = timeout || state.timeout
     method = call_method(message)
+    Logger.metadata(method: method)
     timer = Process.send_after(self(), {:call_timeout, ref, timeout}, timeout)
     call = %{from: from, message: message, method: method, timer: timer}
     state = %{state | calls: Map.put(state.calls, ref, call)}
@@ -681,6 +697,8 @@ defmodule OptunaBridge.Study do
   end
 
   defp call_method(:await_ready), do: "await_ready"
+  defp call_method(:errors), do: "errors"
+  defp call_method(:info), do: "info"
   defp call_method({:request, method, _, _, _}), do: method
 
   @impl true
@@ -755,7 +773,14 @@ defmodule OptunaBridge.Study do
     start_failed(state, error)
   end
 
-  def handle_info(:restart, %{status: :restarting} = state), do: {:noreply, spawn_worker(state)}
+  def handle_info(:restart, %{status: :restarting} = state) do
+    Telemetry.execute([:optuna_bridge, :worker, :restart], %{count: 1}, %{
+      study: state.study,
+      restarts: state.restarts
+    })
+
+    {:noreply, spawn_worker(state)}
+  end
 
   def handle_info(:checkpoint, state) do
     {action, policy} = CheckpointPolicy.fired(state.checkpoint, now_ms())
@@ -798,7 +823,10 @@ defmodule OptunaBridge.Study do
 
   defp start_owner(shared, _opts), do: SharedWorker.attach(shared)
 
-  defp worker_event(state, {:opened, os_pid}), do: {:noreply, %{state | os_pid: os_pid}}
+  defp worker_event(state, {:opened, os_pid}) do
+    Logger.metadata(os_pid: os_pid)
+    {:noreply, %{state | os_pid: os_pid}}
+  end
 
   defp worker_event(state, {:frame, frame}) do
     {:noreply, handle_frame(state, frame)}
@@ -842,6 +870,12 @@ defmodule OptunaBridge.Study do
   end
 
   defp worker_gone(state, message, data) do
+    Telemetry.execute([:optuna_bridge, :worker, :exit], %{count: 1}, %{
+      study: state.study,
+      os_pid: state.os_pid,
+      reason: message
+    })
+
     Logger.error("optuna_bridge study #{inspect(state.study)}: #{message}; restarting the worker")
     error = Error.client(:worker_crashed, message, data)
     state = fail_pending(state, error)
