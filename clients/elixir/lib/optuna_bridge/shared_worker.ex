@@ -45,7 +45,18 @@ defmodule OptunaBridge.SharedWorker do
   @doc false
   @spec options() :: [atom()]
   def options,
-    do: [:name, :python, :worker_args, :framing, :log_level, :env, :cd, :start_timeout, :grace]
+    do: [
+      :name,
+      :python,
+      :worker_args,
+      :framing,
+      :log_level,
+      :forward_logs,
+      :env,
+      :cd,
+      :start_timeout,
+      :grace
+    ]
 
   @doc false
   @spec child_spec(keyword()) :: Supervisor.child_spec()

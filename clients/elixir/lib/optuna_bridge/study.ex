@@ -59,6 +59,7 @@ defmodule OptunaBridge.Study do
   @start_options [
     :name,
     :python,
+    :forward_logs,
     :env,
     :cd,
     :worker_args,
@@ -79,7 +80,7 @@ defmodule OptunaBridge.Study do
   ]
 
   # options of the worker process itself: they belong to the shared worker or pool when used
-  @process_options [:python, :env, :cd, :worker_args, :framing, :log_level]
+  @process_options [:python, :env, :cd, :worker_args, :framing, :log_level, :forward_logs]
 
   @type study :: GenServer.server()
   @type result(t) :: {:ok, t} | {:error, Error.t()}
@@ -132,6 +133,9 @@ defmodule OptunaBridge.Study do
 
   defp check_start_option({:python, v}) when not is_binary(v), do: Wire.bad_option!(:python, v)
   defp check_start_option({:cd, v}) when not is_binary(v), do: Wire.bad_option!(:cd, v)
+
+  defp check_start_option({:forward_logs, v}) when not is_boolean(v),
+    do: Wire.bad_option!(:forward_logs, v)
 
   defp check_start_option({:env, env}) do
     valid =

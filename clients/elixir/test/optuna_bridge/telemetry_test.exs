@@ -77,3 +77,48 @@ defmodule OptunaBridge.TelemetryTest do
     assert log =~ "os_pid=#{os_pid}"
   end
 end
+
+defmodule OptunaBridge.ForwardLogsTest do
+  @moduledoc "forward_logs: true: the worker's stderr JSON lines reach Logger at their level."
+  use ExUnit.Case, async: false
+
+  import ExUnit.CaptureLog
+
+  alias OptunaBridge.{Study, Worker}
+
+  test "the worker's log lines are logged at their level, with os_pid" do
+    log =
+      capture_log([metadata: [:os_pid, :source], level: :debug], fn ->
+        study =
+          start_supervised!(
+            {Study,
+             {%{name: "fwd"}, [x: [type: "float", low: 0.0, high: 1.0]],
+              [forward_logs: true, log_level: "debug"]}}
+          )
+
+        :ok = Study.await_ready(study)
+        %{os_pid: os_pid} = Study.info(study)
+        {:ok, _} = Study.ask(study)
+        :ok = Study.stop(study)
+        send(self(), {:os_pid, os_pid})
+      end)
+
+    assert_received {:os_pid, os_pid}
+    assert log =~ "worker: "
+    assert log =~ "os_pid=#{os_pid}"
+    assert log =~ "source=worker"
+    assert [] == Path.wildcard(Path.join(System.tmp_dir!(), "optuna_bridge_*.log"))
+  end
+
+  test "log_line: levels from the JSON, other lines as warnings" do
+    log =
+      capture_log(fn ->
+        Worker.log_line(~s({"level":"error","event":"boom","study":"s","timestamp":"t"}), 1)
+        Worker.log_line("Traceback (most recent call last):", 1)
+      end)
+
+    assert log =~ "[error] worker: boom study=\"s\""
+    assert log =~ "[warning] worker: Traceback"
+    refute log =~ "timestamp"
+  end
+end
