@@ -338,7 +338,12 @@ defmodule OptunaBridge.SharedWorker do
     cond do
       not Worker.os_alive?(os_pid) -> true
       Worker.remaining(deadline) == 0 -> false
-      true -> Process.sleep(20) && wait_gone(os_pid, deadline)
+      true -> sleep_then(fn -> wait_gone(os_pid, deadline) end)
     end
+  end
+
+  defp sleep_then(fun) do
+    Process.sleep(20)
+    fun.()
   end
 end

@@ -918,8 +918,10 @@ defmodule OptunaBridge.Study do
   end
 
   # On a shared worker only this study's attachment goes: the other studies keep the worker.
-  defp kill_worker(%{owner: owner} = state) when owner != nil and state.shared,
-    do: Process.exit(owner, :kill) && :ok
+  defp kill_worker(%{owner: owner} = state) when owner != nil and state.shared do
+    Process.exit(owner, :kill)
+    :ok
+  end
 
   defp kill_worker(%{os_pid: os_pid, owner: owner}) do
     Worker.kill_os_pid(os_pid)
