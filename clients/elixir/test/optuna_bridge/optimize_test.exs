@@ -171,4 +171,75 @@ defmodule OptunaBridge.OptimizeTest do
 
     assert_raise ArgumentError, fn -> OptunaBridge.report(%Trial{number: 0}, 0, 1.0) end
   end
+
+  test ":pruned, call_timeout and option errors" do
+    study = start("opts")
+
+    assert {:ok, %Trial{}} =
+             OptunaBridge.optimize(
+               study,
+               fn t -> if rem(t.number, 2) == 0, do: :pruned, else: 1.0 end,
+               n_trials: 4,
+               call_timeout: 10_000,
+               ask: [fixed_params: %{x: 1.0}]
+             )
+
+    {:ok, trials} = Study.trials(study)
+    assert Enum.map(trials, & &1.state) == [:pruned, :complete, :pruned, :complete]
+    assert Enum.all?(trials, &(&1.params["x"] == 1.0))
+
+    for bad <- [
+          [timeout: -1],
+          [n_trials: 1, trial_timeout: 0],
+          [n_trials: 1, call_timeout: :x],
+          [n_trials: 1, ask: :x]
+        ] do
+      assert_raise ArgumentError, fn -> OptunaBridge.optimize(study, fn _ -> 1 end, bad) end
+    end
+  end
+
+  test "a study that stops: the ask error is returned, running trials are still told" do
+    study = start("stopping")
+    parent = self()
+
+    log =
+      capture_log(fn ->
+        result =
+          OptunaBridge.optimize(
+            study,
+            fn t ->
+              if t.number == 0, do: send(parent, :first)
+              if t.number == 1, do: Study.delete(study)
+              1.0
+            end,
+            n_trials: 5
+          )
+
+        send(parent, {:result, result})
+      end)
+
+    assert_received {:result, {:error, %Error{kind: kind}}}
+    assert kind in [:study_not_found, :no_completed_trials]
+    assert log =~ "failed"
+  end
+
+  test "report/3 raises the error of a failed report, which fails the trial" do
+    study = start("report-fails")
+
+    capture_log(fn ->
+      OptunaBridge.optimize(
+        study,
+        fn t ->
+          OptunaBridge.report(%{t | number: 999}, 0, 1.0)
+        end,
+        n_trials: 1
+      )
+    end)
+
+    {:ok, [t]} = Study.trials(study)
+    assert t.state == :fail
+
+    assert t.user_attrs["fail_reason"] =~ "trial_not_found" or
+             t.user_attrs["fail_reason"] =~ "999"
+  end
 end

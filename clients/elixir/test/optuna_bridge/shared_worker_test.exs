@@ -139,3 +139,49 @@ defmodule OptunaBridge.SharedWorkerTest do
     assert {:error, %Error{kind: :start_failed}} = Study.await_ready(s)
   end
 end
+
+defmodule OptunaBridge.SharedWorkerFailureTest do
+  @moduledoc "A shared worker that never gets ready, or whose process dies."
+  use ExUnit.Case, async: true
+
+  import ExUnit.CaptureLog
+
+  alias OptunaBridge.{Error, SharedWorker, Study, TestSupport}
+
+  @space [x: [type: "float", low: 0.0, high: 1.0]]
+
+  test "a worker with no ready frame within start_timeout is killed; the study start fails" do
+    script = Path.join(System.tmp_dir!(), "ob-silent-#{System.unique_integer([:positive])}")
+    File.write!(script, "#!/bin/sh\nexec sleep 30\n")
+    File.chmod!(script, 0o755)
+    on_exit(fn -> File.rm(script) end)
+
+    start_supervised!({SharedWorker, name: :sw_silent, python: script, start_timeout: 300})
+
+    capture_log(fn ->
+      {:ok, study} = Study.start(%{name: "silent"}, @space, worker: :sw_silent)
+      assert {:error, %Error{kind: :start_failed}} = Study.await_ready(study, 10_000)
+    end)
+  end
+
+  test "the shared worker process dies: studies re-attach to its restart and carry on" do
+    start_supervised!({SharedWorker, name: :sw_crash})
+    opts = [worker: :sw_crash, checkpoint_every: 1, checkpoint_interval: 0, checkpoint_spacing: 0]
+    study = start_supervised!({Study, {%{name: "crash"}, @space, opts}})
+    {:ok, [t]} = Study.ask(study)
+    {:ok, _} = Study.tell(study, t.number, 0.5)
+    %{os_pid: os_pid} = Study.info(study)
+
+    capture_log(fn ->
+      Process.exit(Process.whereis(:sw_crash), :kill)
+      TestSupport.wait_until(fn -> not OptunaBridge.Worker.os_alive?(os_pid) end, 5_000)
+
+      TestSupport.wait_until(fn ->
+        info = Study.info(study)
+        info.status == :ready and info.os_pid not in [nil, os_pid]
+      end)
+    end)
+
+    assert {:ok, [%{state: :complete}]} = Study.trials(study)
+  end
+end
