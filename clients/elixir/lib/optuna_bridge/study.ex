@@ -1,6 +1,7 @@
 defmodule OptunaBridge.Study do
   @moduledoc """
-  One Optuna study, served by one worker process behind a port.
+  One Optuna study, served by its own worker process behind a port, or by a shared one
+  (`worker:` an `OptunaBridge.SharedWorker`, or `pool:` an `OptunaBridge.Pool`).
 
       {:ok, study} =
         OptunaBridge.Study.start_link(
@@ -11,7 +12,7 @@ defmodule OptunaBridge.Study do
         )
 
       {:ok, [%{number: n, params: params}]} = OptunaBridge.Study.ask(study)
-      :ok = OptunaBridge.Study.tell(study, n, train(params))
+      {:ok, _} = OptunaBridge.Study.tell(study, n, train(params))
       {:ok, best} = OptunaBridge.Study.best_trial(study)
 
   ## Contract
@@ -39,7 +40,7 @@ defmodule OptunaBridge.Study do
       `:checkpoint_spacing` times the previous export's duration, so never on every tell).
     * **Trial identity.** A trial handed out by a worker that died is checked against the new
       worker: if the new one does not have it running with the same params, a tell of it is
-      refused with `{:error, %Error{kind: :trial_lost}}` (a cast `tell/4` records that error in
+      refused with `{:error, %Error{kind: :trial_lost}}` (a `tell_async/4` records that error in
       `errors/1` and logs it); tells written to the dead worker that the new one does not have
       are reported the same way. Numbers the dead worker had handed out are never handed out
       again with other params: the new worker's numbering is moved past them with FAIL trials
@@ -502,7 +503,7 @@ defmodule OptunaBridge.Study do
         "request needs a method name and a params map, got: #{inspect({method, params})}"
       )
 
-  @doc "Errors of notifications (`tell/4`) and lost tells, oldest first (last 100)."
+  @doc "Errors of notifications (`tell_async/4`) and lost tells, oldest first (last 100)."
   @spec errors(study(), keyword()) :: [Error.t()] | {:error, Error.t()}
   def errors(study, opts \\ []) do
     opts = Wire.validate_options!(opts, [:timeout])
