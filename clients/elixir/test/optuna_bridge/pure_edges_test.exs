@@ -31,4 +31,20 @@ defmodule OptunaBridge.PureEdgesTest do
     assert {:error, %JSON.DecodeError{}} = JSON.decode("-a")
     assert JSON.builtin?() == Version.match?(System.version(), ">= 1.18.0")
   end
+
+  test "a pool needs an atom name and a positive size" do
+    assert_raise ArgumentError, fn -> OptunaBridge.Pool.start_link(name: "pool") end
+    assert_raise ArgumentError, fn -> OptunaBridge.Pool.start_link(name: :p, size: 0) end
+    assert_raise ArgumentError, fn -> OptunaBridge.Pool.start_link(name: :p, bogus: 1) end
+  end
+
+  test "deadlines: :infinity stays :infinity" do
+    assert OptunaBridge.Worker.deadline(:infinity) == :infinity
+    assert OptunaBridge.Worker.remaining(:infinity) == :infinity
+    assert OptunaBridge.Worker.remaining(OptunaBridge.Worker.deadline(0)) == 0
+  end
+
+  test "a shared worker takes only worker options" do
+    assert_raise ArgumentError, fn -> OptunaBridge.SharedWorker.start_link(timeout: 1) end
+  end
 end
