@@ -112,11 +112,11 @@ defmodule OptunaBridge.OptimizeTest do
     end
 
     started = System.monotonic_time(:millisecond)
-    assert {:ok, _} = OptunaBridge.optimize(study, objective, timeout: 400, concurrency: 4)
+    assert {:ok, _} = OptunaBridge.optimize(study, objective, timeout: 600, concurrency: 4)
     elapsed = System.monotonic_time(:millisecond) - started
 
     {:ok, trials} = Study.trials(study)
-    # 4 at a time for ~400 ms of 150 ms trials: well over what one at a time could start
+    # 4 at a time for ~600 ms of 150 ms trials: more than one at a time could start (4)
     assert length(trials) >= 6
     assert Enum.all?(trials, &(&1.state == :complete))
     assert elapsed < 5_000
