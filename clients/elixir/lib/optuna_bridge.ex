@@ -1,12 +1,69 @@
 defmodule OptunaBridge do
   @moduledoc """
-  An Elixir client for the optuna-bridge worker: Optuna studies served by a Python process over
-  a port, with JSON-RPC 2.0 frames (see `protocol/PROTOCOL.md` in the repository).
+  Optuna from Elixir: studies served by the repository's Python worker over a port (JSON-RPC 2.0
+  frames, see `protocol/PROTOCOL.md` in the repository).
 
-    * `OptunaBridge.Study` — a GenServer owning one worker for one study (the API to use).
-    * `OptunaBridge.Error` — the errors it returns, with a `kind` atom to match on.
+      {:ok, study} =
+        OptunaBridge.Study.start_link(%{name: "quad", pruner: %{type: "median"}},
+          x: [type: "float", low: -10.0, high: 10.0])
+
+      {:ok, best} =
+        OptunaBridge.optimize(study, fn trial -> (trial.params["x"] - 2) ** 2 end, n_trials: 50)
+
+    * `optimize/3` and `report/3` — Optuna's `study.optimize`, the Elixir way.
+    * `OptunaBridge.Study` — a process serving one study (ask/tell and every protocol method).
+    * `OptunaBridge.Trial` — a trial; `OptunaBridge.Error` — errors, with a `kind` to match on.
     * `OptunaBridge.JSON` — the dependency-free JSON codec.
     * `OptunaBridge.Worker`, `OptunaBridge.Framing`, `OptunaBridge.RPC`, `OptunaBridge.Wire` —
       the port, the framing, the JSON-RPC frames and the value translation underneath.
   """
+
+  alias OptunaBridge.{Error, Optimizer, Trial}
+
+  @doc """
+  Runs `objective` on trials of `study` until `n_trials` have started or `timeout` ms passed
+  (at least one of the two is required; trials running at the timeout finish). Returns the best
+  trial (`{:ok, %OptunaBridge.Trial{}}`; for several objectives `{:ok, pareto_front}`), or
+  `{:error, %OptunaBridge.Error{}}`: the `ask` error that stopped the run, or
+  `:objective_failed` when no trial completed because the objective failed.
+
+  The objective gets an `OptunaBridge.Trial` (`trial.params["x"]`) and returns:
+
+    * a number, or a list of numbers (several objectives): the trial is told `complete`;
+    * `{:pruned, step}` (or `:pruned`): told `pruned` — use `report/3` to ask the pruner;
+    * anything else, or it raises, throws or exits: told `fail`, with the reason in the trial's
+      user attr `"fail_reason"` (a string, at most 2000 characters). The run goes on.
+
+  Options:
+
+    * `:n_trials` — how many trials to start;
+    * `:timeout` — ms after which no new trial starts;
+    * `:concurrency` (1) — objectives running at once, each in a task under
+      `OptunaBridge.TaskSupervisor`;
+    * `:trial_timeout` (`:infinity`) — ms after which a running objective is killed and its
+      trial told `fail`;
+    * `:call_timeout` — the timeout of each ask/tell (default: the study's);
+    * `:ask` — options for `OptunaBridge.Study.ask/3` (`fixed_params:`, `search_space:`).
+  """
+  @spec optimize(GenServer.server(), (Trial.t() -> term()), keyword()) ::
+          {:ok, Trial.t() | [Trial.t()]} | {:error, Error.t()}
+  def optimize(study, objective, opts \\ []), do: Optimizer.optimize(study, objective, opts)
+
+  @doc """
+  Reports an intermediate `value` at `step` for a trial handed out by `optimize/3` and answers
+  the study's pruner: `:continue` or `:prune` (then return `{:pruned, step}`). A failed report
+  raises the `OptunaBridge.Error`, which fails the trial.
+
+      fn trial ->
+        Enum.reduce_while(0..9, nil, fn step, _ ->
+          loss = train_epoch(trial.params, step)
+          case OptunaBridge.report(trial, step, loss) do
+            :continue -> {:cont, loss}
+            :prune -> {:halt, {:pruned, step}}
+          end
+        end)
+      end
+  """
+  @spec report(Trial.t(), non_neg_integer(), number()) :: :continue | :prune
+  def report(trial, step, value), do: Optimizer.report(trial, step, value)
 end

@@ -20,6 +20,11 @@ defmodule OptunaBridge.Error do
     * `:frame_too_large` — also client-side: the frame is longer than the worker's announced
       `max_frame_bytes` and was not sent.
 
+    * `:multi_objective` — `best_trial/1` on a study with several objectives: there is no single
+      best trial, use `best_trials/1` for the Pareto front.
+    * `:objective_failed` — an objective run by `OptunaBridge.optimize/3` raised, threw or
+      exited (kept in the trial's user attrs; `optimize/3` returns it only when nothing completed).
+
   `method` is the request method that failed, when known (always set for a failed notification).
   """
 
@@ -48,6 +53,8 @@ defmodule OptunaBridge.Error do
           | :timeout
           | :start_failed
           | :trial_lost
+          | :multi_objective
+          | :objective_failed
 
   @type t :: %__MODULE__{
           kind: kind(),

@@ -10,7 +10,8 @@ defmodule OptunaBridge.JSON do
       `nil`. `\\uXXXX` escapes, surrogate pairs included, become UTF-8. Anything else — invalid
       UTF-8, control characters in strings, lone surrogates, trailing garbage, numbers too large
       for a double (`1e400`) — is `{:error, %OptunaBridge.JSON.DecodeError{}}`.
-    * encoding: maps (atom or string keys), `OptunaBridge.JSON.Ordered` objects, lists, strings, integers, floats, booleans, `nil`
+    * encoding: maps (atom, string or integer keys; two keys with the same string form are
+      an error), `OptunaBridge.JSON.Ordered` objects, lists, strings, integers, floats, booleans, `nil`
       and other atoms (as strings). Floats use the shortest form that round-trips
       (`:erlang.float_to_binary(f, [:short])`). A tuple, a pid or invalid UTF-8 is
       `{:error, %OptunaBridge.JSON.EncodeError{}}`.
@@ -60,6 +61,39 @@ defmodule OptunaBridge.JSON do
   """
   @spec decode(binary(), keyword()) :: {:ok, value()} | {:error, DecodeError.t()}
   def decode(text, opts \\ []) when is_binary(text) do
+    if builtin?() and Keyword.get(opts, :objects, :maps) == :maps,
+      do: builtin_decode(text),
+      else: bundled_decode(text, opts)
+  end
+
+  @doc """
+  Whether Elixir's own `JSON` module (Elixir 1.18+) is there: then `decode/2` uses it for maps
+  (it is faster); ordered objects and encoding stay with this module, which keeps member order
+  and rejects duplicate keys.
+  """
+  @spec builtin?() :: boolean()
+  def builtin?, do: Code.ensure_loaded?(JSON) and function_exported?(JSON, :decode, 1)
+
+  # `apply/3`: on Elixir < 1.18 there is no `JSON` module and a direct call would warn.
+  defp builtin_decode(text) do
+    case apply(JSON, :decode, [text]) do
+      {:ok, value} -> {:ok, value}
+      {:error, reason} -> {:error, builtin_error(reason)}
+    end
+  end
+
+  defp builtin_error({:unexpected_end, position}),
+    do: %DecodeError{message: "unexpected end of input", position: position}
+
+  defp builtin_error({:invalid_byte, position, _byte}),
+    do: %DecodeError{message: "invalid byte", position: position}
+
+  defp builtin_error({:unexpected_sequence, position, _seq}),
+    do: %DecodeError{message: "unexpected sequence", position: position}
+
+  defp builtin_error(other), do: %DecodeError{message: inspect(other), position: 0}
+
+  defp bundled_decode(text, opts) do
     # `ctx` travels through the parser: the whole text (for error positions) and the options.
     ctx = {text, Keyword.get(opts, :objects, :maps)}
 
@@ -183,7 +217,7 @@ defmodule OptunaBridge.JSON do
 
             if low in 0xDC00..0xDFFF do
               cp = 0x10000 + Bitwise.bsl(cp - 0xD800, 10) + (low - 0xDC00)
-              string(rest, ctx, [acc | <<cp::utf8>>])
+              string(rest, ctx, [acc, <<cp::utf8>>])
             else
               fail("high surrogate not followed by a low surrogate", low_rest, ctx)
             end
@@ -196,7 +230,7 @@ defmodule OptunaBridge.JSON do
         fail("lone low surrogate in \\u escape", rest, ctx)
 
       true ->
-        string(rest, ctx, [acc | <<cp::utf8>>])
+        string(rest, ctx, [acc, <<cp::utf8>>])
     end
   end
 
@@ -331,19 +365,29 @@ defmodule OptunaBridge.JSON do
 
   defp encode_value(other), do: throw({:json_encode_error, "no JSON form for this term", other})
 
+  # Keys are written as strings; two keys that become the same string (`%{:a => 2, "a" => 1}`,
+  # `%{1 => x, "1" => y}`) are an error: JSON parsers keep one of them silently, so one value
+  # would be lost without anyone being told.
   defp encode_object(pairs) do
-    [
-      ?{,
-      Enum.map_intersperse(pairs, ?,, fn {k, v} ->
-        [encode_string(key(k)), ?:, encode_value(v)]
-      end),
-      ?}
-    ]
+    {members, _seen} =
+      Enum.map_reduce(pairs, %{}, fn {k, v}, seen ->
+        name = key(k)
+
+        if Map.has_key?(seen, name),
+          do: throw({:json_encode_error, "duplicate object key #{inspect(name)}", k})
+
+        {[encode_string(name), ?:, encode_value(v)], Map.put(seen, name, true)}
+      end)
+
+    [?{, Enum.intersperse(members, ?,), ?}]
   end
 
   defp key(k) when is_binary(k), do: k
   defp key(k) when is_atom(k) and k not in [nil, true, false], do: Atom.to_string(k)
-  defp key(k), do: throw({:json_encode_error, "object keys must be strings or atoms", k})
+  defp key(k) when is_integer(k), do: Integer.to_string(k)
+
+  defp key(k),
+    do: throw({:json_encode_error, "object keys must be strings, atoms or integers", k})
 
   defp encode_string(s) do
     unless String.valid?(s), do: throw({:json_encode_error, "string is not valid UTF-8", s})

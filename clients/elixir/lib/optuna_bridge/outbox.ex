@@ -3,7 +3,7 @@ defmodule OptunaBridge.Outbox do
   The ledger of frames written to the worker and not yet known to be processed, in write order.
   Pure data; `OptunaBridge.Study` keeps one per worker.
 
-  Why: the worker answers frames strictly in order, but a successful notification (`tell/4`) is
+  Why: the worker answers frames strictly in order, but a successful notification (`tell_async/4`) is
   answered by nothing, a failed one by an `error` notification, and a frame the worker cannot
   read (too large, not JSON) by an error whose `id` is `null`. Knowing every written frame in
   order lets the client attribute each of these to the frame that caused it, never to an

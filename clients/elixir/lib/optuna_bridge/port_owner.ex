@@ -50,8 +50,20 @@ defmodule OptunaBridge.PortOwner do
     end
   end
 
-  defp loop(parent, %Worker{port: port} = worker) do
+  defp loop(parent, %Worker{port: port, log_port: log_port} = worker) do
     receive do
+      {^log_port, {:data, {:eol, line}}} ->
+        Worker.log_line(line, worker.os_pid)
+        loop(parent, worker)
+
+      {^log_port, {:data, {:noeol, line}}} ->
+        Worker.log_line(line <> "...", worker.os_pid)
+        loop(parent, worker)
+
+      {^log_port, {:exit_status, _}} ->
+        Worker.remove_fifo(worker)
+        loop(parent, %{worker | log_port: nil})
+
       {:write, frame} ->
         _ = Worker.send_frame(worker, frame)
         loop(parent, worker)
@@ -67,12 +79,30 @@ defmodule OptunaBridge.PortOwner do
         end
 
       {^port, {:exit_status, status}} ->
+        drain_logs(worker)
         send(parent, {:worker, self(), {:exit, status}})
 
       :close ->
         # After Port.close/1 no data and no exit status arrive: report a clean end ourselves.
         safe_close(port)
+        Worker.remove_fifo(worker)
         send(parent, {:worker, self(), {:exit, 0}})
+    end
+  end
+
+  # The worker's last lines (its crash report) arrive just before or after its exit status.
+  defp drain_logs(%Worker{log_port: nil} = worker), do: Worker.remove_fifo(worker)
+
+  defp drain_logs(%Worker{log_port: log_port} = worker) do
+    receive do
+      {^log_port, {:data, {_, line}}} ->
+        Worker.log_line(line, worker.os_pid)
+        drain_logs(worker)
+
+      {^log_port, {:exit_status, _}} ->
+        Worker.remove_fifo(worker)
+    after
+      500 -> Worker.remove_fifo(worker)
     end
   end
 

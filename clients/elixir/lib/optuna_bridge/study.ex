@@ -1,6 +1,7 @@
 defmodule OptunaBridge.Study do
   @moduledoc """
-  One Optuna study, served by one worker process behind a port.
+  One Optuna study, served by its own worker process behind a port, or by a shared one
+  (`worker:` an `OptunaBridge.SharedWorker`, or `pool:` an `OptunaBridge.Pool`).
 
       {:ok, study} =
         OptunaBridge.Study.start_link(
@@ -11,7 +12,7 @@ defmodule OptunaBridge.Study do
         )
 
       {:ok, [%{number: n, params: params}]} = OptunaBridge.Study.ask(study)
-      :ok = OptunaBridge.Study.tell(study, n, train(params))
+      {:ok, _} = OptunaBridge.Study.tell(study, n, train(params))
       {:ok, best} = OptunaBridge.Study.best_trial(study)
 
   ## Contract
@@ -39,7 +40,7 @@ defmodule OptunaBridge.Study do
       `:checkpoint_spacing` times the previous export's duration, so never on every tell).
     * **Trial identity.** A trial handed out by a worker that died is checked against the new
       worker: if the new one does not have it running with the same params, a tell of it is
-      refused with `{:error, %Error{kind: :trial_lost}}` (a cast `tell/4` records that error in
+      refused with `{:error, %Error{kind: :trial_lost}}` (a `tell_async/4` records that error in
       `errors/1` and logs it); tells written to the dead worker that the new one does not have
       are reported the same way. Numbers the dead worker had handed out are never handed out
       again with other params: the new worker's numbering is moved past them with FAIL trials
@@ -50,7 +51,7 @@ defmodule OptunaBridge.Study do
   require Logger
 
   alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
-  alias OptunaBridge.Worker
+  alias OptunaBridge.{SharedWorker, Telemetry, Trial, Worker}
 
   @max_errors 100
   @protocol 1
@@ -59,6 +60,9 @@ defmodule OptunaBridge.Study do
   @start_options [
     :name,
     :python,
+    :forward_logs,
+    :env,
+    :cd,
     :worker_args,
     :framing,
     :log_level,
@@ -71,8 +75,13 @@ defmodule OptunaBridge.Study do
     :max_restarts,
     :restart_window,
     :restart_backoff,
-    :keep
+    :keep,
+    :worker,
+    :pool
   ]
+
+  # options of the worker process itself: they belong to the shared worker or pool when used
+  @process_options [:python, :env, :cd, :worker_args, :framing, :log_level, :forward_logs]
 
   @type study :: GenServer.server()
   @type result(t) :: {:ok, t} | {:error, Error.t()}
@@ -101,6 +110,7 @@ defmodule OptunaBridge.Study do
     opts = Wire.validate_options!(opts, @start_options)
     Enum.each(opts, &check_start_option/1)
     create = Wire.create_params(study_config, search_space)
+    opts = placement(opts, create["study"])
     study_json = encode!(create["study"])
     create_json = encode!(create)
     {Keyword.take(opts, [:name]), {create["study"], study_json, create, create_json, opts}}
@@ -123,6 +133,22 @@ defmodule OptunaBridge.Study do
     do: Wire.bad_option!(:worker_args, v)
 
   defp check_start_option({:python, v}) when not is_binary(v), do: Wire.bad_option!(:python, v)
+  defp check_start_option({:cd, v}) when not is_binary(v), do: Wire.bad_option!(:cd, v)
+
+  defp check_start_option({:forward_logs, v}) when not is_boolean(v),
+    do: Wire.bad_option!(:forward_logs, v)
+
+  defp check_start_option({:env, env}) do
+    valid =
+      is_list(env) and
+        Enum.all?(env, fn
+          {k, v} -> (is_binary(k) or is_atom(k)) and (is_binary(v) or is_nil(v))
+          _ -> false
+        end)
+
+    unless valid, do: Wire.bad_option!(:env, env)
+    :ok
+  end
 
   # `keep: true` was the opt-out of the old delete-on-terminate; keeping is now the only behaviour.
   defp check_start_option({:keep, true}), do: :ok
@@ -136,6 +162,34 @@ defmodule OptunaBridge.Study do
       )
 
   defp check_start_option(_), do: :ok
+
+  # A study on a shared worker (`worker:`) or in a pool (`pool:`, placed by its name) takes no
+  # worker-process options: the worker is not its own.
+  defp placement(opts, name) do
+    shared = Keyword.take(opts, [:worker, :pool])
+
+    case {shared, Keyword.take(opts, @process_options)} do
+      {[], _} ->
+        opts
+
+      {[_], []} ->
+        worker =
+          case shared do
+            [worker: worker] -> worker
+            [pool: pool] -> {OptunaBridge.Pool, pool, name}
+          end
+
+        Keyword.put(Keyword.drop(opts, [:worker, :pool]), :shared, worker)
+
+      {[_, _ | _], _} ->
+        raise ArgumentError, "give worker: or pool:, not both"
+
+      {_, process_opts} ->
+        raise ArgumentError,
+              "#{inspect(Keyword.keys(process_opts))} configure a worker process: give them to " <>
+                "the shared worker or pool, not to a study placed on one"
+    end
+  end
 
   @doc """
   A child spec for `{OptunaBridge.Study, {study_config, search_space, opts}}`. It is `:transient`
@@ -166,10 +220,10 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
-  Asks for `n` new trials: `{:ok, [%{number: 0, params: %{"lr" => 0.01}}]}`. Options:
+  Asks for `n` new trials: `{:ok, [%OptunaBridge.Trial{number: 0, params: %{"lr" => 0.01}}]}`. Options:
   `:fixed_params` (a map), `:search_space` (as in `start_link/3`), `:timeout`.
   """
-  @spec ask(study(), pos_integer(), keyword()) :: result([%{number: integer(), params: map()}])
+  @spec ask(study(), pos_integer(), keyword()) :: result([Trial.t()])
   def ask(study, n \\ 1, opts \\ []) do
     unless is_integer(n) and n >= 1,
       do: raise(ArgumentError, "n must be a positive integer, got: #{inspect(n)}")
@@ -194,30 +248,37 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
-  Tells a trial's result without waiting (a JSON-RPC notification). A failure is not returned:
-  the worker reports it with an `error` notification, which is logged and kept for `errors/1`
-  (as are tells refused with `:trial_lost` and oversize frames). `value` is a number, a list
-  (multi-objective) or `nil` with `state: "pruned" | "fail"`. Options: `:state`, `:user_attrs`,
-  `:skip_if_finished`, `:constraints`. Bad arguments raise `ArgumentError` here.
+  Tells a trial's result and waits for the worker: `{:ok, %OptunaBridge.Trial{number: 0,
+  state: :complete, values: [0.5]}}` or `{:error, %OptunaBridge.Error{}}` (e.g. `:trial_finished`,
+  `:trial_lost`). `value` is a number, a list (multi-objective) or `nil` with
+  `state: :pruned | :fail`. Options: `:state`, `:user_attrs`, `:skip_if_finished`,
+  `:constraints`, `:timeout`. Bad arguments raise `ArgumentError` here. `tell_async/4` is the
+  fire-and-forget form.
   """
-  @spec tell(study(), non_neg_integer(), number() | [number()] | nil, keyword()) :: :ok
+  @spec tell(study(), non_neg_integer(), number() | [number()] | nil, keyword()) ::
+          result(Trial.t())
   def tell(study, number, value, opts \\ []) do
-    params = Wire.tell_params(number, value, opts)
-    GenServer.cast(study, {:tell, number, encode!(params)})
-  end
-
-  @doc """
-  Like `tell/4`, but waits: `{:ok, %{number: 0, state: :complete, values: [0.5]}}`. Also takes
-  `:timeout`.
-  """
-  @spec tell_sync(study(), non_neg_integer(), number() | [number()] | nil, keyword()) ::
-          result(map())
-  def tell_sync(study, number, value, opts \\ []) do
     {call_opts, tell_opts} =
       Keyword.split(Wire.validate_options!(opts, [:timeout | tell_keys()]), [:timeout])
 
     request(study, "tell", Wire.tell_params(number, value, tell_opts), {:tell, number}, call_opts)
   end
+
+  @doc """
+  Tells a trial's result without waiting (a JSON-RPC notification): returns `:ok` at once. A
+  failure is not returned: the worker reports it with an `error` notification, which is logged
+  and kept for `errors/1` (as are tells refused with `:trial_lost` and oversize frames). Options
+  as `tell/4` without `:timeout`.
+  """
+  @spec tell_async(study(), non_neg_integer(), number() | [number()] | nil, keyword()) :: :ok
+  def tell_async(study, number, value, opts \\ []) do
+    params = Wire.tell_params(number, value, opts)
+    GenServer.cast(study, {:tell, number, encode!(params)})
+  end
+
+  @doc false
+  @deprecated "tell/4 is synchronous now"
+  def tell_sync(study, number, value, opts \\ []), do: tell(study, number, value, opts)
 
   defp tell_keys, do: [:state, :user_attrs, :skip_if_finished, :constraints]
 
@@ -245,13 +306,31 @@ defmodule OptunaBridge.Study do
     )
   end
 
-  @doc "The best trial (the first of the Pareto front). Options: `:datetimes`, `:timeout`."
-  @spec best_trial(study(), keyword()) :: result(Wire.trial())
+  @doc """
+  The best trial: `{:ok, %OptunaBridge.Trial{}}`. A study with several objectives has no single
+  best trial: `{:error, %Error{kind: :multi_objective}}` (use `best_trials/1`). Before any trial
+  completed: `:no_completed_trials`. Options: `:datetimes`, `:timeout`.
+  """
+  @spec best_trial(study(), keyword()) :: result(Trial.t())
   def best_trial(study, opts \\ []) do
-    with {:ok, [best | _]} <- best_trials(study, opts), do: {:ok, best}
+    case best_trials(study, opts) do
+      {:ok, [%Trial{values: [_]} = best]} ->
+        {:ok, best}
+
+      {:ok, front} ->
+        {:error,
+         Error.client(
+           :multi_objective,
+           "the study has several objectives: best_trials/1 returns its Pareto front",
+           %{"front_size" => length(front)}
+         )}
+
+      error ->
+        error
+    end
   end
 
-  @doc "The best trial in a list, or the Pareto front. Options: `:datetimes`, `:timeout`."
+  @doc "The best trial in a list, or the Pareto front (several objectives). Options: `:datetimes`, `:timeout`."
   @spec best_trials(study(), keyword()) :: result([Wire.trial()])
   def best_trials(study, opts \\ []) do
     opts = Wire.validate_options!(opts, [:datetimes, :timeout])
@@ -290,6 +369,110 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
+  Enqueues a trial with these params (Optuna's `enqueue_trial`): the next `ask` hands it out.
+  `{:ok, enqueued?}` (`false` when `skip_if_exists: true` found the same params). Options:
+  `:user_attrs`, `:skip_if_exists`, `:timeout`.
+  """
+  @spec enqueue(study(), map() | keyword(), keyword()) :: result(boolean())
+  def enqueue(study, params, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:user_attrs, :skip_if_exists, :timeout])
+    wire = %{"params" => Wire.object(params)}
+
+    wire =
+      Enum.reduce(opts, wire, fn
+        {:user_attrs, attrs}, acc when is_map(attrs) -> Map.put(acc, "user_attrs", attrs)
+        {:skip_if_exists, flag}, acc when is_boolean(flag) -> Map.put(acc, "skip_if_exists", flag)
+        {:timeout, _}, acc -> acc
+        {key, v}, _acc -> Wire.bad_option!(key, v)
+      end)
+
+    with {:ok, %{"enqueued" => enqueued}} <- request(study, "enqueue", wire, :raw, opts),
+         do: {:ok, enqueued}
+  end
+
+  @doc """
+  Sets user attrs on the study (`number: nil`, the default) or on a running trial. Options:
+  `:number`, `:timeout`.
+  """
+  @spec set_attrs(study(), map() | keyword(), keyword()) :: :ok | {:error, Error.t()}
+  def set_attrs(study, user_attrs, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:number, :timeout])
+    wire = %{"user_attrs" => Wire.object(user_attrs)}
+
+    wire =
+      case opts[:number] do
+        nil -> wire
+        n when is_integer(n) and n >= 0 -> Map.put(wire, "number", n)
+        other -> Wire.bad_option!(:number, other)
+      end
+
+    with {:ok, _} <- request(study, "set_attrs", wire, :raw, opts), do: :ok
+  end
+
+  @doc """
+  Parameter importances (Optuna's default evaluator): `{:ok, %{"lr" => 0.8, ...}}`. Options:
+  `:params` (names to evaluate), `:objective` (index, several objectives), `:timeout`.
+  """
+  @spec importance(study(), keyword()) :: result(%{optional(String.t()) => float()})
+  def importance(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:params, :objective, :timeout])
+
+    wire =
+      Enum.reduce(opts, %{}, fn
+        {:params, [_ | _] = names}, acc -> Map.put(acc, "params", Enum.map(names, &to_string/1))
+        {:objective, i}, acc when is_integer(i) and i >= 0 -> Map.put(acc, "objective", i)
+        {:timeout, _}, acc -> acc
+        {key, v}, _acc -> Wire.bad_option!(key, v)
+      end)
+
+    with {:ok, %{"importances" => imp}} <- request(study, "importance", wire, :raw, opts),
+         do: {:ok, imp}
+  end
+
+  @doc """
+  Imports a snapshot (as `export/1` returns it) into this study's worker and storage:
+  `{:ok, %{"study" => name, "n_trials" => n}}`. Options: `:as` (another study name),
+  `:overwrite` (default false: an existing study is `:study_exists`), `:timeout`.
+  """
+  @spec import(study(), map(), keyword()) :: result(map())
+  def import(study, snapshot, opts \\ []) when is_map(snapshot) do
+    opts = Wire.validate_options!(opts, [:as, :overwrite, :timeout])
+    wire = %{"snapshot" => snapshot}
+
+    wire =
+      Enum.reduce(opts, wire, fn
+        {:as, name}, acc when is_binary(name) and name != "" -> Map.put(acc, "study", name)
+        {:overwrite, flag}, acc when is_boolean(flag) -> Map.put(acc, "overwrite", flag)
+        {:timeout, _}, acc -> acc
+        {key, v}, _acc -> Wire.bad_option!(key, v)
+      end)
+
+    raw_request(study, "import", wire, opts)
+  end
+
+  @doc """
+  The studies in this study's worker storage: `{:ok, [%{"study" => name, "directions" => [...],
+  "n_trials" => n, "n_running" => n}]}`. Option: `:timeout`.
+  """
+  @spec list(study(), keyword()) :: result([map()])
+  def list(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:timeout])
+
+    with {:ok, %{"studies" => studies}} <- raw_request(study, "list", %{}, opts),
+         do: {:ok, studies}
+  end
+
+  @doc "Round trip to the worker: `:ok` or an error (e.g. `:timeout`). Option: `:timeout`."
+  @spec ping(study(), keyword()) :: :ok | {:error, Error.t()}
+  def ping(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:timeout])
+    with {:ok, _} <- raw_request(study, "ping", %{}, opts), do: :ok
+  end
+
+  defp raw_request(study, method, params, opts),
+    do: do_call(study, {:request, method, encode!(params), false, :raw}, opts[:timeout])
+
+  @doc """
   Deletes the study from the worker's storage, explicitly (nothing else ever deletes it). The
   process stays up; `stop(study, delete: true)` deletes and stops. Option: `:timeout`.
   """
@@ -320,7 +503,7 @@ defmodule OptunaBridge.Study do
         "request needs a method name and a params map, got: #{inspect({method, params})}"
       )
 
-  @doc "Errors of notifications (`tell/4`) and lost tells, oldest first (last 100)."
+  @doc "Errors of notifications (`tell_async/4`) and lost tells, oldest first (last 100)."
   @spec errors(study(), keyword()) :: [Error.t()] | {:error, Error.t()}
   def errors(study, opts \\ []) do
     opts = Wire.validate_options!(opts, [:timeout])
@@ -391,6 +574,20 @@ defmodule OptunaBridge.Study do
 
     limit = if is_integer(timeout), do: timeout + @call_margin, else: :default
 
+    Telemetry.span(
+      [:optuna_bridge, :request],
+      %{study: study, method: call_method(message)},
+      fn ->
+        reply = call_study(study, message, timeout, limit)
+        {reply, %{result: result_tag(reply)}}
+      end
+    )
+  end
+
+  defp result_tag({:error, %Error{kind: kind}}), do: {:error, kind}
+  defp result_tag(_), do: :ok
+
+  defp call_study(study, message, timeout, limit) do
     try do
       GenServer.call(study, {:call, message, timeout}, backstop(study, limit))
     catch
@@ -427,6 +624,7 @@ defmodule OptunaBridge.Study do
   @impl true
   def init({name, study_json, create, create_json, opts}) do
     Process.flag(:trap_exit, true)
+    Logger.metadata(study: name)
     timeout = Keyword.get(opts, :timeout, 15_000)
     Process.put(:optuna_bridge_timeout, timeout)
 
@@ -436,6 +634,7 @@ defmodule OptunaBridge.Study do
       create: create,
       create_json: create_json,
       opts: opts,
+      shared: opts[:shared] != nil,
       timeout: timeout,
       start_timeout: Keyword.get(opts, :start_timeout, 30_000),
       grace: Keyword.get(opts, :grace, 2_000),
@@ -492,6 +691,7 @@ defmodule OptunaBridge.Study do
     ref = make_ref()
     timeout = timeout || state.timeout
     method = call_method(message)
+    Logger.metadata(method: method)
     timer = Process.send_after(self(), {:call_timeout, ref, timeout}, timeout)
     call = %{from: from, message: message, method: method, timer: timer}
     state = %{state | calls: Map.put(state.calls, ref, call)}
@@ -502,6 +702,8 @@ defmodule OptunaBridge.Study do
   end
 
   defp call_method(:await_ready), do: "await_ready"
+  defp call_method(:errors), do: "errors"
+  defp call_method(:info), do: "info"
   defp call_method({:request, method, _, _, _}), do: method
 
   @impl true
@@ -576,7 +778,14 @@ defmodule OptunaBridge.Study do
     start_failed(state, error)
   end
 
-  def handle_info(:restart, %{status: :restarting} = state), do: {:noreply, spawn_worker(state)}
+  def handle_info(:restart, %{status: :restarting} = state) do
+    Telemetry.execute([:optuna_bridge, :worker, :restart], %{count: 1}, %{
+      study: state.study,
+      restarts: state.restarts
+    })
+
+    {:noreply, spawn_worker(state)}
+  end
 
   def handle_info(:checkpoint, state) do
     {action, policy} = CheckpointPolicy.fired(state.checkpoint, now_ms())
@@ -596,7 +805,7 @@ defmodule OptunaBridge.Study do
 
   defp spawn_worker(state) do
     gen = state.gen + 1
-    owner = PortOwner.start_link(state.opts)
+    owner = start_owner(state.opts[:shared], state.opts)
     timer = Process.send_after(self(), {:start_timeout, gen}, state.start_timeout)
 
     %{
@@ -612,7 +821,17 @@ defmodule OptunaBridge.Study do
     }
   end
 
-  defp worker_event(state, {:opened, os_pid}), do: {:noreply, %{state | os_pid: os_pid}}
+  defp start_owner(nil, opts), do: PortOwner.start_link(opts)
+
+  defp start_owner({OptunaBridge.Pool, pool, name}, _),
+    do: SharedWorker.attach(OptunaBridge.Pool.worker(pool, name))
+
+  defp start_owner(shared, _opts), do: SharedWorker.attach(shared)
+
+  defp worker_event(state, {:opened, os_pid}) do
+    Logger.metadata(os_pid: os_pid)
+    {:noreply, %{state | os_pid: os_pid}}
+  end
 
   defp worker_event(state, {:frame, frame}) do
     {:noreply, handle_frame(state, frame)}
@@ -656,6 +875,12 @@ defmodule OptunaBridge.Study do
   end
 
   defp worker_gone(state, message, data) do
+    Telemetry.execute([:optuna_bridge, :worker, :exit], %{count: 1}, %{
+      study: state.study,
+      os_pid: state.os_pid,
+      reason: message
+    })
+
     Logger.error("optuna_bridge study #{inspect(state.study)}: #{message}; restarting the worker")
     error = Error.client(:worker_crashed, message, data)
     state = fail_pending(state, error)
@@ -693,6 +918,12 @@ defmodule OptunaBridge.Study do
     end
   end
 
+  # On a shared worker only this study's attachment goes: the other studies keep the worker.
+  defp kill_worker(%{owner: owner} = state) when owner != nil and state.shared do
+    Process.exit(owner, :kill)
+    :ok
+  end
+
   defp kill_worker(%{os_pid: os_pid, owner: owner}) do
     Worker.kill_os_pid(os_pid)
     if owner, do: Process.exit(owner, :kill)
@@ -700,6 +931,11 @@ defmodule OptunaBridge.Study do
   end
 
   defp close_worker(%{owner: nil}), do: :ok
+
+  defp close_worker(%{shared: true} = state) do
+    PortOwner.close(state.owner)
+    :ok
+  end
 
   defp close_worker(state) do
     os_pid = state.os_pid || opened_pid(state.owner)
@@ -937,7 +1173,8 @@ defmodule OptunaBridge.Study do
   # ------------------------------------------------------------------------ frames out
 
   defp send_request(state, method, params_json, waiter) do
-    id = state.next_id
+    # on a shared worker, ids are unique in the VM so that replies route without rewriting
+    id = if state.shared, do: :erlang.unique_integer([:positive, :monotonic]), else: state.next_id
 
     frame = [
       ~s({"jsonrpc":"2.0","id":),

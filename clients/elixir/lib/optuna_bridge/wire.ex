@@ -11,15 +11,7 @@ defmodule OptunaBridge.Wire do
 
   alias OptunaBridge.JSON
 
-  @type trial :: %{
-          required(:number) => non_neg_integer(),
-          optional(:state) => atom() | String.t(),
-          optional(:params) => map(),
-          optional(:values) => [number()] | nil,
-          optional(:user_attrs) => map(),
-          optional(:intermediate_values) => %{integer() => number()},
-          optional(atom() | String.t()) => term()
-        }
+  @type trial :: OptunaBridge.Trial.t()
 
   @trial_fields %{
     "number" => :number,
@@ -207,16 +199,22 @@ defmodule OptunaBridge.Wire do
 
   def states!(other), do: bad_option!(:states, other)
 
-  @doc "An asked trial: `%{number: 0, params: %{\"lr\" => 0.01}}`."
-  @spec asked(map()) :: %{number: non_neg_integer(), params: map()}
-  def asked(%{"number" => number, "params" => params}), do: %{number: number, params: params}
+  @doc "An asked trial: `%OptunaBridge.Trial{number: 0, state: :running, params: %{\"lr\" => 0.01}}`."
+  @spec asked(map()) :: trial()
+  def asked(%{"number" => number, "params" => params}),
+    do: %OptunaBridge.Trial{number: number, params: params, state: :running}
 
-  @doc "A trial object from `best`/`trials`, with atom keys for the known fields."
+  @doc """
+  A trial object from `best`/`trials`/`tell` as an `OptunaBridge.Trial`: the protocol's known
+  fields by a fixed table (never `String.to_atom/1`), anything else kept in `extra`.
+  """
   @spec trial(map()) :: trial()
   def trial(wire) when is_map(wire) do
-    Map.new(wire, fn {k, v} ->
-      key = Map.get(@trial_fields, k, k)
-      {key, field(key, v)}
+    Enum.reduce(wire, %OptunaBridge.Trial{number: wire["number"]}, fn {k, v}, trial ->
+      case Map.fetch(@trial_fields, k) do
+        {:ok, key} -> Map.replace!(trial, key, field(key, v))
+        :error -> %{trial | extra: Map.put(trial.extra, k, v)}
+      end
     end)
   end
 

@@ -12,38 +12,56 @@ defmodule OptunaBridge.Worker do
 
   alias OptunaBridge.{Error, Framing}
 
-  defstruct [:port, :os_pid, :framing, buffer: []]
+  defstruct [:port, :os_pid, :framing, :log_port, :fifo, buffer: []]
 
   @type t :: %__MODULE__{
           port: port(),
           os_pid: non_neg_integer() | nil,
           framing: Framing.t(),
+          log_port: port() | nil,
+          fifo: String.t() | nil,
           buffer: Framing.buffer()
         }
 
-  @repo_python Path.expand("../../../../.venv/bin/python", __DIR__)
-
   @doc """
-  The interpreter to run: `opts[:python]`, else `$OPTUNA_BRIDGE_PYTHON`, else the repository's
-  `.venv/bin/python` (found relative to this client's source).
+  The interpreter to run, resolved at run time (nothing about this machine is compiled in):
+  `opts[:python]`, else `config :optuna_bridge, :python`, else `$OPTUNA_BRIDGE_PYTHON`, else
+  `python3` found on `PATH`. A name without a slash is looked up on `PATH`. `nil` when none is
+  found.
   """
-  @spec python(keyword()) :: String.t()
+  @spec python(keyword()) :: String.t() | nil
   def python(opts) do
-    opts[:python] || System.get_env("OPTUNA_BRIDGE_PYTHON") || @repo_python
+    candidate =
+      opts[:python] || Application.get_env(:optuna_bridge, :python) ||
+        System.get_env("OPTUNA_BRIDGE_PYTHON") || "python3"
+
+    resolve(candidate)
   end
+
+  defp resolve(name) when is_binary(name) do
+    if String.contains?(name, "/"), do: Path.expand(name), else: System.find_executable(name)
+  end
+
+  defp resolve(other), do: other
 
   @doc """
   Spawns a worker. Options: `:python`, `:framing` (`:line` default), `:worker_args` (extra
   command-line arguments such as `["--storage", "sqlite:///x.db"]`), `:log_level`
-  (`"warning"` default). The caller becomes the port's owner and receives its messages.
+  (`"warning"` default), `:forward_logs` (default false: the worker's stderr goes to the BEAM's
+  stderr; true: its JSON log lines are read through a FIFO and logged with `Logger` at their
+  level, see `log_line/2`), `:env` (`[{"NAME", "value"}]` added to the worker's environment; a
+  `nil` value unsets) and `:cd` (the worker's working directory, e.g. for relative SQLite paths). The caller becomes the port's owner and receives its messages.
   """
   @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}
   def open(opts) do
     with {:ok, framing} <- Framing.validate(Keyword.get(opts, :framing, :line)),
          {:ok, python} <- executable(python(opts)),
-         {:ok, port} <- open_port(python, framing, worker_args(framing, opts)) do
+         {:ok, fifo, log_port} <- log_reader(opts[:forward_logs]),
+         {:ok, port} <- open_port(python, framing, worker_args(framing, opts), opts, fifo) do
       {:os_pid, os_pid} = Port.info(port, :os_pid) || {:os_pid, nil}
-      {:ok, %__MODULE__{port: port, os_pid: os_pid, framing: framing}}
+
+      {:ok,
+       %__MODULE__{port: port, os_pid: os_pid, framing: framing, log_port: log_port, fifo: fifo}}
     else
       {:error, message} -> {:error, Error.client(:start_failed, message)}
     end
@@ -55,20 +73,66 @@ defmodule OptunaBridge.Worker do
       Keyword.get(opts, :worker_args, [])
   end
 
-  defp open_port(python, framing, args) do
-    port_opts = [
-      :binary,
-      :exit_status,
-      :use_stdio,
-      :hide,
-      Framing.port_option(framing),
-      args: args
-    ]
+  # stderr forwarding: the worker runs as `sh -c 'exec python ... 2>FIFO'` (exec: same pid) and a
+  # `cat FIFO` port, owned by the same process, hands its lines over.
+  defp log_reader(true) do
+    fifo = Path.join(System.tmp_dir!(), "optuna_bridge_#{System.unique_integer([:positive])}.log")
+
+    with {_, 0} <- System.cmd("mkfifo", ["-m", "600", fifo], stderr_to_stdout: true),
+         cat when is_binary(cat) <- System.find_executable("cat") do
+      port =
+        Port.open({:spawn_executable, cat}, [:binary, :exit_status, {:line, 65_536}, args: [fifo]])
+
+      {:ok, fifo, port}
+    else
+      _ -> {:error, "cannot make a FIFO for the worker's logs (forward_logs: true)"}
+    end
+  end
+
+  defp log_reader(_), do: {:ok, nil, nil}
+
+  defp open_port(python, framing, args, opts, nil), do: open_port(python, framing, args, opts)
+
+  defp open_port(python, framing, args, opts, fifo) do
+    script = ~s(f="$1"; shift; exec "$@" 2>"$f")
+    open_port("/bin/sh", framing, ["-c", script, "sh", fifo, python | args], opts)
+  end
+
+  defp open_port(python, framing, args, opts) do
+    port_opts =
+      [
+        :binary,
+        :exit_status,
+        :use_stdio,
+        :hide,
+        Framing.port_option(framing),
+        args: args
+      ] ++ env_option(opts[:env]) ++ cd_option(opts[:cd])
 
     {:ok, Port.open({:spawn_executable, python}, port_opts)}
   rescue
     error in ErlangError -> {:error, "cannot start #{python}: #{inspect(error.original)}"}
   end
+
+  defp env_option(nil), do: []
+
+  defp env_option(env) do
+    [
+      env:
+        Enum.map(env, fn {k, v} ->
+          {String.to_charlist(to_string(k)), if(v, do: String.to_charlist(v), else: false)}
+        end)
+    ]
+  end
+
+  defp cd_option(nil), do: []
+  defp cd_option(dir), do: [cd: String.to_charlist(dir)]
+
+  defp executable(nil),
+    do:
+      {:error,
+       "no Python interpreter: pass python:, set config :optuna_bridge, :python or " <>
+         "OPTUNA_BRIDGE_PYTHON, or put python3 on PATH"}
 
   defp executable(path) do
     cond do
@@ -76,6 +140,52 @@ defmodule OptunaBridge.Worker do
       not File.exists?(path) -> {:error, "python executable not found: #{path}"}
       true -> {:ok, path}
     end
+  end
+
+  @levels %{
+    "debug" => :debug,
+    "info" => :info,
+    "warning" => :warning,
+    "error" => :error,
+    "critical" => :critical,
+    "exception" => :error
+  }
+
+  @doc """
+  Logs one stderr line of the worker with `Logger`: a JSON log line at its `level` (debug, info,
+  warning, error, critical), its `event` and other fields in the message; anything else (a
+  Python crash before logging was set up) at `:warning`. Metadata: `os_pid`, `source: :worker`
+  (field names are never turned into atoms).
+  """
+  @spec log_line(binary(), non_neg_integer() | nil) :: :ok
+  def log_line(line, os_pid) do
+    {level, message} =
+      case OptunaBridge.JSON.decode(line) do
+        {:ok, %{} = fields} ->
+          {level, fields} = Map.pop(fields, "level")
+          {event, fields} = Map.pop(fields, "event", "")
+          fields = Map.delete(fields, "timestamp")
+
+          details =
+            fields |> Enum.sort() |> Enum.map_join(" ", fn {k, v} -> "#{k}=#{inspect(v)}" end)
+
+          {Map.get(@levels, level, :warning), String.trim("worker: #{event} #{details}")}
+
+        _ ->
+          {:warning, "worker: " <> line}
+      end
+
+    require Logger
+    Logger.log(level, message, os_pid: os_pid, source: :worker)
+  end
+
+  @doc false
+  @spec remove_fifo(t()) :: :ok
+  def remove_fifo(%__MODULE__{fifo: nil}), do: :ok
+
+  def remove_fifo(%__MODULE__{fifo: fifo}) do
+    _ = File.rm(fifo)
+    :ok
   end
 
   @doc "Writes one JSON text as a frame. `{:error, :closed}` when the port is already gone."

@@ -93,11 +93,28 @@ defmodule OptunaBridge.JSONTest do
       assert JSON.encode!([0.1, 1.0e-5, 1.0e20, 3, -0.0, 1.0]) == "[0.1,1.0e-5,1.0e20,3,-0.0,1.0]"
     end
 
+    test "integer keys are written as strings (intermediate values keyed by step)" do
+      trial = OptunaBridge.Wire.trial(%{"number" => 0, "intermediate_values" => %{"3" => 0.5}})
+
+      assert JSON.encode(%{"intermediate_values" => trial.intermediate_values}) ==
+               {:ok, ~s({"intermediate_values":{"3":0.5}})}
+
+      assert JSON.encode!(%{1 => "a", -2 => "b"}) |> JSON.decode!() == %{"1" => "a", "-2" => "b"}
+    end
+
+    test "two keys with the same string form are refused, never one silently dropped" do
+      assert {:error, %EncodeError{message: "duplicate object key \"a\"" <> _}} =
+               JSON.encode(%{:a => 2, "a" => 1})
+
+      assert {:error, %EncodeError{}} = JSON.encode(%{1 => 2, "1" => 3})
+      assert {:error, %EncodeError{}} = JSON.encode(%JSON.Ordered{pairs: [{"a", 1}, {:a, 2}]})
+    end
+
     test "terms without a JSON form are {:error, reason}" do
       assert {:error, %EncodeError{}} = JSON.encode(%{a: {1, 2}})
       assert {:error, %EncodeError{}} = JSON.encode([self()])
       assert {:error, %EncodeError{}} = JSON.encode(<<0xFF>>)
-      assert {:error, %EncodeError{}} = JSON.encode(%{1 => 2})
+      assert {:error, %EncodeError{}} = JSON.encode(%{1.5 => 2})
       assert_raise EncodeError, fn -> JSON.encode!({:tuple}) end
     end
 

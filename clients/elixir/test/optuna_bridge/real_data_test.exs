@@ -20,7 +20,7 @@ defmodule OptunaBridge.RealDataTest do
   defp run_trials(study, n) do
     for _ <- 1..n do
       {:ok, [%{number: number, params: %{"x" => x}}]} = Study.ask(study)
-      {:ok, _} = Study.tell_sync(study, number, x * x)
+      {:ok, _} = Study.tell(study, number, x * x)
     end
   end
 
@@ -80,12 +80,16 @@ defmodule OptunaBridge.RealDataTest do
     study = start_study("input")
     run_trials(study, 2)
 
+    assert_raise ArgumentError, fn -> Study.tell_async(study, 0, "0.5") end
+    assert_raise ArgumentError, fn -> Study.tell_async(study, 0, :nan) end
     assert_raise ArgumentError, fn -> Study.tell(study, 0, "0.5") end
-    assert_raise ArgumentError, fn -> Study.tell(study, 0, :nan) end
-    assert_raise ArgumentError, fn -> Study.tell_sync(study, 0, "0.5") end
-    assert_raise ArgumentError, fn -> Study.tell(study, "0", 0.5) end
-    assert_raise ArgumentError, fn -> Study.tell(study, 0, 0.5, stat: "fail") end
-    assert_raise ArgumentError, fn -> Study.tell(study, 0, 0.5, user_attrs: %{pid: self()}) end
+    assert_raise ArgumentError, fn -> Study.tell_async(study, "0", 0.5) end
+    assert_raise ArgumentError, fn -> Study.tell_async(study, 0, 0.5, stat: "fail") end
+
+    assert_raise ArgumentError, fn ->
+      Study.tell_async(study, 0, 0.5, user_attrs: %{pid: self()})
+    end
+
     assert_raise ArgumentError, fn -> Study.ask(study, 0) end
     assert_raise ArgumentError, fn -> Study.ask(study, 1, fixed: %{x: 1}) end
     assert_raise ArgumentError, fn -> Study.trials(study, states: ["finished"]) end
@@ -107,7 +111,7 @@ defmodule OptunaBridge.RealDataTest do
       # Fill the pipe and the port queue: the port is busy from here on.
       blob = String.duplicate("x", 200_000)
       {:ok, asked} = {:ok, for(n <- 1..6, do: n)}
-      for n <- asked, do: Study.tell(study, n, 1.0, user_attrs: %{blob: blob})
+      for n <- asked, do: Study.tell_async(study, n, 1.0, user_attrs: %{blob: blob})
 
       task = Task.async(fn -> Study.ask(study, 1, timeout: 1_000) end)
 
@@ -137,13 +141,13 @@ defmodule OptunaBridge.RealDataTest do
       )
 
     {:ok, [%{number: 0}]} = Study.ask(study)
-    {:ok, _} = Study.tell_sync(study, 0, 0.5)
+    {:ok, _} = Study.tell(study, 0, 0.5)
     # checkpointed: trial 0 is in the snapshot; trials 1 and 2 are handed out after it
     {:ok, [%{number: 1, params: p1}, %{number: 2}]} = Study.ask(study, 2)
     %{os_pid: os_pid} = Study.info(study)
     TestSupport.signal(os_pid, "STOP")
     # a cast that the dying worker never reads
-    :ok = Study.tell(study, 2, 0.25)
+    :ok = Study.tell_async(study, 2, 0.25)
 
     capture_log(fn ->
       TestSupport.signal(os_pid, "KILL")
@@ -151,7 +155,7 @@ defmodule OptunaBridge.RealDataTest do
     end)
 
     # the evaluator of trial 1 started before the crash and reports late
-    assert {:error, %Error{kind: :trial_lost, method: "tell"}} = Study.tell_sync(study, 1, 0.999)
+    assert {:error, %Error{kind: :trial_lost, method: "tell"}} = Study.tell(study, 1, 0.999)
     # the lost cast is reported
     assert [%Error{kind: :trial_lost, data: %{"number" => 2}}] = Study.errors(study)
 
@@ -174,10 +178,10 @@ defmodule OptunaBridge.RealDataTest do
       })
 
     {:ok, [%{number: 0}, %{number: 1, params: p1}]} = Study.ask(study, 2)
-    {:ok, _} = Study.tell_sync(study, 0, 0.5)
+    {:ok, _} = Study.tell(study, 0, 0.5)
     %{os_pid: os_pid} = Study.info(study)
     TestSupport.signal(os_pid, "STOP")
-    :ok = Study.tell(study, 1, 0.25)
+    :ok = Study.tell_async(study, 1, 0.25)
 
     capture_log(fn ->
       TestSupport.signal(os_pid, "KILL")
@@ -186,7 +190,7 @@ defmodule OptunaBridge.RealDataTest do
 
     # trial 1 is still running on the new worker with its params: the tell is lost, not the trial
     assert [%Error{kind: :trial_lost, data: %{"number" => 1}}] = Study.errors(study)
-    assert {:ok, %{state: :complete, values: [0.25]}} = Study.tell_sync(study, 1, 0.25)
+    assert {:ok, %{state: :complete, values: [0.25]}} = Study.tell(study, 1, 0.25)
     {:ok, trials} = Study.trials(study)
     assert [{0, [0.5]}, {1, [0.25]}] = Enum.map(trials, &{&1.number, &1.values})
     assert Enum.at(trials, 1).params == p1
@@ -263,7 +267,9 @@ defmodule OptunaBridge.RealDataTest do
     {:ok, [t]} = Study.ask(study)
 
     capture_log(fn ->
-      :ok = Study.tell(study, t.number, 1.0, user_attrs: %{blob: String.duplicate("x", 10_000)})
+      :ok =
+        Study.tell_async(study, t.number, 1.0, user_attrs: %{blob: String.duplicate("x", 10_000)})
+
       assert {:ok, [%{number: next}]} = Study.ask(study)
       assert next == t.number + 1
 
@@ -274,7 +280,7 @@ defmodule OptunaBridge.RealDataTest do
     end)
 
     # the trial was not told: its evaluator can still tell it
-    assert {:ok, %{state: :complete}} = Study.tell_sync(study, t.number, 1.0)
+    assert {:ok, %{state: :complete}} = Study.tell(study, t.number, 1.0)
   end
 
   test "7: id-null errors are attributed by the ledger of written frames" do
@@ -295,8 +301,8 @@ defmodule OptunaBridge.RealDataTest do
   test "8: constraints and datetimes reach the worker; a misspelt option is refused" do
     study = start_study("options")
     {:ok, [a, b]} = Study.ask(study, 2)
-    {:ok, _} = Study.tell_sync(study, a.number, 0.0, constraints: [1.0])
-    {:ok, _} = Study.tell_sync(study, b.number, 5.0, constraints: [-1.0])
+    {:ok, _} = Study.tell(study, a.number, 0.0, constraints: [1.0])
+    {:ok, _} = Study.tell(study, b.number, 5.0, constraints: [-1.0])
     assert {:ok, %{number: best}} = Study.best_trial(study)
     assert best == b.number, "the infeasible trial must not be the best"
 

@@ -17,7 +17,7 @@ defmodule OptunaBridge.RecoveryTest do
   defp run_trials(study, n) do
     for _ <- 1..n do
       {:ok, [%{number: number, params: %{"x" => x}}]} = Study.ask(study)
-      {:ok, _} = Study.tell_sync(study, number, x * x)
+      {:ok, _} = Study.tell(study, number, x * x)
     end
   end
 
@@ -56,7 +56,7 @@ defmodule OptunaBridge.RecoveryTest do
   test "in memory: tells cast without waiting are in the snapshot too" do
     study = start_study("mem-cast", checkpoint_every: 2, checkpoint_spacing: 0)
     {:ok, asked} = Study.ask(study, 4)
-    Enum.each(asked, &Study.tell(study, &1.number, 1.0 * &1.number))
+    Enum.each(asked, &Study.tell_async(study, &1.number, 1.0 * &1.number))
     before = complete_trials(study)
     assert length(before) == 4
 

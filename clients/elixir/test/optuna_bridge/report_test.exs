@@ -18,11 +18,11 @@ defmodule OptunaBridge.ReportTest do
     for t <- first_five do
       assert {:ok, false} = Study.report(study, t.number, 0, 1.0)
       assert {:ok, false} = Study.report(study, t.number, 1, 0.5)
-      {:ok, _} = Study.tell_sync(study, t.number, 0.5)
+      {:ok, _} = Study.tell(study, t.number, 0.5)
     end
 
     assert {:ok, true} = Study.report(study, last.number, 0, 100.0)
-    assert {:ok, %{state: :pruned}} = Study.tell_sync(study, last.number, nil, state: "pruned")
+    assert {:ok, %{state: :pruned}} = Study.tell(study, last.number, nil, state: "pruned")
 
     {:ok, [first | _]} = Study.trials(study)
     assert first.intermediate_values == %{0 => 1.0, 1 => 0.5}

@@ -24,7 +24,7 @@ defmodule OptunaBridge.StudyTest do
 
       for _ <- 1..50 do
         {:ok, [%{number: number, params: params}]} = Study.ask(study)
-        :ok = Study.tell(study, number, objective(params))
+        :ok = Study.tell_async(study, number, objective(params))
       end
 
       assert {:ok, best} = Study.best_trial(study)
@@ -54,7 +54,7 @@ defmodule OptunaBridge.StudyTest do
 
     told =
       asked
-      |> Task.async_stream(fn t -> Study.tell_sync(study, t.number, objective(t.params)) end,
+      |> Task.async_stream(fn t -> Study.tell(study, t.number, objective(t.params)) end,
         max_concurrency: 10
       )
       |> Enum.map(fn {:ok, {:ok, %{state: :complete, number: n}}} -> n end)
@@ -69,12 +69,11 @@ defmodule OptunaBridge.StudyTest do
     {:ok, [a, b, c]} = Study.ask(study, 3)
 
     assert {:ok, %{state: :complete, values: [1.5]}} =
-             Study.tell_sync(study, a.number, 1.5, user_attrs: %{epochs: 3})
+             Study.tell(study, a.number, 1.5, user_attrs: %{epochs: 3})
 
-    assert {:ok, %{state: :pruned}} = Study.tell_sync(study, b.number, nil, state: "pruned")
+    assert {:ok, %{state: :pruned}} = Study.tell(study, b.number, nil, state: "pruned")
 
-    assert {:ok, %{state: :fail, values: nil}} =
-             Study.tell_sync(study, c.number, nil, state: "fail")
+    assert {:ok, %{state: :fail, values: nil}} = Study.tell(study, c.number, nil, state: "fail")
 
     assert {:ok, [best]} = Study.best_trials(study)
     assert best.user_attrs == %{"epochs" => 3}
@@ -85,7 +84,7 @@ defmodule OptunaBridge.StudyTest do
       study = start_study("errors")
 
       assert {:error, %Error{kind: :trial_not_found, code: -32003, method: "tell", data: data}} =
-               Study.tell_sync(study, 99, 1.0)
+               Study.tell(study, 99, 1.0)
 
       assert data["number"] == 99
     end
@@ -95,7 +94,7 @@ defmodule OptunaBridge.StudyTest do
 
       log =
         capture_log(fn ->
-          :ok = Study.tell(study, 7, 1.0)
+          :ok = Study.tell_async(study, 7, 1.0)
 
           assert [%Error{kind: :trial_not_found, method: "tell"}] =
                    TestSupport.wait_until(fn ->
@@ -156,7 +155,7 @@ defmodule OptunaBridge.StudyTest do
       assert byte_size(blob) >= 1_048_576
 
       {:ok, [trial]} = Study.ask(study)
-      assert {:ok, _} = Study.tell_sync(study, trial.number, 0.5, user_attrs: %{blob: blob})
+      assert {:ok, _} = Study.tell(study, trial.number, 0.5, user_attrs: %{blob: blob})
       assert {:ok, [stored]} = Study.trials(study)
       assert stored.user_attrs["blob"] == blob
     end
@@ -189,7 +188,7 @@ defmodule OptunaBridge.StudyTest do
 
     {:ok, study} = Study.start_link(config, @space, worker_args: args)
     {:ok, [t]} = Study.ask(study)
-    {:ok, _} = Study.tell_sync(study, t.number, 1.0)
+    {:ok, _} = Study.tell(study, t.number, 1.0)
     :ok = Study.stop(study)
 
     {:ok, again} = Study.start_link(config, @space, worker_args: args)

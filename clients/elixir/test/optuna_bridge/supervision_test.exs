@@ -34,7 +34,7 @@ defmodule OptunaBridge.SupervisionTest do
     for name <- ["a", "b"], _ <- 1..5 do
       study = MyApp.Studies.via(name)
       {:ok, [%{number: n, params: %{"x" => x}}]} = Study.ask(study)
-      :ok = Study.tell(study, n, x * x)
+      :ok = Study.tell_async(study, n, x * x)
     end
 
     assert {:ok, trials} = Study.trials(MyApp.Studies.via("b"))
