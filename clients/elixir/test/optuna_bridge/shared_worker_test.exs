@@ -171,6 +171,14 @@ defmodule OptunaBridge.SharedWorkerFailureTest do
     {:ok, [t]} = Study.ask(study)
     {:ok, _} = Study.tell(study, t.number, 0.5)
     %{os_pid: os_pid} = Study.info(study)
+    # The checkpoint after the tell is taken asynchronously: recovery can only restore the tell
+    # once its snapshot has come back (an in-memory study loses what no snapshot holds).
+    TestSupport.wait_until(fn ->
+      match?(
+        %{"body" => %{"trials" => [%{"state" => "complete"}]}},
+        :sys.get_state(study).snapshot
+      )
+    end)
 
     capture_log(fn ->
       Process.exit(Process.whereis(:sw_crash), :kill)
