@@ -201,8 +201,7 @@ defmodule OptunaBridge.NewMethodsTest do
     test "a leased trial that is abandoned is failed; with retry its params are asked again" do
       study = start("lease-abandon")
 
-      {:ok, [%Trial{number: n, params: params}]} =
-        Study.ask(study, 1, lease_s: 0.3, retry: 1)
+      {:ok, [%Trial{number: n, params: params}]} = Study.ask(study, 1, lease_s: 0.3, retry: 1)
 
       TestSupport.wait_until(fn ->
         match?({:ok, [%Trial{state: :fail} | _]}, Study.trials(study))
@@ -262,7 +261,11 @@ defmodule OptunaBridge.NewMethodsTest do
     test "offset and limit select one page in number order" do
       study = start("pages")
       run(study, 7)
-      numbers = fn opts -> with {:ok, ts} <- Study.trials(study, opts), do: Enum.map(ts, & &1.number) end
+
+      numbers = fn opts ->
+        with {:ok, ts} <- Study.trials(study, opts), do: Enum.map(ts, & &1.number)
+      end
+
       assert [0, 1, 2] == numbers.(limit: 3)
       assert [3, 4, 5] == numbers.(offset: 3, limit: 3)
       assert [6] == numbers.(offset: 6, limit: 3)
@@ -275,7 +278,9 @@ defmodule OptunaBridge.NewMethodsTest do
     end
 
     test "metric_names: given at create, returned by metric_names/2 and list" do
-      named = start("named", %{directions: ["minimize", "maximize"], metric_names: [:loss, "acc"]})
+      named =
+        start("named", %{directions: ["minimize", "maximize"], metric_names: [:loss, "acc"]})
+
       assert {:ok, ["loss", "acc"]} = Study.metric_names(named)
       {:ok, studies} = Study.list(named)
       assert %{"metric_names" => ["loss", "acc"]} = Enum.find(studies, &(&1["study"] == "named"))
@@ -285,7 +290,10 @@ defmodule OptunaBridge.NewMethodsTest do
 
       for bad <- [[:loss], "loss", [:a, ""], [:a, 1], [:a, :b, :c]] do
         assert_raise ArgumentError, fn ->
-          Study.start(%{name: "m", directions: ["minimize", "maximize"], metric_names: bad}, @space)
+          Study.start(
+            %{name: "m", directions: ["minimize", "maximize"], metric_names: bad},
+            @space
+          )
         end
       end
 
