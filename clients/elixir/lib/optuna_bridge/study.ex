@@ -1278,10 +1278,10 @@ defmodule OptunaBridge.Study do
       %{message: :await_ready} ->
         reply_call(state, ref, {:ok, :ready})
 
-      %{message: {:request, _method, _json, _add_study?, {verb, number}}}
+      %{message: {:request, method, _json, _add_study?, {verb, number}}}
       when verb in [:tell, :renew] ->
         if TrialLedger.lost?(state.ledger, number),
-          do: reply_call(state, ref, {:error, trial_lost(state, number)}),
+          do: reply_call(state, ref, {:error, %{trial_lost(state, number) | method: method}}),
           else: run_request(state, ref)
 
       %{} ->

@@ -236,6 +236,15 @@ defmodule OptunaBridge.NewMethodsTest do
       assert [] == Study.errors(study)
     end
 
+    test "renew of a trial handed out by a worker that died (and lacks it) is :trial_lost" do
+      study = start("lease-lost", %{}, checkpoint_every: 0, checkpoint_interval: 0)
+      {:ok, [%Trial{number: n}]} = Study.ask(study, 1, lease_s: 60)
+      kill_and_wait_for_new_worker(study)
+      assert {:error, %Error{kind: :trial_lost, method: "renew"}} = Study.renew(study, n)
+      assert {:ok, [%Trial{number: next}]} = Study.ask(study)
+      assert next > n
+    end
+
     test "lease and retry arguments are checked in the caller" do
       study = start("lease-args")
 
@@ -284,6 +293,17 @@ defmodule OptunaBridge.NewMethodsTest do
       assert {:ok, ["loss", "acc"]} = Study.metric_names(named)
       {:ok, studies} = Study.list(named)
       assert %{"metric_names" => ["loss", "acc"]} = Enum.find(studies, &(&1["study"] == "named"))
+
+      for _ <- 1..4 do
+        {:ok, [t]} = Study.ask(named)
+        {:ok, _} = Study.tell(named, t.number, [t.params["x"], t.params["y"]])
+      end
+
+      # figures of a multi-objective study: one objective, or the hypervolume
+      assert {:ok, %{"data" => [_ | _]}} = Study.plot(named, :slice, objective: 1, params: ["x"])
+
+      assert {:ok, %{"data" => [_ | _]}} =
+               Study.plot(named, :hypervolume_history, reference_point: [2, -1])
 
       plain = start("unnamed")
       assert {:ok, nil} = Study.metric_names(plain, timeout: 5_000)
