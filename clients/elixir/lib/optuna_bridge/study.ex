@@ -398,7 +398,7 @@ defmodule OptunaBridge.Study do
           Map.put(acc, "format", to_string(f))
 
         {:params, [_ | _] = names}, acc ->
-          unless Enum.all?(names, &((is_binary(&1) and &1 != "") or is_atom(&1))),
+          unless Enum.all?(names, &((is_binary(&1) and &1 != "") or Wire.name_atom?(&1))),
             do: Wire.bad_option!(:params, names)
 
           Map.put(acc, "params", Enum.map(names, &to_string/1))

@@ -71,10 +71,7 @@ defmodule OptunaBridge.Wire do
 
     valid =
       is_list(names) and length(names) == objectives and
-        Enum.all?(
-          names,
-          &((is_binary(&1) and &1 != "") or (is_atom(&1) and &1 not in [nil, true, false]))
-        )
+        Enum.all?(names, &((is_binary(&1) and &1 != "") or name_atom?(&1)))
 
     unless valid,
       do:
@@ -276,6 +273,10 @@ defmodule OptunaBridge.Wire do
   end
 
   defp added_field(key, v), do: bad_option!(key, v)
+
+  @doc "Whether `term` is an atom usable as a name (`:loss`; not `nil`, `true` or `false`)."
+  @spec name_atom?(term()) :: boolean()
+  def name_atom?(term), do: is_atom(term) and term not in [nil, true, false]
 
   @doc "A lease length in seconds (`lease_s:` of `ask` and `renew`): a number in (0, 2592000]."
   @spec lease_s!(term()) :: number()

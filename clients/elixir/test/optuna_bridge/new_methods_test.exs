@@ -35,6 +35,10 @@ defmodule OptunaBridge.NewMethodsTest do
     end)
   end
 
+  # the checkpoint's export has been answered (a snapshot the next worker is rebuilt from)
+  defp wait_for_snapshot(study),
+    do: TestSupport.wait_until(fn -> :sys.get_state(study).snapshot != nil end, 30_000)
+
   defp time(iso) do
     {:ok, dt, 0} = DateTime.from_iso8601(iso)
     dt
@@ -124,8 +128,7 @@ defmodule OptunaBridge.NewMethodsTest do
     test "in memory: added trials in a checkpoint survive the worker" do
       study = start("add-kept", %{}, checkpoint_every: 1, checkpoint_spacing: 0)
       {:ok, [0]} = Study.add_trials(study, [%{params: %{x: 0.5, y: 1}, value: 1.5}])
-      TestSupport.wait_until(fn -> Study.info(study).checkpoints >= 1 end)
-      Process.sleep(100)
+      wait_for_snapshot(study)
       kill_and_wait_for_new_worker(study)
       assert [] == Study.errors(study)
       assert {:ok, %Trial{number: 0, values: [1.5]}} = Study.best_trial(study)
@@ -165,6 +168,7 @@ defmodule OptunaBridge.NewMethodsTest do
             {:slice, [height: 4001]},
             {:slice, [params: []]},
             {:slice, [params: [1]]},
+            {:slice, [params: [nil]]},
             {:slice, [objective: -1]},
             {:hypervolume_history, [reference_point: [1, :a]]},
             {:slice, [colour: :red]}
@@ -228,8 +232,7 @@ defmodule OptunaBridge.NewMethodsTest do
       end)
 
       run(study, 1)
-      TestSupport.wait_until(fn -> Study.info(study).checkpoints >= 1 end)
-      Process.sleep(100)
+      wait_for_snapshot(study)
       kill_and_wait_for_new_worker(study)
 
       assert {:error, %Error{kind: :trial_finished}} = Study.tell(study, n, 1.0)
