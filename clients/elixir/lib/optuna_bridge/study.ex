@@ -221,15 +221,38 @@ defmodule OptunaBridge.Study do
 
   @doc """
   Asks for `n` new trials: `{:ok, [%OptunaBridge.Trial{number: 0, params: %{"lr" => 0.01}}]}`. Options:
-  `:fixed_params` (a map), `:search_space` (as in `start_link/3`), `:timeout`.
+  `:fixed_params` (a map), `:search_space` (as in `start_link/3`), `:lease_s` (seconds: each trial
+  gets a lease ending at its `lease_end`; a trial not told, reported or `renew/3`ed by then is
+  failed by the worker), `:retry` (0..100, needs `:lease_s`: a trial failed by its lease has its
+  params enqueued again, at most this many times), `:timeout`.
   """
   @spec ask(study(), pos_integer(), keyword()) :: result([Trial.t()])
   def ask(study, n \\ 1, opts \\ []) do
     unless is_integer(n) and n >= 1,
       do: raise(ArgumentError, "n must be a positive integer, got: #{inspect(n)}")
 
-    opts = Wire.validate_options!(opts, [:fixed_params, :search_space, :timeout])
+    opts =
+      Wire.validate_options!(opts, [:fixed_params, :search_space, :lease_s, :retry, :timeout])
+
     params = %{"n" => n}
+
+    params =
+      case {Keyword.fetch(opts, :lease_s), Keyword.fetch(opts, :retry)} do
+        {:error, :error} ->
+          params
+
+        {{:ok, lease_s}, :error} ->
+          Map.put(params, "lease_s", Wire.lease_s!(lease_s))
+
+        {{:ok, lease_s}, {:ok, retry}} when is_integer(retry) and retry in 0..100 ->
+          Map.merge(params, %{"lease_s" => Wire.lease_s!(lease_s), "retry" => retry})
+
+        {:error, {:ok, _retry}} ->
+          raise ArgumentError, "retry: needs lease_s: (a trial is retried when its lease ends)"
+
+        {_, {:ok, retry}} ->
+          Wire.bad_option!(:retry, retry)
+      end
 
     params =
       case Keyword.fetch(opts, :fixed_params) do
@@ -281,6 +304,124 @@ defmodule OptunaBridge.Study do
   def tell_sync(study, number, value, opts \\ []), do: tell(study, number, value, opts)
 
   defp tell_keys, do: [:state, :user_attrs, :skip_if_finished, :constraints]
+
+  @doc """
+  Extends the lease of a running trial asked with `lease_s:` (or gives one with `lease_s:`):
+  `{:ok, lease_end}`, the new end as an ISO 8601 string (now plus the length). Options:
+  `:lease_s` (a new length, the trial's own from then on; default the trial's own), `:timeout`. A finished trial (told, or failed by its lease) is
+  `{:error, %Error{kind: :trial_finished}}`; a trial lost in a worker restart `:trial_lost`.
+  """
+  @spec renew(study(), non_neg_integer(), keyword()) :: result(String.t())
+  def renew(study, number, opts \\ []) do
+    unless is_integer(number) and number >= 0,
+      do:
+        raise(
+          ArgumentError,
+          "trial number must be a non-negative integer, got: #{inspect(number)}"
+        )
+
+    opts = Wire.validate_options!(opts, [:lease_s, :timeout])
+    params = %{"number" => number}
+
+    params =
+      case Keyword.fetch(opts, :lease_s) do
+        {:ok, lease_s} -> Map.put(params, "lease_s", Wire.lease_s!(lease_s))
+        :error -> params
+      end
+
+    request(study, "renew", params, {:renew, number}, opts)
+  end
+
+  @doc """
+  Records trials evaluated outside the worker ("tell without ask"; Optuna's `add_trials`), in
+  order: `{:ok, [number, ...]}`. Each trial is a map or keyword list with `:params`, `:value` or
+  `:values`, `:state` (`:complete` default, `:pruned`, `:fail`), `:user_attrs`,
+  `:intermediate_values` (`%{step => value}`) and `:constraints`, or a finished
+  `%OptunaBridge.Trial{}` (from another study's `trials/2`). 1 to 1000 trials; the worker checks
+  them all before writing any. Option: `:timeout`.
+
+  The numbers are never handed out again: if the worker dies before the trials are safe (an
+  in-memory study's next checkpoint), the new worker's numbering is moved past them and each
+  missing one is reported as `:trial_lost` in `errors/1`.
+  """
+  @spec add_trials(study(), [map() | keyword() | Trial.t()], keyword()) ::
+          result([non_neg_integer()])
+  def add_trials(study, trials, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:timeout])
+    request(study, "add_trials", Wire.add_trials_params(trials), :add_trials, opts)
+  end
+
+  @plot_kinds ~w(optimization_history intermediate_values param_importances parallel_coordinate
+                 contour slice edf rank timeline pareto_front hypervolume_history)
+
+  @doc """
+  Draws one of Optuna's figures (`optuna.visualization.plot_<kind>`) of the study. `kind` is
+  `:optimization_history`, `:intermediate_values`, `:param_importances`, `:parallel_coordinate`,
+  `:contour`, `:slice`, `:edf`, `:rank`, `:timeline`, `:pareto_front` or `:hypervolume_history`
+  (atom or string). Returns, by `:format`:
+
+    * `:plotly` (default) — `{:ok, figure}`: the plotly figure as decoded JSON (`"data"` traces,
+      `"layout"`), for plotly.js (e.g. in a LiveView hook);
+    * `:png`, `:svg` — `{:ok, binary}`: the image bytes (drawn by matplotlib in the worker).
+
+  Options: `:format`, `:params` (names, for figures over parameters), `:objective` (index, on a
+  multi-objective study), `:width`, `:height` (100..4000 px; 900 x 600 by default),
+  `:reference_point` (`:hypervolume_history`: one number per objective), `:timeout`. The worker
+  needs the `[plots]` extra, else `{:error, %Error{kind: :missing_dependency}}`.
+  """
+  @spec plot(study(), atom() | String.t(), keyword()) :: result(map() | binary())
+  def plot(study, kind, opts \\ []) do
+    kind =
+      if is_atom(kind) and kind not in [nil, true, false], do: Atom.to_string(kind), else: kind
+
+    unless kind in @plot_kinds,
+      do:
+        raise(
+          ArgumentError,
+          "plot kind must be one of #{Enum.join(@plot_kinds, ", ")}, got: #{inspect(kind)}"
+        )
+
+    opts =
+      Wire.validate_options!(opts, [
+        :format,
+        :params,
+        :objective,
+        :width,
+        :height,
+        :reference_point,
+        :timeout
+      ])
+
+    wire =
+      Enum.reduce(opts, %{"kind" => kind, "format" => "plotly"}, fn
+        {:format, f}, acc when f in [:plotly, :png, :svg, "plotly", "png", "svg"] ->
+          Map.put(acc, "format", to_string(f))
+
+        {:params, [_ | _] = names}, acc ->
+          unless Enum.all?(names, &((is_binary(&1) and &1 != "") or Wire.name_atom?(&1))),
+            do: Wire.bad_option!(:params, names)
+
+          Map.put(acc, "params", Enum.map(names, &to_string/1))
+
+        {:objective, i}, acc when is_integer(i) and i >= 0 ->
+          Map.put(acc, "objective", i)
+
+        {size, px}, acc when size in [:width, :height] and is_integer(px) and px in 100..4000 ->
+          Map.put(acc, Atom.to_string(size), px)
+
+        {:reference_point, [_ | _] = point}, acc ->
+          unless Enum.all?(point, &is_number/1), do: Wire.bad_option!(:reference_point, point)
+          Map.put(acc, "reference_point", point)
+
+        {:timeout, _}, acc ->
+          acc
+
+        {key, v}, _acc ->
+          Wire.bad_option!(key, v)
+      end)
+
+    request(study, "plot", wire, :plot, opts)
+  end
 
   @doc "Reports an intermediate value: `{:ok, should_prune?}`. Option: `:timeout`."
   @spec report(study(), non_neg_integer(), non_neg_integer(), number(), keyword()) ::
@@ -338,20 +479,35 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
-  All trials. Options: `states: ["complete", ...]` (strings or atoms), `datetimes: true`
-  (adds `:datetime_start` / `:datetime_complete`), `:timeout`.
+  All trials, in number order. Options: `states: ["complete", ...]` (strings or atoms),
+  `datetimes: true` (adds `:datetime_start` / `:datetime_complete`), `offset:` (skip this many,
+  default 0) and `limit:` (at most this many): one page, e.g. `offset: 200, limit: 100`; pages
+  keep a large study's replies under the worker's reply size limit. `:timeout`.
   """
   @spec trials(study(), keyword()) :: result([Wire.trial()])
   def trials(study, opts \\ []) do
-    opts = Wire.validate_options!(opts, [:states, :datetimes, :timeout])
+    opts = Wire.validate_options!(opts, [:states, :datetimes, :offset, :limit, :timeout])
 
     params =
-      case Keyword.fetch(opts, :states) do
-        {:ok, states} -> %{"states" => Wire.states!(states)}
-        :error -> %{}
-      end
+      Enum.reduce(opts, %{}, fn
+        {:states, states}, acc -> Map.put(acc, "states", Wire.states!(states))
+        {:offset, n}, acc when is_integer(n) and n >= 0 -> Map.put(acc, "offset", n)
+        {:limit, n}, acc when is_integer(n) and n >= 1 -> Map.put(acc, "limit", n)
+        {key, _}, acc when key in [:datetimes, :timeout] -> acc
+        {key, v}, _acc -> Wire.bad_option!(key, v)
+      end)
 
     request(study, "trials", datetimes(params, opts), :trials, opts)
+  end
+
+  @doc """
+  The study's metric names (`metric_names:` in the study config, Optuna's `set_metric_names`):
+  `{:ok, ["accuracy", ...]}`, or `{:ok, nil}` when it has none. Option: `:timeout`.
+  """
+  @spec metric_names(study(), keyword()) :: result([String.t()] | nil)
+  def metric_names(study, opts \\ []) do
+    opts = Wire.validate_options!(opts, [:timeout])
+    request(study, "trials", %{"limit" => 1}, :metric_names, opts)
   end
 
   defp datetimes(params, opts) do
@@ -1084,6 +1240,10 @@ defmodule OptunaBridge.Study do
 
       {n, :lost}, state ->
         record_error(state, trial_lost(state, n, lost_tell_reason()))
+
+      {n, :add_lost}, state ->
+        why = "add_trials recorded it on the worker that died and the new worker does not have it"
+        record_error(state, %{trial_lost(state, n, why) | method: "add_trials"})
     end)
   end
 
@@ -1118,9 +1278,10 @@ defmodule OptunaBridge.Study do
       %{message: :await_ready} ->
         reply_call(state, ref, {:ok, :ready})
 
-      %{message: {:request, _method, _json, _add_study?, {:tell, number}}} ->
+      %{message: {:request, method, _json, _add_study?, {verb, number}}}
+      when verb in [:tell, :renew] ->
         if TrialLedger.lost?(state.ledger, number),
-          do: reply_call(state, ref, {:error, trial_lost(state, number)}),
+          do: reply_call(state, ref, {:error, %{trial_lost(state, number) | method: method}}),
           else: run_request(state, ref)
 
       %{} ->
@@ -1382,6 +1543,12 @@ defmodule OptunaBridge.Study do
     end
   end
 
+  # A trial the worker says is finished (told elsewhere, or failed when its lease ended) is no
+  # longer handed out.
+  defp call_result(state, {verb, number}, {:error, %Error{kind: :trial_finished}} = error)
+       when verb in [:tell, :renew],
+       do: {error, %{state | ledger: TrialLedger.finished(state.ledger, [number])}}
+
   defp call_result(state, _kind, {:error, error}), do: {{:error, error}, state}
 
   defp call_result(state, :ask, {:ok, %{"trials" => trials}}) do
@@ -1392,8 +1559,37 @@ defmodule OptunaBridge.Study do
   defp call_result(state, {:tell, _number}, {:ok, result}), do: {{:ok, Wire.trial(result)}, state}
   defp call_result(state, :report, {:ok, result}), do: {{:ok, result["should_prune"]}, state}
 
-  defp call_result(state, :trials, {:ok, %{"trials" => trials}}),
-    do: {{:ok, Enum.map(trials, &Wire.trial/1)}, state}
+  defp call_result(state, :trials, {:ok, %{"trials" => trials}}) do
+    trials = Enum.map(trials, &Wire.trial/1)
+    {{:ok, trials}, %{state | ledger: TrialLedger.seen(state.ledger, trials)}}
+  end
+
+  defp call_result(state, :metric_names, {:ok, result}),
+    do: {{:ok, result["metric_names"]}, state}
+
+  defp call_result(state, {:renew, _}, {:ok, %{"lease_end" => lease_end}}),
+    do: {{:ok, lease_end}, state}
+
+  # Added trials are finished and never handed out; their numbers are remembered like tells
+  # (frame seq: the newest written, an upper bound of the request's) until they are safe.
+  defp call_result(state, :add_trials, {:ok, %{"numbers" => numbers}}) do
+    remember? = not (memory?(state) and CheckpointPolicy.off?(state.checkpoint))
+    ledger = TrialLedger.added(state.ledger, state.seq, numbers, remember?)
+    {{:ok, numbers}, after_tell(%{state | ledger: ledger})}
+  end
+
+  defp call_result(state, :plot, {:ok, %{"format" => "plotly", "figure" => figure}}),
+    do: {{:ok, figure}, state}
+
+  defp call_result(state, :plot, {:ok, %{"format" => format, "data" => data}}) do
+    case Base.decode64(data) do
+      {:ok, bytes} ->
+        {{:ok, bytes}, state}
+
+      :error ->
+        {{:error, Error.client(:internal_error, "the #{format} figure is not base64")}, state}
+    end
+  end
 
   defp call_result(state, :snapshot, {:ok, result}), do: {{:ok, result["snapshot"]}, state}
   defp call_result(state, _raw, {:ok, result}), do: {{:ok, result}, state}

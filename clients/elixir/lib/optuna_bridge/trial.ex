@@ -12,6 +12,9 @@ defmodule OptunaBridge.Trial do
     * `intermediate_values` — `%{step => value}` with integer steps (from `report/4`).
     * `datetime_start`, `datetime_complete` — ISO 8601 strings, only when asked with
       `datetimes: true` (else `nil`).
+    * `lease_end` — ISO 8601 (UTC, `Z`) end of the trial's lease, on trials asked with `lease_s:`
+      while they run (`ask`, `trials`, `best`); `nil` otherwise. `OptunaBridge.Study.renew/3`
+      extends it; past it the worker fails the trial.
     * A field the worker did not send is `nil` (the `tell` reply has only `number`, `state` and
       `values`).
     * `extra` — fields a newer worker sends that this client does not know yet (string keys).
@@ -35,6 +38,7 @@ defmodule OptunaBridge.Trial do
           intermediate_values: %{optional(integer()) => number()} | nil,
           datetime_start: String.t() | nil,
           datetime_complete: String.t() | nil,
+          lease_end: String.t() | nil,
           extra: map(),
           study: GenServer.server() | nil
         }
@@ -48,6 +52,7 @@ defmodule OptunaBridge.Trial do
             intermediate_values: nil,
             datetime_start: nil,
             datetime_complete: nil,
+            lease_end: nil,
             extra: %{},
             study: nil
 

@@ -10,13 +10,21 @@ defmodule OptunaBridge.TrialLedger do
 
     * `asked` — trials handed out and not told yet, with their params;
     * `told` — tells written to the worker that a crash could still lose (until they are in a
-      checkpoint, or processed by a durable worker), with their frame's sequence number;
+      checkpoint, or processed by a durable worker), with their frame's sequence number; trials
+      recorded by `add_trials` are kept there too (params `:added`): they are finished at once
+      and never handed out;
     * `lost` — numbers refused from now on (`:trial_lost`);
     * `max_number` — the highest number handed out, so the new worker's numbering can be moved
       past it.
 
   After a restart `reconcile/2` compares it with the new worker's trials: a trial the new worker
-  has running with the same params survives; any other is lost.
+  has running with the same params survives; one it has finished with the same params (failed
+  when its lease ended, or told by another client of a shared study) is simply no longer handed
+  out (a tell of it gets the worker's `trial_finished`); any other is lost.
+
+  Trials asked with a lease and abandoned are failed by the worker: `finished/2` (a tell or renew
+  answered `trial_finished`) and `seen/2` (a `trials`/`best` reply showing them finished) drop
+  them, so the ledger does not grow with abandoned trials.
   """
 
   defstruct asked: %{}, told: [], lost: MapSet.new(), max_number: -1
@@ -24,7 +32,7 @@ defmodule OptunaBridge.TrialLedger do
   @type number_ :: non_neg_integer()
   @type t :: %__MODULE__{
           asked: %{number_() => map()},
-          told: [{seq :: non_neg_integer(), number_(), params :: map() | nil}],
+          told: [{seq :: non_neg_integer(), number_(), params :: map() | :added | nil}],
           lost: MapSet.t(number_()),
           max_number: integer()
         }
@@ -44,6 +52,34 @@ defmodule OptunaBridge.TrialLedger do
           lost: MapSet.delete(l.lost, n)
       }
     end)
+  end
+
+  @doc """
+  Trials recorded by `add_trials` (numbers), answered while frame `seq` was the newest written:
+  finished, never handed out. Their numbers count as given out (never handed out again with other
+  params); with `remember?` they are kept, like tells, until safe.
+  """
+  @spec added(t(), non_neg_integer(), [number_()], boolean()) :: t()
+  def added(%__MODULE__{} = ledger, seq, numbers, remember?) do
+    ledger = %{ledger | max_number: Enum.reduce(numbers, ledger.max_number, &max/2)}
+
+    if remember?,
+      do: %{ledger | told: Enum.reverse(Enum.map(numbers, &{seq, &1, :added}), ledger.told)},
+      else: ledger
+  end
+
+  @doc "The worker says these trials are finished (e.g. failed when their lease ended)."
+  @spec finished(t(), [number_()]) :: t()
+  def finished(%__MODULE__{} = ledger, numbers),
+    do: %{ledger | asked: Map.drop(ledger.asked, numbers)}
+
+  @doc "Trials of a `trials`/`best` reply (`OptunaBridge.Trial`s): the finished ones are dropped."
+  @spec seen(t(), [OptunaBridge.Trial.t()]) :: t()
+  def seen(%__MODULE__{asked: asked} = ledger, _trials) when map_size(asked) == 0, do: ledger
+
+  def seen(%__MODULE__{} = ledger, trials) do
+    done = for %{number: n, state: state} <- trials, state not in [:running, :waiting], do: n
+    finished(ledger, done)
   end
 
   @doc "Whether a tell of this number must be refused."
@@ -74,9 +110,10 @@ defmodule OptunaBridge.TrialLedger do
   @doc """
   Compares the ledger with the trials of a new worker (`[%{"number", "state", "params"}]` as the
   wire has them). Returns the new ledger and the tells that died with the old worker, each
-  `{number, :tell_again}` (the trial is running with its params) or `{number, :lost}`.
+  `{number, :tell_again}` (the trial is running with its params), `{number, :lost}`, or
+  `{number, :add_lost}` (a trial recorded by `add_trials` that the new worker does not have).
   """
-  @spec reconcile(t(), [map()]) :: {t(), [{number_(), :tell_again | :lost}]}
+  @spec reconcile(t(), [map()]) :: {t(), [{number_(), :tell_again | :lost | :add_lost}]}
   def reconcile(%__MODULE__{} = ledger, trials) do
     known = Map.new(trials, fn t -> {t["number"], {t["state"], t["params"]}} end)
 
@@ -84,6 +121,7 @@ defmodule OptunaBridge.TrialLedger do
       Enum.reduce(ledger.asked, {%{}, ledger.lost}, fn {n, params}, {asked, lost} ->
         case known[n] do
           {"running", ^params} -> {Map.put(asked, n, params), lost}
+          {finished, ^params} when finished in ["complete", "pruned", "fail"] -> {asked, lost}
           _ -> {asked, MapSet.put(lost, n)}
         end
       end)
@@ -97,6 +135,9 @@ defmodule OptunaBridge.TrialLedger do
 
             {"running", ^params} ->
               {%{l | asked: Map.put(l.asked, n, params)}, [{n, :tell_again} | dead]}
+
+            _ when params == :added ->
+              {%{l | lost: MapSet.put(l.lost, n)}, [{n, :add_lost} | dead]}
 
             _ ->
               {%{l | lost: MapSet.put(l.lost, n)}, [{n, :lost} | dead]}

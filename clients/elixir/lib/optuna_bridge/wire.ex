@@ -21,7 +21,8 @@ defmodule OptunaBridge.Wire do
     "user_attrs" => :user_attrs,
     "intermediate_values" => :intermediate_values,
     "datetime_start" => :datetime_start,
-    "datetime_complete" => :datetime_complete
+    "datetime_complete" => :datetime_complete,
+    "lease_end" => :lease_end
   }
 
   @states %{
@@ -57,7 +58,33 @@ defmodule OptunaBridge.Wire do
     config
     |> Map.put("study", name)
     |> Map.put("search_space", search_space(search_space))
+    |> metric_names!()
   end
+
+  # `metric_names:` (Optuna's set_metric_names): one non-empty name (string or atom) per objective.
+  defp metric_names!(%{"metric_names" => names} = config) do
+    objectives =
+      case config do
+        %{"directions" => directions} when is_list(directions) -> length(directions)
+        _ -> 1
+      end
+
+    valid =
+      is_list(names) and length(names) == objectives and
+        Enum.all?(names, &((is_binary(&1) and &1 != "") or name_atom?(&1)))
+
+    unless valid,
+      do:
+        raise(
+          ArgumentError,
+          "metric_names must be one non-empty name per objective (#{objectives}), got: " <>
+            inspect(names)
+        )
+
+    %{config | "metric_names" => Enum.map(names, &to_string/1)}
+  end
+
+  defp metric_names!(config), do: config
 
   @doc """
   A search space as the wire's `{name: distribution}` object. A keyword list keeps its order
@@ -165,6 +192,97 @@ defmodule OptunaBridge.Wire do
 
   defp tell_option(key, value), do: bad_option!(key, value)
 
+  @added_keys [:params, :value, :values, :state, :user_attrs, :intermediate_values, :constraints]
+
+  @doc """
+  `add_trials` params (without `study`): 1..1000 trials evaluated outside the worker, each a map
+  or keyword list with `:params` (a map), `:value` (a number) or `:values` (a non-empty list),
+  `:state` (`:complete` default, `:pruned`, `:fail`, or the string), `:user_attrs` (a map),
+  `:intermediate_values` (`%{step => number}`, steps non-negative integers) and `:constraints`
+  (a non-empty list of numbers). An `%OptunaBridge.Trial{}` (e.g. from another study's `trials/2`)
+  is taken as such a trial. Anything else raises `ArgumentError`.
+
+      iex> OptunaBridge.Wire.add_trials_params([%{params: %{x: 0.5}, value: 1.0}])
+      %{"trials" => [%{"params" => %{"x" => 0.5}, "value" => 1.0}]}
+  """
+  @spec add_trials_params([map() | keyword() | trial()]) :: map()
+  def add_trials_params(trials) when is_list(trials) and trials != [] and length(trials) <= 1000,
+    do: %{"trials" => Enum.map(trials, &added_trial/1)}
+
+  def add_trials_params(other),
+    do:
+      raise(
+        ArgumentError,
+        "add_trials needs a list of 1 to 1000 trials, got: #{inspect(other, limit: 5)}"
+      )
+
+  defp added_trial(%OptunaBridge.Trial{state: state} = trial)
+       when state in [:complete, :pruned, :fail] do
+    [params: trial.params || %{}, state: state, user_attrs: trial.user_attrs || %{}]
+    |> then(fn kv -> if state == :complete, do: [{:values, trial.values} | kv], else: kv end)
+    |> then(fn kv ->
+      case trial.intermediate_values do
+        iv when is_map(iv) and map_size(iv) > 0 -> [{:intermediate_values, iv} | kv]
+        _ -> kv
+      end
+    end)
+    |> added_trial()
+  end
+
+  defp added_trial(%OptunaBridge.Trial{} = trial),
+    do:
+      raise(
+        ArgumentError,
+        "only finished trials can be added, got trial #{trial.number} in state #{inspect(trial.state)}"
+      )
+
+  defp added_trial(trial) when is_map(trial) or is_list(trial) do
+    kv = if is_map(trial), do: Map.to_list(trial), else: trial
+
+    unless Keyword.keyword?(kv) and Enum.all?(kv, fn {k, _} -> k in @added_keys end),
+      do:
+        raise(
+          ArgumentError,
+          "a trial to add takes #{inspect(@added_keys)}, got: #{inspect(trial)}"
+        )
+
+    if Keyword.has_key?(kv, :value) and Keyword.has_key?(kv, :values),
+      do: raise(ArgumentError, "give value or values, not both: #{inspect(trial)}")
+
+    Map.new(kv, fn {key, v} -> {Atom.to_string(key), added_field(key, v)} end)
+  end
+
+  defp added_trial(other),
+    do: raise(ArgumentError, "a trial to add is a map or keyword list, got: #{inspect(other)}")
+
+  defp added_field(:params, params), do: object(params)
+  defp added_field(:value, v) when is_number(v), do: v
+  defp added_field(:values, vs) when is_list(vs) and vs != [], do: value_params(vs)["values"]
+  defp added_field(:state, state), do: tell_option(:state, state)
+  defp added_field(:user_attrs, attrs) when is_map(attrs), do: attrs
+  defp added_field(:constraints, cs), do: tell_option(:constraints, cs)
+
+  defp added_field(:intermediate_values, iv) when is_map(iv) do
+    Map.new(iv, fn
+      {step, v} when is_integer(step) and step >= 0 and is_number(v) ->
+        {Integer.to_string(step), v}
+
+      _ ->
+        bad_option!(:intermediate_values, iv)
+    end)
+  end
+
+  defp added_field(key, v), do: bad_option!(key, v)
+
+  @doc "Whether `term` is an atom usable as a name (`:loss`; not `nil`, `true` or `false`)."
+  @spec name_atom?(term()) :: boolean()
+  def name_atom?(term), do: is_atom(term) and term not in [nil, true, false]
+
+  @doc "A lease length in seconds (`lease_s:` of `ask` and `renew`): a number in (0, 2592000]."
+  @spec lease_s!(term()) :: number()
+  def lease_s!(s) when is_number(s) and s > 0 and s <= 2_592_000, do: s
+  def lease_s!(other), do: bad_option!(:lease_s, other)
+
   @doc """
   Checks a keyword list of options against the allowed keys (`Keyword.validate!/2` semantics, no
   defaults): an unknown or repeated key, or a list that is not a keyword list, raises `ArgumentError`.
@@ -199,10 +317,18 @@ defmodule OptunaBridge.Wire do
 
   def states!(other), do: bad_option!(:states, other)
 
-  @doc "An asked trial: `%OptunaBridge.Trial{number: 0, state: :running, params: %{\"lr\" => 0.01}}`."
+  @doc """
+  An asked trial: `%OptunaBridge.Trial{number: 0, state: :running, params: %{"lr" => 0.01}}`,
+  with `lease_end` when it was asked with a lease.
+  """
   @spec asked(map()) :: trial()
-  def asked(%{"number" => number, "params" => params}),
-    do: %OptunaBridge.Trial{number: number, params: params, state: :running}
+  def asked(%{"number" => number, "params" => params} = wire),
+    do: %OptunaBridge.Trial{
+      number: number,
+      params: params,
+      state: :running,
+      lease_end: wire["lease_end"]
+    }
 
   @doc """
   A trial object from `best`/`trials`/`tell` as an `OptunaBridge.Trial`: the protocol's known
