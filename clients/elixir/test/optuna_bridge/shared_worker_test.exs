@@ -170,18 +170,19 @@ defmodule OptunaBridge.SharedWorkerFailureTest do
     study = start_supervised!({Study, {%{name: "crash"}, @space, opts}})
     {:ok, [t]} = Study.ask(study)
     {:ok, _} = Study.tell(study, t.number, 0.5)
-    # the tell's checkpoint answered (else, on a loaded machine, the kill can beat the export and
-    # the tell is rightly reported lost)
-    TestSupport.wait_until(fn -> :sys.get_state(study).snapshot != nil end, 30_000)
     %{os_pid: os_pid} = Study.info(study)
     # The checkpoint after the tell is taken asynchronously: recovery can only restore the tell
-    # once its snapshot has come back (an in-memory study loses what no snapshot holds).
-    TestSupport.wait_until(fn ->
-      match?(
-        %{"body" => %{"trials" => [%{"state" => "complete"}]}},
-        :sys.get_state(study).snapshot
-      )
-    end)
+    # once its snapshot has come back (else, on a loaded machine, the kill can beat the export and
+    # the tell is rightly reported lost).
+    TestSupport.wait_until(
+      fn ->
+        match?(
+          %{"body" => %{"trials" => [%{"state" => "complete"}]}},
+          :sys.get_state(study).snapshot
+        )
+      end,
+      30_000
+    )
 
     capture_log(fn ->
       Process.exit(Process.whereis(:sw_crash), :kill)
