@@ -110,7 +110,8 @@ def test_unknown_method(endpoint: Endpoint) -> None:
         "code": -32601, "message": "unknown method 'eval'",
         "data": {"kind": "method_not_found", "method": "eval", "allowed": sorted(
             ["ping", "create", "ask", "tell", "best", "trials", "report", "enqueue", "set_attrs",
-             "importance", "list", "delete", "export", "import", "shutdown"])},
+             "importance", "list", "delete", "export", "import", "shutdown", "add_trials",
+             "plot", "renew"])},
     }
 
 
