@@ -19,10 +19,8 @@ from typing import Any
 import msgspec
 import optuna
 import structlog
-from optuna.distributions import BaseDistribution
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.convert import metric_names, stored_metric_names
@@ -58,36 +56,12 @@ from bridge_worker.staged_import import (
     recover,
 )
 from bridge_worker.storage import StorageHandle, StorageOptions
+from bridge_worker.study import StudyEntry, direction_name
 
 _log = structlog.get_logger("bridge_worker.registry")
 
 CONFIG_ATTR = "optuna_bridge:config"
 """Study system attr holding the study's :class:`StudyConfig` as JSON."""
-
-
-@dataclass(slots=True)
-class StudyEntry:
-    """A served study: the Optuna study, its config and its search space as distributions."""
-
-    name: str
-    study: optuna.Study
-    config: StudyConfig
-    distributions: dict[str, BaseDistribution]
-    token: str | None
-    """The study's identity token (see :mod:`bridge_worker.identity`); None only for a study
-    that held nothing yet when it was loaded."""
-
-    @property
-    def identity(self) -> Identity:
-        return Identity(self.study._study_id, self.token)
-
-    @property
-    def directions(self) -> list[Direction]:
-        return [direction_name(d) for d in self.study.directions]
-
-
-def direction_name(direction: StudyDirection) -> Direction:
-    return "maximize" if direction == StudyDirection.MAXIMIZE else "minimize"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +173,11 @@ class StudyRegistry:
             raise BridgeError(
                 ErrorKind.STUDY_EXISTS, f"a study named {name!r} already exists", study=name
             ) from None
-        token = stamp(study._storage, study._study_id, config)
-        for key, value in user_attrs.items():
-            study.set_user_attr(key, value)
-        entry = StudyEntry(name, study, config, distributions, token)
+        entry = StudyEntry(name, study, config, distributions, None)
+        entry.token = stamp(self.storage, entry.study_id, config)
+        entry.set_user_attrs(user_attrs)
         self._entries[name] = entry
-        self.leases.watch(study._study_id)
+        self.leases.watch(entry.study_id)
         return entry, True
 
     def check_room_for_a_study(self) -> None:
@@ -263,14 +236,14 @@ class StudyRegistry:
         finally:
             self.forget(name)
         entry = self.get(name)
-        self.leases.watch(entry.study._study_id, at=time.time())  # its trials may hold leases
+        self.leases.watch(entry.study_id, at=time.time())  # its trials may hold leases
         return entry
 
     def forget(self, name: str) -> None:
         """Drop a cached study (after it was deleted from the storage)."""
         entry = self._entries.pop(name, None)
         if entry is not None:
-            self.leases.forget(entry.study._study_id)
+            self.leases.forget(entry.study_id)
 
     def exists(self, name: str) -> bool:
         return read_identity(self.storage, name) is not None
@@ -300,7 +273,7 @@ class StudyRegistry:
             self.forget(name)
             entry = self._load(name, identity=identity)
         self._entries[name] = entry
-        self.leases.watch(entry.study._study_id)
+        self.leases.watch(entry.study_id)
         return entry
 
     def delete(self, name: str) -> None:
@@ -317,7 +290,7 @@ class StudyRegistry:
             )
 
     def summary(self, entry: StudyEntry) -> StudyStatus:
-        study_id = entry.study._study_id
+        study_id = entry.study_id
         names = stored_metric_names(self.storage, study_id)
         return self._summary(study_id, entry.name, entry.directions, names)
 
@@ -356,7 +329,7 @@ class StudyRegistry:
             return self.get(name)
         entry = self._load(name, fallback=config)
         self._entries[name] = entry
-        self.leases.watch(entry.study._study_id)
+        self.leases.watch(entry.study_id)
         return entry
 
     def _load(

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial
 
 from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, utc_iso
 from bridge_worker.errors import BridgeError, ErrorKind
-from bridge_worker.registry import CONFIG_ATTR, StudyEntry, StudyRegistry
+from bridge_worker.registry import CONFIG_ATTR, StudyRegistry
 from bridge_worker.samplers import build_pruner, build_study_sampler, check_sampler_fits
 from bridge_worker.schema import (
     SNAPSHOT_FORMAT,
@@ -36,6 +36,7 @@ from bridge_worker.schema import (
 )
 from bridge_worker.space import check_value, to_distribution, to_spec
 from bridge_worker.staged_import import RESERVED_ATTRS
+from bridge_worker.study import StudyEntry
 
 PICKLED_ATTR = re.compile(r"^[a-z-]*cma[a-z]*:optimizer")
 """Trial system attrs where Optuna's CMA-ES keeps its optimizer as a hex-encoded pickle. They are
