@@ -42,7 +42,8 @@ from bridge_worker.samplers import (
     check_sampler_cost,
     check_sampler_fits,
 )
-from bridge_worker.schema import Direction, StudyConfig, UserAttrs
+from bridge_worker.schema import Direction, SnapshotBody, StudyConfig, UserAttrs
+from bridge_worker.snapshot import snapshot_trial
 from bridge_worker.space import to_distributions
 from bridge_worker.staged_import import (
     RESERVED_ATTRS,
@@ -62,6 +63,9 @@ _log = structlog.get_logger("bridge_worker.registry")
 
 CONFIG_ATTR = "optuna_bridge:config"
 """Study system attr holding the study's :class:`StudyConfig` as JSON."""
+_NOT_CARRIED = frozenset((CONFIG_ATTR, *RESERVED_ATTRS))
+"""System attrs a snapshot never carries: the stored config (a snapshot has it typed, as
+``config``) and the stored study's own identity and import bookkeeping."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,7 @@ class StudyRegistry:
                 ErrorKind.STUDY_EXISTS, f"a study named {name!r} already exists", study=name
             ) from None
         entry = StudyEntry(name, study, config, distributions, None)
-        entry.token = stamp(self.storage, entry.study_id, config)
+        entry.token = _stamp(self.storage, entry.study_id, config)
         entry.set_user_attrs(user_attrs)
         self._entries[name] = entry
         self.leases.watch(entry.study_id)
@@ -183,18 +187,19 @@ class StudyRegistry:
     def check_room_for_a_study(self) -> None:
         self.limits.check("max_studies", "studies", len(self.storage.get_all_studies()) + 1)
 
-    def import_(
-        self,
-        name: str,
-        directions: Sequence[Direction],
-        config: StudyConfig,
-        user_attrs: UserAttrs,
-        system_attrs: dict[str, Any],
-        trials: Sequence[FrozenTrial],
-        overwrite: bool,
+    def restore(
+        self, name: str, body: SnapshotBody, trials: list[FrozenTrial], overwrite: bool
     ) -> StudyEntry:
-        """Write a study read from a snapshot under ``name``; with ``overwrite`` it replaces
-        the study the name means now, never destructively (:mod:`staged_import`)."""
+        """Write a study read from a snapshot (:func:`~bridge_worker.snapshot.read_snapshot`)
+        under ``name``. An existing study of that name is replaced only with ``overwrite``, and
+        then never destructively: the name is never left empty on a failure
+        (:mod:`staged_import`)."""
+        config = body.config
+        check_sampler_fits(config.sampler, len(body.directions))
+        build_study_sampler(config.sampler)
+        build_pruner(config.pruner)
+        for index, trial in enumerate(trials):
+            self.limits.check("max_params", f"parameters of trial {index}", len(trial.params))
         check_name(name, "$.params.study", self.limits)
         replaces = None
         if self.exists(name):
@@ -207,11 +212,11 @@ class StudyRegistry:
             replaces = self.get(name).identity
         else:
             self.check_room_for_a_study()
-        kept = {k: v for k, v in system_attrs.items() if k not in (CONFIG_ATTR, *RESERVED_ATTRS)}
+        kept = {k: v for k, v in body.system_attrs.items() if k not in _NOT_CARRIED}
         new = StagedStudy(
-            directions=list(directions),
-            user_attrs=dict(user_attrs),
-            system_attrs={**kept, **stored_settings(config, new_token())},
+            directions=list(body.directions),
+            user_attrs=dict(body.user_attrs),
+            system_attrs={**kept, **_settings(config, new_token())},
             trials=trials,
         )
         storage = self.storage
@@ -238,6 +243,21 @@ class StudyRegistry:
         entry = self.get(name)
         self.leases.watch(entry.study_id, at=time.time())  # its trials may hold leases
         return entry
+
+    def snapshot_body(self, entry: StudyEntry) -> SnapshotBody:
+        """What a snapshot of the study holds (:func:`~bridge_worker.snapshot.encode_snapshot`):
+        its config typed, and none of the system attrs that are this stored study's own
+        (its stored config, identity token, import bookkeeping)."""
+        storage = self.storage
+        system_attrs = storage.get_study_system_attrs(entry.study_id)
+        return SnapshotBody(
+            study=entry.name,
+            directions=entry.directions,
+            config=entry.config,
+            user_attrs=entry.user_attrs(),
+            system_attrs={k: v for k, v in system_attrs.items() if k not in _NOT_CARRIED},
+            trials=[snapshot_trial(t) for t in entry.study.get_trials(deepcopy=False)],
+        )
 
     def forget(self, name: str) -> None:
         """Drop a cached study (after it was deleted from the storage)."""
@@ -368,7 +388,7 @@ class StudyRegistry:
         # about to write. It is served unstamped; its token, when written, makes us reload.
         holds_something = bool(stored) or not is_bare(storage, identity.study_id)
         if holds_something and (not isinstance(token, str) or (raw_config is None and fallback)):
-            token = stamp(storage, identity.study_id, config, token)
+            token = _stamp(storage, identity.study_id, config, token)
         elif not isinstance(token, str):
             token = None
         study = optuna.Study(
@@ -383,20 +403,22 @@ class StudyRegistry:
         return StudyEntry(name, study, config, distributions, token)
 
 
-def stamp(
+def _stamp(
     storage: BaseStorage, study_id: int, config: StudyConfig, token: str | None = None
 ) -> str:
-    """Write a study's stored configuration and identity token (a new one unless given): the
-    one function that does, for create, import and adoption of an unstamped study."""
-    settings = stored_settings(config, token if isinstance(token, str) else new_token())
+    """Write a study's stored configuration and identity token (a new one unless given), for
+    ``create`` and for the adoption of an unstamped study by ``_load``."""
+    settings = _settings(config, token if isinstance(token, str) else new_token())
     for key, value in settings.items():
         storage.set_study_system_attr(study_id, key, value)
     return str(settings[IDENTITY_ATTR])
 
 
-def stored_settings(config: StudyConfig, token: str) -> dict[str, Any]:
+def _settings(config: StudyConfig, token: str) -> dict[str, Any]:
     """The system attrs that make a study one this worker serves: its configuration (sampler,
-    pruner, search space) and its identity token."""
+    pruner, search space) and its identity token. The one place the stored configuration is
+    made: ``create`` and ``_load`` write it through :func:`_stamp`, ``restore`` hands it to the
+    staged copy so it arrives with the study in one swap."""
     return {CONFIG_ATTR: msgspec.to_builtins(config), IDENTITY_ATTR: token}
 
 

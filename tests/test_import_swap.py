@@ -21,7 +21,7 @@ import pytest
 from bridge_worker import staged_import
 from bridge_worker.client import Worker, WorkerError
 from bridge_worker.registry import StudyRegistry
-from bridge_worker.snapshot import import_study, read_snapshot
+from bridge_worker.snapshot import read_snapshot
 from bridge_worker.staged_import import RECORD_ATTR, STAGING_PREFIX
 from bridge_worker.storage import StorageOptions, open_storage
 
@@ -117,7 +117,7 @@ def registry_on(url: str) -> StudyRegistry:
 
 def do_import(registry: StudyRegistry, raw: bytes) -> None:
     body, trials = read_snapshot(raw)
-    import_study(registry, body, trials, "s", overwrite=True)
+    registry.restore("s", body, trials, overwrite=True)
 
 
 @pytest.mark.timeout(600)

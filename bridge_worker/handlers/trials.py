@@ -7,8 +7,7 @@ import math
 from msgspec import UNSET
 from optuna.trial import TrialState
 
-from bridge_worker import leases
-from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, trial_info
+from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, iso, trial_info
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import (
     BridgeError,
@@ -75,7 +74,7 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
     for trial, trial_id, inherited_lease in asked:
         if lease_s is not None:
             end = entry.grant_lease(trial_id, lease_s, params.retry)
-            trial.lease_end = leases.iso(end)
+            trial.lease_end = iso(end)
             registry.leases.watch(entry.study_id, at=end)
         elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
             entry.clear_lease(trial_id)
@@ -184,4 +183,4 @@ def renew(registry: StudyRegistry, params: RenewParams) -> RenewResult:
     lease_s = None if params.lease_s is UNSET else params.lease_s
     end = entry.renew_lease(trial, lease_s)
     registry.leases.watch(entry.study_id, at=end)
-    return RenewResult(number=params.number, lease_end=leases.iso(end))
+    return RenewResult(number=params.number, lease_end=iso(end))
