@@ -105,6 +105,7 @@ def as_bridge_error(exc: BaseException) -> BridgeError:
 
 
 def _is_storage_failure(exc: BaseException) -> bool:
+    # deferred: errors.py is imported by the command-line config, which must not import Optuna
     from optuna.exceptions import StorageInternalError
 
     if isinstance(exc, StorageInternalError | OSError):

@@ -56,7 +56,8 @@ from bridge_worker.staged_import import (
     is_bare,
     recover,
 )
-from bridge_worker.storage import StorageHandle, StorageOptions
+from bridge_worker.storage import StorageHandle
+from bridge_worker.storage_options import StorageOptions
 from bridge_worker.study import StudyEntry, direction_name
 
 _log = structlog.get_logger("bridge_worker.registry")
