@@ -6,6 +6,11 @@ frame), and keeps each study's :class:`~bridge_worker.schema.StudyConfig` beside
 is also written into the storage as a study system attr, so a worker that finds a study in a
 durable storage (after a restart, or created by another worker) rebuilds the same sampler, pruner
 and search space.
+
+It is the one place a study comes to exist: ``create`` (a new study), ``_load`` (one the storage
+holds) and ``restore`` (one read from a snapshot) all end here, and the stored configuration is
+made by one private function (``_settings``). ``snapshot_body`` and ``restore`` are the storage
+half of ``export`` and ``import``; :mod:`bridge_worker.snapshot` is only the format.
 """
 
 from __future__ import annotations
