@@ -11,6 +11,10 @@ stable ``kind``. ``send``/``receive`` expose pipelining; ``batch`` sends a JSON-
 Every method of the protocol has a typed helper taking every one of its params (a test walks the
 JSON Schema to keep it so). numpy scalars and 1-D arrays are accepted wherever a value goes.
 A worker that exits raises :class:`WorkerExited` with its exit status and its last stderr lines.
+
+Frames are cut and written by the worker's own sans-IO framing (:mod:`bridge_worker.framing`),
+and replies are waited for with the worker's own spin-poll (:mod:`bridge_worker.polling`): one
+framing for both ends. Only :class:`Worker` touches the pipes; the client never imports Optuna.
 """
 
 from __future__ import annotations
@@ -19,11 +23,9 @@ import base64
 import collections
 import contextlib
 import os
-import select
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -32,6 +34,8 @@ import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from bridge_worker import schema
+from bridge_worker.framing import Frame, Framing, frame_encoder, make_decoder
+from bridge_worker.polling import await_readable, spin_seconds
 from bridge_worker.schema import (
     AddTrialsResult,
     AskedTrial,
@@ -66,6 +70,15 @@ STDERR_TAIL_LINES = 20
 EXIT_WAIT_S = 5.0
 """How long to wait for the exit status of a worker that closed its stdout."""
 
+_NO_LIMIT = sys.maxsize
+"""The client's decoders take replies of any size: the worker bounds them (--max-reply-bytes)."""
+
+
+def _framing(name: str) -> Framing:
+    if name not in ("line", "packet4"):
+        raise ValueError(f"framing is line or packet4, not {name!r}")
+    return "packet4" if name == "packet4" else "line"
+
 
 def _enc_hook(obj: Any) -> Any:
     """numpy scalars as the Python numbers they hold, 1-D arrays as lists: ML code hands them
@@ -80,12 +93,6 @@ def _enc_hook(obj: Any) -> Any:
 
 
 _encode = msgspec.json.Encoder(enc_hook=_enc_hook).encode
-
-
-def several_cpus() -> bool:
-    """Polling only pays when the other process can run meanwhile, on another CPU."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return affinity is None or len(affinity(0)) > 1
 
 
 class WorkerError(Exception):
@@ -180,8 +187,10 @@ class Worker:
         self._stdin: IO[bytes] = proc.stdin
         self._stdout: IO[bytes] = proc.stdout
         self._fd = proc.stdout.fileno()
-        self._buffer = bytearray()
-        self._spin_s = spin_us / 1e6 if several_cpus() else 0.0
+        self._decoder = make_decoder(_framing(framing), _NO_LIMIT)
+        self._encode_frame = frame_encoder(_framing(framing))
+        self._frames: collections.deque[Frame] = collections.deque()
+        self._spin_s = spin_seconds(spin_us)
         self._next_id = 1
         self.notifications: list[Reply] = []
         """Error notifications (failed notifications of ours) seen while reading replies."""
@@ -226,49 +235,31 @@ class Worker:
     # -- framing -------------------------------------------------------------------------------
 
     def write_frame(self, payload: bytes) -> None:
-        if self.framing == "packet4":
-            payload = len(payload).to_bytes(4, "big") + payload
-        else:
-            payload += b"\n"
+        """Write one frame (``payload`` framed as the worker was started with)."""
         try:
-            self._stdin.write(payload)
+            self._stdin.write(self._encode_frame(payload))
             self._stdin.flush()
         except (BrokenPipeError, ValueError):  # ValueError: we closed stdin ourselves
             raise self._exited() from None
 
     def read_payload(self) -> bytes:
-        """The next frame's bytes as written by the worker (framing removed)."""
-        buffer = self._buffer
-        if self.framing == "packet4":
-            while len(buffer) < 4:
-                self._fill()
-            size = int.from_bytes(buffer[:4], "big")
-            while len(buffer) < 4 + size:
-                self._fill()
-            payload = bytes(buffer[4 : 4 + size])
-            del buffer[: 4 + size]
-            return payload
-        start = 0
-        while (end := buffer.find(b"\n", start)) < 0:
-            start = len(buffer)
+        """The next frame's bytes as written by the worker, framing removed (no ``\\n``)."""
+        frames = self._frames
+        while not frames:
             self._fill()
-        payload = bytes(buffer[: end + 1])
-        del buffer[: end + 1]
-        return payload
+        frame = frames.popleft()
+        assert isinstance(frame, bytes)  # the client's decoder has no size limit
+        return frame
 
     def _fill(self) -> None:
         """Read what the worker wrote. A reply usually follows within microseconds, so poll for
         ``spin_us`` before sleeping in ``read``: waking a sleeping process costs more here."""
         if self._spin_s:
-            deadline = time.perf_counter() + self._spin_s
-            while not select.select([self._fd], [], [], 0)[0]:
-                if time.perf_counter() > deadline:
-                    break
-                os.sched_yield()  # a worker that shares our CPU gets it at once
+            await_readable(self._fd, self._spin_s)
         data = os.read(self._fd, 1 << 16)
         if not data:
             raise self._exited()
-        self._buffer += data
+        self._frames.extend(self._decoder.feed(data))
 
     def _read_frame(self) -> Reply:
         return _reply_decoder.decode(self.read_payload())

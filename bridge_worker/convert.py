@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, overload
 
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from bridge_worker.leases import iso, lease_of
+from bridge_worker.leases import lease_of
 from bridge_worker.schema import JsonScalar, TrialInfo, TrialStateName
 
 STATE_NAMES: dict[TrialState, TrialStateName] = {
@@ -48,8 +48,8 @@ def trial_info(trial: FrozenTrial, datetimes: bool = False) -> TrialInfo:
     if lease is not None:
         info.lease_end = iso(lease.end)
     if datetimes:
-        info.datetime_start = utc_iso(trial.datetime_start)
-        info.datetime_complete = utc_iso(trial.datetime_complete)
+        info.datetime_start = iso(trial.datetime_start)
+        info.datetime_complete = iso(trial.datetime_complete)
     return info
 
 
@@ -63,9 +63,17 @@ def as_param_type(distribution: BaseDistribution, value: JsonScalar) -> JsonScal
     return value
 
 
-def utc_iso(moment: datetime.datetime | None) -> str | None:
-    """ISO 8601 in UTC with ``Z``, as the logs write time. Optuna stores naive local times."""
+@overload
+def iso(moment: float) -> str: ...
+@overload
+def iso(moment: datetime.datetime | None) -> str | None: ...
+def iso(moment: datetime.datetime | float | None) -> str | None:
+    """Every time on the wire: ISO 8601 in UTC with ``Z``, as the logs write time. ``moment`` is
+    a time as Optuna stores it (naive, local) or seconds since the epoch (a lease's end)."""
     if moment is None:
         return None
-    utc = moment.astimezone(datetime.UTC)
+    if isinstance(moment, datetime.datetime):
+        utc = moment.astimezone(datetime.UTC)
+    else:
+        utc = datetime.datetime.fromtimestamp(moment, datetime.UTC)
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -63,6 +63,30 @@ def study_not_found(name: str) -> BridgeError:
     return BridgeError(ErrorKind.STUDY_NOT_FOUND, f"no study named {name!r}", study=name)
 
 
+def trial_not_found(study: str, number: int) -> BridgeError:
+    return BridgeError(
+        ErrorKind.TRIAL_NOT_FOUND, f"study {study!r} has no trial number {number}",
+        study=study, number=number,
+    )
+
+
+def trial_never_asked(study: str, number: int) -> BridgeError:
+    """A trial that exists (enqueued) but was never handed out: nothing may be told of it."""
+    return BridgeError(
+        ErrorKind.TRIAL_NOT_FOUND,
+        f"trial {number} of study {study!r} is enqueued but was never asked",
+        study=study, number=number,
+    )
+
+
+def trial_finished(study: str, number: int, state: str) -> BridgeError:
+    """``state``: the trial's state as the wire names it (``complete``, ``pruned``, ``fail``)."""
+    return BridgeError(
+        ErrorKind.TRIAL_FINISHED, f"trial {number} of study {study!r} is already {state}",
+        study=study, number=number, state=state,
+    )
+
+
 def as_bridge_error(exc: BaseException) -> BridgeError:
     """Any exception as the error a parent should see.
 
@@ -81,6 +105,7 @@ def as_bridge_error(exc: BaseException) -> BridgeError:
 
 
 def _is_storage_failure(exc: BaseException) -> bool:
+    # deferred: errors.py is imported by the command-line config, which must not import Optuna
     from optuna.exceptions import StorageInternalError
 
     if isinstance(exc, StorageInternalError | OSError):

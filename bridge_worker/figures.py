@@ -157,6 +157,7 @@ def _objective(index: int) -> Callable[[FrozenTrial], float]:
 
 
 def _plotly(request: FigureRequest, kwargs: dict[str, Any]) -> bytes:
+    # deferred: plotly is an optional extra (``plots``), loaded by the first plot only
     import optuna.visualization as plotly_figures
 
     figure = getattr(plotly_figures, f"plot_{request.kind}")(**kwargs)
@@ -165,6 +166,7 @@ def _plotly(request: FigureRequest, kwargs: dict[str, Any]) -> bytes:
 
 
 def _image(request: FigureRequest, kwargs: dict[str, Any]) -> bytes:
+    # deferred: matplotlib is an optional extra (``plots``) and costs ~0.5 s to import
     import matplotlib
 
     matplotlib.use("Agg")  # headless: never a window, never a browser

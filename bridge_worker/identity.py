@@ -77,6 +77,7 @@ def delete_if_identical(storage: BaseStorage, identity: Identity) -> bool:
 
 
 def _read_rdb(storage: RDBStorage, name: str) -> Identity | None:
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
     import sqlalchemy
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
@@ -99,6 +100,7 @@ def _read_rdb(storage: RDBStorage, name: str) -> Identity | None:
 
 
 def _delete_rdb(storage: RDBStorage, identity: Identity) -> bool:
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 

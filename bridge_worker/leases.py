@@ -22,7 +22,6 @@ thread-safe); Optuna's storages are.
 
 from __future__ import annotations
 
-import datetime
 import threading
 import time
 from collections.abc import Callable
@@ -69,12 +68,6 @@ def lease_of(trial: FrozenTrial) -> Lease | None:
         return msgspec.convert(raw, Lease)
     except msgspec.ValidationError:
         return None
-
-
-def iso(end: float) -> str:
-    """A lease end as the parent sees it: ISO 8601 in UTC with ``Z``, like every wire time."""
-    moment = datetime.datetime.fromtimestamp(end, datetime.UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 def grant(storage: BaseStorage, trial_id: int, lease_s: float, retry: int) -> float:

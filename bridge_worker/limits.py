@@ -9,21 +9,14 @@ smaller" (``limit_exceeded``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 import msgspec
-import numpy as np
 
 from bridge_worker.errors import BridgeError, ErrorKind
 from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
-
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_OPEN = np.zeros(256, dtype=np.int8)
-_OPEN[[ord("["), ord("{")]] = 1
-_OPEN[[ord("]"), ord("}")]] = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +86,3 @@ HARD_BOUNDS = {"max_ask": 1000, "max_name_length": 512, "max_batch": 1000}
 """Schema bounds a limit cannot raise (the protocol promises them to every parent)."""
 
 NAMES = tuple(f.name for f in fields(Limits))
-
-
-def nesting_depth(frame: bytes, at_most: int) -> int:
-    """The frame's deepest nesting of arrays/objects, or any value <= ``at_most`` if it is not
-    deeper than that. Cheap for ordinary frames: counting brackets (in C) proves most of them
-    shallow; only bracket-heavy frames are measured, with strings blanked out first."""
-    if frame.count(b"[") + frame.count(b"{") <= at_most:
-        return 0
-    body = _STRING.sub(b'""', frame)
-    steps = _OPEN[np.frombuffer(body, dtype=np.uint8)]
-    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))

@@ -25,8 +25,6 @@ import structlog
 
 from bridge_worker.log_sink import LogSink, SinkText
 
-LEVELS = ("debug", "info", "warning", "error")
-
 _tracebacks = structlog.processors.ExceptionRenderer(
     structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
 )

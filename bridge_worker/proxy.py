@@ -25,12 +25,16 @@ from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any
 
+from bridge_worker.config import LEVELS
+from bridge_worker.storage_options import storage_kind
+
 STOP_GRACE_S = 5.0
 
 
 def _grpc_server(storage: Any, threads: int) -> Any:
     """Optuna's proxy service on a server of our own (``run_grpc_proxy_server`` would block
     without telling the port it bound or stopping cleanly on a signal)."""
+    # deferred: grpc is an optional extra (``grpc``), needed by the proxy command only
     import grpc
     from optuna.storages._grpc import servicer
     from optuna.storages._grpc.auto_generated import api_pb2_grpc
@@ -43,9 +47,6 @@ def _grpc_server(storage: Any, threads: int) -> Any:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    from bridge_worker.logs import LEVELS
-    from bridge_worker.storage import storage_kind
-
     parser = argparse.ArgumentParser(
         prog="optuna-bridge proxy",
         description="Serve one storage to many workers (--storage grpc://host:port) through "
@@ -81,11 +82,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    # deferred until the command line is read: --help answers without importing Optuna
     import optuna
     import structlog
 
     from bridge_worker import logs
-    from bridge_worker.storage import StorageOptions, open_storage
+    from bridge_worker.storage import open_storage
+    from bridge_worker.storage_options import StorageOptions
 
     ready_out = sys.stdout  # logs.configure points sys.stdout at the log sink (stderr)
     logs.configure(args.log_level)

@@ -6,6 +6,11 @@ frame), and keeps each study's :class:`~bridge_worker.schema.StudyConfig` beside
 is also written into the storage as a study system attr, so a worker that finds a study in a
 durable storage (after a restart, or created by another worker) rebuilds the same sampler, pruner
 and search space.
+
+It is the one place a study comes to exist: ``create`` (a new study), ``_load`` (one the storage
+holds) and ``restore`` (one read from a snapshot) all end here, and the stored configuration is
+made by one private function (``_settings``). ``snapshot_body`` and ``restore`` are the storage
+half of ``export`` and ``import``; :mod:`bridge_worker.snapshot` is only the format.
 """
 
 from __future__ import annotations
@@ -19,10 +24,8 @@ from typing import Any
 import msgspec
 import optuna
 import structlog
-from optuna.distributions import BaseDistribution
 from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.convert import metric_names, stored_metric_names
@@ -44,7 +47,8 @@ from bridge_worker.samplers import (
     check_sampler_cost,
     check_sampler_fits,
 )
-from bridge_worker.schema import Direction, StudyConfig, UserAttrs
+from bridge_worker.schema import Direction, SnapshotBody, StudyConfig, UserAttrs
+from bridge_worker.snapshot import snapshot_trial
 from bridge_worker.space import to_distributions
 from bridge_worker.staged_import import (
     RESERVED_ATTRS,
@@ -57,37 +61,17 @@ from bridge_worker.staged_import import (
     is_bare,
     recover,
 )
-from bridge_worker.storage import StorageHandle, StorageOptions
+from bridge_worker.storage import StorageHandle
+from bridge_worker.storage_options import StorageOptions
+from bridge_worker.study import StudyEntry, direction_name
 
 _log = structlog.get_logger("bridge_worker.registry")
 
 CONFIG_ATTR = "optuna_bridge:config"
 """Study system attr holding the study's :class:`StudyConfig` as JSON."""
-
-
-@dataclass(slots=True)
-class StudyEntry:
-    """A served study: the Optuna study, its config and its search space as distributions."""
-
-    name: str
-    study: optuna.Study
-    config: StudyConfig
-    distributions: dict[str, BaseDistribution]
-    token: str | None
-    """The study's identity token (see :mod:`bridge_worker.identity`); None only for a study
-    that held nothing yet when it was loaded."""
-
-    @property
-    def identity(self) -> Identity:
-        return Identity(self.study._study_id, self.token)
-
-    @property
-    def directions(self) -> list[Direction]:
-        return [direction_name(d) for d in self.study.directions]
-
-
-def direction_name(direction: StudyDirection) -> Direction:
-    return "maximize" if direction == StudyDirection.MAXIMIZE else "minimize"
+_NOT_CARRIED = frozenset((CONFIG_ATTR, *RESERVED_ATTRS))
+"""System attrs a snapshot never carries: the stored config (a snapshot has it typed, as
+``config``) and the stored study's own identity and import bookkeeping."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,29 +183,29 @@ class StudyRegistry:
             raise BridgeError(
                 ErrorKind.STUDY_EXISTS, f"a study named {name!r} already exists", study=name
             ) from None
-        token = stamp(study._storage, study._study_id, config)
-        for key, value in user_attrs.items():
-            study.set_user_attr(key, value)
-        entry = StudyEntry(name, study, config, distributions, token)
+        entry = StudyEntry(name, study, config, distributions, None)
+        entry.token = _stamp(self.storage, entry.study_id, config)
+        entry.set_user_attrs(user_attrs)
         self._entries[name] = entry
-        self.leases.watch(study._study_id)
+        self.leases.watch(entry.study_id)
         return entry, True
 
     def check_room_for_a_study(self) -> None:
         self.limits.check("max_studies", "studies", len(self.storage.get_all_studies()) + 1)
 
-    def import_(
-        self,
-        name: str,
-        directions: Sequence[Direction],
-        config: StudyConfig,
-        user_attrs: UserAttrs,
-        system_attrs: dict[str, Any],
-        trials: Sequence[FrozenTrial],
-        overwrite: bool,
+    def restore(
+        self, name: str, body: SnapshotBody, trials: list[FrozenTrial], overwrite: bool
     ) -> StudyEntry:
-        """Write a study read from a snapshot under ``name``; with ``overwrite`` it replaces
-        the study the name means now, never destructively (:mod:`staged_import`)."""
+        """Write a study read from a snapshot (:func:`~bridge_worker.snapshot.read_snapshot`)
+        under ``name``. An existing study of that name is replaced only with ``overwrite``, and
+        then never destructively: the name is never left empty on a failure
+        (:mod:`staged_import`)."""
+        config = body.config
+        check_sampler_fits(config.sampler, len(body.directions))
+        build_study_sampler(config.sampler)
+        build_pruner(config.pruner)
+        for index, trial in enumerate(trials):
+            self.limits.check("max_params", f"parameters of trial {index}", len(trial.params))
         check_name(name, "$.params.study", self.limits)
         replaces = None
         if self.exists(name):
@@ -234,11 +218,11 @@ class StudyRegistry:
             replaces = self.get(name).identity
         else:
             self.check_room_for_a_study()
-        kept = {k: v for k, v in system_attrs.items() if k not in (CONFIG_ATTR, *RESERVED_ATTRS)}
+        kept = {k: v for k, v in body.system_attrs.items() if k not in _NOT_CARRIED}
         new = StagedStudy(
-            directions=list(directions),
-            user_attrs=dict(user_attrs),
-            system_attrs={**kept, **stored_settings(config, new_token())},
+            directions=list(body.directions),
+            user_attrs=dict(body.user_attrs),
+            system_attrs={**kept, **_settings(config, new_token())},
             trials=trials,
         )
         storage = self.storage
@@ -263,14 +247,29 @@ class StudyRegistry:
         finally:
             self.forget(name)
         entry = self.get(name)
-        self.leases.watch(entry.study._study_id, at=time.time())  # its trials may hold leases
+        self.leases.watch(entry.study_id, at=time.time())  # its trials may hold leases
         return entry
+
+    def snapshot_body(self, entry: StudyEntry) -> SnapshotBody:
+        """What a snapshot of the study holds (:func:`~bridge_worker.snapshot.encode_snapshot`):
+        its config typed, and none of the system attrs that are this stored study's own
+        (its stored config, identity token, import bookkeeping)."""
+        storage = self.storage
+        system_attrs = storage.get_study_system_attrs(entry.study_id)
+        return SnapshotBody(
+            study=entry.name,
+            directions=entry.directions,
+            config=entry.config,
+            user_attrs=entry.user_attrs(),
+            system_attrs={k: v for k, v in system_attrs.items() if k not in _NOT_CARRIED},
+            trials=[snapshot_trial(t) for t in entry.study.get_trials(deepcopy=False)],
+        )
 
     def forget(self, name: str) -> None:
         """Drop a cached study (after it was deleted from the storage)."""
         entry = self._entries.pop(name, None)
         if entry is not None:
-            self.leases.forget(entry.study._study_id)
+            self.leases.forget(entry.study_id)
 
     def exists(self, name: str) -> bool:
         return read_identity(self.storage, name) is not None
@@ -300,7 +299,7 @@ class StudyRegistry:
             self.forget(name)
             entry = self._load(name, identity=identity)
         self._entries[name] = entry
-        self.leases.watch(entry.study._study_id)
+        self.leases.watch(entry.study_id)
         return entry
 
     def delete(self, name: str) -> None:
@@ -317,7 +316,7 @@ class StudyRegistry:
             )
 
     def summary(self, entry: StudyEntry) -> StudyStatus:
-        study_id = entry.study._study_id
+        study_id = entry.study_id
         names = stored_metric_names(self.storage, study_id)
         return self._summary(study_id, entry.name, entry.directions, names)
 
@@ -356,7 +355,7 @@ class StudyRegistry:
             return self.get(name)
         entry = self._load(name, fallback=config)
         self._entries[name] = entry
-        self.leases.watch(entry.study._study_id)
+        self.leases.watch(entry.study_id)
         return entry
 
     def _load(
@@ -395,7 +394,7 @@ class StudyRegistry:
         # about to write. It is served unstamped; its token, when written, makes us reload.
         holds_something = bool(stored) or not is_bare(storage, identity.study_id)
         if holds_something and (not isinstance(token, str) or (raw_config is None and fallback)):
-            token = stamp(storage, identity.study_id, config, token)
+            token = _stamp(storage, identity.study_id, config, token)
         elif not isinstance(token, str):
             token = None
         study = optuna.Study(
@@ -410,20 +409,22 @@ class StudyRegistry:
         return StudyEntry(name, study, config, distributions, token)
 
 
-def stamp(
+def _stamp(
     storage: BaseStorage, study_id: int, config: StudyConfig, token: str | None = None
 ) -> str:
-    """Write a study's stored configuration and identity token (a new one unless given): the
-    one function that does, for create, import and adoption of an unstamped study."""
-    settings = stored_settings(config, token if isinstance(token, str) else new_token())
+    """Write a study's stored configuration and identity token (a new one unless given), for
+    ``create`` and for the adoption of an unstamped study by ``_load``."""
+    settings = _settings(config, token if isinstance(token, str) else new_token())
     for key, value in settings.items():
         storage.set_study_system_attr(study_id, key, value)
     return str(settings[IDENTITY_ATTR])
 
 
-def stored_settings(config: StudyConfig, token: str) -> dict[str, Any]:
+def _settings(config: StudyConfig, token: str) -> dict[str, Any]:
     """The system attrs that make a study one this worker serves: its configuration (sampler,
-    pruner, search space) and its identity token."""
+    pruner, search space) and its identity token. The one place the stored configuration is
+    made: ``create`` and ``_load`` write it through :func:`_stamp`, ``restore`` hands it to the
+    staged copy so it arrives with the study in one swap."""
     return {CONFIG_ATTR: msgspec.to_builtins(config), IDENTITY_ATTR: token}
 
 

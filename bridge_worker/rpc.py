@@ -22,7 +22,8 @@ from bridge_worker import schema
 from bridge_worker.dispatch import Dispatcher
 from bridge_worker.errors import BridgeError, ErrorKind, as_bridge_error
 from bridge_worker.framing import Frame, Oversize
-from bridge_worker.limits import nesting_depth
+from bridge_worker.limits import Limits
+from bridge_worker.nesting import nesting_depth
 from bridge_worker.reply_limit import reply_too_large
 from bridge_worker.schema import (
     ErrorNotificationParams,
@@ -68,9 +69,9 @@ _decode_batch = schema.batch_decoder.decode
 class Endpoint:
     """Answers frames. ``closing`` turns true once a method that ends the session has answered."""
 
-    def __init__(self, dispatcher: Dispatcher, strict: bool = False) -> None:
+    def __init__(self, dispatcher: Dispatcher, limits: Limits, strict: bool = False) -> None:
         self.dispatcher = dispatcher
-        self.limits = dispatcher.registry.limits
+        self.limits = limits
         self.strict = strict
         self.closing = False
         self.should_stop: Callable[[], bool] = lambda: False

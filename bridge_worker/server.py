@@ -5,8 +5,9 @@ decoder cut them into frames and the endpoint answer them. Each reply is written
 made: a reply that waited for the rest of its read would be lost with the worker (a ``tell`` that
 committed but was never acknowledged, an ``ask`` whose trial the parent never learned), and the
 replies of a whole read held together could exhaust memory. After answering, it polls for the next
-frame for ``--spin-us`` before sleeping in ``read``: a parent in an ask/tell loop writes again
-within microseconds, and waking a sleeping process costs more than a frame.
+frame for ``--spin-us`` before sleeping in ``read`` (:mod:`bridge_worker.polling`): a parent in
+an ask/tell loop writes again within microseconds, and waking a sleeping process costs more than
+a frame.
 
 Nothing here may wait forever. stdout is written without blocking (a pipe is switched to
 non-blocking mode and waited on with ``poll``), so a signal is seen even while the parent does not
@@ -35,6 +36,7 @@ import structlog
 
 from bridge_worker.frame_budget import FrameWatch
 from bridge_worker.framing import Framing, frame_encoder, make_decoder
+from bridge_worker.polling import await_readable, several_cpus
 from bridge_worker.rpc import Endpoint
 
 READ_SIZE = 1 << 16
@@ -114,11 +116,11 @@ def serve(
 ) -> int:
     log = structlog.get_logger("bridge_worker.server")
     decoder = make_decoder(framing, max_frame_bytes)
-    if not _several_cpus():
+    if not several_cpus():
         spin_s = 0.0  # polling only pays when the parent can run meanwhile, on another CPU
     encode = frame_encoder(framing)
     stop = _install_signal_handlers()
-    endpoint.should_stop = lambda: stop.requested
+    endpoint.should_stop = stopped = lambda: stop.requested
     write = _Writer(out_fd, stop)
     try:
         if ready_payload:  # empty with --jsonrpc strict: the parent speaks first
@@ -126,7 +128,7 @@ def serve(
         at_eof = False
         while not (at_eof or endpoint.closing or stop.requested):
             if spin_s:
-                _await_input(in_fd, spin_s, stop)
+                await_readable(in_fd, spin_s, stopped)
                 if stop.requested:
                     break
             try:
@@ -213,24 +215,6 @@ class _Writer:
                     raise BrokenPipeError(errno.EPIPE, "stdout closed")
                 if events & select.POLLOUT:
                     return
-
-
-def _await_input(fd: int, spin_s: float, stop: _StopFlag) -> None:
-    """Poll for the next frame for up to ``spin_s`` before blocking in ``read``.
-
-    A parent in a tight ask/tell loop answers within microseconds; catching its next frame while
-    still running saves the wake-up of a blocked process, which on a VM costs more than the frame.
-    """
-    deadline = time.perf_counter() + spin_s
-    while not stop.requested and time.perf_counter() < deadline:
-        if select.select([fd], [], [], 0)[0]:
-            return
-        os.sched_yield()  # a parent that shares our CPU gets it at once
-
-
-def _several_cpus() -> bool:
-    affinity = getattr(os, "sched_getaffinity", None)
-    return affinity is None or len(affinity(0)) > 1
 
 
 def _install_signal_handlers() -> _StopFlag:

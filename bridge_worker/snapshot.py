@@ -9,6 +9,11 @@ state, a pickle in Optuna's trial attrs, is not exported and is refused on impor
 Reading one checks, in order: the envelope's shape, the version, the checksum, the body's shape,
 and that every trial is one Optuna would accept; only then is anything written, so a bad
 snapshot leaves every existing study untouched.
+
+A pure format module: it encodes and decodes, and never reads or writes a storage. The registry
+(:meth:`~bridge_worker.registry.StudyRegistry.snapshot_body`,
+:meth:`~bridge_worker.registry.StudyRegistry.restore`) turns a served study into a body and a read
+body back into a study.
 """
 
 from __future__ import annotations
@@ -23,10 +28,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
-from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, utc_iso
+from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, iso
 from bridge_worker.errors import BridgeError, ErrorKind
-from bridge_worker.registry import CONFIG_ATTR, StudyEntry, StudyRegistry
-from bridge_worker.samplers import build_pruner, build_study_sampler, check_sampler_fits
 from bridge_worker.schema import (
     SNAPSHOT_FORMAT,
     SNAPSHOT_VERSION,
@@ -35,7 +38,6 @@ from bridge_worker.schema import (
     SnapshotTrial,
 )
 from bridge_worker.space import check_value, to_distribution, to_spec
-from bridge_worker.staged_import import RESERVED_ATTRS
 
 PICKLED_ATTR = re.compile(r"^[a-z-]*cma[a-z]*:optimizer")
 """Trial system attrs where Optuna's CMA-ES keeps its optimizer as a hex-encoded pickle. They are
@@ -53,22 +55,8 @@ def checksum(body: Any) -> str:
 # ---- export ---------------------------------------------------------------------------------
 
 
-def export_study(entry: StudyEntry) -> bytes:
-    """The study as a canonical snapshot document."""
-    study = entry.study
-    storage = study._storage
-    system_attrs = dict(storage.get_study_system_attrs(study._study_id))
-    system_attrs.pop(CONFIG_ATTR, None)  # carried, typed, as ``config``
-    for key in RESERVED_ATTRS:  # this stored study's own identity and import bookkeeping
-        system_attrs.pop(key, None)
-    body = SnapshotBody(
-        study=entry.name,
-        directions=entry.directions,
-        config=entry.config,
-        user_attrs=storage.get_study_user_attrs(study._study_id),
-        system_attrs=system_attrs,
-        trials=[_snapshot_trial(t) for t in study.get_trials(deepcopy=False)],
-    )
+def encode_snapshot(body: SnapshotBody) -> bytes:
+    """The canonical snapshot document of ``body``."""
     plain_body = msgspec.to_builtins(body, str_keys=True)  # JSON keys: steps as strings
     document = {
         "format": SNAPSHOT_FORMAT,
@@ -79,7 +67,8 @@ def export_study(entry: StudyEntry) -> bytes:
     return canonical(document)
 
 
-def _snapshot_trial(trial: FrozenTrial) -> SnapshotTrial:
+def snapshot_trial(trial: FrozenTrial) -> SnapshotTrial:
+    """A stored trial as a snapshot holds it (never a pickled CMA-ES optimizer)."""
     system_attrs = {k: v for k, v in trial.system_attrs.items() if not PICKLED_ATTR.match(k)}
     return SnapshotTrial(
         number=trial.number,
@@ -90,8 +79,8 @@ def _snapshot_trial(trial: FrozenTrial) -> SnapshotTrial:
         intermediate_values=trial.intermediate_values,
         user_attrs=trial.user_attrs,
         system_attrs=system_attrs,
-        datetime_start=utc_iso(trial.datetime_start),
-        datetime_complete=utc_iso(trial.datetime_complete),
+        datetime_start=iso(trial.datetime_start),
+        datetime_complete=iso(trial.datetime_complete),
     )
 
 
@@ -183,27 +172,4 @@ def _parse_time(text: str | None) -> datetime.datetime | None:
 def _invalid(reason: str, message: str, **data: Any) -> BridgeError:
     return BridgeError(
         ErrorKind.SNAPSHOT_INVALID, f"invalid snapshot ({reason}): {message}", reason=reason, **data
-    )
-
-
-def import_study(
-    registry: StudyRegistry,
-    body: SnapshotBody,
-    trials: list[FrozenTrial],
-    name: str,
-    overwrite: bool,
-) -> StudyEntry:
-    """Write a validated snapshot into the registry's storage as study ``name``.
-
-    An existing study of that name is replaced only with ``overwrite``, and then without ever
-    leaving the name empty on a failure (see :mod:`bridge_worker.staged_import`).
-    """
-    check_sampler_fits(body.config.sampler, len(body.directions))
-    build_study_sampler(body.config.sampler)
-    build_pruner(body.config.pruner)
-    for index, trial in enumerate(trials):
-        registry.limits.check("max_params", f"parameters of trial {index}", len(trial.params))
-    return registry.import_(
-        name, body.directions, body.config, body.user_attrs, dict(body.system_attrs), trials,
-        overwrite,
     )

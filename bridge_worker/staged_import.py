@@ -217,6 +217,7 @@ def swap_rdb(
 ) -> None:
     """One transaction: delete the replaced study (matched by identity token), rename the staged
     one to the target name, drop its recovery record."""
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
     import sqlalchemy
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session

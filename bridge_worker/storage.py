@@ -20,7 +20,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +31,7 @@ from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.errors import BridgeError, ErrorKind
+from bridge_worker.storage_options import StorageOptions, grpc_address, storage_kind
 
 HEARTBEAT_ATTR = "optuna_bridge:heartbeat"
 """Trial system attr holding the last heartbeat (UNIX time) on journal storages (as written by
@@ -48,112 +48,7 @@ GRPC_CONNECT_TIMEOUT_S = 2
 """How long opening a ``grpc://`` storage waits for the proxy (a refused connection is retried
 by gRPC until then, so this is what a frame costs while the proxy is down)."""
 
-_JOURNAL_SCHEMES = {"journal": "journal", "redis": "redis", "rediss": "redis"}
-
 StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
-
-
-@dataclass(frozen=True, slots=True)
-class StorageOptions:
-    """Everything the operator chose about storage on the command line."""
-
-    url: str = "memory"
-    heartbeat: int | None = None
-    """Seconds between heartbeats of running trials; enables failing stale trials."""
-    grace_period: int | None = None
-    """Seconds without a heartbeat before a running trial is failed (default: 2 heartbeats)."""
-    retry_failed: int | None = None
-    """Ask a stale-failed trial's parameters again, at most this many times."""
-
-    @property
-    def kind(self) -> str:
-        return storage_kind(self.url)
-
-
-def storage_kind(url: str) -> str:
-    """What the ``ready`` frame and logs say about a storage: its kind, never a URL or password.
-
-    ``postgresql+psycopg2://user:secret@host/db`` is ``postgresql``.
-    """
-    if url == "memory":
-        return "memory"
-    scheme = urlsplit(url).scheme
-    if not scheme:
-        raise ValueError(f"not a storage URL: {url!r} (expected memory, sqlite:///path.db, ...)")
-    return _JOURNAL_SCHEMES.get(scheme, scheme.split("+", 1)[0])
-
-
-def check_options(options: StorageOptions) -> None:
-    """Reject, at start-up, option combinations that cannot work (a ValueError for argparse).
-
-    A URL that can never work (unknown scheme, malformed, driver not installed) is refused here,
-    before ``ready``; only a server that cannot be reached right now is left to ``storage_error``
-    replies, because it may come up later.
-    """
-    kind = storage_kind(options.url)
-    if kind == "journal" and not urlsplit(options.url).path:
-        raise ValueError("journal storage needs a path: journal:///path/to/study.log")
-    if kind == "grpc":
-        grpc_address(options.url)
-    elif kind == "redis":
-        _require_module("redis", "redis")
-    elif kind not in ("memory", "journal", "grpc"):
-        _check_sqlalchemy_url(options.url)
-    if options.heartbeat is None:
-        if options.grace_period is not None or options.retry_failed is not None:
-            raise ValueError("--grace-period and --retry-failed need --heartbeat")
-        return
-    if kind == "memory":
-        raise ValueError("--heartbeat needs a durable storage (RDB or journal), not memory")
-    if kind == "grpc":
-        raise ValueError("--heartbeat is not available through the gRPC proxy (Optuna's proxy has "
-                         "no heartbeats); use trial leases (ask with lease_s) instead")
-    if options.heartbeat < 1:
-        raise ValueError("--heartbeat must be at least 1 second")
-
-
-def _require_module(module: str, extra: str) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise ValueError(
-            f"this storage needs the {module!r} package: pip install 'optuna-bridge[{extra}]'"
-        )
-
-
-def _check_sqlalchemy_url(url: str) -> None:
-    """Everything about an RDB URL that needs no server: SQLAlchemy parses it, finds the dialect
-    and imports the driver, and the dialect turns it into connection arguments (where a
-    ``sqlite://hpo.db`` with two slashes fails). Messages never repeat the URL (passwords)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    scheme = urlsplit(url).scheme
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ValueError(f"malformed storage URL (scheme {scheme!r})") from None
-    try:
-        dialect_cls = parsed.get_dialect()
-    except NoSuchModuleError:
-        raise ValueError(
-            f"unknown storage scheme {scheme!r}: expected memory, sqlite:///path.db, "
-            "journal:///path.log, redis://host:port/db or another SQLAlchemy URL "
-            "(postgresql+psycopg2://user@host/db, mysql+pymysql://...)"
-        ) from None
-    try:
-        dbapi = dialect_cls.import_dbapi()
-    except ImportError as exc:
-        raise ValueError(
-            f"the database driver for {scheme!r} is not installed ({exc.name or exc})"
-        ) from None
-    try:
-        dialect_cls(dbapi=dbapi).create_connect_args(parsed)  # type: ignore[call-arg]
-    except ArgumentError as exc:
-        first_line = str(exc).splitlines()[0]
-        if parsed.drivername.startswith("sqlite"):  # its message is the fix (no password)
-            first_line = " ".join(str(exc).split())
-        raise ValueError(f"malformed {parsed.get_backend_name()} URL: {first_line}") from None
 
 
 def open_storage(options: StorageOptions) -> BaseStorage:
@@ -190,18 +85,6 @@ def open_storage(options: StorageOptions) -> BaseStorage:
     )
 
 
-def grpc_address(url: str) -> tuple[str, int]:
-    """``grpc://host:port`` as (host, port); a ValueError (for argparse) otherwise."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if not parts.hostname or port is None or parts.path not in ("", "/"):
-        raise ValueError(f"a gRPC proxy storage is grpc://host:port, got {url!r}")
-    return parts.hostname, port
-
-
 def _grpc_proxy(url: str) -> BaseStorage:
     """Optuna's ``GrpcStorageProxy``, once the proxy answers (a proxy that is down is a
     ``storage_error`` after GRPC_CONNECT_TIMEOUT_S, retried at the next frame)."""
@@ -214,7 +97,7 @@ def _grpc_proxy(url: str) -> BaseStorage:
             "pip install 'optuna-bridge[grpc]'",
             package="grpcio", extra="grpc",
         ) from exc
-    from optuna.storages import GrpcStorageProxy
+    from optuna.storages import GrpcStorageProxy  # deferred: imports grpc, an optional extra
 
     host, port = grpc_address(url)
     with warnings.catch_warnings():
@@ -229,6 +112,7 @@ def _grpc_proxy(url: str) -> BaseStorage:
 
 
 def _journal_backend(url: str) -> Any:
+    # deferred: only journal storages need the backends (the Redis one imports redis)
     from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 
     parts = urlsplit(url)
@@ -296,6 +180,7 @@ class HeartbeatRDBStorage(optuna.storages.RDBStorage):
     heartbeat once their start is older than the grace period (Optuna skips them forever)."""
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
 

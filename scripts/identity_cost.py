@@ -20,12 +20,9 @@ import orjson
 from storages import throwaway_storages
 
 from bridge_worker import registry as registry_module
-from bridge_worker.dispatch import Dispatcher, build_methods
-from bridge_worker.handlers import ALL
 from bridge_worker.identity import read_identity
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.rpc import Endpoint
-from bridge_worker.storage import StorageOptions
+from bridge_worker.storage_options import StorageOptions
+from bridge_worker.wiring import build_endpoint
 
 SPACE = {"x": {"type": "float", "low": 0, "high": 1}}
 
@@ -40,8 +37,8 @@ def median_us(fn: Callable[[], object], repeats: int) -> float:
 
 
 def measure(url: str, repeats: int) -> dict[str, float]:
-    registry = StudyRegistry(StorageOptions(url))
-    endpoint = Endpoint(Dispatcher(registry, build_methods(ALL)))
+    endpoint = build_endpoint(StorageOptions(url))
+    registry = endpoint.dispatcher.registry
     create = {"study": "s", "sampler": {"type": "random", "seed": 1}, "search_space": SPACE}
     endpoint.handle(orjson.dumps({"id": 1, "method": "create", "params": create}))
     for _ in range(100):

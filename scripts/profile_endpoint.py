@@ -20,10 +20,7 @@ import optuna
 import orjson
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from bridge_worker.dispatch import Dispatcher, build_methods
-from bridge_worker.handlers import ALL
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.rpc import Endpoint
+from bridge_worker.wiring import build_endpoint
 
 SPACE = {
     "x": {"type": "float", "low": -5, "high": 5},
@@ -33,7 +30,7 @@ SPACE = {
 
 
 def endpoint_us(trials: int, seeded: bool) -> float:
-    endpoint = Endpoint(Dispatcher(StudyRegistry(), build_methods(ALL)))
+    endpoint = build_endpoint()
     sampler = {"type": "random", **({"seed": 1} if seeded else {})}
     create = {"study": "s", "sampler": sampler, "search_space": SPACE}
     endpoint.handle(orjson.dumps({"id": 1, "method": "create", "params": create}))

@@ -11,11 +11,8 @@ import pytest
 import servers
 
 from bridge_worker.client import Worker
-from bridge_worker.dispatch import Dispatcher, build_methods
-from bridge_worker.handlers import ALL
-from bridge_worker.registry import StudyRegistry
 from bridge_worker.rpc import Endpoint
-from bridge_worker.storage import StorageOptions
+from bridge_worker.wiring import build_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "protocol" / "examples"
@@ -49,7 +46,7 @@ def redis_url() -> Iterator[str]:
 
 def make_endpoint(storage: str = "memory") -> Endpoint:
     """The worker's logic without any process or pipe."""
-    return Endpoint(Dispatcher(StudyRegistry(StorageOptions(storage)), build_methods(ALL)))
+    return build_endpoint(storage)
 
 
 @pytest.fixture

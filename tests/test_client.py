@@ -6,6 +6,8 @@ import inspect
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -159,3 +161,22 @@ def test_typed_helpers_cover_the_readme_features(worker: Worker) -> None:
     assert best.datetime_start is not None and str(best.datetime_start).endswith("Z")
     assert set(worker.importance("h", params=["x"])) == {"x"}
     assert [t.number for t in worker.trials("h", ["complete"], datetimes=True)] == [0, 1]
+
+
+def test_the_client_imports_no_optuna() -> None:
+    """A parent that only drives a worker pays for msgspec, not for Optuna or numpy."""
+    probe = (
+        "import sys; import bridge_worker.client; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'numpy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("framing", ["line", "packet4"])
+def test_read_payload_is_the_frame_without_its_framing(framing: str) -> None:
+    with Worker.spawn(framing=framing) as w:
+        w.write_frame(b'{"id":7,"method":"ping"}')
+        payload = w.read_payload()
+        assert payload == b'{"jsonrpc":"2.0","id":7,"result":{"pong":true}}'

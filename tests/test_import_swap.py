@@ -21,9 +21,10 @@ import pytest
 from bridge_worker import staged_import
 from bridge_worker.client import Worker, WorkerError
 from bridge_worker.registry import StudyRegistry
-from bridge_worker.snapshot import import_study, read_snapshot
+from bridge_worker.snapshot import read_snapshot
 from bridge_worker.staged_import import RECORD_ATTR, STAGING_PREFIX
-from bridge_worker.storage import StorageOptions, open_storage
+from bridge_worker.storage import open_storage
+from bridge_worker.storage_options import StorageOptions
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 WRITES = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
@@ -117,7 +118,7 @@ def registry_on(url: str) -> StudyRegistry:
 
 def do_import(registry: StudyRegistry, raw: bytes) -> None:
     body, trials = read_snapshot(raw)
-    import_study(registry, body, trials, "s", overwrite=True)
+    registry.restore("s", body, trials, overwrite=True)
 
 
 @pytest.mark.timeout(600)

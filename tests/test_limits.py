@@ -9,18 +9,17 @@ import pytest
 from conftest import PYTHON
 
 from bridge_worker.client import Worker, WorkerError
-from bridge_worker.dispatch import Dispatcher, build_methods
-from bridge_worker.handlers import ALL
-from bridge_worker.limits import Limits, nesting_depth
-from bridge_worker.registry import StudyRegistry
+from bridge_worker.limits import Limits
+from bridge_worker.nesting import nesting_depth
 from bridge_worker.rpc import Endpoint
+from bridge_worker.wiring import build_endpoint
 
 SMALL = Limits(max_batch=3, max_depth=8, max_ask=4, max_name_length=10, max_params=2,
                max_choices=3, max_studies=2)
 
 
 def endpoint(limits: Limits = SMALL) -> Endpoint:
-    return Endpoint(Dispatcher(StudyRegistry(limits=limits), build_methods(ALL)))
+    return build_endpoint(limits=limits)
 
 
 def reply(ep: Endpoint, frame: Any) -> Any:

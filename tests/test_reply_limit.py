@@ -11,17 +11,15 @@ import pytest
 
 from bridge_worker import rpc
 from bridge_worker.client import Worker, WorkerError
-from bridge_worker.dispatch import Dispatcher, build_methods
-from bridge_worker.handlers import ALL
 from bridge_worker.limits import Limits
-from bridge_worker.registry import StudyRegistry
 from bridge_worker.rpc import Endpoint
+from bridge_worker.wiring import build_endpoint
 
 SPACE = {"x": {"type": "float", "low": 0, "high": 1}}
 
 
 def make(limits: Limits | None = None) -> Endpoint:
-    return Endpoint(Dispatcher(StudyRegistry(limits=limits), build_methods(ALL)))
+    return build_endpoint(limits=limits)
 
 
 def reply(ep: Endpoint, frame: Any) -> Any:

@@ -7,14 +7,14 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import make_endpoint
 
-from bridge_worker.dispatch import Dispatcher, build_methods, rpc_method
+from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import ErrorKind
 from bridge_worker.framing import Oversize
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.rpc import Endpoint
 from bridge_worker.schema import PingParams, PingResult
+from bridge_worker.wiring import build_endpoint
 
 SPACE = {"x": {"type": "float", "low": 0, "high": 1}}
 
@@ -203,7 +203,7 @@ def test_unexpected_exception_becomes_internal_error_and_the_endpoint_goes_on() 
     def ping(registry: StudyRegistry, params: PingParams) -> PingResult:
         return PingResult()
 
-    endpoint = Endpoint(Dispatcher(StudyRegistry(), build_methods([boom, ping])))
+    endpoint = build_endpoint(handlers=[boom, ping])
     error = error_of(endpoint, {"id": 1, "method": "boom"})
     assert error["code"] == -32603
     assert error["data"] == {"kind": "internal_error"}
@@ -332,7 +332,7 @@ def test_unknown_top_level_members_are_ignored_but_params_stay_strict(
 
 
 def test_strict_mode_needs_jsonrpc_and_only_logs_failed_notifications() -> None:
-    strict = Endpoint(make_endpoint().dispatcher, strict=True)
+    strict = build_endpoint(strict=True)
     assert strict.handle(b'{"jsonrpc":"2.0","method":"ask","params":{"study":"nobody"}}') == []
     assert strict.handle(b'[{"jsonrpc":"2.0","method":"nope"}]') == []
     error = error_of(strict, {"id": 1, "method": "ping"})
@@ -423,7 +423,7 @@ def test_internal_error_log_has_no_frame_data(capfd: pytest.CaptureFixture[str])
     def explode(registry: StudyRegistry, params: PingParams) -> PingResult:
         raise RuntimeError("boom")
 
-    ep = Endpoint(Dispatcher(StudyRegistry(), build_methods([explode])))
+    ep = build_endpoint(handlers=[explode])
     saved = sys.stdout, sys.stderr
     sink = logs.configure("debug")  # logs leave through the sink's thread: drain before reading
     try:

@@ -11,17 +11,18 @@ from msgspec import UNSET, Raw
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.schema import ExportParams, ExportResult, ImportParams, ImportResult
-from bridge_worker.snapshot import export_study, import_study, read_snapshot
+from bridge_worker.snapshot import encode_snapshot, read_snapshot
 
 
 @rpc_method("export")
 def export(registry: StudyRegistry, params: ExportParams) -> ExportResult:
-    return ExportResult(snapshot=Raw(export_study(registry.get(params.study))))
+    body = registry.snapshot_body(registry.get(params.study))
+    return ExportResult(snapshot=Raw(encode_snapshot(body)))
 
 
 @rpc_method("import")
 def import_(registry: StudyRegistry, params: ImportParams) -> ImportResult:
     body, trials = read_snapshot(bytes(params.snapshot))
     name = body.study if params.study is UNSET else params.study
-    entry = import_study(registry, body, trials, name, params.overwrite)
+    entry = registry.restore(name, body, trials, params.overwrite)
     return ImportResult(study=entry.name, n_trials=len(trials))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from msgspec import UNSET, Raw
 
 from bridge_worker import figures
-from bridge_worker.convert import stored_metric_names
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import BridgeError, ErrorKind
 from bridge_worker.registry import StudyRegistry
@@ -20,8 +19,7 @@ def plot(registry: StudyRegistry, params: PlotParams) -> PlotResult:
     """Bounded: a study with more trials than ``--max-plot-trials`` is refused before drawing,
     and a figure whose reply would not fit in ``--max-frame-bytes`` is ``limit_exceeded``."""
     entry = registry.get(params.study)
-    study = entry.study
-    n_trials = study._storage.get_n_trials(study._study_id)
+    n_trials = entry.n_trials()
     registry.limits.check("max_plot_trials", f"trials in study {entry.name!r}", n_trials)
     request = figures.FigureRequest(
         kind=params.kind,
@@ -32,7 +30,7 @@ def plot(registry: StudyRegistry, params: PlotParams) -> PlotResult:
         objective=None if params.objective is UNSET else params.objective,
         reference_point=None if params.reference_point is UNSET else params.reference_point,
     )
-    figure = figures.render(study, request, stored_metric_names(study._storage, study._study_id))
+    figure = figures.render(entry.study, request, entry.metric_names())
     if figure.format == "plotly":
         _check_fits(registry, len(figure.data))
         return PlotResult(format="plotly", figure=Raw(figure.data))

@@ -24,9 +24,8 @@ def enqueue(registry: StudyRegistry, params: EnqueueParams) -> EnqueueResult:
         if distribution is None:
             raise invalid_params(field, f"{name!r} is not in the study's search space")
         check_value(distribution, value, field)
-    study = entry.study
-    before = study._storage.get_n_trials(study._study_id)
-    study.enqueue_trial(
+    before = entry.n_trials()
+    entry.study.enqueue_trial(
         dict(params.params), user_attrs=params.user_attrs, skip_if_exists=params.skip_if_exists
     )
-    return EnqueueResult(enqueued=study._storage.get_n_trials(study._study_id) > before)
+    return EnqueueResult(enqueued=entry.n_trials() > before)

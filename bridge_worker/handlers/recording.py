@@ -11,15 +11,15 @@ from typing import Any
 
 import optuna
 from msgspec import UNSET
-from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial
 
 from bridge_worker.convert import STATES_BY_NAME
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import invalid_params
-from bridge_worker.registry import StudyEntry, StudyRegistry
+from bridge_worker.registry import StudyRegistry
 from bridge_worker.schema import AddedTrial, AddTrialsParams, AddTrialsResult
 from bridge_worker.space import check_value
+from bridge_worker.study import StudyEntry, constraint_attrs
 
 
 @rpc_method("add_trials")
@@ -30,13 +30,7 @@ def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsRes
     entry = registry.get(params.study)
     frozen = [_to_frozen(entry, trial, f"$.params.trials[{i}]")
               for i, trial in enumerate(params.trials)]
-    storage = entry.study._storage
-    study_id = entry.study._study_id
-    numbers = []
-    for trial in frozen:
-        trial_id = storage.create_new_trial(study_id, template_trial=trial)
-        numbers.append(storage.get_trial_number_from_id(trial_id))
-    return AddTrialsResult(numbers=numbers)
+    return AddTrialsResult(numbers=entry.add_trials(frozen))
 
 
 def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
@@ -60,7 +54,7 @@ def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
             raise invalid_params(f"{field}.constraints", "a failed trial takes no constraints")
         if not all(math.isfinite(c) for c in trial.constraints):
             raise invalid_params(f"{field}.constraints", "constraints must be finite")
-        system_attrs = {f"{CONSTRAINTS_KEY}:{i}": c for i, c in enumerate(trial.constraints)}
+        system_attrs = constraint_attrs(trial.constraints)
     try:
         return optuna.trial.create_trial(
             state=STATES_BY_NAME[trial.state],
@@ -87,7 +81,7 @@ def _values(entry: StudyEntry, trial: AddedTrial, field: str) -> list[float] | N
         return None
     if values is None:
         raise invalid_params(f"{field}.value", "a complete trial needs value or values")
-    n_objectives = len(entry.study.directions)
+    n_objectives = entry.n_objectives
     if len(values) != n_objectives:
         raise invalid_params(
             value_field,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import optuna
 from msgspec import UNSET
 
-from bridge_worker.convert import METRIC_NAMES_ATTR, stored_metric_names
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import invalid_params
 from bridge_worker.registry import StudyRegistry
@@ -20,6 +18,7 @@ from bridge_worker.schema import (
     StudyConfig,
     StudySummary,
 )
+from bridge_worker.study import StudyEntry
 
 
 @rpc_method("create")
@@ -44,7 +43,7 @@ def create(registry: StudyRegistry, params: CreateParams) -> CreateResult:
         params.load_if_exists,
     )
     if params.metric_names is not UNSET:
-        _name_metrics(entry.study, params.metric_names, created)
+        _name_metrics(entry, params.metric_names, created)
     status = registry.summary(entry)
     return CreateResult(
         study=entry.name,
@@ -56,15 +55,14 @@ def create(registry: StudyRegistry, params: CreateParams) -> CreateResult:
     )
 
 
-def _name_metrics(study: optuna.Study, names: list[str], created: bool) -> None:
+def _name_metrics(entry: StudyEntry, names: list[str], created: bool) -> None:
     """Optuna's ``set_metric_names``. A study that already existed keeps the names it has
     (as its other settings win); one without names takes the request's, if they fit."""
-    storage = study._storage
-    if not created and stored_metric_names(storage, study._study_id) is not None:
+    if not created and entry.metric_names() is not None:
         return
-    if len(names) != len(study.directions):
+    if len(names) != entry.n_objectives:
         return  # an existing study with another number of objectives: its own settings win
-    storage.set_study_system_attr(study._study_id, METRIC_NAMES_ATTR, list(names))
+    entry.set_metric_names(names)
 
 
 @rpc_method("list")

@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
-import optuna
 from msgspec import UNSET
-from optuna.distributions import BaseDistribution
-from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import BaseStorage
-from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAINTS_KEY
-from optuna.study._tell import _tell_with_warning
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from bridge_worker import leases
-from bridge_worker.convert import (
-    STATE_NAMES,
-    STATES_BY_NAME,
-    as_param_type,
-    stored_metric_names,
-    trial_info,
-)
+from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, iso, trial_info
 from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
-from bridge_worker.registry import StudyEntry, StudyRegistry
+from bridge_worker.errors import (
+    BridgeError,
+    ErrorKind,
+    invalid_params,
+    trial_finished,
+    trial_never_asked,
+)
+from bridge_worker.registry import StudyRegistry
 from bridge_worker.samplers import check_sampler_cost
 from bridge_worker.schema import (
-    AskedTrial,
     AskParams,
     AskResult,
     BestParams,
-    JsonScalar,
     RenewParams,
     RenewResult,
     TellParams,
@@ -40,9 +30,7 @@ from bridge_worker.schema import (
     TrialsResult,
 )
 from bridge_worker.space import check_value, to_distributions
-
-FIXED_PARAMS_ATTR = "fixed_params"
-"""Optuna's own trial system attr for parameters decided before sampling (``enqueue_trial``)."""
+from bridge_worker.study import StudyEntry, trial_id_of
 
 
 @rpc_method("ask")
@@ -78,139 +66,51 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         lease_s = None
     else:
         lease_s = params.lease_s
-    registry.leases.sweep_if_due(entry.study._study_id)  # retries of ended leases first
+    registry.leases.sweep_if_due(entry.study_id)  # retries of ended leases first
     asked = [
-        _ask_one(registry, entry.study, distributions, params.fixed_params)
+        entry.ask_one(distributions, params.fixed_params, registry.trial_asked)
         for _ in range(params.n)
     ]
-    storage = entry.study._storage
     for trial, trial_id, inherited_lease in asked:
         if lease_s is not None:
-            end = leases.grant(storage, trial_id, lease_s, params.retry)
-            trial.lease_end = leases.iso(end)
-            registry.leases.watch(entry.study._study_id, at=end)
+            end = entry.grant_lease(trial_id, lease_s, params.retry)
+            trial.lease_end = iso(end)
+            registry.leases.watch(entry.study_id, at=end)
         elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
-            leases.clear(storage, trial_id)
+            entry.clear_lease(trial_id)
     return AskResult(trials=[trial for trial, _, _ in asked])
-
-
-def _ask_one(
-    registry: StudyRegistry,
-    study: optuna.Study,
-    distributions: Mapping[str, BaseDistribution],
-    fixed_params: Mapping[str, JsonScalar],
-) -> tuple[AskedTrial, int, bool]:
-    """One ``study.ask`` (an enqueued trial is served first, as in Optuna), then every parameter.
-    Also returns the trial's id and whether it came with a lease attr of an earlier trial.
-
-    Fixed parameters join the trial's own ``fixed_params`` (those of an enqueued trial) before any
-    parameter is sampled, exactly as Optuna's ``enqueue_trial`` would have put them there.
-    """
-    trial = study.ask()
-    registry.trial_asked(study._study_id, trial._trial_id)
-    if fixed_params:
-        merged = {**trial._fixed_params, **fixed_params}
-        study._storage.set_trial_system_attr(trial._trial_id, FIXED_PARAMS_ATTR, merged)
-        trial._fixed_params = merged
-    # ``_suggest`` is what ``Study.ask(fixed_distributions=...)`` runs for each distribution;
-    # calling it directly returns the values without the deep copy that ``trial.params`` makes.
-    values = {
-        name: as_param_type(dist, trial._suggest(name, dist))
-        for name, dist in distributions.items()
-    }
-    inherited_lease = leases.LEASE_ATTR in trial._cached_frozen_trial.system_attrs
-    return AskedTrial(number=trial.number, params=values), trial._trial_id, inherited_lease
 
 
 @rpc_method("tell")
 def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     entry = registry.get(params.study)
     values = _told_values(entry, params)
-    study = entry.study
-    storage = study._storage
-    frozen = find_trial(entry, params.number)
-    trial_id = frozen._trial_id
+    frozen = entry.trial(params.number)
+    trial_id = trial_id_of(frozen)
     if frozen.state.is_finished():
         registry.trial_told(trial_id)
         if params.skip_if_finished:
             return TellResult(frozen.number, STATE_NAMES[frozen.state], frozen.values)
-        raise trial_finished(entry, params.number, frozen.state)
+        raise trial_finished(entry.name, params.number, STATE_NAMES[frozen.state])
     if frozen.state == TrialState.WAITING:
-        raise BridgeError(
-            ErrorKind.TRIAL_NOT_FOUND,
-            f"trial {params.number} of study {entry.name!r} is enqueued but was never asked",
-            study=entry.name, number=params.number,
-        )
+        raise trial_never_asked(entry.name, params.number)
     registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs", frozen.user_attrs)
+    constraints = None if params.constraints is UNSET else params.constraints
+    if constraints is not None:
+        if params.state == "fail":
+            raise invalid_params("$.params.constraints", "a failed trial takes no constraints")
+        if not all(math.isfinite(c) for c in constraints):
+            raise invalid_params("$.params.constraints", "constraints must be finite")
     try:
-        for key, value in params.user_attrs.items():
-            storage.set_trial_user_attr(trial_id, key, value)
-        if params.constraints is not UNSET:
-            _store_constraints(storage, trial_id, params)
-        state, told_values = _tell(study, params.number, values, STATES_BY_NAME[params.state])
-    except UpdateFinishedTrialError:
-        # Another worker (or a stale-trial sweep) finished it between our check and our tell.
-        registry.trial_told(trial_id)
-        raise trial_finished(entry, params.number, storage.get_trial(trial_id).state) from None
+        state, told_values = entry.tell(
+            frozen, values, STATES_BY_NAME[params.state], params.user_attrs, constraints
+        )
+    except BridgeError as error:
+        if error.kind is ErrorKind.TRIAL_FINISHED:  # finished by another worker meanwhile
+            registry.trial_told(trial_id)
+        raise
     registry.trial_told(trial_id)
     return TellResult(params.number, STATE_NAMES[state], told_values)
-
-
-def _tell(
-    study: optuna.Study, number: int, values: list[float] | None, state: TrialState
-) -> tuple[TrialState, list[float] | None]:
-    """``Study.tell`` without the deep copy of the finished trial it would return.
-
-    GridSampler calls ``Study.stop`` once its grid is exhausted, which Optuna only allows inside
-    ``optimize``; the trial is stored by then, and in ask-and-tell mode stopping is the parent's
-    decision, so that one RuntimeError is not an error here.
-    """
-    try:
-        told_state, told_values, _ = _tell_with_warning(
-            study, number, values, state=state, suppress_warning=True
-        )
-    except RuntimeError as exc:
-        if "Study.stop" not in str(exc):
-            raise
-        frozen = study._storage.get_trial(
-            study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-        )
-        return frozen.state, frozen.values
-    return told_state, told_values
-
-
-def _store_constraints(storage: BaseStorage, trial_id: int, params: TellParams) -> None:
-    """Store constraints as Optuna's ``Trial.set_constraint`` does, where every sampler that
-    supports constrained optimization (and ``best``) finds them."""
-    assert params.constraints is not UNSET
-    if params.state == "fail":
-        raise invalid_params("$.params.constraints", "a failed trial takes no constraints")
-    if not all(math.isfinite(c) for c in params.constraints):
-        raise invalid_params("$.params.constraints", "constraints must be finite")
-    for index, value in enumerate(params.constraints):
-        storage.set_trial_system_attr(trial_id, f"{CONSTRAINTS_KEY}:{index}", value)
-
-
-def find_trial(entry: StudyEntry, number: int) -> FrozenTrial:
-    """The study's trial ``number`` as stored now, or ``trial_not_found``."""
-    storage = entry.study._storage
-    try:
-        trial_id = storage.get_trial_id_from_study_id_trial_number(entry.study._study_id, number)
-    except KeyError:
-        raise BridgeError(
-            ErrorKind.TRIAL_NOT_FOUND,
-            f"study {entry.name!r} has no trial number {number}",
-            study=entry.name, number=number,
-        ) from None
-    return storage.get_trial(trial_id)
-
-
-def trial_finished(entry: StudyEntry, number: int, state: TrialState) -> BridgeError:
-    return BridgeError(
-        ErrorKind.TRIAL_FINISHED,
-        f"trial {number} of study {entry.name!r} is already {STATE_NAMES[state]}",
-        study=entry.name, number=number, state=STATE_NAMES[state],
-    )
 
 
 def _told_values(entry: StudyEntry, params: TellParams) -> list[float] | None:
@@ -224,7 +124,7 @@ def _told_values(entry: StudyEntry, params: TellParams) -> list[float] | None:
         return None
     if values is None:
         raise invalid_params("$.params.value", "a complete trial needs value or values")
-    n_objectives = len(entry.study.directions)
+    n_objectives = entry.n_objectives
     if len(values) != n_objectives:
         raise invalid_params(
             field,
@@ -255,7 +155,7 @@ def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
         )
     return TrialsResult(
         trials=[trial_info(t, params.datetimes) for t in front],
-        metric_names=stored_metric_names(study._storage, study._study_id),
+        metric_names=entry.metric_names(),
     )
 
 
@@ -271,7 +171,7 @@ def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
     page = found[params.offset : end]
     return TrialsResult(
         trials=[trial_info(t, params.datetimes) for t in page],
-        metric_names=stored_metric_names(study._storage, study._study_id),
+        metric_names=entry.metric_names(),
     )
 
 
@@ -279,16 +179,8 @@ def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
 def renew(registry: StudyRegistry, params: RenewParams) -> RenewResult:
     """Extend a running trial's lease from now (by ``lease_s`` or by its own length)."""
     entry = registry.get(params.study)
-    trial = find_trial(entry, params.number)
-    if trial.state.is_finished():
-        raise trial_finished(entry, params.number, trial.state)
-    if trial.state == TrialState.WAITING:
-        raise BridgeError(
-            ErrorKind.TRIAL_NOT_FOUND,
-            f"trial {params.number} of study {entry.name!r} is enqueued but was never asked",
-            study=entry.name, number=params.number,
-        )
+    trial = entry.open_trial(params.number)
     lease_s = None if params.lease_s is UNSET else params.lease_s
-    end = leases.renew(entry.study._storage, trial, lease_s)
-    registry.leases.watch(entry.study._study_id, at=end)
-    return RenewResult(number=params.number, lease_end=leases.iso(end))
+    end = entry.renew_lease(trial, lease_s)
+    registry.leases.watch(entry.study_id, at=end)
+    return RenewResult(number=params.number, lease_end=iso(end))

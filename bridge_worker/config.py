@@ -1,0 +1,151 @@
+"""The command line, read and checked into a frozen :class:`WorkerConfig`.
+
+Everything a frame may not choose (storage, file paths, limits) is chosen here by the operator.
+This module imports neither Optuna nor numpy (``tests/test_config.py`` checks it), so
+``optuna-bridge --help`` and a bad flag answer at once, before the worker's heavy imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from bridge_worker import __version__
+from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
+from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
+from bridge_worker.storage_options import StorageOptions, check_options
+
+LEVELS = ("debug", "info", "warning", "error")
+"""The stderr log levels an operator may choose."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """What the operator chose for one worker."""
+
+    storage: StorageOptions
+    limits: Limits
+    framing: Literal["line", "packet4"] = "line"
+    spin_us: int = 200
+    """Microseconds to poll for the next frame before sleeping."""
+    frame_budget: float | None = None
+    """Seconds one frame may run before the worker ends itself (exit status 75)."""
+    jsonrpc: Literal["default", "strict"] = "default"
+    log_level: str = "info"
+
+    @property
+    def strict(self) -> bool:
+        return self.jsonrpc == "strict"
+
+
+def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
+    """The command line as a checked :class:`WorkerConfig` (argparse exits with status 2 and
+    a message on a bad flag)."""
+    parser = argparse.ArgumentParser(
+        prog="optuna-bridge",
+        description="Run Optuna over stdin/stdout: one JSON-RPC frame per line (or packet4).",
+    )
+    parser.add_argument(
+        "--storage", default="memory",
+        help="where studies live: memory (default), sqlite:///path.db, journal:///path.log, "
+        "postgresql+psycopg2://user@host/db, grpc://host:port (optuna-bridge proxy), ...",
+    )
+    parser.add_argument(
+        "--heartbeat", type=int, metavar="SECONDS",
+        help="record heartbeats of running trials; trials of a dead worker are failed after the "
+        "grace period (durable storages only)",
+    )
+    parser.add_argument(
+        "--grace-period", type=int, metavar="SECONDS",
+        help="seconds without heartbeat before a running trial is failed (default: 2 x heartbeat)",
+    )
+    parser.add_argument(
+        "--retry-failed", type=int, metavar="N",
+        help="ask the parameters of a trial failed by the heartbeat check again, at most N times",
+    )
+    parser.add_argument("--framing", choices=("line", "packet4"), default="line")
+    parser.add_argument(
+        "--spin-us", type=int, default=200, metavar="US",
+        help="poll for the next frame this long before sleeping (lower latency, more CPU)",
+    )
+    parser.add_argument(
+        "--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES, metavar="N",
+        help="longer frames get a frame_too_large error (default: 16 MiB)",
+    )
+    parser.add_argument(
+        "--max-reply-bytes", type=int, metavar="N",
+        help="a larger reply is answered with limit_exceeded saying how to get the data in "
+        "parts (default: --max-frame-bytes)",
+    )
+    defaults = Limits()
+    with_own_flag = ("max_frame_bytes", "max_reply_bytes")  # their flags are above
+    for name in (n for n in NAMES if n not in with_own_flag):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
+            metavar="N", help=f"limit (default {getattr(defaults, name)})",
+        )
+    parser.add_argument(
+        "--frame-budget", type=float, metavar="SECONDS",
+        help="end the worker (exit status 75) when one frame runs longer than this, after "
+        "logging the frame; its supervisor restarts it (default: no budget)",
+    )
+    parser.add_argument(
+        "--jsonrpc", choices=("default", "strict"), default="default",
+        help="strict: JSON-RPC 2.0 to the letter for generic client libraries - no ready frame, "
+        'no error notifications (failed notifications are logged), "jsonrpc":"2.0" required',
+    )
+    parser.add_argument(
+        "--log-level", choices=LEVELS, default=None,
+        help="stderr log level (default: info, or warning when stdin is a terminal, so a person "
+        "typing frames sees replies, not logs)",
+    )
+    parser.add_argument("--version", action="version", version=f"optuna-bridge {__version__}")
+    args = parser.parse_args(argv)
+    if args.log_level is None:
+        args.log_level = "warning" if _stdin_is_terminal() else "info"
+    storage = StorageOptions(
+        url=args.storage,
+        heartbeat=args.heartbeat,
+        grace_period=args.grace_period,
+        retry_failed=args.retry_failed,
+    )
+    try:
+        check_options(storage)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.frame_budget is not None and not 0 < args.frame_budget <= 86_400:
+        parser.error("--frame-budget must be more than 0 and at most 86400 seconds")
+    if not 0 <= args.spin_us <= 100_000:
+        parser.error("--spin-us must be between 0 and 100000")
+    if args.max_reply_bytes is None:
+        args.max_reply_bytes = args.max_frame_bytes
+    limits = Limits(**{name: getattr(args, name) for name in NAMES})
+    for name in NAMES:
+        value = getattr(limits, name)
+        if value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+        if value > HARD_BOUNDS.get(name, value):
+            parser.error(f"--{name.replace('_', '-')} cannot exceed the protocol's bound "
+                         f"{HARD_BOUNDS[name]}")
+    return WorkerConfig(
+        storage=storage,
+        limits=limits,
+        framing=args.framing,
+        spin_us=args.spin_us,
+        frame_budget=args.frame_budget,
+        jsonrpc=args.jsonrpc,
+        log_level=args.log_level,
+    )
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, ValueError, OSError):  # no stdin at all
+        return False
+
+

@@ -1,0 +1,36 @@
+"""The worker assembled: storage -> registry -> method table -> dispatcher -> endpoint.
+
+The one place that wires these together, used by ``__main__``, the tests and the scripts, so an
+in-process endpoint in a test is built exactly as the process builds its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bridge_worker.dispatch import Dispatcher, build_methods
+from bridge_worker.handlers import ALL
+from bridge_worker.limits import Limits
+from bridge_worker.registry import StudyRegistry
+from bridge_worker.rpc import Endpoint
+from bridge_worker.storage import StorageHandle
+from bridge_worker.storage_options import StorageOptions
+
+
+def build_endpoint(
+    storage: StorageHandle | StorageOptions | str | None = None,
+    limits: Limits | None = None,
+    *,
+    strict: bool = False,
+    handlers: Iterable[Callable[..., Any]] = ALL,
+) -> Endpoint:
+    """An endpoint serving ``handlers`` (every method by default) over ``storage`` (a URL, the
+    operator's options or an opened handle; in-memory by default) within ``limits``.
+
+    The storage is opened lazily (at the first frame, or by the registry's ``open()``)."""
+    if isinstance(storage, str):
+        storage = StorageOptions(storage)
+    limits = limits or Limits()
+    registry = StudyRegistry(storage, limits)
+    return Endpoint(Dispatcher(registry, build_methods(handlers)), limits, strict=strict)
