@@ -10,11 +10,13 @@ a handler names a private Optuna attribute or imports another handler.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from msgspec import UnsetType
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
@@ -25,7 +27,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker import leases
 from bridge_worker.convert import METRIC_NAMES_ATTR, STATE_NAMES, as_param_type, stored_metric_names
-from bridge_worker.errors import trial_finished, trial_never_asked, trial_not_found
+from bridge_worker.errors import (
+    invalid_params,
+    trial_finished,
+    trial_never_asked,
+    trial_not_found,
+)
 from bridge_worker.identity import Identity
 from bridge_worker.schema import AskedTrial, Direction, JsonScalar, StudyConfig, UserAttrs
 
@@ -81,6 +88,34 @@ class StudyEntry:
     @property
     def n_objectives(self) -> int:
         return len(self.study.directions)
+
+    def outcome_values(
+        self, value: float | UnsetType, values: list[float] | UnsetType | None, state: str,
+        at: str,
+    ) -> list[float] | None:
+        """The values a finished trial is stored with, by one set of rules for ``tell`` and
+        ``add_trials``: ``value`` or ``values``, only for a complete trial, one finite value per
+        objective. ``at`` is the params' path (``$.params`` or ``$.params.trials[i]``), so the
+        error names the field the parent wrote."""
+        if not isinstance(value, UnsetType) and not isinstance(values, UnsetType):
+            raise invalid_params(f"{at}.values", "give value or values, not both")
+        given = [value] if not isinstance(value, UnsetType) else values or None
+        field = f"{at}.value" if not isinstance(value, UnsetType) else f"{at}.values"
+        if state != "complete":
+            if given is not None:
+                raise invalid_params(field, f"a {state} trial takes no value")
+            return None
+        if given is None:
+            raise invalid_params(f"{at}.value", "a complete trial needs value or values")
+        if len(given) != self.n_objectives:
+            raise invalid_params(
+                field,
+                f"study {self.name!r} has {self.n_objectives} objective(s), got {len(given)} "
+                "value(s)",
+            )
+        if not all(math.isfinite(v) for v in given):
+            raise invalid_params(field, "values must be finite; tell state 'fail' instead")
+        return list(given)
 
     def n_trials(self) -> int:
         return self.storage.get_n_trials(self.study_id)

@@ -31,16 +31,6 @@ WRITES = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_
           "create_new_trial")
 
 
-@pytest.fixture(params=["sqlite", "journal", "postgresql"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'import.db'}"
-    if request.param == "journal":
-        return f"journal:///{tmp_path / 'import.log'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 def make_snapshot(n_trials: int, value: float, direction: str) -> bytes:
     """A snapshot of a study with ``n_trials`` complete trials, all of value ``value``."""
     with Worker.spawn() as w:

@@ -21,16 +21,6 @@ OLD_SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 NEW_SPACE = {"y": {"type": "int", "low": 10, "high": 20}}
 
 
-@pytest.fixture(params=["sqlite", "journal", "postgresql"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    if request.param == "journal":
-        return f"journal:///{tmp_path / 'shared.log'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 def two_workers(storage_url: str) -> Iterator[tuple[Worker, Worker]]:
     with Worker.spawn(storage_url) as a, Worker.spawn(storage_url) as b:

@@ -43,7 +43,7 @@ def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
             )
         check_value(distribution, value, f"{field}.params.{name}")
         distributions[name] = distribution
-    values = _values(entry, trial, field)
+    values = entry.outcome_values(trial.value, trial.values, trial.state, field)
     for step, value in trial.intermediate_values.items():
         if not math.isfinite(value):
             raise invalid_params(f"{field}.intermediate_values.{step}",
@@ -67,26 +67,3 @@ def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
         )
     except ValueError as exc:  # Optuna's own validation, should anything slip past the above
         raise invalid_params(field, str(exc)) from None
-
-
-def _values(entry: StudyEntry, trial: AddedTrial, field: str) -> list[float] | None:
-    """The same rules as ``tell``: a complete trial has one finite value per objective."""
-    if trial.value is not UNSET and trial.values is not UNSET:
-        raise invalid_params(f"{field}.values", "give value or values, not both")
-    values = [trial.value] if trial.value is not UNSET else trial.values or None
-    value_field = f"{field}.value" if trial.value is not UNSET else f"{field}.values"
-    if trial.state != "complete":
-        if values is not None:
-            raise invalid_params(value_field, f"a {trial.state} trial takes no value")
-        return None
-    if values is None:
-        raise invalid_params(f"{field}.value", "a complete trial needs value or values")
-    n_objectives = entry.n_objectives
-    if len(values) != n_objectives:
-        raise invalid_params(
-            value_field,
-            f"study {entry.name!r} has {n_objectives} objective(s), got {len(values)} value(s)",
-        )
-    if not all(math.isfinite(v) for v in values):
-        raise invalid_params(value_field, "values must be finite")
-    return list(values)

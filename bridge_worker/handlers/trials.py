@@ -30,7 +30,7 @@ from bridge_worker.schema import (
     TrialsResult,
 )
 from bridge_worker.space import check_value, to_distributions
-from bridge_worker.study import StudyEntry, trial_id_of
+from bridge_worker.study import trial_id_of
 
 
 @rpc_method("ask")
@@ -84,7 +84,7 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
 @rpc_method("tell")
 def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     entry = registry.get(params.study)
-    values = _told_values(entry, params)
+    values = entry.outcome_values(params.value, params.values, params.state, "$.params")
     frozen = entry.trial(params.number)
     trial_id = trial_id_of(frozen)
     if frozen.state.is_finished():
@@ -111,28 +111,6 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
         raise
     registry.trial_told(trial_id)
     return TellResult(params.number, STATE_NAMES[state], told_values)
-
-
-def _told_values(entry: StudyEntry, params: TellParams) -> list[float] | None:
-    if params.value is not UNSET and params.values is not UNSET:
-        raise invalid_params("$.params.values", "give value or values, not both")
-    values = [params.value] if params.value is not UNSET else params.values or None
-    field = "$.params.value" if params.value is not UNSET else "$.params.values"
-    if params.state != "complete":
-        if values is not None:
-            raise invalid_params(field, f"a {params.state} trial takes no value")
-        return None
-    if values is None:
-        raise invalid_params("$.params.value", "a complete trial needs value or values")
-    n_objectives = entry.n_objectives
-    if len(values) != n_objectives:
-        raise invalid_params(
-            field,
-            f"study {entry.name!r} has {n_objectives} objective(s), got {len(values)} value(s)",
-        )
-    if not all(math.isfinite(v) for v in values):
-        raise invalid_params(field, "values must be finite; tell state 'fail' instead")
-    return values
 
 
 @rpc_method("best")
