@@ -90,15 +90,14 @@ def main(argv: Sequence[str]) -> int:
     from bridge_worker.storage import open_storage
     from bridge_worker.storage_options import StorageOptions
 
+    try:
+        import grpc  # noqa: F401
+    except ImportError:  # said before the log sink takes stderr, so it is written before exit
+        sys.stderr.write("optuna-bridge proxy needs grpcio: pip install 'optuna-bridge[grpc]'\n")
+        return 2
     ready_out = sys.stdout  # logs.configure points sys.stdout at the log sink (stderr)
     logs.configure(args.log_level)
     log = structlog.get_logger("bridge_worker.proxy")
-    try:
-        import grpc  # noqa: F401
-    except ImportError:
-        print("optuna-bridge proxy needs grpcio: pip install 'optuna-bridge[grpc]'",
-              file=sys.stderr)
-        return 2
 
     try:
         storage = optuna.storages.get_storage(open_storage(StorageOptions(args.storage)))
@@ -122,7 +121,8 @@ def main(argv: Sequence[str]) -> int:
     server.start()
     ready = {"proxy": "ready", "host": args.host, "port": port, "storage": args.kind,
              "pid": os.getpid()}
-    print(json.dumps(ready, separators=(",", ":")), file=ready_out, flush=True)
+    ready_out.write(json.dumps(ready, separators=(",", ":")) + "\n")  # the proxy's own stdout
+    ready_out.flush()
     log.info("proxy_listening", host=args.host, port=port, storage=args.kind)
     stopped.wait()
     server.stop(STOP_GRACE_S).wait()

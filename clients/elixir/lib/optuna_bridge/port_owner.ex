@@ -84,7 +84,7 @@ defmodule OptunaBridge.PortOwner do
 
       :close ->
         # After Port.close/1 no data and no exit status arrive: report a clean end ourselves.
-        safe_close(port)
+        Worker.safe_close(port)
         Worker.remove_fifo(worker)
         send(parent, {:worker, self(), {:exit, 0}})
     end
@@ -104,11 +104,5 @@ defmodule OptunaBridge.PortOwner do
     after
       500 -> Worker.remove_fifo(worker)
     end
-  end
-
-  defp safe_close(port) do
-    Port.close(port)
-  rescue
-    ArgumentError -> :ok
   end
 end

@@ -284,8 +284,12 @@ defmodule OptunaBridge.Worker do
     status == 0
   end
 
-  defp safe_close(port) do
+  @doc false
+  # Closing a port that is already closed (its owner saw it exit) is not an error.
+  @spec safe_close(port()) :: :ok
+  def safe_close(port) do
     Port.close(port)
+    :ok
   rescue
     ArgumentError -> :ok
   end
