@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make test-stress`: the test suites while scripts/cpu_hog.py keeps every core busy, several rounds
+# in a row; any red round fails the run. A test that passes idle but fails here has a deadline
+# that races the machine (a defect: derive it from a baseline measured in the same run).
+# Usage: test_stress.sh ROUNDS "<pytest args>" "<mix test args>"
+#   an empty pytest/mix argument runs that whole suite; "-" skips that suite.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+pytest_args=${2:-}
+mix_args=${3:-}
+venv=${VENV:-.venv}
+"$venv/bin/python" scripts/cpu_hog.py &
+hog=$!
+trap 'kill $hog 2>/dev/null; wait $hog 2>/dev/null' EXIT
+failed=0
+summary=()
+for round in $(seq 1 "$rounds"); do
+  if [ "$pytest_args" != "-" ]; then
+    start=$SECONDS
+    # shellcheck disable=SC2086
+    if "$venv/bin/python" -m pytest -q -p no:cacheprovider $pytest_args; then v=ok; else v=FAILED; failed=1; fi
+    summary+=("$(printf 'round %d pytest %-6s %4d s' "$round" "$v" $((SECONDS - start)))")
+  fi
+  if [ "$mix_args" != "-" ]; then
+    start=$SECONDS
+    # shellcheck disable=SC2086
+    if VENV=$venv bash scripts/elixir_test.sh $mix_args; then v=ok; else v=FAILED; failed=1; fi
+    summary+=("$(printf 'round %d elixir %-6s %4d s' "$round" "$v" $((SECONDS - start)))")
+  fi
+done
+echo
+printf '%s\n' "${summary[@]}"
+if [ "$failed" = 0 ]; then echo "test-stress: every round passed under load"; else echo "test-stress: FAILED"; fi
+exit "$failed"
