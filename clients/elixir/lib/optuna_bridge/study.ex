@@ -51,7 +51,7 @@ defmodule OptunaBridge.Study do
   require Logger
 
   alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
-  alias OptunaBridge.{SharedWorker, Telemetry, Trial, Worker}
+  alias OptunaBridge.{LateReply, SharedWorker, Telemetry, Trial, Worker}
 
   @max_errors 100
   @protocol 1
@@ -522,6 +522,17 @@ defmodule OptunaBridge.Study do
   @spec export(study(), keyword()) :: result(map())
   def export(study, opts \\ []) do
     request(study, "export", %{}, :snapshot, Wire.validate_options!(opts, [:timeout]))
+  end
+
+  @doc """
+  Makes every result told so far survive a worker crash, and returns when it does: on an
+  in-memory study a checkpoint (an `export` kept by this process) is taken now; on a durable
+  storage every replied tell is already stored, so this answers at once. `{:ok, :checkpointed}` or
+  `{:ok, :durable}`. `OptunaBridge.optimize/3` calls it before returning. Option: `:timeout`.
+  """
+  @spec persist(study(), keyword()) :: result(:checkpointed | :durable)
+  def persist(study, opts \\ []) do
+    request(study, "export", %{}, :checkpoint_now, Wire.validate_options!(opts, [:timeout]))
   end
 
   @doc """
@@ -999,6 +1010,14 @@ defmodule OptunaBridge.Study do
     start_failed(%{state | owner: nil}, error)
   end
 
+  # Exit 0 is the worker's own clean end (a `shutdown` request, or the end of its input): not a
+  # crash, so nothing is restarted; the study process ends normally and says why.
+  defp worker_event(%{established: true} = state, {:exit, 0}) do
+    Logger.info("optuna_bridge study #{inspect(state.study)}: the worker exited 0; stopping")
+    fail_all(state, Error.client(:worker_stopped, "the worker exited (status 0)"))
+    {:stop, :normal, %{state | owner: nil, os_pid: nil, calls: %{}, queue: :queue.new()}}
+  end
+
   defp worker_event(state, {:exit, status}) do
     worker_gone(state, "worker exited with status #{status}", %{"exit_status" => status})
   end
@@ -1278,6 +1297,11 @@ defmodule OptunaBridge.Study do
       %{message: :await_ready} ->
         reply_call(state, ref, {:ok, :ready})
 
+      %{message: {:request, _, _, _, :checkpoint_now}} ->
+        if memory?(state),
+          do: run_request(state, ref),
+          else: reply_call(state, ref, {:ok, :durable})
+
       %{message: {:request, method, _json, _add_study?, {verb, number}}}
       when verb in [:tell, :renew] ->
         if TrialLedger.lost?(state.ledger, number),
@@ -1291,6 +1315,8 @@ defmodule OptunaBridge.Study do
 
   defp run_request(state, ref) do
     {:request, method, json, add_study?, kind} = state.calls[ref].message
+    # the export that is a checkpoint holds every frame written before it
+    kind = if kind == :checkpoint_now, do: {:checkpoint_now, state.seq + 1}, else: kind
 
     case send_request(state, method, with_study(state, json, add_study?), {:call, ref, kind}) do
       {:ok, state} ->
@@ -1522,6 +1548,9 @@ defmodule OptunaBridge.Study do
     state = %{state | pending: pending}
 
     case waiter do
+      {:call, ref, kind} when not is_map_key(state.calls, ref) ->
+        late_reply(state, kind, outcome)
+
       {:call, ref, kind} ->
         {reply, state} = call_result(state, kind, outcome)
         method = state.calls[ref] && state.calls[ref].method
@@ -1539,6 +1568,32 @@ defmodule OptunaBridge.Study do
         state
 
       nil ->
+        state
+    end
+  end
+
+  # The reply to a call that timed out (its caller already has `:timeout`): what it did is not
+  # left unsaid. Trials a late `ask` created are told fail at once (nobody holds them); a late
+  # `tell` reply (applied or refused) is kept in `errors/1`. See OptunaBridge.LateReply.
+  defp late_reply(state, kind, outcome) do
+    {_reply, state} = call_result(state, kind, outcome)
+
+    case LateReply.classify(state.study, kind, outcome) do
+      {:release, numbers, error} ->
+        state =
+          Enum.reduce(numbers, state, fn n, state ->
+            params = LateReply.release_params(state.study, n)
+            {_, state} = send_request(state, "tell", JSON.encode!(params), :ignore)
+            state
+          end)
+
+        ledger = TrialLedger.finished(state.ledger, numbers)
+        record_error(%{state | ledger: ledger}, error)
+
+      {:record, error} ->
+        record_error(state, error)
+
+      :ignore ->
         state
     end
   end
@@ -1592,6 +1647,11 @@ defmodule OptunaBridge.Study do
   end
 
   defp call_result(state, :snapshot, {:ok, result}), do: {{:ok, result["snapshot"]}, state}
+
+  defp call_result(state, {:checkpoint_now, seq}, {:ok, %{"snapshot" => snapshot}}) do
+    ledger = TrialLedger.safe_through(state.ledger, seq)
+    {{:ok, :checkpointed}, %{state | snapshot: snapshot, ledger: ledger}}
+  end
   defp call_result(state, _raw, {:ok, result}), do: {{:ok, result}, state}
 
   # ------------------------------------------------------------------------ failing callers
