@@ -95,25 +95,45 @@ defmodule OptunaBridge.Study do
   """
   @spec start_link(map() | keyword(), map() | keyword(), keyword()) :: GenServer.on_start()
   def start_link(study_config, search_space, opts \\ []) do
-    {gen_opts, args} = prepare_start(study_config, search_space, opts)
-    GenServer.start_link(__MODULE__, args, gen_opts)
+    with {:ok, gen_opts, args} <- prepare_start(study_config, search_space, opts),
+         do: GenServer.start_link(__MODULE__, args, gen_opts)
   end
 
-  @doc "Like `start_link/3` but not linked to the caller."
+  @doc """
+  Like `start_link/3` but not linked to the caller: a study the worker refuses then stops without
+  taking the caller with it (`await_ready/2` says why). The form for iex and Livebook.
+  """
   @spec start(map() | keyword(), map() | keyword(), keyword()) :: GenServer.on_start()
   def start(study_config, search_space, opts \\ []) do
-    {gen_opts, args} = prepare_start(study_config, search_space, opts)
-    GenServer.start(__MODULE__, args, gen_opts)
+    with {:ok, gen_opts, args} <- prepare_start(study_config, search_space, opts),
+         do: GenServer.start(__MODULE__, args, gen_opts)
   end
 
+  # What needs no worker is checked here, in the caller: malformed options raise; a search space
+  # the worker would refuse and a missing interpreter are `{:error, %Error{}}` at once.
   defp prepare_start(study_config, search_space, opts) do
     opts = Wire.validate_options!(opts, @start_options)
     Enum.each(opts, &check_start_option/1)
     create = Wire.create_params(study_config, search_space)
     opts = placement(opts, create["study"])
-    study_json = encode!(create["study"])
-    create_json = encode!(create)
-    {Keyword.take(opts, [:name]), {create["study"], study_json, create, create_json, opts}}
+
+    with :ok <- OptunaBridge.SpaceCheck.check(create["search_space"]),
+         :ok <- interpreter(opts) do
+      study_json = encode!(create["study"])
+      create_json = encode!(create)
+      {:ok, Keyword.take(opts, [:name]), {create["study"], study_json, create, create_json, opts}}
+    end
+  end
+
+  defp interpreter(opts) do
+    if opts[:shared] do
+      :ok
+    else
+      case Worker.interpreter(opts) do
+        {:ok, _} -> :ok
+        {:error, message} -> {:error, %{Error.client(:start_failed, message) | method: "create"}}
+      end
+    end
   end
 
   defp check_start_option({key, v})

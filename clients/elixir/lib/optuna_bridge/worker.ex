@@ -38,6 +38,10 @@ defmodule OptunaBridge.Worker do
     resolve(candidate)
   end
 
+  @doc "The interpreter to run (`python/1`), checked: `{:ok, path}` or `{:error, why}`."
+  @spec interpreter(keyword()) :: {:ok, String.t()} | {:error, String.t()}
+  def interpreter(opts), do: executable(python(opts))
+
   defp resolve(name) when is_binary(name) do
     if String.contains?(name, "/"), do: Path.expand(name), else: System.find_executable(name)
   end
