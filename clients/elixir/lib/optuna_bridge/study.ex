@@ -51,7 +51,7 @@ defmodule OptunaBridge.Study do
   require Logger
 
   alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
-  alias OptunaBridge.{LateReply, SharedWorker, Telemetry, Trial, Worker}
+  alias OptunaBridge.{Backpressure, LateReply, SharedWorker, Telemetry, Trial, Worker}
 
   @max_errors 100
   @protocol 1
@@ -77,7 +77,8 @@ defmodule OptunaBridge.Study do
     :restart_backoff,
     :keep,
     :worker,
-    :pool
+    :pool,
+    :max_pending
   ]
 
   # options of the worker process itself: they belong to the shared worker or pool when used
@@ -145,6 +146,9 @@ defmodule OptunaBridge.Study do
        when key in [:checkpoint_every, :checkpoint_interval, :checkpoint_spacing, :max_restarts] and
               (not is_integer(v) or v < 0),
        do: Wire.bad_option!(key, v)
+
+  defp check_start_option({:max_pending, v}) when not is_integer(v) or v < 1,
+    do: Wire.bad_option!(:max_pending, v)
 
   defp check_start_option({:framing, v}) when v not in [:line, :packet4],
     do: Wire.bad_option!(:framing, v)
@@ -313,10 +317,13 @@ defmodule OptunaBridge.Study do
   and kept for `errors/1` (as are tells refused with `:trial_lost` and oversize frames). Options
   as `tell/4` without `:timeout`.
   """
-  @spec tell_async(study(), non_neg_integer(), number() | [number()] | nil, keyword()) :: :ok
+  @spec tell_async(study(), non_neg_integer(), number() | [number()] | nil, keyword()) ::
+          :ok | {:error, Error.t()}
   def tell_async(study, number, value, opts \\ []) do
     params = Wire.tell_params(number, value, opts)
-    GenServer.cast(study, {:tell, number, encode!(params)})
+
+    with :ok <- Backpressure.check(study),
+         do: GenServer.cast(study, {:tell, number, encode!(params)})
   end
 
   @doc false
@@ -665,7 +672,7 @@ defmodule OptunaBridge.Study do
   """
   @spec delete(study(), keyword()) :: :ok | {:error, Error.t()}
   def delete(study, opts \\ []) do
-    case request(study, "delete", %{}, :raw, Wire.validate_options!(opts, [:timeout])) do
+    case request(study, "delete", %{}, :delete, Wire.validate_options!(opts, [:timeout])) do
       {:ok, _} -> :ok
       error -> error
     end
@@ -810,6 +817,36 @@ defmodule OptunaBridge.Study do
 
   @impl true
   def init({name, study_json, create, create_json, opts}) do
+    case claim(opts[:shared], name) do
+      :ok -> init_state({name, study_json, create, create_json, opts})
+      {:error, error} -> refuse_start(error)
+    end
+  end
+
+  # On a shared worker the study name is claimed for this process (one study, one owner). A
+  # shared worker that is not running is found out by the attachment, as before.
+  defp claim(nil, _name), do: :ok
+
+  defp claim(shared, name) do
+    server =
+      case shared do
+        {OptunaBridge.Pool, pool, name} -> OptunaBridge.Pool.worker(pool, name)
+        server -> server
+      end
+
+    SharedWorker.claim(server, name, self())
+  catch
+    :exit, _ -> :ok
+  end
+
+  # `start_link/3` returns `{:error, error}` and this process ends normally, so the exit does not
+  # take a linked caller (an iex shell) with it (OTP 26's proc_lib:init_fail/2, by hand).
+  defp refuse_start(error) do
+    :proc_lib.init_ack({:error, error})
+    exit(:normal)
+  end
+
+  defp init_state({name, study_json, create, create_json, opts}) do
     Process.flag(:trap_exit, true)
     Logger.metadata(study: name)
     timeout = Keyword.get(opts, :timeout, 15_000)
@@ -842,6 +879,9 @@ defmodule OptunaBridge.Study do
       pending: %{},
       calls: %{},
       queue: :queue.new(),
+      queued_casts: 0,
+      backpressure: Backpressure.new(Keyword.get(opts, :max_pending, Backpressure.default())),
+      deleted: false,
       outbox: Outbox.new(),
       ledger: TrialLedger.new(),
       snapshot: nil,
@@ -874,14 +914,23 @@ defmodule OptunaBridge.Study do
     {:reply, {:ok, info}, state}
   end
 
-  def handle_call({:call, message, timeout}, from, state) do
+  def handle_call({:call, {:request, method, _, _, _} = message, timeout}, from, state) do
+    if Backpressure.full?(state.backpressure, pending(state)),
+      do: {:reply, {:error, %{overloaded(state) | method: method}}, state},
+      else: admit_call(message, timeout, from, state)
+  end
+
+  def handle_call({:call, message, timeout}, from, state),
+    do: admit_call(message, timeout, from, state)
+
+  defp admit_call(message, timeout, from, state) do
     ref = make_ref()
     timeout = timeout || state.timeout
     method = call_method(message)
     Logger.metadata(method: method)
     timer = Process.send_after(self(), {:call_timeout, ref, timeout}, timeout)
     call = %{from: from, message: message, method: method, timer: timer}
-    state = %{state | calls: Map.put(state.calls, ref, call)}
+    state = publish(%{state | calls: Map.put(state.calls, ref, call)})
 
     if state.status == :ready,
       do: {:noreply, run_call(state, ref)},
@@ -899,8 +948,13 @@ defmodule OptunaBridge.Study do
       TrialLedger.lost?(state.ledger, number) ->
         {:noreply, record_error(state, trial_lost(state, number))}
 
+      Backpressure.full?(state.backpressure, pending(state)) ->
+        error = %{overloaded(state) | method: "tell", data: %{"number" => number}}
+        {:noreply, record_error(state, error)}
+
       state.status != :ready ->
-        {:noreply, %{state | queue: :queue.in({:cast, number, params_json}, state.queue)}}
+        queue = :queue.in({:cast, number, params_json}, state.queue)
+        {:noreply, publish(%{state | queue: queue, queued_casts: state.queued_casts + 1})}
 
       true ->
         {:noreply, run_cast(state, number, params_json)}
@@ -951,7 +1005,7 @@ defmodule OptunaBridge.Study do
       {call, calls} ->
         error = Error.client(:timeout, "no reply to #{call.method} within #{timeout} ms")
         GenServer.reply(call.from, {:error, %{error | method: call.method}})
-        {:noreply, %{state | calls: calls}}
+        {:noreply, publish(%{state | calls: calls})}
     end
   end
 
@@ -1172,6 +1226,10 @@ defmodule OptunaBridge.Study do
 
   # ------------------------------------------------------------------------ establishing
 
+  # A deleted study stays deleted: the new worker is not asked to create or import it.
+  defp on_ready(%{deleted: true} = state, %{"protocol" => @protocol} = ready),
+    do: become_ready(%{state | ready: ready, max_frame: ready["max_frame_bytes"]})
+
   defp on_ready(state, %{"protocol" => @protocol} = ready) do
     state = %{state | ready: ready, max_frame: ready["max_frame_bytes"], status: :establishing}
     {method, params} = establish_request(state)
@@ -1262,8 +1320,23 @@ defmodule OptunaBridge.Study do
     Process.cancel_timer(state.start_timer)
     state = %{state | status: :ready, start_timer: nil}
     {refs, queue} = {:queue.to_list(state.queue), :queue.new()}
-    Enum.reduce(refs, %{state | queue: queue}, &run_call(&2, &1))
+    Enum.reduce(refs, publish(%{state | queue: queue, queued_casts: 0}), &run_call(&2, &1))
   end
+
+  # What this study holds for its worker (OptunaBridge.Backpressure): calls, queued casts, and
+  # frames its own port owner has not written yet.
+  defp pending(state) do
+    backlog = if state.shared, do: 0, else: Backpressure.backlog(state.owner)
+    map_size(state.calls) + state.queued_casts + backlog
+  end
+
+  defp publish(state) do
+    Backpressure.publish(state.backpressure, pending(state))
+    state
+  end
+
+  defp overloaded(state),
+    do: Backpressure.overloaded(pending(state), state.backpressure.max)
 
   # A trial handed out by a dead worker is kept only if the new worker has it running with the
   # same params; tells that died with the worker are reported.
@@ -1358,7 +1431,7 @@ defmodule OptunaBridge.Study do
       {call, calls} ->
         Process.cancel_timer(call.timer)
         GenServer.reply(call.from, reply)
-        %{state | calls: calls}
+        publish(%{state | calls: calls})
     end
   end
 
@@ -1473,6 +1546,8 @@ defmodule OptunaBridge.Study do
   end
 
   defp checkpoint(state), do: state
+
+  defp checkpointed(%{deleted: true} = state, _seq, _reply), do: state
 
   defp checkpointed(state, {seq, started}, {:ok, %{"snapshot" => snapshot}}) do
     policy = CheckpointPolicy.finished(state.checkpoint, started, now_ms())
@@ -1667,6 +1742,15 @@ defmodule OptunaBridge.Study do
   end
 
   defp call_result(state, :snapshot, {:ok, result}), do: {{:ok, result["snapshot"]}, state}
+
+  # Deleting is final: no snapshot, ledger or checkpoint of the study is kept to bring it back.
+  defp call_result(state, :delete, {:ok, result}) do
+    state = %{state | deleted: true, snapshot: nil, ledger: TrialLedger.new()}
+    {{:ok, result}, %{state | checkpoint: CheckpointPolicy.clean(state.checkpoint)}}
+  end
+
+  defp call_result(%{deleted: true} = state, {:checkpoint_now, _}, {:ok, _}),
+    do: {{:ok, :checkpointed}, state}
 
   defp call_result(state, {:checkpoint_now, seq}, {:ok, %{"snapshot" => snapshot}}) do
     ledger = TrialLedger.safe_through(state.ledger, seq)
