@@ -46,8 +46,11 @@ defmodule OptunaBridge.LateReply do
 
   def classify(study, kind, outcome) do
     case method(kind) do
-      nil -> :ignore
-      method -> {:record, late(method, message(study, method, kind, outcome), data(kind, outcome))}
+      nil ->
+        :ignore
+
+      method ->
+        {:record, late(method, message(study, method, kind, outcome), data(kind, outcome))}
     end
   end
 

@@ -160,7 +160,10 @@ defmodule OptunaBridge.Optimizer do
             start_trial(state)
 
           :exhausted ->
-            Logger.error("optimize: ask failed, no more trials start: #{Exception.message(error)}")
+            Logger.error(
+              "optimize: ask failed, no more trials start: #{Exception.message(error)}"
+            )
+
             %{state | error: error}
         end
 
@@ -257,15 +260,16 @@ defmodule OptunaBridge.Optimizer do
           state
       end
 
-    outcome =
-      with {:fail, reason} <- outcome, do: {:fail, String.slice(reason, 0, @reason_limit)}
+    outcome = with {:fail, reason} <- outcome, do: {:fail, String.slice(reason, 0, @reason_limit)}
 
     tell(state, number, outcome, _again = true)
   end
 
   defp tell_args({:complete, value}), do: {value, []}
   defp tell_args(:pruned), do: {nil, [state: :pruned]}
-  defp tell_args({:fail, reason}), do: {nil, [state: :fail, user_attrs: %{"fail_reason" => reason}]}
+
+  defp tell_args({:fail, reason}),
+    do: {nil, [state: :fail, user_attrs: %{"fail_reason" => reason}]}
 
   defp expected_state({:complete, _}), do: :complete
   defp expected_state(:pruned), do: :pruned

@@ -1756,6 +1756,7 @@ defmodule OptunaBridge.Study do
     ledger = TrialLedger.safe_through(state.ledger, seq)
     {{:ok, :checkpointed}, %{state | snapshot: snapshot, ledger: ledger}}
   end
+
   defp call_result(state, _raw, {:ok, result}), do: {{:ok, result}, state}
 
   # ------------------------------------------------------------------------ failing callers

@@ -114,7 +114,9 @@ defmodule OptunaBridge.Worker do
   @spec remove_stale_fifos(String.t()) :: :ok
   def remove_stale_fifos(dir) do
     for path <- Path.wildcard(Path.join(dir, @fifo_prefix <> "*_*_*.log")),
-        [_, pid] <- [Regex.run(~r/^#{@fifo_prefix}(\d+)_[0-9a-f]+_\d+\.log$/, Path.basename(path))],
+        [_, pid] <- [
+          Regex.run(~r/^#{@fifo_prefix}(\d+)_[0-9a-f]+_\d+\.log$/, Path.basename(path))
+        ],
         pid != System.pid() and not os_alive?(String.to_integer(pid)),
         match?({:ok, %File.Stat{type: :other}}, File.lstat(path)) do
       File.rm(path)

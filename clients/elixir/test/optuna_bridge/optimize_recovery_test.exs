@@ -68,7 +68,11 @@ defmodule OptunaBridge.OptimizeRecoveryTest do
 
       capture_log(fn ->
         assert {:ok, %{best: %Trial{state: :complete}, completed: 20, failed: 0} = summary} =
-                 OptunaBridge.optimize(study, objective, n_trials: 20, concurrency: 3, report: true)
+                 OptunaBridge.optimize(study, objective,
+                   n_trials: 20,
+                   concurrency: 3,
+                   report: true
+                 )
 
         send(self(), {:summary, summary})
       end)

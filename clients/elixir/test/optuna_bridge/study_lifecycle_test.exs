@@ -25,7 +25,9 @@ defmodule OptunaBridge.StudyLifecycleTest do
 
   defp restarted(study, old) do
     TestSupport.wait_until(
-      fn -> match?(%{status: :ready, os_pid: pid} when pid not in [nil, old], Study.info(study)) end,
+      fn ->
+        match?(%{status: :ready, os_pid: pid} when pid not in [nil, old], Study.info(study))
+      end,
       60_000
     )
   end
@@ -37,7 +39,11 @@ defmodule OptunaBridge.StudyLifecycleTest do
       tmp_dir: dir
     } do
       study =
-        start("gone", worker_args: worker_args(@storage, dir), checkpoint_every: 1, restart_backoff: 10)
+        start("gone",
+          worker_args: worker_args(@storage, dir),
+          checkpoint_every: 1,
+          restart_backoff: 10
+        )
 
       {:ok, trials} = Study.ask(study, 5)
       for t <- Enum.take(trials, 3), do: {:ok, _} = Study.tell(study, t.number, 1.0)
@@ -123,7 +129,9 @@ defmodule OptunaBridge.StudyLifecycleTest do
       TestSupport.signal(os_pid, "STOP")
 
       capture_log(fn ->
-        assert {:error, %Error{kind: :timeout}} = Study.tell(study, trial.number, 0.5, timeout: 200)
+        assert {:error, %Error{kind: :timeout}} =
+                 Study.tell(study, trial.number, 0.5, timeout: 200)
+
         TestSupport.signal(os_pid, "CONT")
 
         assert [%Error{kind: :timeout, data: %{"applied" => true, "number" => n}}] =

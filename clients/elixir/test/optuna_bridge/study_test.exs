@@ -141,7 +141,7 @@ defmodule OptunaBridge.StudyTest do
       end
 
       # what the worker accepts passes: 1, 1.0 and true are three choices
-      {:ok, ok} = Study.start(%{name: "ok"}, [x: [type: "categorical", choices: [1, 1.0, true]]])
+      {:ok, ok} = Study.start(%{name: "ok"}, x: [type: "categorical", choices: [1, 1.0, true]])
       assert :ok = Study.await_ready(ok)
       :ok = Study.stop(ok)
     end
