@@ -28,9 +28,11 @@ defmodule OptunaBridge.Study do
       process; `stop/2` kills a worker that does not exit in its grace period by OS pid.
     * **Supervision-friendly.** `start_link/3` returns at once; the worker is spawned and the
       study created in `handle_continue/2`. Calls made meanwhile are queued (their timeouts
-      run). `await_ready/2` waits for the study to exist, or returns why it could not. A study
-      the worker refuses (a bad search space, an existing name) stops the process with
-      `{:shutdown, {:start_failed, error}}`.
+      run). `await_ready/2` waits for the study to exist, or returns why it could not. What
+      needs no worker (the search space, the interpreter, one owner per study on a shared
+      worker) is checked by the start call itself: `{:error, %Error{}}`, no process. A study
+      the worker refuses (an existing name) stops the process with
+      `{:shutdown, {:start_failed, error}}`; use `start/3` where that must not reach the caller.
     * **Crash recovery.** A worker that exits is restarted asynchronously with exponential
       backoff; at most `:max_restarts` restarts in `:restart_window` ms, then the process stops
       with `{:worker_restart_limit, last_reason}` for its supervisor to see. Pending callers get
@@ -312,7 +314,9 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
-  Tells a trial's result without waiting (a JSON-RPC notification): returns `:ok` at once. A
+  Tells a trial's result without waiting (a JSON-RPC notification): returns `:ok` at once, or
+  `{:error, %Error{kind: :overloaded}}` when the study already holds `:max_pending` requests
+  (a cast that races past that count is refused by the study and kept in `errors/1`). A
   failure is not returned: the worker reports it with an `error` notification, which is logged
   and kept for `errors/1` (as are tells refused with `:trial_lost` and oversize frames). Options
   as `tell/4` without `:timeout`.
