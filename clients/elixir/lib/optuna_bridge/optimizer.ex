@@ -331,11 +331,10 @@ defmodule OptunaBridge.Optimizer do
   defp settle(state) do
     opts = state.config.call_opts
 
-    with {:ok, _} <- Study.persist(state.study, opts),
-         {:ok, trials} <-
-           Study.trials(state.study, [offset: Enum.min(Map.keys(state.told))] ++ opts) do
-      stored = Map.new(trials, &{&1.number, &1.state})
+    numbers = Map.keys(state.told)
 
+    with {:ok, _} <- Study.persist(state.study, opts),
+         {:ok, stored} <- stored_states(state.study, Enum.min(numbers), Enum.max(numbers), opts) do
       before = state.recoveries
 
       state =
@@ -363,6 +362,23 @@ defmodule OptunaBridge.Optimizer do
       {:error, error} ->
         Logger.error("optimize: could not check the results: #{Exception.message(error)}")
         state
+    end
+  end
+
+  # The states of trials `from..to` (numbers are dense in a study), in pages that keep each
+  # reply well under the worker's reply size limit.
+  @page 500
+  defp stored_states(study, from, to, opts, acc \\ %{}) do
+    case Study.trials(study, [offset: from, limit: @page] ++ opts) do
+      {:ok, trials} ->
+        acc = Enum.into(trials, acc, &{&1.number, &1.state})
+
+        if length(trials) == @page and from + @page <= to,
+          do: stored_states(study, from + @page, to, opts, acc),
+          else: {:ok, acc}
+
+      error ->
+        error
     end
   end
 

@@ -131,6 +131,15 @@ defmodule OptunaBridge.OptimizeRecoveryTest do
     end
   end
 
+  test "a run of more than one page of trials is checked in full" do
+    study = start("pages", :memory, nil)
+
+    assert {:ok, %{completed: 510, retried: 0}} =
+             OptunaBridge.optimize(study, & &1.params["x"], n_trials: 510, report: true)
+
+    assert by_state(study) == %{complete: 510}
+  end
+
   test "report: true with nothing completed is a summary with best: nil" do
     study = start("nothing", :memory, nil)
 
