@@ -1701,7 +1701,13 @@ defmodule OptunaBridge.Study do
   # longer handed out.
   defp call_result(state, {verb, number}, {:error, %Error{kind: :trial_finished}} = error)
        when verb in [:tell, :renew],
-       do: {error, %{state | ledger: TrialLedger.finished(state.ledger, [number])}}
+       do:
+         {error,
+          %{state | ledger: refused(TrialLedger.finished(state.ledger, [number]), verb, number)}}
+
+  # A refused tell changed nothing: no crash can lose it, so none reports it as :trial_lost.
+  defp call_result(state, {:tell, number}, {:error, _} = error),
+    do: {error, %{state | ledger: TrialLedger.refused(state.ledger, number)}}
 
   defp call_result(state, _kind, {:error, error}), do: {{:error, error}, state}
 
@@ -1762,6 +1768,9 @@ defmodule OptunaBridge.Study do
   end
 
   defp call_result(state, _raw, {:ok, result}), do: {{:ok, result}, state}
+
+  defp refused(ledger, :tell, number), do: TrialLedger.refused(ledger, number)
+  defp refused(ledger, :renew, _number), do: ledger
 
   # ------------------------------------------------------------------------ failing callers
 

@@ -94,7 +94,7 @@ defmodule OptunaBridge.ProcessHygieneTest do
     with_path(dir <> ":" <> System.get_env("PATH"))
 
     :ok = Study.stop(study)
-    refute Worker.os_alive?(os_pid)
+    TestSupport.wait_until(fn -> not Worker.os_alive?(os_pid) end, 30_000)
     assert [_one] = count |> File.read!() |> String.split("\n", trim: true)
   end
 

@@ -184,6 +184,25 @@ defmodule OptunaBridge.StudyLifecycleTest do
     assert_raise ArgumentError, fn -> Study.start(%{name: "x"}, @space, max_pending: 0) end
   end
 
+  test "a tell the worker refused is not reported as :trial_lost after a crash" do
+    study = start("refused-tell", restart_backoff: 10)
+    {:ok, [trial]} = Study.ask(study)
+    {:ok, _} = Study.tell(study, trial.number, 1.0)
+    {:ok, _} = Study.persist(study)
+    # refused: no such trial, and a second tell of a finished one
+    assert {:error, %Error{kind: :trial_not_found}} = Study.tell(study, 99, 1.0)
+    assert {:error, %Error{kind: :trial_finished}} = Study.tell(study, trial.number, 2.0)
+
+    capture_log(fn ->
+      %{os_pid: old} = Study.info(study)
+      TestSupport.signal(old, "KILL")
+      restarted(study, old)
+    end)
+
+    assert Study.errors(study) == []
+    assert {:ok, [%{state: :complete, values: [1.0]}]} = Study.trials(study)
+  end
+
   defp nonempty([]), do: nil
   defp nonempty(list), do: list
 end
