@@ -21,7 +21,7 @@ defmodule OptunaBridge do
   alias OptunaBridge.{Error, Optimizer, Trial}
 
   @doc """
-  Runs `objective` on trials of `study` until `n_trials` have started or `timeout` ms passed
+  Runs `objective` on trials of `study` until `n_trials` results are stored or `timeout` ms passed
   (at least one of the two is required; trials running at the timeout finish). Returns the best
   trial (`{:ok, %OptunaBridge.Trial{}}`; for several objectives `{:ok, pareto_front}`), or
   `{:error, %OptunaBridge.Error{}}`: the `ask` error that stopped the run, or
@@ -43,10 +43,22 @@ defmodule OptunaBridge do
     * `:trial_timeout` (`:infinity`) — ms after which a running objective is killed and its
       trial told `fail`;
     * `:call_timeout` — the timeout of each ask/tell (default: the study's);
-    * `:ask` — options for `OptunaBridge.Study.ask/3` (`fixed_params:`, `search_space:`).
+    * `:ask` — options for `OptunaBridge.Study.ask/3` (`fixed_params:`, `search_space:`,
+      `lease_s:`: each running trial's lease is renewed every `lease_s / 3` while its objective
+      runs);
+    * `:report` (false) — `true`: return `{:ok, %{best: trial | front | nil, completed: n,
+      pruned: p, failed: f, retried: k}}` instead of the best trial;
+    * `:max_retries` (`max(10, n_trials)`) — how many asks, tells and results lost to worker
+      crashes the run makes again.
+
+  Through crashes: a result whose trial a worker crash lost runs again on a fresh trial (counted
+  once, in `retried`); before returning, the results are made crash-safe
+  (`OptunaBridge.Study.persist/2`) and checked against the study, so no trial the run asked is
+  left RUNNING. If the calling process exits, `OptunaBridge.RunGuard` kills the running
+  objectives and tells their trials `fail`.
   """
   @spec optimize(GenServer.server(), (Trial.t() -> term()), keyword()) ::
-          {:ok, Trial.t() | [Trial.t()]} | {:error, Error.t()}
+          {:ok, Trial.t() | [Trial.t()] | map()} | {:error, Error.t()}
   def optimize(study, objective, opts \\ []), do: Optimizer.optimize(study, objective, opts)
 
   @doc """

@@ -25,6 +25,9 @@ defmodule OptunaBridge.Error do
     * `:objective_failed` — an objective run by `OptunaBridge.optimize/3` raised, threw or
       exited (kept in the trial's user attrs; `optimize/3` returns it only when nothing completed).
 
+    * `:overloaded` — the study already holds `:max_pending` requests for its worker (see
+      `OptunaBridge.Backpressure`); the call or `tell_async/4` was refused, try again later.
+
   `method` is the request method that failed, when known (always set for a failed notification).
   """
 
@@ -55,6 +58,7 @@ defmodule OptunaBridge.Error do
           | :trial_lost
           | :multi_objective
           | :objective_failed
+          | :overloaded
 
   @type t :: %__MODULE__{
           kind: kind(),

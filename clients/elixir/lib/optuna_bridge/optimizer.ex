@@ -11,33 +11,53 @@ defmodule OptunaBridge.Optimizer do
 
   require Logger
 
-  alias OptunaBridge.{Error, Study, Trial, Wire}
+  alias OptunaBridge.{Error, RunGuard, Study, Trial, Wire}
 
-  @options [:n_trials, :timeout, :concurrency, :trial_timeout, :call_timeout, :ask]
+  @options [
+    :n_trials,
+    :timeout,
+    :concurrency,
+    :trial_timeout,
+    :call_timeout,
+    :ask,
+    :report,
+    :max_retries
+  ]
   @reason_limit 2_000
+  # an ask or a tell that a worker crash undid: the run asks again / runs the objective again
+  @recoverable [:worker_crashed, :trial_lost]
 
   @doc "See `OptunaBridge.optimize/3`."
   @spec optimize(GenServer.server(), (Trial.t() -> term()), keyword()) ::
-          {:ok, Trial.t() | [Trial.t()]} | {:error, Error.t()}
+          {:ok, Trial.t() | [Trial.t()] | map()} | {:error, Error.t()}
   def optimize(study, objective, opts) do
     unless is_function(objective, 1),
       do: raise(ArgumentError, "the objective must be a function of one argument (the trial)")
 
     opts = Wire.validate_options!(opts, @options)
     config = config!(opts)
+    guard = RunGuard.start(study, config.lease_ms)
 
     state = %{
       study: study,
       objective: objective,
       config: config,
       deadline: deadline(config.timeout),
+      guard: guard,
       started: 0,
       running: %{},
+      told: %{},
+      retried: 0,
+      recoveries: 0,
       failures: [],
       error: nil
     }
 
-    state |> fill() |> loop() |> finish()
+    try do
+      state |> fill() |> loop() |> settle() |> finish()
+    after
+      RunGuard.stop(guard)
+    end
   end
 
   defp config!(opts) do
@@ -73,15 +93,30 @@ defmodule OptunaBridge.Optimizer do
     ask_opts = Keyword.get(opts, :ask, [])
     unless Keyword.keyword?(ask_opts), do: Wire.bad_option!(:ask, ask_opts)
 
+    report = Keyword.get(opts, :report, false)
+    unless is_boolean(report), do: Wire.bad_option!(:report, report)
+
+    max_retries = Keyword.get(opts, :max_retries, max(10, n_trials || 0))
+
+    unless is_integer(max_retries) and max_retries >= 0,
+      do: Wire.bad_option!(:max_retries, max_retries)
+
     %{
       n_trials: n_trials,
       timeout: timeout,
       concurrency: concurrency,
       trial_timeout: trial_timeout,
       call_opts: call_opts,
-      ask_opts: ask_opts ++ call_opts
+      ask_opts: ask_opts ++ call_opts,
+      lease_ms: lease_ms(ask_opts[:lease_s]),
+      report: report,
+      max_retries: max_retries
     }
   end
+
+  defp lease_ms(nil), do: nil
+  defp lease_ms(s) when is_number(s) and s > 0, do: max(round(s * 1000), 1)
+  defp lease_ms(s), do: Wire.bad_option!(:lease_s, s)
 
   defp deadline(nil), do: :infinity
   defp deadline(ms), do: System.monotonic_time(:millisecond) + ms
@@ -109,6 +144,7 @@ defmodule OptunaBridge.Optimizer do
         task =
           Task.Supervisor.async_nolink(OptunaBridge.TaskSupervisor, fn -> objective.(trial) end)
 
+        RunGuard.started(state.guard, task.pid, trial.number)
         entry = {trial, trial_deadline(state.config.trial_timeout)}
 
         %{
@@ -117,11 +153,28 @@ defmodule OptunaBridge.Optimizer do
             running: Map.put(state.running, task.ref, {task, entry})
         }
 
+      {:error, %Error{kind: kind} = error} when kind in @recoverable ->
+        # the worker crashed under the ask: the study restarts it; ask again (bounded)
+        case recover(state) do
+          {:ok, state} ->
+            start_trial(state)
+
+          :exhausted ->
+            Logger.error(
+              "optimize: ask failed, no more trials start: #{Exception.message(error)}"
+            )
+
+            %{state | error: error}
+        end
+
       {:error, error} ->
         Logger.error("optimize: ask failed, no more trials start: #{Exception.message(error)}")
         %{state | error: error}
     end
   end
+
+  defp recover(%{recoveries: n, config: %{max_retries: max}}) when n >= max, do: :exhausted
+  defp recover(state), do: {:ok, %{state | recoveries: state.recoveries + 1}}
 
   defp trial_deadline(:infinity), do: :infinity
   defp trial_deadline(ms), do: System.monotonic_time(:millisecond) + ms
@@ -163,7 +216,7 @@ defmodule OptunaBridge.Optimizer do
         Process.demonitor(ref, [:flush])
 
         reason = "timed out after #{acc.config.trial_timeout} ms (trial_timeout)"
-        finished(acc, ref, {:fail, reason}, trial)
+        finished(acc, ref, {:fail, reason}, {task, trial})
 
       _, acc ->
         acc
@@ -188,61 +241,191 @@ defmodule OptunaBridge.Optimizer do
        "returned #{inspect(other)}: expected a number, a list of numbers or {:pruned, step}"}
 
   defp finished(state, ref, outcome) do
-    {{_task, {trial, _}}, _} = Map.pop(state.running, ref)
-    finished(state, ref, outcome, trial)
+    {{task, {trial, _}}, _} = Map.pop(state.running, ref)
+    finished(state, ref, outcome, {task, trial})
   end
 
-  defp finished(state, ref, outcome, %Trial{number: number}) do
+  defp finished(state, ref, outcome, {task, %Trial{number: number}}) do
+    RunGuard.finished(state.guard, task.pid)
     state = %{state | running: Map.delete(state.running, ref)}
-    opts = state.config.call_opts
 
-    {told, state} =
+    state =
       case outcome do
-        {:complete, value} ->
-          {Study.tell(state.study, number, value, opts), state}
-
-        :pruned ->
-          {Study.tell(state.study, number, nil, [state: :pruned] ++ opts), state}
-
         {:fail, reason} ->
           reason = String.slice(reason, 0, @reason_limit)
           Logger.warning("optimize: trial #{number} failed: #{reason}")
-          attrs = %{"fail_reason" => reason}
+          %{state | failures: [reason | state.failures]}
 
-          {Study.tell(state.study, number, nil, [state: :fail, user_attrs: attrs] ++ opts),
-           %{state | failures: [reason | state.failures]}}
+        _ ->
+          state
       end
 
-    case told do
+    outcome = with {:fail, reason} <- outcome, do: {:fail, String.slice(reason, 0, @reason_limit)}
+
+    tell(state, number, outcome, _again = true)
+  end
+
+  defp tell_args({:complete, value}), do: {value, []}
+  defp tell_args(:pruned), do: {nil, [state: :pruned]}
+
+  defp tell_args({:fail, reason}),
+    do: {nil, [state: :fail, user_attrs: %{"fail_reason" => reason}]}
+
+  defp expected_state({:complete, _}), do: :complete
+  defp expected_state(:pruned), do: :pruned
+  defp expected_state({:fail, _}), do: :fail
+
+  # Tells one result. Its outcome is kept until `settle/1` has seen it stored; a tell a crash
+  # undid is written again once (the restarted study queues it), a trial the crash lost is run
+  # again on a fresh trial.
+  defp tell(state, number, outcome, again?) do
+    {value, opts} = tell_args(outcome)
+    state = %{state | told: Map.put(state.told, number, outcome)}
+
+    case Study.tell(state.study, number, value, opts ++ state.config.call_opts) do
       {:ok, _} ->
         state
 
+      {:error, %Error{kind: :worker_crashed}} when again? ->
+        tell(state, number, outcome, false)
+
+      {:error, %Error{kind: kind} = error} when kind in @recoverable ->
+        Logger.warning("optimize: trial #{number}'s result was lost: #{Exception.message(error)}")
+        retry(state, number)
+
       {:error, error} ->
-        Logger.error("optimize: tell of trial #{number} failed: #{Exception.message(error)}")
+        # e.g. :trial_finished (the first write was stored) or a timeout: settle/1 checks
+        Logger.warning("optimize: tell of trial #{number}: #{Exception.message(error)}")
         state
+    end
+  end
+
+  defp tell_again(state, number, outcome) do
+    case recover(state) do
+      {:ok, state} -> tell(state, number, outcome, true)
+      :exhausted -> state
+    end
+  end
+
+  # A result lost to a crash: forgotten, and one more trial may start in its place.
+  defp retry(state, number) do
+    state = %{state | told: Map.delete(state.told, number)}
+
+    case recover(state) do
+      {:ok, state} ->
+        %{state | started: state.started - 1, retried: state.retried + 1}
+
+      :exhausted ->
+        Logger.error("optimize: max_retries reached; trial #{number} is not run again")
+        state
+    end
+  end
+
+  # When no trial runs any more: the results told are made crash-safe (a checkpoint in memory),
+  # then compared with what the study stored. A result missing (a restart rolled it back) runs
+  # again; a trial still running (its tell never landed) is told again. Repeats until all stored
+  # or the retries are used up.
+  defp settle(%{error: %Error{}} = state), do: state
+  defp settle(%{told: told} = state) when map_size(told) == 0, do: state
+
+  defp settle(state) do
+    opts = state.config.call_opts
+
+    numbers = Map.keys(state.told)
+
+    with {:ok, _} <- Study.persist(state.study, opts),
+         {:ok, stored} <- stored_states(state.study, Enum.min(numbers), Enum.max(numbers), opts) do
+      before = state.recoveries
+
+      state =
+        Enum.reduce(state.told, state, fn {number, outcome}, state ->
+          expected = expected_state(outcome)
+
+          case stored[number] do
+            ^expected -> state
+            :running -> tell_again(state, number, outcome)
+            _lost -> retry(state, number)
+          end
+        end)
+
+      # another pass only while something was done about a difference (bounded by max_retries)
+      if state.recoveries > before,
+        do: state |> fill() |> loop() |> settle(),
+        else: state
+    else
+      {:error, %Error{kind: kind}} when kind in @recoverable ->
+        case recover(state) do
+          {:ok, state} -> settle(state)
+          :exhausted -> state
+        end
+
+      {:error, error} ->
+        Logger.error("optimize: could not check the results: #{Exception.message(error)}")
+        state
+    end
+  end
+
+  # The states of trials `from..to` (numbers are dense in a study), in pages that keep each
+  # reply well under the worker's reply size limit.
+  @page 500
+  defp stored_states(study, from, to, opts, acc \\ %{}) do
+    case Study.trials(study, [offset: from, limit: @page] ++ opts) do
+      {:ok, trials} ->
+        acc = Enum.into(trials, acc, &{&1.number, &1.state})
+
+        if length(trials) == @page and from + @page <= to,
+          do: stored_states(study, from + @page, to, opts, acc),
+          else: {:ok, acc}
+
+      error ->
+        error
     end
   end
 
   defp finish(%{error: %Error{} = error}), do: {:error, error}
 
   defp finish(state) do
-    case Study.best_trials(state.study, state.config.call_opts) do
-      {:ok, [%Trial{values: [_]} = best]} ->
+    case {Study.best_trials(state.study, state.config.call_opts), state.config.report} do
+      {{:ok, best}, true} ->
+        {:ok, summary(state, best)}
+
+      {{:ok, [%Trial{values: [_]} = best]}, false} ->
         {:ok, best}
 
-      {:ok, front} ->
+      {{:ok, front}, false} ->
         {:ok, front}
 
-      {:error, %Error{kind: :no_completed_trials}} when state.failures != [] ->
+      {{:error, %Error{kind: :no_completed_trials}}, true} ->
+        {:ok, summary(state, nil)}
+
+      {{:error, %Error{kind: :no_completed_trials}}, false} when state.failures != [] ->
         {:error,
          Error.client(:objective_failed, "no trial completed: the objective failed", %{
            "failures" => length(state.failures),
            "last_reason" => hd(state.failures)
          })}
 
-      error ->
+      {error, _} ->
         error
     end
+  end
+
+  defp summary(state, best) do
+    counts = Enum.frequencies_by(state.told, fn {_n, outcome} -> expected_state(outcome) end)
+
+    best =
+      case best do
+        [%Trial{values: [_]} = one] -> one
+        other -> other
+      end
+
+    %{
+      best: best,
+      completed: Map.get(counts, :complete, 0),
+      pruned: Map.get(counts, :pruned, 0),
+      failed: Map.get(counts, :fail, 0),
+      retried: state.retried
+    }
   end
 
   @doc "See `OptunaBridge.report/3`."

@@ -69,6 +69,10 @@ defmodule OptunaBridge.PortOwner do
         loop(parent, worker)
 
       {^port, {:data, data}} ->
+        # Output means the worker runs (after its `2>FIFO`) and `cat` has the FIFO open: its
+        # name is no longer needed, so no exit path of this VM can leave it behind.
+        worker = forget_fifo(worker)
+
         case Worker.feed(worker, data) do
           {:frame, frame, worker} ->
             send(parent, {:worker, self(), {:frame, frame}})
@@ -88,6 +92,13 @@ defmodule OptunaBridge.PortOwner do
         Worker.remove_fifo(worker)
         send(parent, {:worker, self(), {:exit, 0}})
     end
+  end
+
+  defp forget_fifo(%Worker{fifo: nil} = worker), do: worker
+
+  defp forget_fifo(worker) do
+    Worker.remove_fifo(worker)
+    %{worker | fifo: nil}
   end
 
   # The worker's last lines (its crash report) arrive just before or after its exit status.

@@ -79,6 +79,15 @@ defmodule OptunaBridge.SharedWorker do
     spawn_link(fn -> attachment(shared, study) end)
   end
 
+  @doc """
+  Claims the study name `name` for the `OptunaBridge.Study` process `owner`: `:ok`, or
+  `{:error, %Error{kind: :study_exists}}` when another live study process already serves that
+  name here. One study, one owner: two processes on one study would each rebuild it after a
+  crash and neither could know of the other's lost results. The claim ends with its owner.
+  """
+  @spec claim(GenServer.server(), String.t(), pid()) :: :ok | {:error, Error.t()}
+  def claim(shared, name, owner), do: GenServer.call(shared, {:claim, name, owner})
+
   @doc "The current worker: `%{os_pid:, attached:, ready:}` (for tests and measurements)."
   @spec info(GenServer.server()) :: map()
   def info(shared), do: GenServer.call(shared, :info)
@@ -138,6 +147,7 @@ defmodule OptunaBridge.SharedWorker do
        ready: nil,
        max_frame: nil,
        attached: %{},
+       owners: %{},
        ids: %{},
        outbox: Outbox.new(),
        seq: 0
@@ -145,6 +155,28 @@ defmodule OptunaBridge.SharedWorker do
   end
 
   @impl true
+  def handle_call({:claim, name, owner}, _from, state) do
+    case state.owners[name] do
+      {other, _ref} when other != owner ->
+        error =
+          Error.client(
+            :study_exists,
+            "study #{inspect(name)} already has an OptunaBridge.Study process on this shared " <>
+              "worker (#{inspect(other)}): one study, one owner; use that process",
+            %{"study" => name}
+          )
+
+        {:reply, {:error, %{error | method: "create"}}, state}
+
+      {^owner, _ref} ->
+        {:reply, :ok, state}
+
+      nil ->
+        ref = Process.monitor(owner)
+        {:reply, :ok, %{state | owners: Map.put(state.owners, name, {owner, ref})}}
+    end
+  end
+
   def handle_call(:info, _from, state) do
     {:reply,
      %{os_pid: state.os_pid, attached: map_size(state.attached), ready: state.ready != nil},
@@ -188,6 +220,11 @@ defmodule OptunaBridge.SharedWorker do
     Worker.kill_os_pid(state.os_pid)
     Process.exit(owner, :kill)
     worker_gone(state, {:exit, -1}, "no ready within #{start_timeout(state)} ms: killed")
+  end
+
+  def handle_info({:DOWN, ref, :process, owner, _}, state) do
+    owners = Map.reject(state.owners, fn {_name, claim} -> claim == {owner, ref} end)
+    {:noreply, %{state | owners: owners}}
   end
 
   def handle_info(_stale, state), do: {:noreply, state}

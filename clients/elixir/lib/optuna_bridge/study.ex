@@ -28,9 +28,11 @@ defmodule OptunaBridge.Study do
       process; `stop/2` kills a worker that does not exit in its grace period by OS pid.
     * **Supervision-friendly.** `start_link/3` returns at once; the worker is spawned and the
       study created in `handle_continue/2`. Calls made meanwhile are queued (their timeouts
-      run). `await_ready/2` waits for the study to exist, or returns why it could not. A study
-      the worker refuses (a bad search space, an existing name) stops the process with
-      `{:shutdown, {:start_failed, error}}`.
+      run). `await_ready/2` waits for the study to exist, or returns why it could not. What
+      needs no worker (the search space, the interpreter, one owner per study on a shared
+      worker) is checked by the start call itself: `{:error, %Error{}}`, no process. A study
+      the worker refuses (an existing name) stops the process with
+      `{:shutdown, {:start_failed, error}}`; use `start/3` where that must not reach the caller.
     * **Crash recovery.** A worker that exits is restarted asynchronously with exponential
       backoff; at most `:max_restarts` restarts in `:restart_window` ms, then the process stops
       with `{:worker_restart_limit, last_reason}` for its supervisor to see. Pending callers get
@@ -51,7 +53,7 @@ defmodule OptunaBridge.Study do
   require Logger
 
   alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
-  alias OptunaBridge.{SharedWorker, Telemetry, Trial, Worker}
+  alias OptunaBridge.{Backpressure, LateReply, SharedWorker, Telemetry, Trial, Worker}
 
   @max_errors 100
   @protocol 1
@@ -77,7 +79,8 @@ defmodule OptunaBridge.Study do
     :restart_backoff,
     :keep,
     :worker,
-    :pool
+    :pool,
+    :max_pending
   ]
 
   # options of the worker process itself: they belong to the shared worker or pool when used
@@ -95,25 +98,45 @@ defmodule OptunaBridge.Study do
   """
   @spec start_link(map() | keyword(), map() | keyword(), keyword()) :: GenServer.on_start()
   def start_link(study_config, search_space, opts \\ []) do
-    {gen_opts, args} = prepare_start(study_config, search_space, opts)
-    GenServer.start_link(__MODULE__, args, gen_opts)
+    with {:ok, gen_opts, args} <- prepare_start(study_config, search_space, opts),
+         do: GenServer.start_link(__MODULE__, args, gen_opts)
   end
 
-  @doc "Like `start_link/3` but not linked to the caller."
+  @doc """
+  Like `start_link/3` but not linked to the caller: a study the worker refuses then stops without
+  taking the caller with it (`await_ready/2` says why). The form for iex and Livebook.
+  """
   @spec start(map() | keyword(), map() | keyword(), keyword()) :: GenServer.on_start()
   def start(study_config, search_space, opts \\ []) do
-    {gen_opts, args} = prepare_start(study_config, search_space, opts)
-    GenServer.start(__MODULE__, args, gen_opts)
+    with {:ok, gen_opts, args} <- prepare_start(study_config, search_space, opts),
+         do: GenServer.start(__MODULE__, args, gen_opts)
   end
 
+  # What needs no worker is checked here, in the caller: malformed options raise; a search space
+  # the worker would refuse and a missing interpreter are `{:error, %Error{}}` at once.
   defp prepare_start(study_config, search_space, opts) do
     opts = Wire.validate_options!(opts, @start_options)
     Enum.each(opts, &check_start_option/1)
     create = Wire.create_params(study_config, search_space)
     opts = placement(opts, create["study"])
-    study_json = encode!(create["study"])
-    create_json = encode!(create)
-    {Keyword.take(opts, [:name]), {create["study"], study_json, create, create_json, opts}}
+
+    with :ok <- OptunaBridge.SpaceCheck.check(create["search_space"]),
+         :ok <- interpreter(opts) do
+      study_json = encode!(create["study"])
+      create_json = encode!(create)
+      {:ok, Keyword.take(opts, [:name]), {create["study"], study_json, create, create_json, opts}}
+    end
+  end
+
+  defp interpreter(opts) do
+    if opts[:shared] do
+      :ok
+    else
+      case Worker.interpreter(opts) do
+        {:ok, _} -> :ok
+        {:error, message} -> {:error, %{Error.client(:start_failed, message) | method: "create"}}
+      end
+    end
   end
 
   defp check_start_option({key, v})
@@ -125,6 +148,9 @@ defmodule OptunaBridge.Study do
        when key in [:checkpoint_every, :checkpoint_interval, :checkpoint_spacing, :max_restarts] and
               (not is_integer(v) or v < 0),
        do: Wire.bad_option!(key, v)
+
+  defp check_start_option({:max_pending, v}) when not is_integer(v) or v < 1,
+    do: Wire.bad_option!(:max_pending, v)
 
   defp check_start_option({:framing, v}) when v not in [:line, :packet4],
     do: Wire.bad_option!(:framing, v)
@@ -288,15 +314,20 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
-  Tells a trial's result without waiting (a JSON-RPC notification): returns `:ok` at once. A
+  Tells a trial's result without waiting (a JSON-RPC notification): returns `:ok` at once, or
+  `{:error, %Error{kind: :overloaded}}` when the study already holds `:max_pending` requests
+  (a cast that races past that count is refused by the study and kept in `errors/1`). A
   failure is not returned: the worker reports it with an `error` notification, which is logged
   and kept for `errors/1` (as are tells refused with `:trial_lost` and oversize frames). Options
   as `tell/4` without `:timeout`.
   """
-  @spec tell_async(study(), non_neg_integer(), number() | [number()] | nil, keyword()) :: :ok
+  @spec tell_async(study(), non_neg_integer(), number() | [number()] | nil, keyword()) ::
+          :ok | {:error, Error.t()}
   def tell_async(study, number, value, opts \\ []) do
     params = Wire.tell_params(number, value, opts)
-    GenServer.cast(study, {:tell, number, encode!(params)})
+
+    with :ok <- Backpressure.check(study),
+         do: GenServer.cast(study, {:tell, number, encode!(params)})
   end
 
   @doc false
@@ -525,6 +556,17 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
+  Makes every result told so far survive a worker crash, and returns when it does: on an
+  in-memory study a checkpoint (an `export` kept by this process) is taken now; on a durable
+  storage every replied tell is already stored, so this answers at once. `{:ok, :checkpointed}` or
+  `{:ok, :durable}`. `OptunaBridge.optimize/3` calls it before returning. Option: `:timeout`.
+  """
+  @spec persist(study(), keyword()) :: result(:checkpointed | :durable)
+  def persist(study, opts \\ []) do
+    request(study, "export", %{}, :checkpoint_now, Wire.validate_options!(opts, [:timeout]))
+  end
+
+  @doc """
   Enqueues a trial with these params (Optuna's `enqueue_trial`): the next `ask` hands it out.
   `{:ok, enqueued?}` (`false` when `skip_if_exists: true` found the same params). Options:
   `:user_attrs`, `:skip_if_exists`, `:timeout`.
@@ -634,7 +676,7 @@ defmodule OptunaBridge.Study do
   """
   @spec delete(study(), keyword()) :: :ok | {:error, Error.t()}
   def delete(study, opts \\ []) do
-    case request(study, "delete", %{}, :raw, Wire.validate_options!(opts, [:timeout])) do
+    case request(study, "delete", %{}, :delete, Wire.validate_options!(opts, [:timeout])) do
       {:ok, _} -> :ok
       error -> error
     end
@@ -779,6 +821,36 @@ defmodule OptunaBridge.Study do
 
   @impl true
   def init({name, study_json, create, create_json, opts}) do
+    case claim(opts[:shared], name) do
+      :ok -> init_state({name, study_json, create, create_json, opts})
+      {:error, error} -> refuse_start(error)
+    end
+  end
+
+  # On a shared worker the study name is claimed for this process (one study, one owner). A
+  # shared worker that is not running is found out by the attachment, as before.
+  defp claim(nil, _name), do: :ok
+
+  defp claim(shared, name) do
+    server =
+      case shared do
+        {OptunaBridge.Pool, pool, name} -> OptunaBridge.Pool.worker(pool, name)
+        server -> server
+      end
+
+    SharedWorker.claim(server, name, self())
+  catch
+    :exit, _ -> :ok
+  end
+
+  # `start_link/3` returns `{:error, error}` and this process ends normally, so the exit does not
+  # take a linked caller (an iex shell) with it (OTP 26's proc_lib:init_fail/2, by hand).
+  defp refuse_start(error) do
+    :proc_lib.init_ack({:error, error})
+    exit(:normal)
+  end
+
+  defp init_state({name, study_json, create, create_json, opts}) do
     Process.flag(:trap_exit, true)
     Logger.metadata(study: name)
     timeout = Keyword.get(opts, :timeout, 15_000)
@@ -811,6 +883,9 @@ defmodule OptunaBridge.Study do
       pending: %{},
       calls: %{},
       queue: :queue.new(),
+      queued_casts: 0,
+      backpressure: Backpressure.new(Keyword.get(opts, :max_pending, Backpressure.default())),
+      deleted: false,
       outbox: Outbox.new(),
       ledger: TrialLedger.new(),
       snapshot: nil,
@@ -843,14 +918,23 @@ defmodule OptunaBridge.Study do
     {:reply, {:ok, info}, state}
   end
 
-  def handle_call({:call, message, timeout}, from, state) do
+  def handle_call({:call, {:request, method, _, _, _} = message, timeout}, from, state) do
+    if Backpressure.full?(state.backpressure, pending(state)),
+      do: {:reply, {:error, %{overloaded(state) | method: method}}, state},
+      else: admit_call(message, timeout, from, state)
+  end
+
+  def handle_call({:call, message, timeout}, from, state),
+    do: admit_call(message, timeout, from, state)
+
+  defp admit_call(message, timeout, from, state) do
     ref = make_ref()
     timeout = timeout || state.timeout
     method = call_method(message)
     Logger.metadata(method: method)
     timer = Process.send_after(self(), {:call_timeout, ref, timeout}, timeout)
     call = %{from: from, message: message, method: method, timer: timer}
-    state = %{state | calls: Map.put(state.calls, ref, call)}
+    state = publish(%{state | calls: Map.put(state.calls, ref, call)})
 
     if state.status == :ready,
       do: {:noreply, run_call(state, ref)},
@@ -868,8 +952,13 @@ defmodule OptunaBridge.Study do
       TrialLedger.lost?(state.ledger, number) ->
         {:noreply, record_error(state, trial_lost(state, number))}
 
+      Backpressure.full?(state.backpressure, pending(state)) ->
+        error = %{overloaded(state) | method: "tell", data: %{"number" => number}}
+        {:noreply, record_error(state, error)}
+
       state.status != :ready ->
-        {:noreply, %{state | queue: :queue.in({:cast, number, params_json}, state.queue)}}
+        queue = :queue.in({:cast, number, params_json}, state.queue)
+        {:noreply, publish(%{state | queue: queue, queued_casts: state.queued_casts + 1})}
 
       true ->
         {:noreply, run_cast(state, number, params_json)}
@@ -920,7 +1009,7 @@ defmodule OptunaBridge.Study do
       {call, calls} ->
         error = Error.client(:timeout, "no reply to #{call.method} within #{timeout} ms")
         GenServer.reply(call.from, {:error, %{error | method: call.method}})
-        {:noreply, %{state | calls: calls}}
+        {:noreply, publish(%{state | calls: calls})}
     end
   end
 
@@ -997,6 +1086,14 @@ defmodule OptunaBridge.Study do
 
   defp worker_event(state, {:start_failed, error}) do
     start_failed(%{state | owner: nil}, error)
+  end
+
+  # Exit 0 is the worker's own clean end (a `shutdown` request, or the end of its input): not a
+  # crash, so nothing is restarted; the study process ends normally and says why.
+  defp worker_event(%{established: true} = state, {:exit, 0}) do
+    Logger.info("optuna_bridge study #{inspect(state.study)}: the worker exited 0; stopping")
+    fail_all(state, Error.client(:worker_stopped, "the worker exited (status 0)"))
+    {:stop, :normal, %{state | owner: nil, os_pid: nil, calls: %{}, queue: :queue.new()}}
   end
 
   defp worker_event(state, {:exit, status}) do
@@ -1133,6 +1230,10 @@ defmodule OptunaBridge.Study do
 
   # ------------------------------------------------------------------------ establishing
 
+  # A deleted study stays deleted: the new worker is not asked to create or import it.
+  defp on_ready(%{deleted: true} = state, %{"protocol" => @protocol} = ready),
+    do: become_ready(%{state | ready: ready, max_frame: ready["max_frame_bytes"]})
+
   defp on_ready(state, %{"protocol" => @protocol} = ready) do
     state = %{state | ready: ready, max_frame: ready["max_frame_bytes"], status: :establishing}
     {method, params} = establish_request(state)
@@ -1223,8 +1324,23 @@ defmodule OptunaBridge.Study do
     Process.cancel_timer(state.start_timer)
     state = %{state | status: :ready, start_timer: nil}
     {refs, queue} = {:queue.to_list(state.queue), :queue.new()}
-    Enum.reduce(refs, %{state | queue: queue}, &run_call(&2, &1))
+    Enum.reduce(refs, publish(%{state | queue: queue, queued_casts: 0}), &run_call(&2, &1))
   end
+
+  # What this study holds for its worker (OptunaBridge.Backpressure): calls, queued casts, and
+  # frames its own port owner has not written yet.
+  defp pending(state) do
+    backlog = if state.shared, do: 0, else: Backpressure.backlog(state.owner)
+    map_size(state.calls) + state.queued_casts + backlog
+  end
+
+  defp publish(state) do
+    Backpressure.publish(state.backpressure, pending(state))
+    state
+  end
+
+  defp overloaded(state),
+    do: Backpressure.overloaded(pending(state), state.backpressure.max)
 
   # A trial handed out by a dead worker is kept only if the new worker has it running with the
   # same params; tells that died with the worker are reported.
@@ -1278,6 +1394,11 @@ defmodule OptunaBridge.Study do
       %{message: :await_ready} ->
         reply_call(state, ref, {:ok, :ready})
 
+      %{message: {:request, _, _, _, :checkpoint_now}} ->
+        if memory?(state),
+          do: run_request(state, ref),
+          else: reply_call(state, ref, {:ok, :durable})
+
       %{message: {:request, method, _json, _add_study?, {verb, number}}}
       when verb in [:tell, :renew] ->
         if TrialLedger.lost?(state.ledger, number),
@@ -1291,6 +1412,8 @@ defmodule OptunaBridge.Study do
 
   defp run_request(state, ref) do
     {:request, method, json, add_study?, kind} = state.calls[ref].message
+    # the export that is a checkpoint holds every frame written before it
+    kind = if kind == :checkpoint_now, do: {:checkpoint_now, state.seq + 1}, else: kind
 
     case send_request(state, method, with_study(state, json, add_study?), {:call, ref, kind}) do
       {:ok, state} ->
@@ -1312,7 +1435,7 @@ defmodule OptunaBridge.Study do
       {call, calls} ->
         Process.cancel_timer(call.timer)
         GenServer.reply(call.from, reply)
-        %{state | calls: calls}
+        publish(%{state | calls: calls})
     end
   end
 
@@ -1428,6 +1551,8 @@ defmodule OptunaBridge.Study do
 
   defp checkpoint(state), do: state
 
+  defp checkpointed(%{deleted: true} = state, _seq, _reply), do: state
+
   defp checkpointed(state, {seq, started}, {:ok, %{"snapshot" => snapshot}}) do
     policy = CheckpointPolicy.finished(state.checkpoint, started, now_ms())
     ledger = TrialLedger.safe_through(state.ledger, seq)
@@ -1522,6 +1647,9 @@ defmodule OptunaBridge.Study do
     state = %{state | pending: pending}
 
     case waiter do
+      {:call, ref, kind} when not is_map_key(state.calls, ref) ->
+        late_reply(state, kind, outcome)
+
       {:call, ref, kind} ->
         {reply, state} = call_result(state, kind, outcome)
         method = state.calls[ref] && state.calls[ref].method
@@ -1543,11 +1671,43 @@ defmodule OptunaBridge.Study do
     end
   end
 
+  # The reply to a call that timed out (its caller already has `:timeout`): what it did is not
+  # left unsaid. Trials a late `ask` created are told fail at once (nobody holds them); a late
+  # `tell` reply (applied or refused) is kept in `errors/1`. See OptunaBridge.LateReply.
+  defp late_reply(state, kind, outcome) do
+    {_reply, state} = call_result(state, kind, outcome)
+
+    case LateReply.classify(state.study, kind, outcome) do
+      {:release, numbers, error} ->
+        state =
+          Enum.reduce(numbers, state, fn n, state ->
+            params = LateReply.release_params(state.study, n)
+            {_, state} = send_request(state, "tell", JSON.encode!(params), :ignore)
+            state
+          end)
+
+        ledger = TrialLedger.finished(state.ledger, numbers)
+        record_error(%{state | ledger: ledger}, error)
+
+      {:record, error} ->
+        record_error(state, error)
+
+      :ignore ->
+        state
+    end
+  end
+
   # A trial the worker says is finished (told elsewhere, or failed when its lease ended) is no
   # longer handed out.
   defp call_result(state, {verb, number}, {:error, %Error{kind: :trial_finished}} = error)
        when verb in [:tell, :renew],
-       do: {error, %{state | ledger: TrialLedger.finished(state.ledger, [number])}}
+       do:
+         {error,
+          %{state | ledger: refused(TrialLedger.finished(state.ledger, [number]), verb, number)}}
+
+  # A refused tell changed nothing: no crash can lose it, so none reports it as :trial_lost.
+  defp call_result(state, {:tell, number}, {:error, _} = error),
+    do: {error, %{state | ledger: TrialLedger.refused(state.ledger, number)}}
 
   defp call_result(state, _kind, {:error, error}), do: {{:error, error}, state}
 
@@ -1592,7 +1752,25 @@ defmodule OptunaBridge.Study do
   end
 
   defp call_result(state, :snapshot, {:ok, result}), do: {{:ok, result["snapshot"]}, state}
+
+  # Deleting is final: no snapshot, ledger or checkpoint of the study is kept to bring it back.
+  defp call_result(state, :delete, {:ok, result}) do
+    state = %{state | deleted: true, snapshot: nil, ledger: TrialLedger.new()}
+    {{:ok, result}, %{state | checkpoint: CheckpointPolicy.clean(state.checkpoint)}}
+  end
+
+  defp call_result(%{deleted: true} = state, {:checkpoint_now, _}, {:ok, _}),
+    do: {{:ok, :checkpointed}, state}
+
+  defp call_result(state, {:checkpoint_now, seq}, {:ok, %{"snapshot" => snapshot}}) do
+    ledger = TrialLedger.safe_through(state.ledger, seq)
+    {{:ok, :checkpointed}, %{state | snapshot: snapshot, ledger: ledger}}
+  end
+
   defp call_result(state, _raw, {:ok, result}), do: {{:ok, result}, state}
+
+  defp refused(ledger, :tell, number), do: TrialLedger.refused(ledger, number)
+  defp refused(ledger, :renew, _number), do: ledger
 
   # ------------------------------------------------------------------------ failing callers
 

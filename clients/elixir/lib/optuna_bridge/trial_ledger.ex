@@ -108,6 +108,21 @@ defmodule OptunaBridge.TrialLedger do
     do: %{ledger | told: Enum.reject(ledger.told, fn {_, n, _} -> n == number end)}
 
   @doc """
+  The worker refused the newest tell of `number` (an error reply): that tell changed nothing, so
+  a crash cannot lose it. An earlier tell of the same number (the one that finished the trial)
+  is kept.
+  """
+  @spec refused(t(), non_neg_integer()) :: t()
+  def refused(%__MODULE__{} = ledger, number) do
+    newest =
+      ledger.told
+      |> Enum.filter(fn {_, n, _} -> n == number end)
+      |> Enum.max_by(fn {seq, _, _} -> seq end, fn -> nil end)
+
+    %{ledger | told: List.delete(ledger.told, newest)}
+  end
+
+  @doc """
   Compares the ledger with the trials of a new worker (`[%{"number", "state", "params"}]` as the
   wire has them). Returns the new ledger and the tells that died with the old worker, each
   `{number, :tell_again}` (the trial is running with its params), `{number, :lost}`, or

@@ -38,6 +38,10 @@ defmodule OptunaBridge.Worker do
     resolve(candidate)
   end
 
+  @doc "The interpreter to run (`python/1`), checked: `{:ok, path}` or `{:error, why}`."
+  @spec interpreter(keyword()) :: {:ok, String.t()} | {:error, String.t()}
+  def interpreter(opts), do: executable(python(opts))
+
   defp resolve(name) when is_binary(name) do
     if String.contains?(name, "/"), do: Path.expand(name), else: System.find_executable(name)
   end
@@ -76,7 +80,8 @@ defmodule OptunaBridge.Worker do
   # stderr forwarding: the worker runs as `sh -c 'exec python ... 2>FIFO'` (exec: same pid) and a
   # `cat FIFO` port, owned by the same process, hands its lines over.
   defp log_reader(true) do
-    fifo = Path.join(System.tmp_dir!(), "optuna_bridge_#{System.unique_integer([:positive])}.log")
+    remove_stale_fifos(System.tmp_dir!())
+    fifo = fifo_path(System.tmp_dir!())
 
     with {_, 0} <- System.cmd("mkfifo", ["-m", "600", fifo], stderr_to_stdout: true),
          cat when is_binary(cat) <- System.find_executable("cat") do
@@ -90,6 +95,35 @@ defmodule OptunaBridge.Worker do
   end
 
   defp log_reader(_), do: {:ok, nil, nil}
+
+  @fifo_prefix "optuna_bridge_"
+
+  @doc false
+  # A FIFO name no other VM can make: this VM's OS pid (unique among live VMs), a random part
+  # (a killed VM's pid may be reused) and a counter (unique in this VM).
+  @spec fifo_path(String.t()) :: String.t()
+  def fifo_path(dir) do
+    token = Integer.to_string(:rand.uniform(0xFFFFFFFF), 16) |> String.downcase()
+    name = "#{@fifo_prefix}#{System.pid()}_#{token}_#{System.unique_integer([:positive])}.log"
+    Path.join(dir, name)
+  end
+
+  @doc false
+  # FIFOs a killed VM left (it never reached its own clean-up): ours by name, a FIFO, and their
+  # VM's OS pid no longer running. A live VM's FIFOs and any other file are never touched.
+  @spec remove_stale_fifos(String.t()) :: :ok
+  def remove_stale_fifos(dir) do
+    for path <- Path.wildcard(Path.join(dir, @fifo_prefix <> "*_*_*.log")),
+        [_, pid] <- [
+          Regex.run(~r/^#{@fifo_prefix}(\d+)_[0-9a-f]+_\d+\.log$/, Path.basename(path))
+        ],
+        pid != System.pid() and not os_alive?(String.to_integer(pid)),
+        match?({:ok, %File.Stat{type: :other}}, File.lstat(path)) do
+      File.rm(path)
+    end
+
+    :ok
+  end
 
   defp open_port(python, framing, args, opts, nil), do: open_port(python, framing, args, opts)
 
@@ -264,24 +298,55 @@ defmodule OptunaBridge.Worker do
   def kill(%__MODULE__{os_pid: os_pid}), do: kill_os_pid(os_pid)
 
   @doc """
-  Sends SIGKILL to an OS pid (nil: nothing). Runs `kill`, so the caller never touches the port:
-  it works while the port's owner is suspended on a busy port.
+  Sends SIGKILL to an OS pid (nil: nothing). Runs `kill` once, so the caller never touches the
+  port: it works while the port's owner is suspended on a busy port. Without a `kill` on `PATH`
+  nothing is sent (logged): the worker still ends on its own, at the end of its stdin or when it
+  sees its parent gone.
   """
   @spec kill_os_pid(non_neg_integer() | nil) :: :ok
   def kill_os_pid(nil), do: :ok
 
   def kill_os_pid(os_pid) do
-    System.cmd("kill", ["-9", Integer.to_string(os_pid)], stderr_to_stdout: true)
+    case System.find_executable("kill") do
+      nil ->
+        require Logger
+        Logger.warning("optuna_bridge: no kill on PATH; worker #{os_pid} ends on its own")
+
+      kill ->
+        System.cmd(kill, ["-9", Integer.to_string(os_pid)], stderr_to_stdout: true)
+    end
+
     :ok
   end
 
-  @doc "Whether an OS process with this pid exists (`kill -0`)."
+  @doc """
+  Whether an OS process with this pid exists and is not a zombie. Read from `/proc` (no process
+  is forked: stopping a worker polls this); `kill -0` where there is no `/proc`.
+  """
   @spec os_alive?(non_neg_integer() | nil) :: boolean()
   def os_alive?(nil), do: false
 
   def os_alive?(os_pid) do
-    {_, status} = System.cmd("kill", ["-0", Integer.to_string(os_pid)], stderr_to_stdout: true)
-    status == 0
+    case File.read("/proc/#{os_pid}/stat") do
+      {:ok, stat} ->
+        # "pid (comm) S ...": the state follows the last ")" (comm may hold parentheses)
+        state = stat |> String.split(")") |> List.last() |> String.trim_leading()
+        not String.starts_with?(state, ["Z", "X"])
+
+      {:error, _} ->
+        if File.dir?("/proc/self"), do: false, else: kill_zero(os_pid)
+    end
+  end
+
+  defp kill_zero(os_pid) do
+    case System.find_executable("kill") do
+      nil ->
+        false
+
+      kill ->
+        {_, status} = System.cmd(kill, ["-0", Integer.to_string(os_pid)], stderr_to_stdout: true)
+        status == 0
+    end
   end
 
   @doc false

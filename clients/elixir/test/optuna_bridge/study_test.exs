@@ -112,17 +112,38 @@ defmodule OptunaBridge.StudyTest do
                Study.best_trial(study)
     end
 
-    test "a bad search space fails the start with :invalid_params, and leaves no worker" do
+    test "a bad search space is :invalid_params from start_link itself; the caller lives" do
       space = %{x: [type: "float", low: 1.0, high: 0.0]}
 
-      {:ok, study} = Study.start(%{name: "bad"}, space)
-
+      # linked: before, {:ok, pid} came first and the study's stop then killed this process
       assert {:error, %Error{kind: :invalid_params, data: %{"field" => field}}} =
-               Study.await_ready(study)
-
-      refute Process.alive?(study)
+               Study.start_link(%{name: "bad"}, space)
 
       assert field == "$.params.search_space.x.low"
+
+      for {bad, field} <- [
+            {[type: "float", low: 0.0, high: 1.0, log: true], "x.low"},
+            {[type: "float", low: 1.0, high: 2.0, step: 0], "x.step"},
+            {[type: "float", low: 1.0, high: 2.0, step: 0.5, log: true], "x.step"},
+            {[type: "int", low: 1, high: 2, step: 0], "x.step"},
+            {[type: "int", low: 1, high: 8, step: 2, log: true], "x.step"},
+            {[type: "int", low: 1.5, high: 2], "x.low"},
+            {[type: "int"], "x.low"},
+            {[type: "categorical", choices: []], "x.choices"},
+            {[type: "categorical", choices: [1, 1]], "x.choices"},
+            {[type: "uniform"], "x.type"},
+            {[low: 1], "x.type"}
+          ] do
+        assert {:error, %Error{kind: :invalid_params, data: %{"field" => got}}} =
+                 Study.start(%{name: "bad"}, %{x: bad})
+
+        assert got == "$.params.search_space." <> field
+      end
+
+      # what the worker accepts passes: 1, 1.0 and true are three choices
+      {:ok, ok} = Study.start(%{name: "ok"}, x: [type: "categorical", choices: [1, 1.0, true]])
+      assert :ok = Study.await_ready(ok)
+      :ok = Study.stop(ok)
     end
 
     test "an unknown study option is :invalid_params naming the field" do
@@ -132,9 +153,11 @@ defmodule OptunaBridge.StudyTest do
                Study.await_ready(study)
     end
 
-    test "a missing interpreter is :start_failed" do
-      {:ok, study} = Study.start(%{name: "s"}, @space, python: "/nonexistent/python")
-      assert {:error, %Error{kind: :start_failed}} = Study.await_ready(study)
+    test "a missing interpreter is :start_failed from start_link itself; the caller lives" do
+      assert {:error, %Error{kind: :start_failed, message: message}} =
+               Study.start_link(%{name: "s"}, @space, python: "/nonexistent/python")
+
+      assert message =~ "/nonexistent/python"
     end
 
     test "a call without a reply in time is :timeout, and the study goes on" do

@@ -91,4 +91,15 @@ defmodule OptunaBridge.TrialLedgerTest do
     empty = TrialLedger.new()
     assert TrialLedger.seen(empty, seen) == empty
   end
+
+  test "refused/2 drops only the newest tell of a number (the one the worker refused)" do
+    ledger =
+      TrialLedger.new()
+      |> TrialLedger.handed_out([%{number: 0, params: %{"x" => 1}}])
+      |> TrialLedger.told(1, 0, true)
+      |> TrialLedger.told(2, 0, true)
+
+    assert [{1, 0, _}] = TrialLedger.refused(ledger, 0).told
+    assert TrialLedger.refused(ledger, 7) == ledger
+  end
 end
