@@ -17,6 +17,7 @@ from typing import Literal
 from bridge_worker import __version__
 from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
 from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
+from bridge_worker.proxy_auth import read_pem, read_token
 from bridge_worker.storage_options import StorageOptions, check_options
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -67,6 +68,20 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         "--retry-failed", type=int, metavar="N",
         help="ask the parameters of a trial failed by the heartbeat check again, at most N times",
     )
+    parser.add_argument(
+        "--proxy-token-file", metavar="FILE",
+        help="grpc:// storage: the proxy's shared token (optuna-bridge proxy --token-file)",
+    )
+    parser.add_argument(
+        "--proxy-tls-ca", metavar="FILE",
+        help="grpc:// storage: talk TLS to the proxy and check its certificate against these "
+        "CA certificates (PEM)",
+    )
+    parser.add_argument(
+        "--proxy-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="grpc:// storage: a call the proxy has not answered after this long is a "
+        "storage_error (default 10)",
+    )
     parser.add_argument("--framing", choices=("line", "packet4"), default="line")
     parser.add_argument(
         "--spin-us", type=int, default=200, metavar="US",
@@ -107,13 +122,18 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
     args = parser.parse_args(argv)
     if args.log_level is None:
         args.log_level = "warning" if _stdin_is_terminal() else "info"
-    storage = StorageOptions(
-        url=args.storage,
-        heartbeat=args.heartbeat,
-        grace_period=args.grace_period,
-        retry_failed=args.retry_failed,
-    )
     try:
+        storage = StorageOptions(
+            url=args.storage,
+            heartbeat=args.heartbeat,
+            grace_period=args.grace_period,
+            retry_failed=args.retry_failed,
+            proxy_token=None if args.proxy_token_file is None
+            else read_token(args.proxy_token_file),
+            proxy_tls_ca=None if args.proxy_tls_ca is None
+            else read_pem(args.proxy_tls_ca, "CA certificate"),
+            proxy_timeout=args.proxy_timeout,
+        )
         check_options(storage)
     except ValueError as exc:
         parser.error(str(exc))
