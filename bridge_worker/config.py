@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bridge_worker import __version__
@@ -37,6 +37,8 @@ class WorkerConfig:
     """Seconds one frame may run before the worker ends itself (exit status 75)."""
     jsonrpc: Literal["default", "strict"] = "default"
     log_level: str = "info"
+    snapshot_key: bytes | None = field(default=None, repr=False)
+    """The operator's key: exports are signed with it, imports must be (``--snapshot-key``)."""
 
     @property
     def strict(self) -> bool:
@@ -109,6 +111,11 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         "logging the frame; its supervisor restarts it (default: no budget)",
     )
     parser.add_argument(
+        "--snapshot-key", metavar="FILE",
+        help="sign exported snapshots with this secret (HMAC-SHA256) and import only snapshots "
+        "signed with it",
+    )
+    parser.add_argument(
         "--jsonrpc", choices=("default", "strict"), default="default",
         help="strict: JSON-RPC 2.0 to the letter for generic client libraries - no ready frame, "
         'no error notifications (failed notifications are logged), "jsonrpc":"2.0" required',
@@ -137,6 +144,11 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         check_options(storage)
     except ValueError as exc:
         parser.error(str(exc))
+    try:
+        snapshot_key = None if args.snapshot_key is None else read_token(
+            args.snapshot_key, "snapshot key").encode()
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.frame_budget is not None and not 0 < args.frame_budget <= 86_400:
         parser.error("--frame-budget must be more than 0 and at most 86400 seconds")
     if not 0 <= args.spin_us <= 100_000:
@@ -159,6 +171,7 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         frame_budget=args.frame_budget,
         jsonrpc=args.jsonrpc,
         log_level=args.log_level,
+        snapshot_key=snapshot_key,
     )
 
 

@@ -38,14 +38,15 @@ MIN_TOKEN_CHARS = 16
 MAX_FILE_BYTES = 1 << 20
 
 
-def read_token(path: str) -> str:
-    """The token in ``path`` (surrounding whitespace removed); a ValueError for argparse."""
-    token = _read(path, "token").decode("utf-8", "replace").strip()
+def read_token(path: str, what: str = "token") -> str:
+    """The secret in ``path`` (surrounding whitespace removed); a ValueError for argparse. Also
+    reads the snapshot signing key (``--snapshot-key``)."""
+    token = _read(path, what).decode("utf-8", "replace").strip()
     if len(token) < MIN_TOKEN_CHARS:
-        raise ValueError(f"the token in {path} is shorter than {MIN_TOKEN_CHARS} characters "
+        raise ValueError(f"the {what} in {path} is shorter than {MIN_TOKEN_CHARS} characters "
                          "(make one with: openssl rand -hex 32 > FILE)")
     if any(ch.isspace() or not ch.isprintable() for ch in token):
-        raise ValueError(f"the token in {path} must be one line of printable characters "
+        raise ValueError(f"the {what} in {path} must be one line of printable characters "
                          "without spaces")
     return token
 
