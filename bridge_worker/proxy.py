@@ -42,6 +42,7 @@ from bridge_worker.storage_options import StorageOptions, check_options, storage
 STOP_GRACE_S = 5.0
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 1
+SIGNAL_POLL_S = 0.2
 SINK_DRAIN_S = 2.0
 """How long an exiting proxy waits for its last log lines to reach stderr."""
 
@@ -232,7 +233,10 @@ def _serve(args: argparse.Namespace, ready_out: Any) -> int:
     if args.token is not None and args.tls is None and not is_loopback(args.host):
         log.warning("token_in_clear", hint="without --tls-cert/--tls-key the token and all data "
                     "cross the network unencrypted")
-    stopped.wait()
+    # A timed wait: a signal delivered to one of grpc's threads only runs its Python handler
+    # when the main thread next runs bytecode, which an untimed wait may never do.
+    while not stopped.wait(SIGNAL_POLL_S):
+        pass
     server.stop(STOP_GRACE_S).wait()
     log.info("stopped")
     return 0
