@@ -110,12 +110,20 @@ def test_proxy_refuses_a_journal_storage(tmp_path: object) -> None:
     assert b"cannot serve a journal storage" in done.stderr
 
 
-def test_bad_grpc_urls_and_heartbeats_are_refused_at_start() -> None:
+def test_bad_grpc_urls_and_heartbeats_are_refused_at_start(tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    short.write_text("secret")
     for args in (["--storage", "grpc://127.0.0.1"], ["--storage", "grpc://:13000"],
-                 ["--storage", "grpc://127.0.0.1:1", "--heartbeat", "5"]):
+                 ["--storage", "grpc://127.0.0.1:1", "--heartbeat", "5"],
+                 ["--storage", "grpc://127.0.0.1:1", "--proxy-token-file", str(short)],
+                 ["--storage", "grpc://127.0.0.1:1", "--proxy-token-file", "/no/such/file"],
+                 ["--storage", "grpc://127.0.0.1:1", "--proxy-tls-ca", str(short)],
+                 ["--storage", "grpc://127.0.0.1:1", "--proxy-timeout", "0"],
+                 ["--storage", "memory", "--proxy-tls-ca", str(short)]):
         done = subprocess.run([sys.executable, "-m", "bridge_worker", *args],
                               capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
         assert done.returncode == 2, args
+        assert done.stderr.startswith(b"usage: optuna-bridge"), done.stderr
 
 
 def test_no_proxy_listening_is_a_storage_error_not_a_crash() -> None:
