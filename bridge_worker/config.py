@@ -11,12 +11,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bridge_worker import __version__
 from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
 from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
+from bridge_worker.proxy_auth import read_pem, read_token
 from bridge_worker.storage_options import StorageOptions, check_options
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -36,6 +37,8 @@ class WorkerConfig:
     """Seconds one frame may run before the worker ends itself (exit status 75)."""
     jsonrpc: Literal["default", "strict"] = "default"
     log_level: str = "info"
+    snapshot_key: bytes | None = field(default=None, repr=False)
+    """The operator's key: exports are signed with it, imports must be (``--snapshot-key``)."""
 
     @property
     def strict(self) -> bool:
@@ -67,6 +70,20 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         "--retry-failed", type=int, metavar="N",
         help="ask the parameters of a trial failed by the heartbeat check again, at most N times",
     )
+    parser.add_argument(
+        "--proxy-token-file", metavar="FILE",
+        help="grpc:// storage: the proxy's shared token (optuna-bridge proxy --token-file)",
+    )
+    parser.add_argument(
+        "--proxy-tls-ca", metavar="FILE",
+        help="grpc:// storage: talk TLS to the proxy and check its certificate against these "
+        "CA certificates (PEM)",
+    )
+    parser.add_argument(
+        "--proxy-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="grpc:// storage: a call the proxy has not answered after this long is a "
+        "storage_error (default 10)",
+    )
     parser.add_argument("--framing", choices=("line", "packet4"), default="line")
     parser.add_argument(
         "--spin-us", type=int, default=200, metavar="US",
@@ -94,6 +111,11 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         "logging the frame; its supervisor restarts it (default: no budget)",
     )
     parser.add_argument(
+        "--snapshot-key", metavar="FILE",
+        help="sign exported snapshots with this secret (HMAC-SHA256) and import only snapshots "
+        "signed with it",
+    )
+    parser.add_argument(
         "--jsonrpc", choices=("default", "strict"), default="default",
         help="strict: JSON-RPC 2.0 to the letter for generic client libraries - no ready frame, "
         'no error notifications (failed notifications are logged), "jsonrpc":"2.0" required',
@@ -107,14 +129,24 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
     args = parser.parse_args(argv)
     if args.log_level is None:
         args.log_level = "warning" if _stdin_is_terminal() else "info"
-    storage = StorageOptions(
-        url=args.storage,
-        heartbeat=args.heartbeat,
-        grace_period=args.grace_period,
-        retry_failed=args.retry_failed,
-    )
     try:
+        storage = StorageOptions(
+            url=args.storage,
+            heartbeat=args.heartbeat,
+            grace_period=args.grace_period,
+            retry_failed=args.retry_failed,
+            proxy_token=None if args.proxy_token_file is None
+            else read_token(args.proxy_token_file),
+            proxy_tls_ca=None if args.proxy_tls_ca is None
+            else read_pem(args.proxy_tls_ca, "CA certificate"),
+            proxy_timeout=args.proxy_timeout,
+        )
         check_options(storage)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        snapshot_key = None if args.snapshot_key is None else read_token(
+            args.snapshot_key, "snapshot key").encode()
     except ValueError as exc:
         parser.error(str(exc))
     if args.frame_budget is not None and not 0 < args.frame_budget <= 86_400:
@@ -139,6 +171,7 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         frame_budget=args.frame_budget,
         jsonrpc=args.jsonrpc,
         log_level=args.log_level,
+        snapshot_key=snapshot_key,
     )
 
 

@@ -91,6 +91,8 @@ class StudyRegistry:
             storage = StorageHandle(storage or StorageOptions())
         self._handle = storage
         self.limits = limits or Limits()
+        self.snapshot_key: bytes | None = None
+        """The operator's key (``--snapshot-key``): exports are signed, imports must be."""
         self._entries: dict[str, StudyEntry] = {}
         self._keeper: HeartbeatKeeper | None = None
         self._recovery_due = True

@@ -25,6 +25,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from bridge_worker.cmaes_state import SafeCmaEsSampler
 from bridge_worker.determinism import pin_to_trial_number
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
 from bridge_worker.limits import Limits
@@ -63,7 +64,7 @@ _NEEDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
 _SAMPLERS: dict[type[msgspec.Struct], Callable[..., optuna.samplers.BaseSampler]] = {
     RandomSamplerSpec: optuna.samplers.RandomSampler,
     TPESamplerSpec: optuna.samplers.TPESampler,
-    CmaEsSamplerSpec: optuna.samplers.CmaEsSampler,
+    CmaEsSamplerSpec: SafeCmaEsSampler,  # never pickle.loads what the storage holds
     GPSamplerSpec: optuna.samplers.GPSampler,
     NSGAIISamplerSpec: optuna.samplers.NSGAIISampler,
     NSGAIIISamplerSpec: optuna.samplers.NSGAIIISampler,

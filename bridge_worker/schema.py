@@ -680,6 +680,9 @@ class Snapshot(Struct, forbid_unknown_fields=True, kw_only=True):
     version: int
     checksum: str
     body: SnapshotBody
+    signature: str | UnsetType = UNSET
+    """``hmac-sha256:<hex>`` of the canonical document without this field, with the operator's
+    ``--snapshot-key`` (only in snapshots exported by a worker that has one)."""
 
 
 # --------------------------------------------------------------------------------------------

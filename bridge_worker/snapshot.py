@@ -1,14 +1,18 @@
 """Studies as snapshots: a checkpoint a parent can hold and give back to any worker.
 
 A snapshot is plain JSON (no pickle, no code): format name, version, the study's body and a SHA-256
-checksum of the body's canonical encoding. Canonical means sorted keys, no whitespace and
-msgspec's shortest round-trip floats, so one logical study always exports the same bytes and
-export → import → export is byte-identical. Pickles never enter or leave: CMA-ES's optimizer
-state, a pickle in Optuna's trial attrs, is not exported and is refused on import.
+checksum of the body's canonical encoding. The checksum only catches damage: anyone can recompute
+it. A worker given an operator key (``--snapshot-key FILE``) signs what it exports (HMAC-SHA256,
+``signature``) and imports only snapshots signed with that key. Canonical means sorted keys, no
+whitespace and msgspec's shortest round-trip floats, so one logical study always exports the
+same bytes and export → import → export is byte-identical. Pickles never enter or leave:
+CMA-ES's optimizer state, a pickle in Optuna's trial attrs, is not exported and is refused on
+import.
 
-Reading one checks, in order: the envelope's shape, the version, the checksum, the body's shape,
-and that every trial is one Optuna would accept; only then is anything written, so a bad
-snapshot leaves every existing study untouched.
+Reading one checks, in order: the envelope's shape, the version, the checksum, the signature (with
+a key), the body's shape, and that every trial is one Optuna would accept; only then is anything
+written, so a bad snapshot leaves every existing study untouched. The import handler then holds
+the body to the operator's limits (:mod:`bridge_worker.import_limits`).
 
 A pure format module: it encodes and decodes, and never reads or writes a storage. The registry
 (:meth:`~bridge_worker.registry.StudyRegistry.snapshot_body`,
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import hmac
 import re
 from typing import Any
 
@@ -44,6 +49,9 @@ PICKLED_ATTR = re.compile(r"^[a-z-]*cma[a-z]*:optimizer")
 left out of snapshots and refused on import: unpickling data from a frame could run code."""
 
 
+SIGNATURE_PREFIX = "hmac-sha256:"
+
+
 def canonical(value: Any) -> bytes:
     return msgspec.json.encode(value, order="sorted")
 
@@ -52,18 +60,27 @@ def checksum(body: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical(body)).hexdigest()
 
 
+def signature(document: dict[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 with the operator's key over the canonical document without its signature:
+    unlike the checksum, only a holder of the key can make it."""
+    unsigned = {k: v for k, v in document.items() if k != "signature"}
+    return SIGNATURE_PREFIX + hmac.new(key, canonical(unsigned), hashlib.sha256).hexdigest()
+
+
 # ---- export ---------------------------------------------------------------------------------
 
 
-def encode_snapshot(body: SnapshotBody) -> bytes:
-    """The canonical snapshot document of ``body``."""
+def encode_snapshot(body: SnapshotBody, key: bytes | None = None) -> bytes:
+    """The canonical snapshot document of ``body``, signed when the operator gave a key."""
     plain_body = msgspec.to_builtins(body, str_keys=True)  # JSON keys: steps as strings
-    document = {
+    document: dict[str, Any] = {
         "format": SNAPSHOT_FORMAT,
         "version": SNAPSHOT_VERSION,
         "checksum": checksum(plain_body),
         "body": plain_body,
     }
+    if key is not None:
+        document["signature"] = signature(document, key)
     return canonical(document)
 
 
@@ -87,8 +104,11 @@ def snapshot_trial(trial: FrozenTrial) -> SnapshotTrial:
 # ---- import ---------------------------------------------------------------------------------
 
 
-def read_snapshot(raw: bytes) -> tuple[SnapshotBody, list[FrozenTrial]]:
-    """Validate a snapshot completely and build the trials Optuna will store."""
+def read_snapshot(
+    raw: bytes, key: bytes | None = None
+) -> tuple[SnapshotBody, list[FrozenTrial]]:
+    """Validate a snapshot completely and build the trials Optuna will store. With the
+    operator's ``key``, only a snapshot signed with it is read."""
     try:
         document = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -109,12 +129,24 @@ def read_snapshot(raw: bytes) -> tuple[SnapshotBody, list[FrozenTrial]]:
         raise _invalid("bad_shape", "a snapshot needs body and checksum")
     if checksum(document["body"]) != document["checksum"]:
         raise _invalid("corrupt", "checksum mismatch: the snapshot was altered or damaged")
+    if key is not None:
+        _check_signature(document, key)
     try:
         snapshot = msgspec.convert(document, Snapshot, str_keys=True)
     except msgspec.ValidationError as exc:
         raise _invalid("bad_shape", str(exc).replace("`$.", "`$.snapshot.")) from None
     body = snapshot.body
     return body, _frozen_trials(body)
+
+
+def _check_signature(document: dict[str, Any], key: bytes) -> None:
+    given = document.get("signature")
+    if not isinstance(given, str):
+        raise _invalid("unsigned", "this worker imports only snapshots signed with its "
+                       "--snapshot-key, and this one carries no signature")
+    if not hmac.compare_digest(given.encode(), signature(document, key).encode()):
+        raise _invalid("bad_signature", "the signature does not match: the snapshot was not "
+                       "signed with this worker's --snapshot-key, or was altered after signing")
 
 
 def _frozen_trials(body: SnapshotBody) -> list[FrozenTrial]:

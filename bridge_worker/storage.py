@@ -60,7 +60,7 @@ def open_storage(options: StorageOptions) -> BaseStorage:
     if kind == "memory":
         return InMemoryStorage()
     if kind == "grpc":
-        return _grpc_proxy(options.url)
+        return _grpc_proxy(options)
     if kind in ("journal", "redis"):
         return JournalHeartbeatStorage(
             _journal_backend(options.url),
@@ -85,8 +85,9 @@ def open_storage(options: StorageOptions) -> BaseStorage:
     )
 
 
-def _grpc_proxy(url: str) -> BaseStorage:
-    """Optuna's ``GrpcStorageProxy``, once the proxy answers (a proxy that is down is a
+def _grpc_proxy(options: StorageOptions) -> BaseStorage:
+    """Optuna's gRPC storage client with the token, TLS and call deadlines the operator chose
+    (:mod:`bridge_worker.grpc_storage`), once the proxy answers (a proxy that is down is a
     ``storage_error`` after GRPC_CONNECT_TIMEOUT_S, retried at the next frame)."""
     try:
         import grpc  # noqa: F401  (Optuna imports it only when the proxy is first used)
@@ -97,17 +98,18 @@ def _grpc_proxy(url: str) -> BaseStorage:
             "pip install 'optuna-bridge[grpc]'",
             package="grpcio", extra="grpc",
         ) from exc
-    from optuna.storages import GrpcStorageProxy  # deferred: imports grpc, an optional extra
+    from bridge_worker.grpc_storage import ProxyStorage  # deferred: imports grpc, an extra
 
-    host, port = grpc_address(url)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = GrpcStorageProxy(host=host, port=port)
+    host, port = grpc_address(options.url)
+    storage = ProxyStorage(
+        host=host, port=port, token=options.proxy_token, tls_ca=options.proxy_tls_ca,
+        timeout=options.proxy_timeout,
+    )
     try:
         storage.wait_server_ready(timeout=GRPC_CONNECT_TIMEOUT_S)
-    except ConnectionError:
+    except BaseException:
         storage.close()
-        raise ConnectionError(f"no gRPC storage proxy answers at {host}:{port}") from None
+        raise
     return storage
 
 

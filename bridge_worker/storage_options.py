@@ -8,7 +8,7 @@ read and checked without importing Optuna: ``optuna-bridge --help`` and a bad fl
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 __all__ = ["StorageOptions", "check_options", "grpc_address", "storage_kind"]
@@ -27,6 +27,12 @@ class StorageOptions:
     """Seconds without a heartbeat before a running trial is failed (default: 2 heartbeats)."""
     retry_failed: int | None = None
     """Ask a stale-failed trial's parameters again, at most this many times."""
+    proxy_token: str | None = field(default=None, repr=False)
+    """The gRPC proxy's shared token (read from ``--proxy-token-file``; never logged)."""
+    proxy_tls_ca: bytes | None = field(default=None, repr=False)
+    """CA certificates (PEM) the gRPC proxy's TLS certificate is checked against; None: no TLS."""
+    proxy_timeout: float = 10.0
+    """Seconds one call to the gRPC proxy may take before it is a ``storage_error``."""
 
     @property
     def kind(self) -> str:
@@ -62,6 +68,7 @@ def check_options(options: StorageOptions) -> None:
         _require_module("redis", "redis")
     elif kind not in ("memory", "journal", "grpc"):
         _check_sqlalchemy_url(options.url)
+    _check_proxy_client(options, kind)
     if options.heartbeat is None:
         if options.grace_period is not None or options.retry_failed is not None:
             raise ValueError("--grace-period and --retry-failed need --heartbeat")
@@ -73,6 +80,15 @@ def check_options(options: StorageOptions) -> None:
                          "no heartbeats); use trial leases (ask with lease_s) instead")
     if options.heartbeat < 1:
         raise ValueError("--heartbeat must be at least 1 second")
+
+
+def _check_proxy_client(options: StorageOptions, kind: str) -> None:
+    if kind != "grpc":
+        if options.proxy_token is not None or options.proxy_tls_ca is not None:
+            raise ValueError("--proxy-token-file and --proxy-tls-ca need --storage grpc://...")
+        return
+    if not 0 < options.proxy_timeout <= 3600:
+        raise ValueError("--proxy-timeout must be more than 0 and at most 3600 seconds")
 
 
 def _require_module(module: str, extra: str) -> None:

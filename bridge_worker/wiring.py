@@ -23,6 +23,7 @@ def build_endpoint(
     limits: Limits | None = None,
     *,
     strict: bool = False,
+    snapshot_key: bytes | None = None,
     handlers: Iterable[Callable[..., Any]] = ALL,
 ) -> Endpoint:
     """An endpoint serving ``handlers`` (every method by default) over ``storage`` (a URL, the
@@ -33,4 +34,5 @@ def build_endpoint(
         storage = StorageOptions(storage)
     limits = limits or Limits()
     registry = StudyRegistry(storage, limits)
+    registry.snapshot_key = snapshot_key
     return Endpoint(Dispatcher(registry, build_methods(handlers)), limits, strict=strict)

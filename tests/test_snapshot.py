@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,3 +190,47 @@ def test_snapshot_that_is_not_a_document(source: Worker, snapshot: Any) -> None:
     with pytest.raises(WorkerError) as caught:
         source.call("import", {"snapshot": snapshot})
     assert caught.value.data["reason"] in ("bad_shape", "version_mismatch")
+
+
+# ---- snapshots signed with the operator's key (issue 29) -----------------------------------
+
+
+def test_a_worker_with_a_key_signs_exports_and_refuses_unsigned_or_forged_imports(
+    tmp_path: Path,
+) -> None:
+    key, other_key = tmp_path / "key", tmp_path / "other"
+    key.write_text("k" * 32 + "\n")
+    other_key.write_text("o" * 32)
+    with Worker.spawn(args=["--snapshot-key", str(key)]) as signer, Worker.spawn(
+        args=["--snapshot-key", str(other_key)]
+    ) as stranger, Worker.spawn() as keyless:
+        for worker in (signer, stranger, keyless):
+            populate(worker)
+        signed = signer.export("s")
+        assert signed["signature"].startswith("hmac-sha256:")
+        assert signer.import_(signed, study="copy").n_trials == 9
+        assert keyless.import_(signed, study="copy").n_trials == 9  # no key: not checked
+
+        unsigned = keyless.export("s")
+        assert "signature" not in unsigned
+        tampered = copy.deepcopy(signed)
+        tampered["body"]["config"]["sampler"]["n_startup_trials"] = 0
+        tampered["checksum"] = checksum(tampered["body"])  # anyone can recompute a checksum
+        for snapshot, reason in [(unsigned, "unsigned"), (tampered, "bad_signature"),
+                                 (stranger.export("s"), "bad_signature")]:
+            with pytest.raises(WorkerError) as caught:
+                signer.import_(snapshot, study="forged")
+            assert caught.value.kind == "snapshot_invalid"
+            assert caught.value.data["reason"] == reason
+            assert "--snapshot-key" in caught.value.message
+        assert "forged" not in [s.study for s in signer.list_studies()]
+
+
+@pytest.mark.parametrize("content", ["short", "two words in a key file"])
+def test_an_unusable_snapshot_key_is_refused_at_start(tmp_path: Path, content: str) -> None:
+    key = tmp_path / "key"
+    key.write_text(content)
+    done = subprocess.run([sys.executable, "-m", "bridge_worker", "--snapshot-key", str(key)],
+                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert b"snapshot key" in done.stderr

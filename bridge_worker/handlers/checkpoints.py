@@ -9,6 +9,7 @@ from __future__ import annotations
 from msgspec import UNSET, Raw
 
 from bridge_worker.dispatch import rpc_method
+from bridge_worker.import_limits import check_import_limits
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.schema import ExportParams, ExportResult, ImportParams, ImportResult
 from bridge_worker.snapshot import encode_snapshot, read_snapshot
@@ -17,12 +18,13 @@ from bridge_worker.snapshot import encode_snapshot, read_snapshot
 @rpc_method("export")
 def export(registry: StudyRegistry, params: ExportParams) -> ExportResult:
     body = registry.snapshot_body(registry.get(params.study))
-    return ExportResult(snapshot=Raw(encode_snapshot(body)))
+    return ExportResult(snapshot=Raw(encode_snapshot(body, registry.snapshot_key)))
 
 
 @rpc_method("import")
 def import_(registry: StudyRegistry, params: ImportParams) -> ImportResult:
-    body, trials = read_snapshot(bytes(params.snapshot))
+    body, trials = read_snapshot(bytes(params.snapshot), registry.snapshot_key)
+    check_import_limits(body, registry.limits)
     name = body.study if params.study is UNSET else params.study
     entry = registry.restore(name, body, trials, params.overwrite)
     return ImportResult(study=entry.name, n_trials=len(trials))

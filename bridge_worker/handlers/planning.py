@@ -18,6 +18,7 @@ def enqueue(registry: StudyRegistry, params: EnqueueParams) -> EnqueueResult:
     contains, so a typo is an error rather than a silently ignored value.
     """
     entry = registry.get(params.study)
+    registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs")
     for name, value in params.params.items():
         field = f"$.params.params.{name}"
         distribution = entry.distributions.get(name)

@@ -28,6 +28,8 @@ def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsRes
     against its directions) before the first one is written; the first fault is ``invalid_params``
     naming its field (``$.params.trials[2].params.lr``)."""
     entry = registry.get(params.study)
+    for i, trial in enumerate(params.trials):
+        registry.limits.check_user_attrs(trial.user_attrs, f"$.params.trials[{i}].user_attrs")
     frozen = [_to_frozen(entry, trial, f"$.params.trials[{i}]")
               for i, trial in enumerate(params.trials)]
     return AddTrialsResult(numbers=entry.add_trials(frozen))
