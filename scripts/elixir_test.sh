@@ -22,6 +22,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     exit 0
   fi
 fi
+# pip keeps its downloads in the real user's cache (HOME changes below), so the fresh-project
+# venv install is fast and offline after the first run.
+export PIP_CACHE_DIR="${PIP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pip}"
 home="$root/.elixir-home"
 mkdir -p "$home/mix"
 cd clients/elixir
@@ -55,3 +58,6 @@ ERL_LIBS="$elixir_lib" dialyzer --plt "$plt" --no_check_plt _build/dev/lib/optun
 
 echo "elixir-test: mix test --cover (threshold 90 %)" >&2
 mix test --cover
+
+echo "elixir-test: a fresh Mix project installs the worker and runs the quick start" >&2
+bash "$root/scripts/elixir_fresh_project.sh"

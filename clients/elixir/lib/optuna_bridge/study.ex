@@ -54,7 +54,7 @@ defmodule OptunaBridge.Study do
   alias OptunaBridge.{SharedWorker, Telemetry, Trial, Worker}
 
   @max_errors 100
-  @protocol 1
+  @protocol OptunaBridge.Python.protocol()
   @call_margin 5_000
 
   @start_options [
@@ -1142,8 +1142,7 @@ defmodule OptunaBridge.Study do
   defp on_ready(state, ready) do
     kill_worker(state)
 
-    error =
-      Error.client(:start_failed, "worker speaks protocol #{inspect(ready["protocol"])}", ready)
+    error = Error.client(:start_failed, OptunaBridge.Python.mismatch(ready), ready)
 
     elem_state(start_failed(%{state | owner: nil, os_pid: nil}, error))
   end
