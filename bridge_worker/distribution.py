@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from importlib import metadata, resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from bridge_worker import __version__
 
@@ -22,8 +23,13 @@ SCHEMA_FILE = "optuna-bridge.schema.json"
 
 
 def protocol_files() -> Traversable:
-    """The protocol folder as installed: ``PROTOCOL.md``, ``schema/``, ``examples/``."""
-    return resources.files(PROTOCOL_PACKAGE)
+    """The protocol folder as installed: ``PROTOCOL.md``, ``schema/``, ``examples/``. In a source
+    checkout (``bridge_worker`` imported from the tree, where no package maps it) it is the
+    repository's ``protocol/`` folder, the same files."""
+    try:
+        return resources.files(PROTOCOL_PACKAGE)
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "protocol"
 
 
 def schema_bytes() -> bytes:

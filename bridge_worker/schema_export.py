@@ -19,7 +19,6 @@ from bridge_worker.distribution import SCHEMA_FILE
 from bridge_worker.errors import ErrorKind
 from bridge_worker.handlers import ALL
 
-
 _FRAMES: dict[str, Any] = {
     "request": schema.RequestEnvelope,
     "result_reply": schema.ResultReply,

@@ -34,7 +34,9 @@ def test_every_subpackage_is_in_the_wheel_list() -> None:
         ".".join(p.parent.relative_to(ROOT).parts)
         for p in (ROOT / "bridge_worker").rglob("__init__.py")
     }
-    assert set(config["packages"]) == on_disk | {"bridge_worker.protocol"}
+    protocol = {"bridge_worker.protocol", "bridge_worker.protocol.schema",
+                "bridge_worker.protocol.examples"}
+    assert set(config["packages"]) == on_disk | protocol
     assert config["package-dir"] == {"bridge_worker.protocol": "protocol"}
 
 
