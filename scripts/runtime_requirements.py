@@ -9,7 +9,8 @@ verbatim from the lock, so nothing is re-resolved.
 
 Usage: ``python scripts/runtime_requirements.py LOCK OUT [WHEEL]``. With WHEEL, its file name and
 sha256 are appended as the last requirement, so one ``pip install --require-hashes`` checks the
-worker too.
+worker too. The extras in ``EXTRAS`` come along: ``plots``, because the client's API draws figures
+(``plot``) and its README quick start does; storage drivers and optional samplers do not.
 """
 
 from __future__ import annotations
@@ -24,22 +25,29 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 PROJECT = "optuna-bridge"
+EXTRAS = frozenset({"plots"})
 
 
-def closure(project: str) -> set[str]:
-    """Canonical names of every distribution ``project`` needs at run time (itself excluded)."""
+def closure(project: str, extras: frozenset[str] = frozenset()) -> set[str]:
+    """Canonical names of every distribution ``project[extras]`` needs at run time (itself
+    excluded), following the extras each requirement names."""
     seen: set[str] = set()
-    todo = [project]
+    done: set[tuple[str, frozenset[str]]] = set()
+    todo = [(project, extras)]
     while todo:
-        dist = metadata.distribution(todo.pop())
-        for spec in dist.requires or []:
+        name, wanted = todo.pop()
+        if (name, wanted) in done:
+            continue
+        done.add((name, wanted))
+        for spec in metadata.distribution(name).requires or []:
             req = Requirement(spec)
-            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            if req.marker is not None and not any(
+                req.marker.evaluate({"extra": extra}) for extra in {"", *wanted}
+            ):
                 continue
-            name = canonicalize_name(req.name)
-            if name not in seen:
-                seen.add(name)
-                todo.append(name)
+            dep = canonicalize_name(req.name)
+            seen.add(dep)
+            todo.append((dep, frozenset(req.extras)))
     return seen
 
 
@@ -62,13 +70,13 @@ def lock_blocks(lock: str) -> dict[str, str]:
 def main(argv: list[str]) -> int:
     lock_path, out_path = Path(argv[0]), Path(argv[1])
     blocks = lock_blocks(lock_path.read_text())
-    needed = sorted(closure(PROJECT))
+    needed = sorted(closure(PROJECT, EXTRAS) - {canonicalize_name(PROJECT)})
     missing = [name for name in needed if name not in blocks]
     if missing:
         print(f"not in {lock_path}: {', '.join(missing)} (run make lock)", file=sys.stderr)
         return 1
     text = (
-        f"# The runtime part of {lock_path.as_posix()} for {PROJECT} "
+        f"# The runtime part of {lock_path.as_posix()} for {PROJECT}[{','.join(sorted(EXTRAS))}] "
         f"{metadata.version(PROJECT)}, written by scripts/runtime_requirements.py\n"
         "# (make dist). Install with: pip install --require-hashes --no-deps -r <this file>\n"
     )

@@ -11,7 +11,7 @@ defmodule OptunaBridge.Optimizer do
 
   require Logger
 
-  alias OptunaBridge.{Error, Study, Trial, Wire}
+  alias OptunaBridge.{Error, Study, Telemetry, Trial, Wire}
 
   @options [:n_trials, :timeout, :concurrency, :trial_timeout, :call_timeout, :ask]
   @reason_limit 2_000
@@ -28,6 +28,7 @@ defmodule OptunaBridge.Optimizer do
 
     state = %{
       study: study,
+      study_name: telemetry_name(study),
       objective: objective,
       config: config,
       deadline: deadline(config.timeout),
@@ -38,6 +39,15 @@ defmodule OptunaBridge.Optimizer do
     }
 
     state |> fill() |> loop() |> finish()
+  end
+
+  # The study's name for the trial events' metadata, asked once per run and only when they are
+  # emitted.
+  defp telemetry_name(study) do
+    with true <- Telemetry.enabled?(),
+         {:ok, %{study: name}} <- Study.info(study),
+         do: name,
+         else: (_ -> nil)
   end
 
   defp config!(opts) do
@@ -106,8 +116,19 @@ defmodule OptunaBridge.Optimizer do
         trial = %Trial{trial | study: state.study}
         objective = state.objective
 
+        name = state.study_name
+
         task =
-          Task.Supervisor.async_nolink(OptunaBridge.TaskSupervisor, fn -> objective.(trial) end)
+          Task.Supervisor.async_nolink(OptunaBridge.TaskSupervisor, fn ->
+            Telemetry.span(
+              [:optuna_bridge, :trial],
+              fn -> %{study: name, number: trial.number, params: trial.params} end,
+              fn ->
+                result = objective.(trial)
+                {result, %{}, %{state: trial_state(returned(result))}}
+              end
+            )
+          end)
 
         entry = {trial, trial_deadline(state.config.trial_timeout)}
 
@@ -122,6 +143,10 @@ defmodule OptunaBridge.Optimizer do
         %{state | error: error}
     end
   end
+
+  defp trial_state({:complete, _}), do: :complete
+  defp trial_state(:pruned), do: :pruned
+  defp trial_state({:fail, _}), do: :fail
 
   defp trial_deadline(:infinity), do: :infinity
   defp trial_deadline(ms), do: System.monotonic_time(:millisecond) + ms
