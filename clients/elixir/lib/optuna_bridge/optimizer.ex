@@ -44,10 +44,11 @@ defmodule OptunaBridge.Optimizer do
   # The study's name for the trial events' metadata, asked once per run and only when they are
   # emitted.
   defp telemetry_name(study) do
-    with true <- Telemetry.enabled?(),
-         {:ok, %{study: name}} <- Study.info(study),
-         do: name,
-         else: (_ -> nil)
+    with true <- Telemetry.enabled?(), %{study: name} <- Study.info(study) do
+      name
+    else
+      _ -> nil
+    end
   end
 
   defp config!(opts) do
