@@ -90,11 +90,16 @@ defmodule OptunaBridge.PythonTest do
       priv = fake_priv(dir, 1)
       venv = Path.join(dir, "venv")
 
-      {:ok, lines} = Python.install(venv: venv, priv: priv)
-      assert Enum.at(lines, 0) =~ "created #{venv} with Python 3."
-      assert Enum.at(lines, 1) =~ "fake_worker-0.1.0-py3-none-any.whl and 0 locked packages"
-      assert Enum.at(lines, 2) =~ "worker answers: optuna-bridge fake, protocol 1"
-      assert Enum.at(lines, 3) =~ "#{venv}/bin/python"
+      printed =
+        capture_io(fn ->
+          Mix.Tasks.OptunaBridge.Install.run(["--venv", venv, "--priv", priv])
+        end)
+
+      assert [created, installed, answers, runs] = String.split(printed, "\n", trim: true)
+      assert created =~ "created #{venv} with Python 3."
+      assert installed =~ "fake_worker-0.1.0-py3-none-any.whl and 0 locked packages"
+      assert answers =~ "worker answers: optuna-bridge fake, protocol 1"
+      assert runs =~ "#{venv}/bin/python"
 
       printed =
         capture_io(fn ->
@@ -134,9 +139,13 @@ defmodule OptunaBridge.PythonTest do
     end
   end
 
-  test "the Mix task refuses unknown arguments" do
+  test "the Mix task refuses unknown arguments and reports a failed install", %{dir: dir} do
     assert_raise Mix.Error, ~r/usage: mix optuna_bridge.install/, fn ->
       Mix.Tasks.OptunaBridge.Install.run(["--nope"])
+    end
+
+    assert_raise Mix.Error, ~r/optuna_bridge.install: expected one worker wheel/, fn ->
+      Mix.Tasks.OptunaBridge.Install.run(["--priv", dir, "--venv", Path.join(dir, "v")])
     end
   end
 
