@@ -20,7 +20,7 @@ COMPILE = $(UV) pip compile pyproject.toml requirements/build.in $(addprefix --e
 	--generate-hashes $(TARGET) --quiet
 
 .PHONY: venv demo test lint typecheck pytest elixir-test lock upgrade-lock test-latest test-oldest \
-	bench fuzz soak test-stress test-stress-ci dashboard schema clean
+	bench fuzz soak test-stress test-stress-ci dashboard schema dist clean
 
 venv: $(STAMP)
 
@@ -116,6 +116,21 @@ dashboard: venv
 schema: venv
 	$(BIN)/python scripts/gen_schema.py
 
+# The worker as a package: wheel and sdist in dist/, built with the locked setuptools (no isolation,
+# so no build dependency comes from the day of the build). The wheel and the runtime part of the
+# lock (hashes included) are copied into the Elixir client's priv/python/, where
+# `mix optuna_bridge.install` finds them (and the Hex package ships them).
+PRIV_PYTHON := clients/elixir/priv/python
+dist: venv
+	rm -rf dist build/lib build/bdist.* $(PRIV_PYTHON)
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	$(BIN)/python -m build --sdist --no-isolation --outdir dist . >/dev/null
+	mkdir -p $(PRIV_PYTHON)
+	cp dist/*.whl $(PRIV_PYTHON)/
+	$(BIN)/python scripts/runtime_requirements.py $(LOCK) $(PRIV_PYTHON)/requirements.txt \
+		$(PRIV_PYTHON)/$$(cd dist && ls *.whl)
+	@ls -1 dist
+
 clean:
-	rm -rf $(VENV) .venv-latest .venv-oldest .venv-dashboard $(TOOLS) build .pytest_cache \
+	rm -rf $(VENV) .venv-latest .venv-oldest .venv-dashboard $(TOOLS) build dist .pytest_cache \
 		.mypy_cache .ruff_cache results .elixir-home clients/elixir/_build

@@ -1,5 +1,6 @@
 """Command line: ``optuna-bridge [--storage URL] [--framing line|packet4] ...``, or
-``optuna-bridge proxy --storage URL --host H --port P`` for the gRPC storage proxy.
+``optuna-bridge proxy --storage URL --host H --port P`` for the gRPC storage proxy, or
+``optuna-bridge schema`` to print the protocol's JSON Schema shipped with this worker.
 
 The flags are read by :mod:`bridge_worker.config`; the worker is assembled by
 :func:`bridge_worker.wiring.build_endpoint` and served by :mod:`bridge_worker.server`.
@@ -24,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
         return proxy_main(argv[1:])
+    if argv[:1] == ["schema"]:
+        return _print_schema(argv[1:])
     parent_pid = os.getppid()  # read first: the parent may die while we import
     config = parse_args(argv)
     # Deferred until the command line is read: --help and a bad flag answer without importing
@@ -99,6 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sink.dropped_total:
             log.warning("log_lines_dropped_total", count=sink.dropped_total)
         sink.drain(0.5)
+
+
+def _print_schema(argv: Sequence[str]) -> int:
+    """``optuna-bridge schema``: the JSON Schema document on stdout (no worker is started)."""
+    if argv:
+        print(f"optuna-bridge schema: takes no arguments, got {' '.join(argv)}", file=sys.stderr)
+        return 2
+    from bridge_worker.distribution import schema_bytes
+
+    sys.stdout.buffer.write(schema_bytes())
+    sys.stdout.flush()
+    return 0
 
 
 if __name__ == "__main__":

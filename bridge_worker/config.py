@@ -12,9 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from bridge_worker import __version__
 from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
 from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
 from bridge_worker.proxy_auth import read_pem, read_token
@@ -125,7 +124,9 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         help="stderr log level (default: info, or warning when stdin is a terminal, so a person "
         "typing frames sees replies, not logs)",
     )
-    parser.add_argument("--version", action="version", version=f"optuna-bridge {__version__}")
+    parser.add_argument(
+        "--version", action=_PrintVersions, help="print the worker, protocol and Optuna versions"
+    )
     args = parser.parse_args(argv)
     if args.log_level is None:
         args.log_level = "warning" if _stdin_is_terminal() else "info"
@@ -173,6 +174,19 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         log_level=args.log_level,
         snapshot_key=snapshot_key,
     )
+
+
+class _PrintVersions(argparse.Action):
+    """``--version``: worker, protocol and Optuna versions, computed only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from bridge_worker.distribution import version_text
+
+        print(version_text())
+        parser.exit()
 
 
 def _stdin_is_terminal() -> bool:

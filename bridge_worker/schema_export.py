@@ -15,10 +15,9 @@ import orjson
 
 from bridge_worker import schema
 from bridge_worker.dispatch import build_methods
+from bridge_worker.distribution import SCHEMA_FILE
 from bridge_worker.errors import ErrorKind
 from bridge_worker.handlers import ALL
-
-SCHEMA_FILE = "optuna-bridge.schema.json"
 
 _FRAMES: dict[str, Any] = {
     "request": schema.RequestEnvelope,

@@ -2,8 +2,9 @@ defmodule OptunaBridge.MixProject do
   use Mix.Project
 
   @version "0.1.0"
-  # The repository's public address; the project has no published URL yet, so this is where it
-  # is expected to live. Change it here only.
+  # The repository's public address, the one place it is written for the package (README's
+  # absolute links must start with it: test/optuna_bridge/package_test.exs). The project has no
+  # published URL yet: set the real one here and in README.md before `mix hex.publish`.
   @source_url "https://github.com/optuna-bridge/optuna-bridge"
 
   def project do
@@ -39,9 +40,25 @@ defmodule OptunaBridge.MixProject do
   defp elixirc_paths(:test), do: ["lib", "test/support"]
   defp elixirc_paths(_), do: ["lib"]
 
-  # Zero required Hex dependencies: Hex is not reachable where this client is built and tested.
-  # `:telemetry` is used when the application that depends on this one brings it.
-  defp deps, do: []
+  # Zero required Hex dependencies. Where Hex is installed (a user's project, `mix hex.build`), the
+  # package declares `:telemetry` as optional (used when the application brings it, see
+  # `OptunaBridge.Telemetry`) and ex_doc for `MIX_ENV=docs mix docs`. Where Hex is absent (this
+  # repository's CI: Hex is unreachable) neither is declared, so nothing has to be fetched for
+  # `mix compile` and `mix test`.
+  defp deps do
+    if Code.ensure_loaded?(Hex) do
+      [
+        {:telemetry, "~> 1.0", optional: true},
+        {:ex_doc, "~> 0.34", only: :docs, runtime: false}
+      ]
+    else
+      []
+    end
+  end
+
+  # Elixir >= 1.15 reads the preferred environments here (1.14 ignores it: run
+  # `MIX_ENV=docs mix docs`).
+  def cli, do: [preferred_envs: [docs: :docs]]
 
   defp package do
     [
@@ -50,7 +67,10 @@ defmodule OptunaBridge.MixProject do
         "Source" => "#{@source_url}/tree/main/clients/elixir",
         "Protocol" => "#{@source_url}/blob/main/protocol/PROTOCOL.md"
       },
-      files: ~w(lib mix.exs README.md LICENSE)
+      # What the tarball holds. priv/python (the worker's wheel and locked requirements) is made by
+      # `make dist` at the repository's top level: run it before `mix hex.build`.
+      # test/optuna_bridge/package_test.exs checks the list: real files inside this folder only.
+      files: ~w(lib priv .formatter.exs mix.exs README.md LICENSE CHANGELOG.md)
     ]
   end
 
@@ -59,7 +79,7 @@ defmodule OptunaBridge.MixProject do
       main: "readme",
       source_ref: "v#{@version}",
       source_url: @source_url,
-      extras: ["README.md"],
+      extras: ["README.md", "CHANGELOG.md"],
       groups_for_modules: [
         "Running studies": [
           OptunaBridge,
@@ -68,6 +88,7 @@ defmodule OptunaBridge.MixProject do
           OptunaBridge.Error
         ],
         "Sharing workers": [OptunaBridge.SharedWorker, OptunaBridge.Pool],
+        "Setting up the worker": [OptunaBridge.Python, Mix.Tasks.OptunaBridge.Install],
         Observability: [OptunaBridge.Telemetry]
       ]
     ]

@@ -11,6 +11,7 @@ defmodule OptunaBridge.Application do
 
   @impl true
   def start(_type, _args) do
+    OptunaBridge.Telemetry.setup()
     children = [{Task.Supervisor, name: OptunaBridge.TaskSupervisor}]
     Supervisor.start_link(children, strategy: :one_for_one, name: OptunaBridge.Supervisor)
   end

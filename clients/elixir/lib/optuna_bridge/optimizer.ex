@@ -11,7 +11,7 @@ defmodule OptunaBridge.Optimizer do
 
   require Logger
 
-  alias OptunaBridge.{Error, RunGuard, Study, Trial, Wire}
+  alias OptunaBridge.{Error, RunGuard, Study, Telemetry, Trial, Wire}
 
   @options [
     :n_trials,
@@ -40,6 +40,7 @@ defmodule OptunaBridge.Optimizer do
 
     state = %{
       study: study,
+      study_name: telemetry_name(study),
       objective: objective,
       config: config,
       deadline: deadline(config.timeout),
@@ -57,6 +58,16 @@ defmodule OptunaBridge.Optimizer do
       state |> fill() |> loop() |> settle() |> finish()
     after
       RunGuard.stop(guard)
+    end
+  end
+
+  # The study's name for the trial events' metadata, asked once per run and only when they are
+  # emitted.
+  defp telemetry_name(study) do
+    with true <- Telemetry.enabled?(), %{study: name} <- Study.info(study) do
+      name
+    else
+      _ -> nil
     end
   end
 
@@ -141,8 +152,19 @@ defmodule OptunaBridge.Optimizer do
         trial = %Trial{trial | study: state.study}
         objective = state.objective
 
+        name = state.study_name
+
         task =
-          Task.Supervisor.async_nolink(OptunaBridge.TaskSupervisor, fn -> objective.(trial) end)
+          Task.Supervisor.async_nolink(OptunaBridge.TaskSupervisor, fn ->
+            Telemetry.span(
+              [:optuna_bridge, :trial],
+              fn -> %{study: name, number: trial.number, params: trial.params} end,
+              fn ->
+                result = objective.(trial)
+                {result, %{}, %{state: trial_state(returned(result))}}
+              end
+            )
+          end)
 
         RunGuard.started(state.guard, task.pid, trial.number)
         entry = {trial, trial_deadline(state.config.trial_timeout)}
@@ -175,6 +197,10 @@ defmodule OptunaBridge.Optimizer do
 
   defp recover(%{recoveries: n, config: %{max_retries: max}}) when n >= max, do: :exhausted
   defp recover(state), do: {:ok, %{state | recoveries: state.recoveries + 1}}
+
+  defp trial_state({:complete, _}), do: :complete
+  defp trial_state(:pruned), do: :pruned
+  defp trial_state({:fail, _}), do: :fail
 
   defp trial_deadline(:infinity), do: :infinity
   defp trial_deadline(ms), do: System.monotonic_time(:millisecond) + ms

@@ -56,7 +56,7 @@ defmodule OptunaBridge.Study do
   alias OptunaBridge.{Backpressure, LateReply, SharedWorker, Telemetry, Trial, Worker}
 
   @max_errors 100
-  @protocol 1
+  @protocol OptunaBridge.Python.protocol()
   @call_margin 5_000
 
   @start_options [
@@ -774,30 +774,48 @@ defmodule OptunaBridge.Study do
 
     Telemetry.span(
       [:optuna_bridge, :request],
-      %{study: study, method: call_method(message)},
+      fn -> %{study: study_name(study), method: call_method(message)} end,
       fn ->
-        reply = call_study(study, message, timeout, limit)
-        {reply, %{result: result_tag(reply)}}
+        {reply, queue_time} = call_study(study, message, timeout, limit)
+        queued = if queue_time, do: %{queue_time: queue_time}, else: %{}
+        {reply, queued, %{result: result_tag(reply)}}
       end
     )
+  end
+
+  # The study's name (the one identifier telemetry uses), published in its process dictionary.
+  defp study_name(study) do
+    with pid when is_pid(pid) <- GenServer.whereis(study),
+         true <- node(pid) == node(),
+         {:dictionary, dict} <- Process.info(pid, :dictionary) do
+      dict[:optuna_bridge_study]
+    else
+      _ -> nil
+    end
   end
 
   defp result_tag({:error, %Error{kind: kind}}), do: {:error, kind}
   defp result_tag(_), do: :ok
 
+  # The reply and, for a call whose frame was written, its queue time (see reply_call/3).
   defp call_study(study, message, timeout, limit) do
     try do
-      GenServer.call(study, {:call, message, timeout}, backstop(study, limit))
+      case GenServer.call(study, {:call, message, timeout}, backstop(study, limit)) do
+        {:queued, queue_time, reply} -> {reply, queue_time}
+        reply -> {reply, nil}
+      end
     catch
       :exit, {:timeout, _} ->
-        {:error, Error.client(:timeout, "the study process did not answer in time")}
+        {{:error, Error.client(:timeout, "the study process did not answer in time")}, nil}
 
       :exit, {{:shutdown, {:start_failed, %Error{} = error}}, _} ->
-        {:error, error}
+        {{:error, error}, nil}
 
       :exit, {reason, {GenServer, :call, _}} ->
-        {:error,
-         Error.client(:worker_stopped, "the study is not running", %{"reason" => inspect(reason)})}
+        {{:error,
+          Error.client(:worker_stopped, "the study is not running", %{
+            "reason" => inspect(reason)
+          })}, nil}
     end
   end
 
@@ -855,6 +873,7 @@ defmodule OptunaBridge.Study do
     Logger.metadata(study: name)
     timeout = Keyword.get(opts, :timeout, 15_000)
     Process.put(:optuna_bridge_timeout, timeout)
+    Process.put(:optuna_bridge_study, name)
 
     state = %{
       study: name,
@@ -933,12 +952,29 @@ defmodule OptunaBridge.Study do
     method = call_method(message)
     Logger.metadata(method: method)
     timer = Process.send_after(self(), {:call_timeout, ref, timeout}, timeout)
-    call = %{from: from, message: message, method: method, timer: timer}
+    call = %{from: from, message: message, method: method, timer: timer, at: now_native()}
     state = publish(%{state | calls: Map.put(state.calls, ref, call)})
 
-    if state.status == :ready,
-      do: {:noreply, run_call(state, ref)},
-      else: {:noreply, %{state | queue: :queue.in(ref, state.queue)}}
+    reply =
+      if state.status == :ready,
+        do: {:noreply, run_call(state, ref)},
+        else: {:noreply, %{state | queue: :queue.in(ref, state.queue)}}
+
+    Logger.metadata(method: nil)
+    reply
+  end
+
+  defp now_native, do: System.monotonic_time()
+
+  # A call's frame is written: its queue time (telemetry's `queue_time`) is known.
+  defp written(state, ref) do
+    case state.calls do
+      %{^ref => call} ->
+        put_in(state.calls[ref], Map.put(call, :queue_time, now_native() - call.at))
+
+      _ ->
+        state
+    end
   end
 
   defp call_method(:await_ready), do: "await_ready"
@@ -1054,7 +1090,7 @@ defmodule OptunaBridge.Study do
     timer = Process.send_after(self(), {:start_timeout, gen}, state.start_timeout)
 
     %{
-      state
+      Map.put(state, :spawned_at, now_native())
       | owner: owner,
         os_pid: nil,
         gen: gen,
@@ -1235,6 +1271,12 @@ defmodule OptunaBridge.Study do
     do: become_ready(%{state | ready: ready, max_frame: ready["max_frame_bytes"]})
 
   defp on_ready(state, %{"protocol" => @protocol} = ready) do
+    Telemetry.execute(
+      [:optuna_bridge, :worker, :start],
+      %{duration: now_native() - Map.get(state, :spawned_at, now_native())},
+      %{study: state.study, os_pid: state.os_pid, protocol: @protocol, worker: ready["worker"]}
+    )
+
     state = %{state | ready: ready, max_frame: ready["max_frame_bytes"], status: :establishing}
     {method, params} = establish_request(state)
     setup_request(state, method, params, :establish)
@@ -1243,8 +1285,7 @@ defmodule OptunaBridge.Study do
   defp on_ready(state, ready) do
     kill_worker(state)
 
-    error =
-      Error.client(:start_failed, "worker speaks protocol #{inspect(ready["protocol"])}", ready)
+    error = Error.client(:start_failed, OptunaBridge.Python.mismatch(ready), ready)
 
     elem_state(start_failed(%{state | owner: nil, os_pid: nil}, error))
   end
@@ -1417,6 +1458,8 @@ defmodule OptunaBridge.Study do
 
     case send_request(state, method, with_study(state, json, add_study?), {:call, ref, kind}) do
       {:ok, state} ->
+        state = written(state, ref)
+
         case kind do
           {:tell, number} -> state |> told(number) |> after_tell()
           _ -> state
@@ -1434,7 +1477,11 @@ defmodule OptunaBridge.Study do
 
       {call, calls} ->
         Process.cancel_timer(call.timer)
-        GenServer.reply(call.from, reply)
+
+        if queue_time = call[:queue_time],
+          do: GenServer.reply(call.from, {:queued, queue_time, reply}),
+          else: GenServer.reply(call.from, reply)
+
         publish(%{state | calls: calls})
     end
   end
@@ -1554,7 +1601,15 @@ defmodule OptunaBridge.Study do
   defp checkpointed(%{deleted: true} = state, _seq, _reply), do: state
 
   defp checkpointed(state, {seq, started}, {:ok, %{"snapshot" => snapshot}}) do
-    policy = CheckpointPolicy.finished(state.checkpoint, started, now_ms())
+    now = now_ms()
+
+    Telemetry.execute(
+      [:optuna_bridge, :checkpoint, :stop],
+      %{duration: System.convert_time_unit(now - started, :millisecond, :native)},
+      %{study: state.study}
+    )
+
+    policy = CheckpointPolicy.finished(state.checkpoint, started, now)
     ledger = TrialLedger.safe_through(state.ledger, seq)
     %{state | snapshot: snapshot, ledger: ledger, checkpoint: policy}
   end

@@ -25,15 +25,16 @@ defmodule OptunaBridge.Worker do
 
   @doc """
   The interpreter to run, resolved at run time (nothing about this machine is compiled in):
-  `opts[:python]`, else `config :optuna_bridge, :python`, else `$OPTUNA_BRIDGE_PYTHON`, else
-  `python3` found on `PATH`. A name without a slash is looked up on `PATH`. `nil` when none is
-  found.
+  `opts[:python]`, else `config :optuna_bridge, :python`, else `$OPTUNA_BRIDGE_PYTHON`, else the
+  venv of `mix optuna_bridge.install` (see `OptunaBridge.Python.venv_python/1`), else `python3`
+  found on `PATH`. A name without a slash is looked up on `PATH`. `nil` when none is found.
   """
   @spec python(keyword()) :: String.t() | nil
   def python(opts) do
     candidate =
       opts[:python] || Application.get_env(:optuna_bridge, :python) ||
-        System.get_env("OPTUNA_BRIDGE_PYTHON") || "python3"
+        System.get_env("OPTUNA_BRIDGE_PYTHON") || OptunaBridge.Python.venv_python(opts) ||
+        "python3"
 
     resolve(candidate)
   end
@@ -165,16 +166,19 @@ defmodule OptunaBridge.Worker do
   defp executable(nil),
     do:
       {:error,
-       "no Python interpreter: pass python:, set config :optuna_bridge, :python or " <>
-         "OPTUNA_BRIDGE_PYTHON, or put python3 on PATH"}
+       "no Python interpreter: " <>
+         OptunaBridge.Python.install_hint() <>
+         ", or pass python:, set config :optuna_bridge, :python or OPTUNA_BRIDGE_PYTHON"}
 
   defp executable(path) do
     cond do
       Path.type(path) != :absolute -> {:error, "python must be an absolute path, got: #{path}"}
-      not File.exists?(path) -> {:error, "python executable not found: #{path}"}
+      not File.exists?(path) -> {:error, "python executable not found: #{path}; #{hint()}"}
       true -> {:ok, path}
     end
   end
+
+  defp hint, do: OptunaBridge.Python.install_hint()
 
   @levels %{
     "debug" => :debug,
