@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+
 import pytest
 
 from bridge_worker import figure_sandbox
