@@ -123,9 +123,7 @@ def _few_ticks(ax: Axes) -> None:
         if isinstance(axis.get_major_locator(), mticker.MaxNLocator | mticker.AutoLocator):
             axis.set_major_locator(mticker.MaxNLocator(nbins=3))
     if isinstance(ax.xaxis.get_major_locator(), mticker.FixedLocator):
-        for label in ax.get_xticklabels():  # names (categorical choices)
-            label.set_rotation(30)
-            label.set_horizontalalignment("right")
+        _turn(ax.get_xticklabels())  # names (categorical choices): upright, side by side
 
 
 def _thin_overlapping(ax: Axes, which: str) -> bool:
@@ -138,15 +136,19 @@ def _thin_overlapping(ax: Axes, which: str) -> bool:
     if isinstance(locator, mticker.MaxNLocator | mticker.AutoLocator) and len(labels) > 2:
         axis.set_major_locator(mticker.MaxNLocator(nbins=max(2, len(labels) // 2)))
         return True
-    if which == "x" and all(label.get_rotation() == 0 for label in labels):
-        for label in labels:  # names (categorical choices): turn them, then thin
-            label.set_rotation(30)
-            label.set_horizontalalignment("right")
-            label.set_fontsize("small")
+    if which == "x" and any(label.get_rotation() != 90 for label in labels):
+        _turn(labels)  # names (categorical choices): turn them before leaving any out
         return True
     for label in labels[1::2]:
         label.set_visible(False)
     return True
+
+
+def _turn(labels: list[Text]) -> None:
+    for label in labels:
+        label.set_rotation(90)
+        label.set_horizontalalignment("center")
+        label.set_fontsize("small")
 
 
 def _tick_labels(ax: Axes, which: str) -> list[Text]:
