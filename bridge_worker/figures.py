@@ -149,6 +149,9 @@ def _draw(request: FigureRequest, study: optuna.Study, kwargs: dict[str, Any]) -
                 return _plotly(request, kwargs)
             return _image(request, kwargs)
     except ImportError as exc:  # a package the figure needs that the checks above did not know
+        text = str(exc).lower()
+        if isinstance(exc.__context__, MemoryError) or "memory" in text or "map segment" in text:
+            raise MemoryError from None  # loading it took more memory than the figure may use
         raise missing_dependency(request, (exc.name or "?").split(".")[0]) from None
     except (ValueError, RuntimeError) as exc:
         raise invalid_params("$.params.kind", f"cannot draw {request.kind}: {exc}") from None
@@ -330,12 +333,17 @@ def _preload(request: FigureRequest) -> None:
     of importing it again (matplotlib alone costs ~0.5 s)."""
     if request.format == "plotly":
         importlib.import_module("optuna.visualization")
+        importlib.import_module(f"optuna.visualization._{request.kind}")
     else:
         import matplotlib
 
         matplotlib.use("Agg")  # headless: never a window, never a browser
         importlib.import_module("matplotlib.pyplot")
+        importlib.import_module("matplotlib.backends.backend_agg")
         importlib.import_module("optuna.visualization.matplotlib")
+        importlib.import_module(f"optuna.visualization.matplotlib._{request.kind}")
+        importlib.import_module("matplotlib.backends.backend_svg" if request.format == "svg"
+                                else "PIL.PngImagePlugin")
     if request.kind == "contour":
         importlib.import_module("scipy.sparse.linalg")
 
