@@ -44,8 +44,9 @@ GRID_MAX_TRIALS = 200
 with points x panels, and a surface drawn from 200 points looks the same as from thousands."""
 CURVES_MAX = 50
 """Trials whose intermediate values are drawn (the most recent ones)."""
-TIMELINE_MAX = 1000
-"""Trials a timeline draws (the most recent ones): one bar each."""
+TIMELINE_MAX = 300
+"""Trials a timeline draws (the most recent ones): one bar each, and at a default height of 600
+pixels more bars than this are thinner than a pixel (and cost seconds)."""
 LEGEND_MAX = 12
 """More legend entries than this are not readable at any default size: the legend is left out."""
 CONTOUR_GRID = 50
