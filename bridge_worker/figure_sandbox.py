@@ -61,13 +61,21 @@ def run_isolated(draw: Callable[[], bytes], *, memory_bytes: int, timeout_s: flo
     the ways a child can end without a figure.
     """
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:  # no memory (or no process slot) for a copy of the worker
+        os.close(read_fd)
+        os.close(write_fd)
+        raise SandboxMemoryError(f"cannot start the drawing process: {exc}") from None
     if pid == 0:  # pragma: no cover - the child; its outcome is checked through the parent
         os.close(read_fd)
         _child(draw, write_fd, memory_bytes, timeout_s)
     os.close(write_fd)
     try:
         record, timed_out = _read_until(read_fd, time.monotonic() + timeout_s)
+    except BaseException:  # never leave a drawing process behind
+        _kill(pid)
+        raise
     finally:
         os.close(read_fd)
     if timed_out:

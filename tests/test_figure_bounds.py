@@ -62,6 +62,15 @@ def test_a_drawing_that_stalls_is_stopped_at_its_deadline() -> None:
     assert time.monotonic() - started < 60  # the sleeper was killed, not waited for
 
 
+def test_a_drawing_process_that_cannot_start_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(figure_sandbox.SandboxMemoryError, match="cannot start"):
+        figure_sandbox.run_isolated(lambda: b"", memory_bytes=1 << 28, timeout_s=60)
+
+
 # ---- through the worker ------------------------------------------------------------------------
 
 def _spawn_capped(address_space: int, *args: str) -> Worker:
