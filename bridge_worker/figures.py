@@ -6,6 +6,12 @@ on the headless Agg canvas, so no browser (plotly's kaleido) is needed. Everythi
 imported only when a figure is asked for, and a missing package is ``missing_dependency`` naming
 the ``[plots]`` extra, never a crash. Images are rendered reproducibly (no date in SVG, a fixed SVG
 id salt), so one study always gives the same bytes on one installation.
+
+A figure's cost is bounded before it is drawn (trials, panels; a few kinds draw a bounded part of
+the study and say so in ``warnings``), and it is drawn in a child process with its own memory and
+time limits (:mod:`bridge_worker.figure_sandbox`); images are made readable at their size by
+:mod:`bridge_worker.figure_layout`. This is the one module that reaches into Optuna's private
+visualization code (the contour's interpolation).
 """
 
 from __future__ import annotations
