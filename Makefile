@@ -11,7 +11,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 LOCK ?= requirements/lock.txt
 STAMP = $(VENV)/.installed-stamp
-EXTRAS := test postgres redis samplers bench plots grpc
+EXTRAS := test postgres redis samplers bench plots grpc dashboard
 TOOLS := .venv-tools
 UV := $(TOOLS)/bin/uv
 # What pip and uv resolve for: the platform CI and every developer machine run.
@@ -106,12 +106,11 @@ test-stress-ci: venv
 	VENV=$(VENV) bash scripts/test_stress.sh $(STRESS_ROUNDS) "$(STRESS_PYTEST_CI)" "$(STRESS_MIX_CI)"
 
 # optuna-dashboard on the same storage the workers use: make dashboard STORAGE=sqlite:///x.db
-# (a tool beside the lock, installed on demand into its own venv).
+# (any --storage URL the worker accepts: journal:///x.log, redis://, grpc://host:port, ...).
+# optuna-dashboard comes from the lock (the `dashboard` extra) like every other package.
 dashboard: venv
-	@test -n "$(STORAGE)" || { echo "usage: make dashboard STORAGE=<url>"; exit 2; }
-	test -x .venv-dashboard/bin/optuna-dashboard || { $(PYTHON) -m venv .venv-dashboard && \
-		.venv-dashboard/bin/python -m pip install --quiet -e '.[dashboard]'; }
-	.venv-dashboard/bin/optuna-dashboard --host 127.0.0.1 --port $(or $(PORT),8080) "$(STORAGE)"
+	@test -n "$(STORAGE)" || { echo "usage: make dashboard STORAGE=<url> [PORT=8080]"; exit 2; }
+	$(BIN)/python scripts/dashboard.py --port $(or $(PORT),8080) "$(STORAGE)"
 
 schema: venv
 	$(BIN)/python scripts/gen_schema.py

@@ -50,6 +50,9 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
     parser = argparse.ArgumentParser(
         prog="optuna-bridge",
         description="Run Optuna over stdin/stdout: one JSON-RPC frame per line (or packet4).",
+        epilog="subcommand: optuna-bridge proxy --storage URL [--host H] [--port P] serves one "
+        "storage to many workers over gRPC (workers use --storage grpc://H:P); "
+        "see optuna-bridge proxy --help",
     )
     parser.add_argument(
         "--storage", default="memory",

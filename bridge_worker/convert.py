@@ -9,7 +9,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from bridge_worker.leases import lease_of
+from bridge_worker.leases import LEASE_ATTR, lease_of
 from bridge_worker.schema import JsonScalar, TrialInfo, TrialStateName
 
 STATE_NAMES: dict[TrialState, TrialStateName] = {
@@ -77,3 +77,19 @@ def iso(moment: datetime.datetime | float | None) -> str | None:
     else:
         utc = datetime.datetime.fromtimestamp(moment, datetime.UTC)
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def ended_lease(trial: FrozenTrial) -> str | None:
+    """When a failed trial's lease ended (ISO 8601), if that is why it failed; else None."""
+    if trial.state != TrialState.FAIL:
+        return None
+    raw = trial.system_attrs.get(LEASE_ATTR)
+    if not isinstance(raw, dict):
+        return None
+    end = raw.get("end")
+    if not isinstance(end, int | float):
+        return None
+    completed = trial.datetime_complete
+    if completed is not None and completed.timestamp() < end:
+        return None  # told "fail" while its lease still ran: not the lease's doing
+    return iso(end)

@@ -32,6 +32,8 @@ class Limits:
     """Nesting depth of arrays and objects in one frame."""
     max_ask: int = 1000
     """Trials asked by one ``ask`` (``n``)."""
+    max_add_trials: int = 1000
+    """Trials recorded by one ``add_trials``."""
     max_name_length: int = 512
     """Characters in a study or parameter name."""
     max_params: int = 1000
@@ -54,6 +56,13 @@ class Limits:
     """Bytes of one user attr: its name plus its value as JSON."""
     max_plot_trials: int = 10_000
     """Trials in a study that ``plot`` draws (a figure of more is refused, not truncated)."""
+    max_plot_panels: int = 100
+    """Panels one figure draws (contour and rank: params x params; slice and parallel
+    coordinate: one per param), checked before drawing: what a figure's cost grows with."""
+    max_plot_seconds: int = 20
+    """Seconds the process drawing one figure may take (then it is stopped)."""
+    max_plot_memory_mib: int = 1024
+    """MiB of address space the process drawing one figure may add to the worker's."""
 
     def check(self, limit: str, what: str, value: int) -> None:
         """Raise ``limit_exceeded`` when ``value`` is over the limit named ``limit``."""
@@ -82,7 +91,9 @@ class Limits:
             self.check("max_user_attr_bytes", f"bytes of user attr {key[:64]!r} at {field}", size)
 
 
-HARD_BOUNDS = {"max_ask": 1000, "max_name_length": 512, "max_batch": 1000}
+HARD_BOUNDS = {
+    "max_ask": 1000, "max_add_trials": 1000, "max_name_length": 512, "max_batch": 1000,
+}
 """Schema bounds a limit cannot raise (the protocol promises them to every parent)."""
 
 NAMES = tuple(f.name for f in fields(Limits))

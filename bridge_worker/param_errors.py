@@ -24,10 +24,11 @@ from bridge_worker.limits import HARD_BOUNDS, Limits
 
 _AT_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`")
-_OVER_BOUND = re.compile(r"^Expected `(?P<type>int|str)`(?: of length)? <= (?P<bound>\d+)")
+_OVER_BOUND = re.compile(r"^Expected `(?P<type>int|str|array)`(?: of length)? <= (?P<bound>\d+)")
 _BOUND_LIMITS = {
     ("int", HARD_BOUNDS["max_ask"]): ("max_ask", "trials asked at once (n)"),
     ("str", HARD_BOUNDS["max_name_length"]): ("max_name_length", "length of a name"),
+    ("array", HARD_BOUNDS["max_add_trials"]): ("max_add_trials", "trials added at once"),
 }
 """Schema bounds that are also the ceiling of an operator limit: a value over them is over the
 operator's limit too, and is answered as such (``limit_exceeded`` naming the worker's maximum)."""
@@ -95,11 +96,11 @@ def _limit_error(limits: Limits, limit: str, what: str, value: int | None) -> Br
 
 
 def _value_at(raw_params: bytes | None, path: str) -> int | None:
-    """The number (or a string's length) at a simple path like ``.n`` or ``.study``."""
+    """The number (or a string's or array's length) at a simple path like ``.n`` or ``.study``."""
     document = decode_loosely(raw_params)
     for name in path.split(".")[1:]:
         document = document.get(name) if isinstance(document, dict) else None
-    if isinstance(document, str):
+    if isinstance(document, str | list):
         return len(document)
     return document if isinstance(document, int) and not isinstance(document, bool) else None
 

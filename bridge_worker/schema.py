@@ -612,7 +612,7 @@ class PlotParams(_Params):
     study: StudyName
     kind: PlotKind
     """The ``optuna.visualization.plot_<kind>`` figure."""
-    format: PlotFormat
+    format: PlotFormat = "png"
     """``plotly``: the figure as plotly.js JSON; ``png``/``svg``: an image drawn by Optuna's
     matplotlib backend."""
     params: Annotated[list[ParamName], Meta(min_length=1, max_length=64)] | UnsetType = UNSET
@@ -631,6 +631,8 @@ class PlotResult(Struct):
     """``png``/``svg``: the image, base64."""
     figure: Raw | UnsetType = UNSET
     """``plotly``: the figure JSON (``data`` traces and ``layout``) plotly.js renders."""
+    warnings: list[str] | UnsetType = UNSET
+    """What the figure leaves out to stay bounded (absent when it shows everything)."""
 
 
 class ShutdownParams(_Params):

@@ -8,6 +8,7 @@ read and checked without importing Optuna: ``optuna-bridge --help`` and a bad fl
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -60,8 +61,11 @@ def check_options(options: StorageOptions) -> None:
     replies, because it may come up later.
     """
     kind = storage_kind(options.url)
-    if kind == "journal" and not urlsplit(options.url).path:
-        raise ValueError("journal storage needs a path: journal:///path/to/study.log")
+    if kind == "journal":
+        path = urlsplit(options.url).path
+        if not path:
+            raise ValueError("journal storage needs a path: journal:///path/to/study.log")
+        _require_directory(path)
     if kind == "grpc":
         grpc_address(options.url)
     elif kind == "redis":
@@ -123,8 +127,12 @@ def _check_sqlalchemy_url(url: str) -> None:
     try:
         dbapi = dialect_cls.import_dbapi()
     except ImportError as exc:
+        hint = ""
+        if parsed.get_backend_name() == "postgresql":
+            hint = (": use postgresql+psycopg2://... with pip install 'optuna-bridge[postgres]', "
+                    "or pip install 'psycopg[binary]' and use postgresql+psycopg://...")
         raise ValueError(
-            f"the database driver for {scheme!r} is not installed ({exc.name or exc})"
+            f"the database driver for {scheme!r} is not installed ({exc.name or exc}){hint}"
         ) from None
     try:
         dialect_cls(dbapi=dbapi).create_connect_args(parsed)  # type: ignore[call-arg]
@@ -133,6 +141,16 @@ def _check_sqlalchemy_url(url: str) -> None:
         if parsed.drivername.startswith("sqlite"):  # its message is the fix (no password)
             first_line = " ".join(str(exc).split())
         raise ValueError(f"malformed {parsed.get_backend_name()} URL: {first_line}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        _require_directory(parsed.database)
+
+
+def _require_directory(path: str) -> None:
+    """A database or journal file in a directory that does not exist can never be opened (no
+    retry makes the directory): refuse it at start-up, naming the directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"the directory {directory!r} of the storage file does not exist")
 
 
 def grpc_address(url: str) -> tuple[str, int]:

@@ -26,7 +26,13 @@ from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker import leases
-from bridge_worker.convert import METRIC_NAMES_ATTR, STATE_NAMES, as_param_type, stored_metric_names
+from bridge_worker.convert import (
+    METRIC_NAMES_ATTR,
+    STATE_NAMES,
+    as_param_type,
+    ended_lease,
+    stored_metric_names,
+)
 from bridge_worker.errors import (
     invalid_params,
     trial_finished,
@@ -155,7 +161,7 @@ class StudyEntry:
         ``trial_not_found`` if it is enqueued but was never asked."""
         trial = self.trial(number)
         if trial.state.is_finished():
-            raise trial_finished(self.name, number, STATE_NAMES[trial.state])
+            raise trial_finished(self.name, number, STATE_NAMES[trial.state], ended_lease(trial))
         if trial.state != TrialState.RUNNING:
             raise trial_never_asked(self.name, number)
         return trial

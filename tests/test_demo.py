@@ -15,6 +15,8 @@ def test_demo_finds_a_good_trial(tmp_path: Path) -> None:
     )
     assert "storage memory" in result.stdout
     assert "trial  40/40" in result.stdout
+    assert "parameter importances (" in result.stdout
+    assert "evaluator: PED-ANOVA" in result.stdout  # what the numbers mean, in the output
     loss_line = next(x for x in result.stdout.splitlines() if x.startswith("best trial #"))
     loss = float(loss_line.split("validation loss ")[1].split()[0])
     assert 0.08 <= loss < 0.2  # random search alone rarely gets this close in 40 trials

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from msgspec import UNSET
 
-from bridge_worker.convert import STATE_NAMES
+from bridge_worker.convert import STATE_NAMES, ended_lease
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import trial_finished
 from bridge_worker.registry import StudyRegistry
@@ -23,7 +23,9 @@ def set_attrs(registry: StudyRegistry, params: SetAttrsParams) -> SetAttrsResult
         return SetAttrsResult()
     trial = entry.trial(params.number)
     if trial.state.is_finished():
-        raise trial_finished(entry.name, params.number, STATE_NAMES[trial.state])
+        raise trial_finished(
+            entry.name, params.number, STATE_NAMES[trial.state], ended_lease(trial)
+        )
     registry.limits.check_user_attrs(params.user_attrs, field, trial.user_attrs)
     entry.set_user_attrs(params.user_attrs, trial)
     return SetAttrsResult()

@@ -13,7 +13,7 @@ import optuna
 from msgspec import UNSET
 from optuna.trial import FrozenTrial
 
-from bridge_worker.convert import STATES_BY_NAME
+from bridge_worker.convert import STATES_BY_NAME, as_param_type
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import invalid_params
 from bridge_worker.registry import StudyRegistry
@@ -27,6 +27,7 @@ def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsRes
     """All or nothing: every trial is checked (params against the study's search space, values
     against its directions) before the first one is written; the first fault is ``invalid_params``
     naming its field (``$.params.trials[2].params.lr``)."""
+    registry.limits.check("max_add_trials", "trials added at once", len(params.trials))
     entry = registry.get(params.study)
     for i, trial in enumerate(params.trials):
         registry.limits.check_user_attrs(trial.user_attrs, f"$.params.trials[{i}].user_attrs")
@@ -37,6 +38,7 @@ def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsRes
 
 def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
     distributions = {}
+    params = {}
     for name, value in trial.params.items():
         distribution = entry.distributions.get(name)
         if distribution is None:
@@ -45,6 +47,7 @@ def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
             )
         check_value(distribution, value, f"{field}.params.{name}")
         distributions[name] = distribution
+        params[name] = as_param_type(distribution, value)  # 3 on a float parameter is 3.0
     values = entry.outcome_values(trial.value, trial.values, trial.state, field)
     for step, value in trial.intermediate_values.items():
         if not math.isfinite(value):
@@ -60,7 +63,7 @@ def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
     try:
         return optuna.trial.create_trial(
             state=STATES_BY_NAME[trial.state],
-            params=dict(trial.params),
+            params=params,
             distributions=distributions,
             values=values,
             user_attrs=dict(trial.user_attrs),

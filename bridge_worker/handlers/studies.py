@@ -35,6 +35,8 @@ def create(registry: StudyRegistry, params: CreateParams) -> CreateResult:
             f"one metric name per objective: {len(directions)} objective(s), "
             f"got {len(params.metric_names)} name(s)",
         )
+    if params.metric_names is not UNSET:
+        _check_distinct(params.metric_names)
     entry, created = registry.create(
         params.study,
         directions,
@@ -53,6 +55,19 @@ def create(registry: StudyRegistry, params: CreateParams) -> CreateResult:
         n_running=status.n_running,
         metric_names=status.metric_names,
     )
+
+
+def _check_distinct(names: list[str]) -> None:
+    """Figures and readers tell the objectives apart by name: two with one name cannot be."""
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            raise invalid_params(
+                f"$.params.metric_names[{index}]",
+                f"metric name {name!r} is already the name of objective {seen[name]}: "
+                "each objective needs its own name",
+            )
+        seen[name] = index
 
 
 def _name_metrics(entry: StudyEntry, names: list[str], created: bool) -> None:

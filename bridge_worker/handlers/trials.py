@@ -7,7 +7,7 @@ import math
 from msgspec import UNSET
 from optuna.trial import TrialState
 
-from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, iso, trial_info
+from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, ended_lease, iso, trial_info
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import (
     BridgeError,
@@ -91,7 +91,9 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
         registry.trial_told(trial_id)
         if params.skip_if_finished:
             return TellResult(frozen.number, STATE_NAMES[frozen.state], frozen.values)
-        raise trial_finished(entry.name, params.number, STATE_NAMES[frozen.state])
+        raise trial_finished(
+            entry.name, params.number, STATE_NAMES[frozen.state], ended_lease(frozen)
+        )
     if frozen.state == TrialState.WAITING:
         raise trial_never_asked(entry.name, params.number)
     registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs", frozen.user_attrs)

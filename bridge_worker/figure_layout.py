@@ -1,0 +1,194 @@
+"""Make a matplotlib figure readable at the size it is drawn: nothing outside the canvas, no tick
+labels on top of each other, time axes whose ticks differ.
+
+Optuna's matplotlib figures are laid out for an interactive window: legends sit right of the
+axes (cut off in a saved image), a grid of contour panels crowds its tick labels, and a timeline
+labels every tick with the same second when the trials took milliseconds. This module fixes a
+built figure in place; it knows nothing of Optuna or of the protocol, and
+``tests/test_figure_layout.py`` checks its promise on every kind of figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import matplotlib.dates as mdates
+import matplotlib.ticker as mticker
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.layout_engine import PlaceHolderLayoutEngine, TightLayoutEngine
+from matplotlib.text import Text
+from matplotlib.transforms import BboxBase
+
+_PASSES = 4
+"""Rounds of "draw, find overlapping labels, thin them" before giving up (each halves them)."""
+
+
+def make_readable(figure: Figure, legend_max: int) -> None:
+    """Fix ``figure`` in place for its current size (set the size first)."""
+    axes = [ax for ax in figure.axes if ax.get_visible()]
+    for ax in axes:
+        _legend_inside_or_none(ax, legend_max)
+        _distinct_time_ticks(ax)
+    if len(axes) > 4:  # a grid of panels: few ticks from the start, so one layout pass does
+        for ax in axes:
+            _few_ticks(ax)
+    _lay_out(figure)
+    for _ in range(_PASSES):
+        if not any([_thin_overlapping(ax, "x") | _thin_overlapping(ax, "y") for ax in axes]):
+            break
+        figure.draw_without_rendering()  # lays out and places every text, draws no pixel
+    for ax in axes:
+        _keep_legend_in_canvas(figure, ax)
+    # Keep this layout: saving would otherwise solve it once more (the slowest step of a grid).
+    engine = figure.get_layout_engine()
+    if engine is not None:
+        figure.set_layout_engine(
+            PlaceHolderLayoutEngine(engine.adjust_compatible, engine.colorbar_gridspec)
+        )
+
+
+def _lay_out(figure: Figure) -> None:
+    """Constrained layout (it makes room for colorbars and legends) where matplotlib can solve
+    it; else (parallel coordinates' stacked axes, a small canvas) one tight layout, kept."""
+    figure.set_layout_engine("constrained")
+    try:
+        figure.draw_without_rendering()
+    except (ZeroDivisionError, ValueError):  # constrained layout on axes it cannot place
+        engine = figure.get_layout_engine()
+        assert engine is not None
+        figure.set_layout_engine(PlaceHolderLayoutEngine(True, engine.colorbar_gridspec))
+        TightLayoutEngine().execute(figure)
+        figure.draw_without_rendering()
+
+
+def outside_canvas(figure: Figure) -> list[str]:
+    """Visible texts and legends not wholly inside the canvas (for the tests' checks and for
+    :func:`make_readable`)."""
+    canvas = figure.bbox
+    found = []
+    for artist, name in _texts_and_legends(figure):
+        box = artist.get_window_extent()
+        if box.width and box.height and not _inside(box, canvas):
+            found.append(name)
+    return found
+
+
+def overlapping_tick_labels(figure: Figure) -> list[str]:
+    """Pairs of visible tick labels of one axis that overlap (after ``canvas.draw()``)."""
+    found = []
+    for ax in figure.axes:
+        for which in ("x", "y"):
+            for a, b in _overlaps(_tick_labels(ax, which)):
+                found.append(f"{which}: {a.get_text()!r} / {b.get_text()!r}")
+    return found
+
+
+def _legend_inside_or_none(ax: Axes, legend_max: int) -> None:
+    legend = ax.get_legend()
+    if legend is None:
+        return
+    texts = legend.get_texts()
+    if len(texts) > legend_max:
+        legend.remove()  # dozens of "Trial17" entries help nobody
+        return
+    handles = [handle for handle in legend.legend_handles if handle is not None]
+    labels = [text.get_text() for text in texts]
+    if len(handles) == len(labels):
+        ax.legend(handles, labels, loc="best", fontsize="small", framealpha=0.8)
+
+
+def _keep_legend_in_canvas(figure: Figure, ax: Axes) -> None:
+    legend = ax.get_legend()
+    if legend is not None and not _inside(legend.get_window_extent(), figure.bbox):
+        legend.remove()  # pragma: no cover - "best" inside the axes always fits
+
+
+def _distinct_time_ticks(ax: Axes) -> None:
+    """A date axis labelled ``%H:%M:%S`` shows one second for trials of milliseconds: let
+    matplotlib pick the precision the span needs (``12:00:01.250``)."""
+    if isinstance(ax.xaxis.get_major_formatter(), mdates.DateFormatter):
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=6)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_formatter(formatter)
+        for label in ax.get_xticklabels():
+            label.set_rotation(0)
+            label.set_horizontalalignment("center")
+
+
+def _few_ticks(ax: Axes) -> None:
+    for axis in (ax.xaxis, ax.yaxis):
+        if isinstance(axis.get_major_locator(), mticker.MaxNLocator | mticker.AutoLocator):
+            axis.set_major_locator(mticker.MaxNLocator(nbins=3))
+    if isinstance(ax.xaxis.get_major_locator(), mticker.FixedLocator):
+        _turn(ax.get_xticklabels())  # names (categorical choices): upright, side by side
+
+
+def _thin_overlapping(ax: Axes, which: str) -> bool:
+    """Halve the tick labels of an axis whose labels overlap; True when something changed."""
+    labels = _tick_labels(ax, which)
+    if not any(True for _ in _overlaps(labels)):
+        return False
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    locator = axis.get_major_locator()
+    if isinstance(locator, mticker.MaxNLocator | mticker.AutoLocator) and len(labels) > 2:
+        axis.set_major_locator(mticker.MaxNLocator(nbins=max(2, len(labels) // 2)))
+        return True
+    if which == "x" and any(label.get_rotation() != 90 for label in labels):
+        _turn(labels)  # names (categorical choices): turn them before leaving any out
+        return True
+    for label in labels[1::2]:
+        label.set_visible(False)
+    return True
+
+
+def _turn(labels: list[Text]) -> None:
+    for label in labels:
+        label.set_rotation(90)
+        label.set_horizontalalignment("center")
+        label.set_fontsize("small")
+
+
+def _tick_labels(ax: Axes, which: str) -> list[Text]:
+    labels = ax.get_xticklabels() if which == "x" else ax.get_yticklabels()
+    lo, hi = sorted(ax.get_xlim() if which == "x" else ax.get_ylim())
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    ticks = axis.get_majorticklocs()
+    shown = []
+    for label, tick in zip(labels, ticks, strict=False):
+        if label.get_visible() and label.get_text() and lo - 1e-9 <= tick <= hi + 1e-9:
+            shown.append(label)
+    return shown
+
+
+def _overlaps(labels: list[Text]) -> Iterator[tuple[Text, Text]]:
+    boxes = [label.get_window_extent() for label in labels]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            if boxes[i].overlaps(boxes[j]):
+                yield labels[i], labels[j]
+
+
+def _texts_and_legends(figure: Figure) -> Iterator[tuple[Any, str]]:
+    suptitle = getattr(figure, "_suptitle", None)  # matplotlib has no getter for it
+    if suptitle is not None and suptitle.get_text():
+        yield suptitle, "suptitle"
+    for ax in figure.axes:
+        if not ax.get_visible():
+            continue
+        legend = ax.get_legend()
+        if legend is not None:
+            yield legend, f"legend of {ax.get_title() or 'axes'}"
+        for which in ("x", "y"):
+            for label in _tick_labels(ax, which):
+                yield label, f"{which} tick label {label.get_text()!r}"
+        for text in (ax.title, ax.xaxis.label, ax.yaxis.label):
+            if text.get_visible() and text.get_text():
+                yield text, f"label {text.get_text()!r}"
+
+
+def _inside(box: BboxBase, canvas: BboxBase, slack: float = 1.0) -> bool:
+    return bool(box.x0 >= canvas.x0 - slack and box.y0 >= canvas.y0 - slack
+            and box.x1 <= canvas.x1 + slack and box.y1 <= canvas.y1 + slack)

@@ -1,0 +1,131 @@
+"""Every figure kind, drawn at the default size, can be read: nothing outside the canvas, no tick
+labels on top of each other, a timeline's ticks distinct (``bridge_worker.figure_layout``)."""
+
+from __future__ import annotations
+
+import datetime
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import matplotlib
+import optuna
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from optuna.visualization.matplotlib import _contour
+
+from bridge_worker import figure_layout, figures
+
+OPTUNAS_INTERPOLATION = _contour._interpolate_zmap
+"""Kept before any figure is drawn here (drawing a contour replaces it in this process)."""
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+SINGLE = ["optimization_history", "intermediate_values", "param_importances",
+          "parallel_coordinate", "contour", "slice", "edf", "rank", "timeline"]
+MULTI = {"pareto_front": {}, "hypervolume_history": {"reference_point": [10.0, 10.0]}}
+
+
+def _single_study(n: int) -> optuna.Study:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    rng = random.Random(3)
+    start = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    for i in range(n):
+        x, lr = rng.uniform(-3, 3), 10 ** rng.uniform(-5, -1)
+        layers, optimizer = rng.randint(1, 8), rng.choice(["adam", "sgd", "rmsprop"])
+        value = x * x + 0.1 * layers + (optimizer == "sgd")
+        trial = optuna.trial.create_trial(
+            params={"x": x, "lr": lr, "layers": layers, "optimizer": optimizer},
+            distributions={
+                "x": optuna.distributions.FloatDistribution(-3, 3),
+                "lr": optuna.distributions.FloatDistribution(1e-5, 0.1, log=True),
+                "layers": optuna.distributions.IntDistribution(1, 8),
+                "optimizer": optuna.distributions.CategoricalDistribution(
+                    ["adam", "sgd", "rmsprop"]),
+            },
+            value=value,
+            intermediate_values={step: value + 3 - step for step in range(3)},
+        )
+        # Trials of a few milliseconds each: the case where every tick read the same second.
+        trial.datetime_start = start + datetime.timedelta(milliseconds=7 * i)
+        trial.datetime_complete = trial.datetime_start + datetime.timedelta(milliseconds=5)
+        study.add_trial(trial)
+    return study
+
+
+def _multi_study() -> optuna.Study:
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    for i in range(30):
+        x = i / 5 - 3
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": x}, distributions={"x": optuna.distributions.FloatDistribution(-3, 3)},
+            values=[x * x, (x - 1) ** 2]))
+    return study
+
+
+@pytest.fixture(scope="module")
+def single() -> Iterator[optuna.Study]:
+    yield _single_study(40)
+
+
+def _figure(study: optuna.Study, kind: str, **extra: Any) -> Any:
+    request = figures.FigureRequest(kind=kind, format="png", width=900, height=600,  # type: ignore[arg-type]
+                                    **extra)
+    kwargs = figures._arguments(study, request, None)
+    _, kwargs, _ = figures._bounded(request, study.get_trials(deepcopy=False), kwargs)
+    figure = figures.build_matplotlib_figure(request, kwargs)
+    figure.draw_without_rendering()
+    return figure
+
+
+@pytest.mark.parametrize("kind", SINGLE)
+def test_every_kind_fits_its_canvas_and_its_tick_labels_do_not_overlap(
+    single: optuna.Study, kind: str
+) -> None:
+    figure = _figure(single, kind)
+    try:
+        assert tuple(figure.bbox.size) == (900, 600)
+        assert figure_layout.outside_canvas(figure) == []
+        assert figure_layout.overlapping_tick_labels(figure) == []
+    finally:
+        plt.close(figure)
+
+
+@pytest.mark.parametrize("kind", sorted(MULTI))
+def test_multi_objective_kinds_fit_too(kind: str) -> None:
+    figure = _figure(_multi_study(), kind, **MULTI[kind])
+    try:
+        assert figure_layout.outside_canvas(figure) == []
+        assert figure_layout.overlapping_tick_labels(figure) == []
+    finally:
+        plt.close(figure)
+
+
+def test_timeline_ticks_of_millisecond_trials_are_distinct(single: optuna.Study) -> None:
+    figure = _figure(single, "timeline")
+    try:
+        (ax,) = [ax for ax in figure.axes if ax.get_title()]
+        labels = [label.get_text() for label in ax.get_xticklabels() if label.get_text()]
+        assert len(labels) >= 2
+        assert len(set(labels)) == len(labels), labels
+    finally:
+        plt.close(figure)
+
+
+def test_a_legend_of_many_trials_is_left_out(single: optuna.Study) -> None:
+    figure = _figure(single, "intermediate_values")
+    try:
+        assert all(ax.get_legend() is None for ax in figure.axes)
+    finally:
+        plt.close(figure)
+
+
+def test_the_fast_contour_interpolation_solves_optunas_system() -> None:
+    import numpy as np
+
+    original = OPTUNAS_INTERPOLATION
+    assert original is not figures._interpolate_zmap
+    rng = random.Random(5)
+    zmap = {(rng.randrange(30), rng.randrange(30)): rng.uniform(-1, 1) for _ in range(40)}
+    assert np.allclose(figures._interpolate_zmap(zmap, 30), original(zmap, 30))
