@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
 from bridge_worker.config import LEVELS
 from bridge_worker.proxy_auth import bearer, carries_token, is_loopback, read_pem, read_token
@@ -130,7 +129,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                      "(postgresql, mysql, sqlite) or memory")
     try:
         check_options(StorageOptions(args.storage))
-        _check_sqlite_directory(args.storage, kind)
         args.token = None if args.token_file is None else read_token(args.token_file)
         args.tls = _read_tls(args.tls_cert, args.tls_key)
     except ValueError as exc:
@@ -145,17 +143,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                      "(and --tls-cert/--tls-key), or listen on 127.0.0.1")
     args.kind = kind
     return args
-
-
-def _check_sqlite_directory(url: str, kind: str) -> None:
-    """A SQLite file in a missing directory can never be opened: say so before starting."""
-    if kind != "sqlite":
-        return
-    path = urlsplit(url).path[1:]  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
-    if path and path != ":memory:":
-        directory = os.path.dirname(path) or "."
-        if not os.path.isdir(directory):
-            raise ValueError(f"the SQLite file's directory {directory} does not exist")
 
 
 def _read_tls(cert: str | None, key: str | None) -> tuple[bytes, bytes] | None:
