@@ -79,11 +79,15 @@ def trial_never_asked(study: str, number: int) -> BridgeError:
     )
 
 
-def trial_finished(study: str, number: int, state: str) -> BridgeError:
-    """``state``: the trial's state as the wire names it (``complete``, ``pruned``, ``fail``)."""
+def trial_finished(
+    study: str, number: int, state: str, values: list[float] | None = None
+) -> BridgeError:
+    """``state`` and ``values``: the trial's outcome as stored (the state as the wire names it,
+    ``complete``, ``pruned``, ``fail``), so a parent whose request lost the race to finish the
+    trial learns what won."""
     return BridgeError(
         ErrorKind.TRIAL_FINISHED, f"trial {number} of study {study!r} is already {state}",
-        study=study, number=number, state=state,
+        study=study, number=number, state=state, values=values,
     )
 
 

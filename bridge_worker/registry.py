@@ -28,6 +28,7 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from bridge_worker.asked_trials import AskedTrials, replaced
 from bridge_worker.convert import metric_names, stored_metric_names
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params, study_not_found
 from bridge_worker.heartbeat import HeartbeatKeeper
@@ -96,6 +97,8 @@ class StudyRegistry:
         self._recovery_due = True
         self.leases = LeaseKeeper(lambda: self.storage, shared=storage.kind != "memory")
         """Fails trials whose lease ended in every study this worker serves."""
+        self.asked = AskedTrials()
+        """The study identity each trial asked here was handed out under."""
 
     @property
     def storage(self) -> BaseStorage:
@@ -302,6 +305,19 @@ class StudyRegistry:
         self.leases.watch(entry.study_id)
         return entry
 
+    def trial_study(self, name: str, number: int) -> StudyEntry:
+        """The study a request about one trial (tell, renew, report, set_attrs) means:
+        ``study_not_found`` with ``replaced`` when the trial was asked here from a study that
+        has since been deleted or replaced (:mod:`bridge_worker.asked_trials`)."""
+        try:
+            entry = self.get(name)
+        except BridgeError as error:
+            if error.kind is ErrorKind.STUDY_NOT_FOUND and self.asked.knows(name, number):
+                raise replaced(name, number) from None
+            raise
+        self.asked.check(entry, number)
+        return entry
+
     def delete(self, name: str) -> None:
         """Delete the study the name means now, and only that one: if another worker replaces
         it between the check and the delete, nothing is deleted (``study_not_found``)."""
@@ -391,8 +407,12 @@ class StudyRegistry:
             config = fallback or StudyConfig()
         # A study that holds nothing at all is one whose creator (a create, an import's copy)
         # has not written its first attr yet: stamping it would overwrite what that writer is
-        # about to write. It is served unstamped; its token, when written, makes us reload.
+        # about to write, and serving it now would serve the wrong settings. Its creator is
+        # waited for; one that never writes (killed in between) leaves a study that is served
+        # unstamped, its token, when written, makes us reload.
         holds_something = bool(stored) or not is_bare(storage, identity.study_id)
+        if not holds_something and _creator_wrote(storage, identity.study_id):
+            return self._load(name, fallback)
         if holds_something and (not isinstance(token, str) or (raw_config is None and fallback)):
             token = _stamp(storage, identity.study_id, config, token)
         elif not isinstance(token, str):
@@ -407,6 +427,25 @@ class StudyRegistry:
             return self._load(name, fallback)
         distributions = to_distributions(config.search_space, "$.search_space")
         return StudyEntry(name, study, config, distributions, token)
+
+
+CREATION_WAIT_S = 10.0
+"""How long a worker waits for the creator of a study it finds empty to write its settings
+(normally milliseconds: the creator writes them right after creating the study)."""
+
+
+def _creator_wrote(storage: BaseStorage, study_id: int) -> bool:
+    """Wait (up to CREATION_WAIT_S) until the study being created holds something (its stored
+    settings) or is gone; False when it is still empty then (its creator died in between)."""
+    deadline = time.monotonic() + CREATION_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        try:
+            if not is_bare(storage, study_id):
+                return True
+        except KeyError:  # deleted meanwhile: load again, the name may mean another study
+            return True
+    return False
 
 
 def _stamp(
