@@ -109,7 +109,7 @@ def test_a_renew_is_never_acknowledged_while_the_sweep_fails_the_trial(
             renewed = None
             assert error.kind == "trial_finished" and error.data["state"] == "fail"
         (meet / "go").touch()
-        w.ping()
+        wait_until((meet / "sweep-done").exists, "the sweep's fail to be written or refused")
 
         def settled() -> bool:
             return len(w.trials(study)) == 2  # the failed trial and its one retry
@@ -123,23 +123,29 @@ def test_a_renew_is_never_acknowledged_while_the_sweep_fails_the_trial(
             assert (first.state, retry.state) == ("fail", "waiting")
 
 
+@pytest.mark.parametrize("method", ["report", "set_attrs"])
 @pytest.mark.parametrize("kind", ALL)
 def test_report_and_set_attrs_of_a_trial_finished_meanwhile_are_trial_finished(
-    kind: str, url_of,  # type: ignore[no-untyped-def]
+    kind: str, method: str, url_of, tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     url = url_of(kind)
     study = _name()
-    with Worker.spawn(url) as w:
+    meet = tmp_path / "meet"
+    extra = {"step": 1, "value": 0.5} if method == "report" else {"user_attrs": {"k": 1}}
+    with racing_worker(url, meet, "write_waits", "sweep_marks") as w:
         w.create(study, search_space=SPACE)
-        (trial,) = w.ask(study, lease_s=0.2)
-        wait_until(lambda: w.trials(study)[0].state == "fail", "the lease to end")
-        for method, extra in (("report", {"step": 1, "value": 0.5}),
-                              ("set_attrs", {"user_attrs": {"k": 1}}),
-                              ("renew", {"lease_s": 5})):
-            with pytest.raises(WorkerError) as caught:
-                w.call(method, {"study": study, "number": trial.number, **extra})
-            assert caught.value.kind == "trial_finished", method
-            assert caught.value.data["state"] == "fail"
+        (trial,) = w.ask(study, lease_s=0.3)
+        sent = w.send(method, {"study": study, "number": trial.number, **extra})
+        wait_until((meet / "write-paused").exists, f"the {method} to reach its write")
+        wait_until((meet / "sweep-failed-1").exists, "the lease sweep to fail the trial")
+        (meet / "go").touch()
+        reply = w.receive()
+        assert reply.id == sent
+        assert reply.error is not UNSET, reply.result
+        assert reply.error.data["kind"] == "trial_finished"
+        assert reply.error.data["state"] == "fail"
+        (stored,) = w.trials(study)
+        assert stored.state == "fail" and stored.user_attrs == {}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])

@@ -7,7 +7,10 @@ this directory on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up).
   ``BRIDGE_RACE_PARTIES`` processes (default 2) reached it (two workers telling one trial);
 - ``finish_waits``: the main thread's first finishing write touches ``finish-paused`` and waits
   for ``go`` (something else finishes the trial meanwhile);
-- ``sweep_waits``: the lease thread's first fail touches ``sweep-paused`` and waits for ``go``;
+- ``sweep_waits``: the lease thread's first fail touches ``sweep-paused`` and waits for ``go``,
+  then ``sweep-done`` once its write returned or was refused;
+- ``write_waits``: the main thread's first write of a trial's user attr or intermediate value
+  touches ``write-paused`` and waits for ``go``;
 - ``sweep_dies``: the lease thread's first fail is written, then ``sweep-failed`` is touched and
   the thread sleeps forever (the test kills the process there);
 - ``sweep_marks``: each fail the lease thread wrote touches ``sweep-failed-<n>``;
@@ -68,6 +71,10 @@ if os.environ.get("BRIDGE_RACE_DIR"):
             if lease_thread and _once("sweep_waits"):
                 (_DIR / "sweep-paused").touch()
                 _wait_for((_DIR / "go").exists)
+                try:
+                    return original(trial_id, state, values)
+                finally:
+                    (_DIR / "sweep-done").touch()
             result = original(trial_id, state, values)
             if lease_thread and _once("sweep_dies"):
                 (_DIR / "sweep-failed").touch()
@@ -78,6 +85,8 @@ if os.environ.get("BRIDGE_RACE_DIR"):
             return result
 
         storage.set_trial_state_values = set_trial_state_values
+        for method in ("set_trial_user_attr", "set_trial_intermediate_value"):
+            setattr(storage, method, _pausing_write(getattr(storage, method)))
         create_study = storage.create_new_study
 
         def create_new_study(*args: Any, **kwargs: Any) -> Any:
@@ -111,6 +120,15 @@ if os.environ.get("BRIDGE_RACE_DIR"):
             if fail_at and hasattr(storage, method):
                 setattr(storage, method, _failing(getattr(storage, method), fail_at, added))
         return storage
+
+    def _pausing_write(write: Any) -> Any:
+        def paused_write(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread().name != "leases" and _once("write_waits"):
+                (_DIR / "write-paused").touch()
+                _wait_for((_DIR / "go").exists)
+            return write(*args, **kwargs)
+
+        return paused_write
 
     def _failing(create: Any, fail_at: int, added: list[int]) -> Any:
         def create_new_trial(study_id: int, template_trial: Any = None) -> Any:
