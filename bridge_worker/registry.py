@@ -58,6 +58,7 @@ from bridge_worker.staged_import import (
     StagedStudy,
     SwapPending,
     being_copied,
+    import_committed,
     import_staged,
     is_bare,
     recover,
@@ -294,12 +295,11 @@ class StudyRegistry:
             if not is_shared(storage):
                 return entry
             identity = read_identity(storage, name)
-            if identity is None:
-                self.forget(name)
-                raise study_not_found(name)
-            if identity == entry.identity:
+            if identity is not None and identity == entry.identity:
                 return entry
             self.forget(name)
+            if identity is None and not self._import_landed(name):
+                raise study_not_found(name)
             entry = self._load(name, identity=identity)
         self._entries[name] = entry
         self.leases.watch(entry.study_id)
@@ -374,6 +374,38 @@ class StudyRegistry:
         self.leases.watch(entry.study_id)
         return entry
 
+    def _import_landed(self, name: str) -> bool:
+        """Readers see the old study or the imported one, never a gap: where an import's swap
+        is not one transaction (journal storages delete the old study, then copy the new one
+        in), a reader that finds the name empty or a copy in progress while an import into it
+        is committed waits (up to IMPORT_WAIT_S) until the imported study is complete. True when
+        it is; False when no import is under way (or it did not land in time)."""
+        storage = self.storage
+        deadline = time.monotonic() + IMPORT_WAIT_S
+        try:
+            recover(storage)  # an import whose writer died is completed now, not waited for
+        except Exception as exc:  # the wait below meets the storage's trouble itself
+            _log.warning("import_recovery_failed", error=f"{type(exc).__name__}: {exc}")
+        if not import_committed(storage, name):
+            identity = read_identity(storage, name)
+            if identity is None:
+                return False
+            if not being_copied(storage.get_study_system_attrs(identity.study_id)):
+                return True
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            identity = read_identity(storage, name)
+            try:
+                if identity is not None and not being_copied(
+                    storage.get_study_system_attrs(identity.study_id)
+                ):
+                    return True
+            except KeyError:
+                continue
+            if identity is None and not import_committed(storage, name):
+                return False
+        return False
+
     def _load(
         self, name: str, fallback: StudyConfig | None = None, identity: Identity | None = None
     ) -> StudyEntry:
@@ -387,13 +419,19 @@ class StudyRegistry:
         """
         storage = self.storage
         identity = identity or read_identity(storage, name)
-        if identity is None or name.startswith(STAGING_PREFIX):
+        if name.startswith(STAGING_PREFIX):
+            raise study_not_found(name)
+        if identity is None:
+            if self._import_landed(name):
+                return self._load(name, fallback)
             raise study_not_found(name)
         try:
             stored = storage.get_study_system_attrs(identity.study_id)
         except KeyError:
             raise study_not_found(name) from None
         if being_copied(stored):
+            if self._import_landed(name):
+                return self._load(name, fallback)
             raise BridgeError(
                 ErrorKind.STUDY_NOT_FOUND,
                 f"study {name!r} is being replaced by an import; retry in a moment",
@@ -428,6 +466,10 @@ class StudyRegistry:
         distributions = to_distributions(config.search_space, "$.search_space")
         return StudyEntry(name, study, config, distributions, token)
 
+
+IMPORT_WAIT_S = 30.0
+"""How long a reader waits for an import's copy to complete (journal storages) instead of
+answering that the study is missing."""
 
 CREATION_WAIT_S = 10.0
 """How long a worker waits for the creator of a study it finds empty to write its settings

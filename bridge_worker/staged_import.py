@@ -149,6 +149,21 @@ def recover(storage: BaseStorage) -> int:
     return done
 
 
+def import_committed(storage: BaseStorage, name: str) -> bool:
+    """Whether an import into ``name`` is committed and not yet complete (a staged study marked
+    ``ready`` or ``copying`` for it): the name is about to hold the imported study."""
+    for frozen in storage.get_all_studies():
+        record = frozen.system_attrs.get(RECORD_ATTR)
+        if (
+            frozen.study_name.startswith(STAGING_PREFIX)
+            and isinstance(record, dict)
+            and record.get("target") == name
+            and record.get("state") in ("ready", "copying")
+        ):
+            return True
+    return False
+
+
 def being_copied(system_attrs: dict[str, Any]) -> bool:
     """Whether a study is a copy still being made (readers must not be served it)."""
     return system_attrs.get(COPY_ATTR) is not None

@@ -14,6 +14,8 @@ this directory on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up).
 - ``sweep_dies``: the lease thread's first fail is written, then ``sweep-failed`` is touched and
   the thread sleeps forever (the test kills the process there);
 - ``sweep_marks``: each fail the lease thread wrote touches ``sweep-failed-<n>``;
+- ``delete_waits``: the main thread's first study deletion is written, then ``delete-paused``
+  is touched and the worker waits for ``go`` (an import's swap by copy, cut after its delete);
 - ``create_waits``: the first study created is created, then ``create-paused`` is touched and
   the worker waits for ``go`` before writing anything into it.
 
@@ -97,6 +99,15 @@ if os.environ.get("BRIDGE_RACE_DIR"):
             return study_id
 
         storage.create_new_study = create_new_study
+        delete_study = storage.delete_study
+
+        def delete_with_pause(study_id: int) -> None:
+            delete_study(study_id)
+            if threading.current_thread().name != "leases" and _once("delete_waits"):
+                (_DIR / "delete-paused").touch()
+                _wait_for((_DIR / "go").exists)
+
+        storage.delete_study = delete_with_pause
         backend = getattr(storage, "_backend", None)
         if "journal_tears" in _HOOKS and hasattr(backend, "_file_path"):
             append = backend.append_logs
