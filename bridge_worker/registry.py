@@ -305,6 +305,15 @@ class StudyRegistry:
         self.leases.watch(entry.study_id)
         return entry
 
+    def replaced(self, name: str) -> bool:
+        """Whether the study cached under ``name`` is no longer the one the name means (deleted
+        or replaced since it was cached); the cached entry is dropped then."""
+        entry = self._entries.get(name)
+        if entry is None or read_identity(self.storage, name) == entry.identity:
+            return False
+        self.forget(name)
+        return True
+
     def trial_study(self, name: str, number: int) -> StudyEntry:
         """The study a request about one trial (tell, renew, report, set_attrs) means:
         ``study_not_found`` with ``replaced`` when the trial was asked here from a study that

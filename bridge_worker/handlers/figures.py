@@ -14,7 +14,7 @@ REPLY_OVERHEAD = 1024
 """Bytes of a ``plot`` reply around the figure itself (envelope, id, field names)."""
 
 
-@rpc_method("plot")
+@rpc_method("plot", reads_only=True)
 def plot(registry: StudyRegistry, params: PlotParams) -> PlotResult:
     """Bounded: a study with more trials than ``--max-plot-trials`` is refused before drawing,
     and a figure whose reply would not fit in ``--max-frame-bytes`` is ``limit_exceeded``."""

@@ -117,7 +117,7 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     return TellResult(params.number, STATE_NAMES[state], told_values)
 
 
-@rpc_method("best")
+@rpc_method("best", reads_only=True)
 def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
     """The best trial (one objective) or the Pareto front (several)."""
     entry = registry.get(params.study)
@@ -141,7 +141,7 @@ def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
     )
 
 
-@rpc_method("trials")
+@rpc_method("trials", reads_only=True)
 def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
     """The study's trials in number order; ``offset``/``limit`` give one page of them (a reply
     over ``--max-reply-bytes`` is refused, so a parent pages a large study)."""

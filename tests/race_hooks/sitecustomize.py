@@ -16,6 +16,8 @@ this directory on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up).
 - ``sweep_marks``: each fail the lease thread wrote touches ``sweep-failed-<n>``;
 - ``delete_waits``: the main thread's first study deletion is written, then ``delete-paused``
   is touched and the worker waits for ``go`` (an import's swap by copy, cut after its delete);
+- ``read_waits``: once ``arm-read`` exists, the main thread's next read of a study's trials
+  touches ``read-paused`` and waits for ``go`` (the study is replaced under a reader);
 - ``create_waits``: the first study created is created, then ``create-paused`` is touched and
   the worker waits for ``go`` before writing anything into it.
 
@@ -108,6 +110,9 @@ if os.environ.get("BRIDGE_RACE_DIR"):
                 _wait_for((_DIR / "go").exists)
 
         storage.delete_study = delete_with_pause
+        for method in ("get_all_trials", "_get_trials"):  # RDB: Optuna's cache calls _
+            if hasattr(storage, method):
+                setattr(storage, method, _pausing_read(getattr(storage, method)))
         backend = getattr(storage, "_backend", None)
         if "journal_tears" in _HOOKS and hasattr(backend, "_file_path"):
             append = backend.append_logs
@@ -140,6 +145,20 @@ if os.environ.get("BRIDGE_RACE_DIR"):
             return write(*args, **kwargs)
 
         return paused_write
+
+    def _pausing_read(read: Any) -> Any:
+        def paused_read(*args: Any, **kwargs: Any) -> Any:
+            if (
+                "read_waits" in _HOOKS
+                and threading.current_thread().name != "leases"
+                and (_DIR / "arm-read").exists()
+                and _once("read_waits")
+            ):
+                (_DIR / "read-paused").touch()
+                _wait_for((_DIR / "go").exists)
+            return read(*args, **kwargs)
+
+        return paused_read
 
     def _failing(create: Any, fail_at: int, added: list[int]) -> Any:
         def create_new_trial(study_id: int, template_trial: Any = None) -> Any:
