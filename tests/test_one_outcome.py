@@ -68,6 +68,34 @@ def test_two_tells_of_one_trial_at_once_have_one_winner(
         assert stored.values == [won]
 
 
+def test_two_tells_through_the_grpc_proxy_have_one_winner(
+    postgres_url: str, tmp_path: Path,
+) -> None:
+    pytest.importorskip("grpc")
+    from test_grpc_proxy import start_proxy
+
+    proc, port = start_proxy(postgres_url)
+    try:
+        url = f"grpc://127.0.0.1:{port}"
+        meet = tmp_path / "meet"
+        with racing_worker(url, meet, "finish_barrier") as a, \
+                racing_worker(url, meet, "finish_barrier") as b:
+            a.create("s", search_space=SPACE)
+            (trial,) = a.ask("s")
+            a.send("tell", {"study": "s", "number": trial.number, "value": 1.0})
+            b.send("tell", {"study": "s", "number": trial.number, "value": 2.0})
+            replies = {1.0: a.receive(), 2.0: b.receive()}
+            (won,) = [v for v, r in replies.items() if r.error is UNSET]
+            (lost,) = [r for r in replies.values() if r.error is not UNSET]
+            assert lost.error is not UNSET
+            assert lost.error.data["kind"] == "trial_finished"
+            assert lost.error.data["values"] == [won]
+            assert [t.values for t in b.trials("s")] == [[won]]
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
 @pytest.mark.parametrize("kind", ALL)
 def test_a_tell_that_loses_to_the_lease_sweep_is_trial_finished_not_a_failed_success(
     kind: str, url_of, tmp_path: Path,  # type: ignore[no-untyped-def]
