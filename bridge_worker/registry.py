@@ -455,11 +455,13 @@ class StudyRegistry:
         # A study that holds nothing at all is one whose creator (a create, an import's copy)
         # has not written its first attr yet: stamping it would overwrite what that writer is
         # about to write, and serving it now would serve the wrong settings. Its creator is
-        # waited for; one that never writes (killed in between) leaves a study that is served
-        # unstamped, its token, when written, makes us reload.
+        # waited for; a study still empty then (its creator was killed, or plain Optuna made
+        # it) is adopted by ``create`` with ``load_if_exists`` and otherwise served unstamped.
         holds_something = bool(stored) or not is_bare(storage, identity.study_id)
-        if not holds_something and _creator_wrote(storage, identity.study_id):
-            return self._load(name, fallback)
+        if not holds_something:
+            if _creator_wrote(storage, identity.study_id):
+                return self._load(name, fallback)
+            holds_something = fallback is not None  # no creator at work: create adopts it
         if holds_something and (not isinstance(token, str) or (raw_config is None and fallback)):
             token = _stamp(storage, identity.study_id, config, token)
         elif not isinstance(token, str):
