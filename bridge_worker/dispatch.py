@@ -25,14 +25,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 _EMPTY_PARAMS = b"{}"
 
 
-def rpc_method(name: str, *, ends_session: bool = False) -> Callable[[F], F]:
+def rpc_method(
+    name: str, *, ends_session: bool = False, reads_only: bool = False
+) -> Callable[[F], F]:
     """Mark a function as the handler of method ``name``.
 
     ``ends_session``: the worker exits after this method's reply is written (``shutdown``).
+    ``reads_only``: the method writes nothing, so it may run again when its study was replaced
+    under it (see :meth:`Dispatcher.call`).
     """
 
     def mark(fn: F) -> F:
-        fn.__rpc_method__ = (name, ends_session)  # type: ignore[attr-defined]
+        fn.__rpc_method__ = (name, ends_session, reads_only)  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -46,12 +50,13 @@ class Method:
     result_type: type[msgspec.Struct]
     decoder: msgspec.json.Decoder[Any]
     ends_session: bool
+    reads_only: bool = False
 
 
 def build_methods(handlers: Iterable[Callable[..., Any]]) -> dict[str, Method]:
     table: dict[str, Method] = {}
     for fn in handlers:
-        name, ends_session = fn.__rpc_method__  # type: ignore[attr-defined]
+        name, ends_session, reads_only = fn.__rpc_method__  # type: ignore[attr-defined]
         hints = get_type_hints(fn)
         params_type = hints["params"]
         if name in table:
@@ -63,6 +68,7 @@ def build_methods(handlers: Iterable[Callable[..., Any]]) -> dict[str, Method]:
             result_type=hints["return"],
             decoder=msgspec.json.Decoder(params_type),
             ends_session=ends_session,
+            reads_only=reads_only,
         )
     return table
 
@@ -93,4 +99,18 @@ class Dispatcher:
             raise BridgeError(
                 ErrorKind.LIMIT_EXCEEDED, "params nested too deeply", limit="max_depth"
             ) from None
-        return method.handler(self.registry, params)
+        try:
+            return method.handler(self.registry, params)
+        except KeyError:
+            # The storage no longer knows a study id the handler was using: the study was
+            # deleted or replaced (an import's swap, another worker) while this request ran.
+            study = getattr(params, "study", None)
+            if not isinstance(study, str) or not self.registry.replaced(study):
+                raise
+            if method.reads_only:  # read again: the name means the new study now
+                return method.handler(self.registry, params)
+            raise BridgeError(
+                ErrorKind.STUDY_NOT_FOUND,
+                f"study {study!r} was deleted or replaced while this request ran",
+                study=study, replaced=True,
+            ) from None

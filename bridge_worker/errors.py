@@ -80,17 +80,22 @@ def trial_never_asked(study: str, number: int) -> BridgeError:
 
 
 def trial_finished(
-    study: str, number: int, state: str, lease_end: str | None = None
+    study: str,
+    number: int,
+    state: str,
+    values: list[float] | None = None,
+    lease_end: str | None = None,
 ) -> BridgeError:
-    """``state``: the trial's state as the wire names it (``complete``, ``pruned``, ``fail``);
-    ``lease_end``: when a trial failed because its lease ran out, that moment (ISO 8601), so the
-    parent learns why a trial it still holds is gone."""
+    """``state`` and ``values``: the trial's outcome as stored (the state as the wire names it,
+    ``complete``, ``pruned``, ``fail``), so a parent whose request lost the race to finish the
+    trial learns what won; ``lease_end``: when a trial failed because its lease ran out, that
+    moment (ISO 8601), so the parent learns why a trial it still holds is gone."""
     words = {"fail": "failed"}.get(state, state)
     if lease_end is not None:
         words += f" (its lease ended at {lease_end})"
     return BridgeError(
         ErrorKind.TRIAL_FINISHED, f"trial {number} of study {study!r} is already {words}",
-        study=study, number=number, state=state,
+        study=study, number=number, state=state, values=values,
     )
 
 

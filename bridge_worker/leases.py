@@ -35,6 +35,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from bridge_worker.errors import invalid_params
+from bridge_worker.staged_import import writer_alive, writer_record
 
 log = structlog.get_logger("bridge_worker.leases")
 
@@ -48,7 +49,11 @@ IDLE_RECHECK_S = 2.0
 """How often a served study where no lease was seen yet is swept (a restarted worker, or one
 sharing a study with workers that grant leases, finds them within this)."""
 
-_NOT_COPIED_TO_RETRY = (LEASE_ATTR, "optuna_bridge:heartbeat")
+EXPIRED_ATTR = "optuna_bridge:lease_expired"
+"""Trial system attr written just before a trial is failed for an ended lease: the failing
+process (so a retry it was killed before enqueueing is recovered)."""
+
+_NOT_COPIED_TO_RETRY = (LEASE_ATTR, EXPIRED_ATTR, "optuna_bridge:heartbeat")
 
 
 class Lease(msgspec.Struct, frozen=True):
@@ -77,20 +82,38 @@ def grant(storage: BaseStorage, trial_id: int, lease_s: float, retry: int) -> fl
     return end
 
 
-def renew(storage: BaseStorage, trial: FrozenTrial, lease_s: float | None) -> float:
+class LeaseEnded(Exception):
+    """A renew came after the trial's lease ended: the trial was failed (by this renew, or by
+    whichever worker got there first), never renewed."""
+
+
+def renew(storage: BaseStorage, study_id: int, trial: FrozenTrial, lease_s: float | None) -> float:
     """Extend a running trial's lease from now, by ``lease_s`` or by its own length.
 
     A trial asked without a lease gets one when ``lease_s`` is given (``retry`` 0).
+
+    A renew is acknowledged only if its write landed before the old lease ended. Any worker's
+    sweep fails a trial only after reading an ended lease, so a sweep that could fail the
+    trial either read the new lease (and keeps the trial) or read the old one after it ended,
+    which this renew sees too: then the renew expires the trial itself (one compare-and-set;
+    whoever wins enqueues the retry) and raises :class:`LeaseEnded`, so no renew is ever
+    acknowledged while a sweep fails the trial. (Across hosts this assumes clocks in step.)
     """
     current = lease_of(trial)
     if current is None and lease_s is None:
         raise invalid_params(
             "$.params.lease_s", f"trial {trial.number} has no lease; give lease_s to start one"
         )
+    if current is not None and current.end <= time.time():
+        expire_one(storage, study_id, trial, current)
+        raise LeaseEnded
     length = lease_s if lease_s is not None else current.s  # type: ignore[union-attr]
     end = time.time() + length
     lease = Lease(length, end, current.retry if current is not None else 0)
     storage.set_trial_system_attr(trial._trial_id, LEASE_ATTR, _record(lease))
+    if current is not None and current.end <= time.time():  # written too late to count
+        expire_one(storage, study_id, trial, current)
+        raise LeaseEnded
     return end
 
 
@@ -100,10 +123,10 @@ def clear(storage: BaseStorage, trial_id: int) -> None:
     storage.set_trial_system_attr(trial_id, LEASE_ATTR, None)
 
 
-def touch(storage: BaseStorage, trial: FrozenTrial) -> None:
+def touch(storage: BaseStorage, study_id: int, trial: FrozenTrial) -> None:
     """Any sign of life (``report``) renews a leased trial by its own length."""
     if lease_of(trial) is not None:
-        renew(storage, trial, None)
+        renew(storage, study_id, trial, None)
 
 
 def expire(storage: BaseStorage, study_id: int, now: float | None = None) -> float | None:
@@ -121,17 +144,59 @@ def expire(storage: BaseStorage, study_id: int, now: float | None = None) -> flo
         if lease.end > now:
             pending = lease.end if pending is None else min(pending, lease.end)
             continue
-        try:
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        except UpdateFinishedTrialError:
-            continue  # told meanwhile, or failed by another worker that got there first
-        log.info("lease_expired", study_id=study_id, number=trial.number, lease_s=lease.s)
-        if lease.retry:
-            _enqueue_retry(storage, study_id, trial, lease.retry)
+        expire_one(storage, study_id, trial, lease)
     return pending
 
 
-def _enqueue_retry(storage: BaseStorage, study_id: int, trial: FrozenTrial, budget: int) -> None:
+def expire_one(storage: BaseStorage, study_id: int, trial: FrozenTrial, lease: Lease) -> bool:
+    """Fail one running trial whose lease ended, and enqueue its retry; False when the trial
+    was finished meanwhile (told, or failed by another worker that got there first).
+
+    The fail is a compare-and-set on the trial's state (the storage refuses to finish a trial
+    twice), so exactly one worker enqueues the retry. Before it, the trial is marked
+    (:data:`EXPIRED_ATTR`, naming this process): a worker killed between the fail and the
+    enqueue leaves a marked failed trial without retry, which :func:`recover_retries` finds.
+    """
+    trial_id = trial._trial_id
+    try:
+        storage.set_trial_system_attr(trial_id, EXPIRED_ATTR, writer_record())
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False
+    log.info("lease_expired", study_id=study_id, number=trial.number, lease_s=lease.s)
+    if lease.retry:
+        _enqueue_retry(storage, study_id, trial, lease.retry)
+    return True
+
+
+def recover_retries(storage: BaseStorage, study_id: int) -> int:
+    """Enqueue the retries a killed worker owed: trials it failed for an ended lease (marked
+    :data:`EXPIRED_ATTR` by a process that is gone, or by this one, which is not at work on
+    one while this runs) whose retry it did not enqueue. Returns how many were enqueued."""
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    retried = {
+        history[-1] for t in trials
+        if isinstance(history := t.system_attrs.get("retry_history"), list) and history
+    }
+    done = 0
+    for trial in trials:
+        if trial.state != TrialState.FAIL or trial.number in retried:
+            continue
+        marker = trial.system_attrs.get(EXPIRED_ATTR)
+        raw = trial.system_attrs.get(LEASE_ATTR)
+        if marker is None or not isinstance(raw, dict) or writer_alive(marker):
+            continue
+        try:
+            lease = msgspec.convert(raw, Lease)
+        except msgspec.ValidationError:
+            continue
+        if lease.retry and _enqueue_retry(storage, study_id, trial, lease.retry):
+            log.warning("lease_retry_recovered", study_id=study_id, number=trial.number)
+            done += 1
+    return done
+
+
+def _enqueue_retry(storage: BaseStorage, study_id: int, trial: FrozenTrial, budget: int) -> bool:
     """Ask the failed trial's parameters again, as Optuna's ``RetryFailedTrialCallback`` does
     (same ``failed_trial`` / ``retry_history`` system attrs), at most ``budget`` times."""
     system_attrs: dict[str, Any] = {
@@ -139,7 +204,7 @@ def _enqueue_retry(storage: BaseStorage, study_id: int, trial: FrozenTrial, budg
     }
     history = [*system_attrs.get("retry_history", []), trial.number]
     if len(history) > budget:
-        return
+        return False
     system_attrs.setdefault("failed_trial", trial.number)
     system_attrs["retry_history"] = history
     distributions: dict[str, BaseDistribution] = dict(trial.distributions)
@@ -153,6 +218,7 @@ def _enqueue_retry(storage: BaseStorage, study_id: int, trial: FrozenTrial, budg
             system_attrs=system_attrs,
         ),
     )
+    return True
 
 
 def _record(lease: Lease) -> dict[str, Any]:
@@ -169,6 +235,8 @@ class LeaseKeeper:
         self._due: dict[int, float] = {}
         """Study id -> when to sweep it next (UNIX time)."""
         self._leased: set[int] = set()
+        self._recovered: set[int] = set()
+        """Studies whose owed retries this process has recovered (:func:`recover_retries`)."""
         """Studies where a lease was granted or seen: swept every RECHECK_S."""
         self._lock = threading.Lock()
         self._sweeping = threading.Lock()
@@ -207,8 +275,18 @@ class LeaseKeeper:
 
     def sweep_if_due(self, study_id: int) -> None:
         """Before an ``ask``: expire the study's ended leases now, so their retries are served by
-        this very ask. Costs nothing for a study without leases or before its next lease end."""
+        this very ask. Costs nothing for a study without leases or before its next lease end.
+
+        The first ask of a study in this process also enqueues the retries a killed worker
+        owed (:func:`recover_retries`), so a kill between a lease's fail and its retry's
+        enqueue loses nothing."""
         with self._sweeping:  # a sweep in progress finishes first
+            if study_id not in self._recovered:
+                try:
+                    recover_retries(self._storage(), study_id)
+                except KeyError:  # deleted by another worker: the ask itself will say so
+                    return
+                self._recovered.add(study_id)
             now = time.time()
             with self._lock:
                 due = study_id in self._leased and self._due.get(study_id, now + 1) <= now

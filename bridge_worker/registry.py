@@ -28,6 +28,7 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from bridge_worker.asked_trials import AskedTrials, replaced
 from bridge_worker.convert import metric_names, stored_metric_names
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params, study_not_found
 from bridge_worker.heartbeat import HeartbeatKeeper
@@ -57,6 +58,7 @@ from bridge_worker.staged_import import (
     StagedStudy,
     SwapPending,
     being_copied,
+    import_committed,
     import_staged,
     is_bare,
     recover,
@@ -98,6 +100,8 @@ class StudyRegistry:
         self._recovery_due = True
         self.leases = LeaseKeeper(lambda: self.storage, shared=storage.kind != "memory")
         """Fails trials whose lease ended in every study this worker serves."""
+        self.asked = AskedTrials()
+        """The study identity each trial asked here was handed out under."""
 
     @property
     def storage(self) -> BaseStorage:
@@ -293,15 +297,36 @@ class StudyRegistry:
             if not is_shared(storage):
                 return entry
             identity = read_identity(storage, name)
-            if identity is None:
-                self.forget(name)
-                raise study_not_found(name)
-            if identity == entry.identity:
+            if identity is not None and identity == entry.identity:
                 return entry
             self.forget(name)
+            if identity is None and not self._import_landed(name):
+                raise study_not_found(name)
             entry = self._load(name, identity=identity)
         self._entries[name] = entry
         self.leases.watch(entry.study_id)
+        return entry
+
+    def replaced(self, name: str) -> bool:
+        """Whether the study cached under ``name`` is no longer the one the name means (deleted
+        or replaced since it was cached); the cached entry is dropped then."""
+        entry = self._entries.get(name)
+        if entry is None or read_identity(self.storage, name) == entry.identity:
+            return False
+        self.forget(name)
+        return True
+
+    def trial_study(self, name: str, number: int) -> StudyEntry:
+        """The study a request about one trial (tell, renew, report, set_attrs) means:
+        ``study_not_found`` with ``replaced`` when the trial was asked here from a study that
+        has since been deleted or replaced (:mod:`bridge_worker.asked_trials`)."""
+        try:
+            entry = self.get(name)
+        except BridgeError as error:
+            if error.kind is ErrorKind.STUDY_NOT_FOUND and self.asked.knows(name, number):
+                raise replaced(name, number) from None
+            raise
+        self.asked.check(entry, number)
         return entry
 
     def delete(self, name: str) -> None:
@@ -360,6 +385,38 @@ class StudyRegistry:
         self.leases.watch(entry.study_id)
         return entry
 
+    def _import_landed(self, name: str) -> bool:
+        """Readers see the old study or the imported one, never a gap: where an import's swap
+        is not one transaction (journal storages delete the old study, then copy the new one
+        in), a reader that finds the name empty or a copy in progress while an import into it
+        is committed waits (up to IMPORT_WAIT_S) until the imported study is complete. True when
+        it is; False when no import is under way (or it did not land in time)."""
+        storage = self.storage
+        deadline = time.monotonic() + IMPORT_WAIT_S
+        try:
+            recover(storage)  # an import whose writer died is completed now, not waited for
+        except Exception as exc:  # the wait below meets the storage's trouble itself
+            _log.warning("import_recovery_failed", error=f"{type(exc).__name__}: {exc}")
+        if not import_committed(storage, name):
+            identity = read_identity(storage, name)
+            if identity is None:
+                return False
+            if not being_copied(storage.get_study_system_attrs(identity.study_id)):
+                return True
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            identity = read_identity(storage, name)
+            try:
+                if identity is not None and not being_copied(
+                    storage.get_study_system_attrs(identity.study_id)
+                ):
+                    return True
+            except KeyError:
+                continue
+            if identity is None and not import_committed(storage, name):
+                return False
+        return False
+
     def _load(
         self, name: str, fallback: StudyConfig | None = None, identity: Identity | None = None
     ) -> StudyEntry:
@@ -373,13 +430,19 @@ class StudyRegistry:
         """
         storage = self.storage
         identity = identity or read_identity(storage, name)
-        if identity is None or name.startswith(STAGING_PREFIX):
+        if name.startswith(STAGING_PREFIX):
+            raise study_not_found(name)
+        if identity is None:
+            if self._import_landed(name):
+                return self._load(name, fallback)
             raise study_not_found(name)
         try:
             stored = storage.get_study_system_attrs(identity.study_id)
         except KeyError:
             raise study_not_found(name) from None
         if being_copied(stored):
+            if self._import_landed(name):
+                return self._load(name, fallback)
             raise BridgeError(
                 ErrorKind.STUDY_NOT_FOUND,
                 f"study {name!r} is being replaced by an import; retry in a moment",
@@ -393,8 +456,14 @@ class StudyRegistry:
             config = fallback or StudyConfig()
         # A study that holds nothing at all is one whose creator (a create, an import's copy)
         # has not written its first attr yet: stamping it would overwrite what that writer is
-        # about to write. It is served unstamped; its token, when written, makes us reload.
+        # about to write, and serving it now would serve the wrong settings. Its creator is
+        # waited for; a study still empty then (its creator was killed, or plain Optuna made
+        # it) is adopted by ``create`` with ``load_if_exists`` and otherwise served unstamped.
         holds_something = bool(stored) or not is_bare(storage, identity.study_id)
+        if not holds_something:
+            if _creator_wrote(storage, identity.study_id):
+                return self._load(name, fallback)
+            holds_something = fallback is not None  # no creator at work: create adopts it
         if holds_something and (not isinstance(token, str) or (raw_config is None and fallback)):
             token = _stamp(storage, identity.study_id, config, token)
         elif not isinstance(token, str):
@@ -409,6 +478,29 @@ class StudyRegistry:
             return self._load(name, fallback)
         distributions = to_distributions(config.search_space, "$.search_space")
         return StudyEntry(name, study, config, distributions, token)
+
+
+IMPORT_WAIT_S = 30.0
+"""How long a reader waits for an import's copy to complete (journal storages) instead of
+answering that the study is missing."""
+
+CREATION_WAIT_S = 10.0
+"""How long a worker waits for the creator of a study it finds empty to write its settings
+(normally milliseconds: the creator writes them right after creating the study)."""
+
+
+def _creator_wrote(storage: BaseStorage, study_id: int) -> bool:
+    """Wait (up to CREATION_WAIT_S) until the study being created holds something (its stored
+    settings) or is gone; False when it is still empty then (its creator died in between)."""
+    deadline = time.monotonic() + CREATION_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        try:
+            if not is_bare(storage, study_id):
+                return True
+        except KeyError:  # deleted meanwhile: load again, the name may mean another study
+            return True
+    return False
 
 
 def _stamp(

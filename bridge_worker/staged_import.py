@@ -103,7 +103,7 @@ def import_staged(
         "state": "writing",
         "replaces": None if replaces is None else replaces.token,
         "token": new.system_attrs[IDENTITY_ATTR],
-        "owner": _owner(),
+        "owner": writer_record(),
     }
     staging_name = STAGING_PREFIX + new_token()
     staging_id = storage.create_new_study(
@@ -134,7 +134,7 @@ def recover(storage: BaseStorage) -> int:
         record = frozen.system_attrs.get(RECORD_ATTR)
         if not frozen.study_name.startswith(STAGING_PREFIX) or not isinstance(record, dict):
             continue
-        if _alive(record.get("owner")):
+        if writer_alive(record.get("owner")):
             continue
         try:
             if record.get("state") in ("ready", "copying"):
@@ -147,6 +147,21 @@ def recover(storage: BaseStorage) -> int:
             continue
         done += 1
     return done
+
+
+def import_committed(storage: BaseStorage, name: str) -> bool:
+    """Whether an import into ``name`` is committed and not yet complete (a staged study marked
+    ``ready`` or ``copying`` for it): the name is about to hold the imported study."""
+    for frozen in storage.get_all_studies():
+        record = frozen.system_attrs.get(RECORD_ATTR)
+        if (
+            frozen.study_name.startswith(STAGING_PREFIX)
+            and isinstance(record, dict)
+            and record.get("target") == name
+            and record.get("state") in ("ready", "copying")
+        ):
+            return True
+    return False
 
 
 def being_copied(system_attrs: dict[str, Any]) -> bool:
@@ -278,7 +293,7 @@ def _swap_by_copy(
         if current.token == record["token"] and copy_state is None:  # copied completely
             storage.delete_study(staging_id)
             return
-        if isinstance(copy_state, dict) and _alive(copy_state.get("owner")):
+        if isinstance(copy_state, dict) and writer_alive(copy_state.get("owner")):
             return  # another worker is making the copy
         delete_if_identical(storage, current)  # the replaced study, or a copy begun and cut
     staged = StagedStudy(
@@ -299,7 +314,7 @@ def _swap_by_copy(
         )
     except optuna.exceptions.DuplicatedStudyError:
         return  # another worker is making the copy; its record says so, and it will finish
-    copy_state = {"staging": staging_name, "owner": _owner()}
+    copy_state = {"staging": staging_name, "owner": writer_record()}
     storage.set_study_system_attr(copy_id, COPY_ATTR, copy_state)
     _write_contents(storage, copy_id, staged, lambda: _renew_copy(storage, copy_id, copy_state))
     _verify(storage, copy_id, staged)
@@ -336,22 +351,24 @@ def is_bare(storage: BaseStorage, study_id: int) -> bool:
 
 
 def _renew(storage: BaseStorage, study_id: int, record: dict[str, Any]) -> None:
-    record["owner"] = _owner()
+    record["owner"] = writer_record()
     storage.set_study_system_attr(study_id, RECORD_ATTR, record)
 
 
 def _renew_copy(storage: BaseStorage, study_id: int, state: dict[str, Any]) -> None:
-    state["owner"] = _owner()
+    state["owner"] = writer_record()
     storage.set_study_system_attr(study_id, COPY_ATTR, state)
 
 
-def _owner() -> dict[str, Any]:
+def writer_record() -> dict[str, Any]:
+    """This process as the writer of a record (host, pid and start time, and when), so another
+    worker can tell with :func:`writer_alive` whether it may still be at work."""
     pid = os.getpid()
     return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid),
             "at": time.time()}
 
 
-def _alive(owner: Any) -> bool:
+def writer_alive(owner: Any) -> bool:
     """Whether the writer of a record may still be at work. This very process is never at work
     on a record while recovery runs (a worker answers one frame at a time)."""
     if not isinstance(owner, dict):

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -115,11 +115,14 @@ def _grpc_proxy(options: StorageOptions) -> BaseStorage:
 
 def _journal_backend(url: str) -> Any:
     # deferred: only journal storages need the backends (the Redis one imports redis)
-    from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+    from optuna.storages.journal import JournalRedisBackend
 
     parts = urlsplit(url)
     if parts.scheme == "journal":
-        return JournalFileBackend(parts.path, lock_obj=JournalFileFlock(parts.path))
+        # deferred like the backends above
+        from bridge_worker.journal_file import RepairingJournalFileBackend
+
+        return RepairingJournalFileBackend(parts.path, lock_obj=JournalFileFlock(parts.path))
     return JournalRedisBackend(url)
 
 
@@ -179,7 +182,52 @@ def _started_before(trial: FrozenTrial, deadline: float) -> bool:
 
 class HeartbeatRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage, whose stale check also fails running trials that never got a
-    heartbeat once their start is older than the grace period (Optuna skips them forever)."""
+    heartbeat once their start is older than the grace period (Optuna skips them forever), and
+    whose writes to a trial are a compare-and-set on its state on every database.
+
+    Optuna reads the trial ``FOR UPDATE``, checks it is not finished, then writes; SQLite ignores
+    ``FOR UPDATE``, so two workers finishing one trial at once both passed the check and the later
+    write replaced the earlier. Every trial write here begins with a no-op ``UPDATE`` of the trial
+    row in the same transaction (the thread's scoped session, which Optuna's own write then uses
+    and commits): it takes SQLite's write lock (a row lock elsewhere) before the state is read,
+    so exactly one finish wins and every other write to a finished trial gets
+    ``UpdateFinishedTrialError``.
+    """
+
+    def _locking_trial(self, trial_id: int) -> None:
+        # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+        import sqlalchemy
+
+        session = self.scoped_session()
+        try:
+            session.execute(
+                sqlalchemy.text("UPDATE trials SET state = state WHERE trial_id = :id"),
+                {"id": trial_id},
+            )
+        except BaseException:
+            session.rollback()
+            session.close()
+            raise
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        self._locking_trial(trial_id)
+        return super().set_trial_state_values(trial_id, state, values)
+
+    def set_trial_intermediate_value(
+        self, trial_id: int, step: int, intermediate_value: float
+    ) -> None:
+        self._locking_trial(trial_id)
+        super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._locking_trial(trial_id)
+        super().set_trial_user_attr(trial_id, key, value)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._locking_trial(trial_id)
+        super().set_trial_system_attr(trial_id, key, value)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)

@@ -11,7 +11,8 @@ a handler names a private Optuna attribute or imports another handler.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,8 @@ from bridge_worker.convert import (
     stored_metric_names,
 )
 from bridge_worker.errors import (
+    BridgeError,
+    as_bridge_error,
     invalid_params,
     trial_finished,
     trial_never_asked,
@@ -137,12 +140,15 @@ class StudyEntry:
         return self.storage.get_study_user_attrs(self.study_id)
 
     def set_user_attrs(self, attrs: UserAttrs, trial: FrozenTrial | None = None) -> None:
-        """Set user attrs of the study, or of ``trial`` (one of its trials)."""
+        """Set user attrs of the study, or of ``trial`` (one of its trials; ``trial_finished``
+        if it was finished meanwhile)."""
         storage = self.storage
-        for key, value in attrs.items():
-            if trial is None:
+        if trial is None:
+            for key, value in attrs.items():
                 storage.set_study_user_attr(self.study_id, key, value)
-            else:
+            return
+        with self._unless_finished(trial):
+            for key, value in attrs.items():
                 storage.set_trial_user_attr(trial._trial_id, key, value)
 
     # ---- its trials -----------------------------------------------------------------------
@@ -161,10 +167,30 @@ class StudyEntry:
         ``trial_not_found`` if it is enqueued but was never asked."""
         trial = self.trial(number)
         if trial.state.is_finished():
-            raise trial_finished(self.name, number, STATE_NAMES[trial.state], ended_lease(trial))
+            raise self.finished(trial)
         if trial.state != TrialState.RUNNING:
             raise trial_never_asked(self.name, number)
         return trial
+
+    def finished(self, trial: FrozenTrial) -> BridgeError:
+        """``trial_finished`` with the trial's outcome as stored now (``trial`` may be a copy
+        read before another worker finished it)."""
+        stored = self.storage.get_trial(trial._trial_id)
+        return trial_finished(
+            self.name, trial.number, STATE_NAMES[stored.state], stored.values, ended_lease(stored)
+        )
+
+    @contextmanager
+    def _unless_finished(self, trial: FrozenTrial) -> Iterator[None]:
+        """Writes to a running trial that another worker, a lease or a stale-trial sweep may
+        finish meanwhile: the storage refuses them (a compare-and-set on the trial's state),
+        and the parent gets ``trial_finished`` with the outcome that won."""
+        try:
+            yield
+        except UpdateFinishedTrialError:
+            raise self.finished(trial) from None
+        except leases.LeaseEnded:
+            raise self.finished(trial) from None
 
     def ask_one(
         self,
@@ -204,16 +230,20 @@ class StudyEntry:
         constraints: list[float] | None,
     ) -> tuple[TrialState, list[float] | None]:
         """Store user attrs and constraints, then ``Study.tell`` without the deep copy of the
-        finished trial it would return. ``trial_finished`` if another worker (or a stale-trial
-        sweep) finished the trial since it was read.
+        finished trial it would return. ``trial_finished`` (with the stored outcome) if another
+        worker, a lease or a stale-trial sweep finished the trial since it was read: the finish
+        is a compare-and-set on the trial's state in every storage, and only the request whose
+        write won gets a success, with its own values.
 
         GridSampler calls ``Study.stop`` once its grid is exhausted, which Optuna only allows
-        inside ``optimize``, after the trial is stored; in ask-and-tell mode stopping is the
-        parent's decision, so a RuntimeError raised once the trial is finished is not an error.
+        inside ``optimize``; Optuna stores the outcome anyway (in a ``finally``), whose refusal
+        (``UpdateFinishedTrialError``, itself a RuntimeError) replaces the stop's error. So a
+        plain RuntimeError means the outcome was stored: in ask-and-tell mode stopping is the
+        parent's decision, and it is not an error.
         """
         storage = self.storage
         trial_id = trial._trial_id
-        try:
+        with self._unless_finished(trial):
             self.set_user_attrs(user_attrs, trial)
             for key, value in constraint_attrs(constraints or []).items():
                 storage.set_trial_system_attr(trial_id, key, value)
@@ -221,33 +251,48 @@ class StudyEntry:
                 told_state, told_values, _ = _tell_with_warning(
                     self.study, trial.number, values, state=state, suppress_warning=True
                 )
+            except UpdateFinishedTrialError:
+                raise
             except RuntimeError:
                 stored = storage.get_trial(trial_id)
                 if not stored.state.is_finished():
                     raise
                 return stored.state, stored.values
-        except UpdateFinishedTrialError:
-            now = storage.get_trial(trial_id).state
-            raise trial_finished(self.name, trial.number, STATE_NAMES[now]) from None
+            except ValueError:  # Optuna's "Cannot tell a COMPLETE trial": finished before
+                if storage.get_trial(trial_id).state.is_finished():
+                    raise self.finished(trial) from None
+                raise
         return told_state, told_values
 
     def report(self, trial: FrozenTrial, step: int, value: float) -> bool:
         """Store the value at ``step`` (as ``Trial.report``; a step reported twice keeps its
         first value), renew the trial's lease, and ask the pruner (``Trial.should_prune``)."""
         storage = self.storage
-        if step not in trial.intermediate_values:
-            storage.set_trial_intermediate_value(trial._trial_id, step, value)
-            trial = storage.get_trial(trial._trial_id)
-        leases.touch(storage, trial)  # any report is a sign of life: renew a lease
+        with self._unless_finished(trial):
+            if step not in trial.intermediate_values:
+                storage.set_trial_intermediate_value(trial._trial_id, step, value)
+                trial = storage.get_trial(trial._trial_id)
+            leases.touch(storage, self.study_id, trial)  # a sign of life: renew a lease
         return bool(self.study.pruner.prune(self.study, trial))
 
     def add_trials(self, trials: list[FrozenTrial]) -> list[int]:
-        """Store finished trials as they are (Optuna's ``add_trial``); their numbers."""
+        """Store finished trials as they are (Optuna's ``add_trial``); their numbers.
+
+        Optuna stores one trial per write and cannot take one back, so a storage that fails
+        part-way leaves the first trials stored: the error then says exactly which
+        (``data.stored``: their numbers, in request order), so a retry sends only the rest and
+        never stores a trial twice."""
         storage = self.storage
-        numbers = []
+        numbers: list[int] = []
         for trial in trials:
-            trial_id = storage.create_new_trial(self.study_id, template_trial=trial)
-            numbers.append(storage.get_trial_number_from_id(trial_id))
+            try:
+                trial_id = storage.create_new_trial(self.study_id, template_trial=trial)
+                numbers.append(storage.get_trial_number_from_id(trial_id))
+            except Exception as exc:
+                error = as_bridge_error(exc)
+                error.data["stored"] = numbers
+                error.message += f" ({len(numbers)} of {len(trials)} trials stored first)"
+                raise error from exc
         return numbers
 
     # ---- leases of its trials ----------------------------------------------------------------
@@ -259,4 +304,7 @@ class StudyEntry:
         leases.clear(self.storage, trial_id)
 
     def renew_lease(self, trial: FrozenTrial, lease_s: float | None) -> float:
-        return leases.renew(self.storage, trial, lease_s)
+        """The new lease end; ``trial_finished`` if the trial was finished meanwhile, or its
+        lease ended before the renew was written (the trial is failed then, never renewed)."""
+        with self._unless_finished(trial):
+            return leases.renew(self.storage, self.study_id, trial, lease_s)

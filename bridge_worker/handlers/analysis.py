@@ -19,7 +19,7 @@ MIN_COMPLETED = 2
 """Fewer completed trials than this cannot rank anything."""
 
 
-@rpc_method("importance")
+@rpc_method("importance", reads_only=True)
 def importance(registry: StudyRegistry, params: ImportanceParams) -> ImportanceResult:
     """Optuna's ``get_param_importances`` with its default evaluator. For several objectives,
     without ``objective`` the evaluator ranks parameters for the Pareto front (as Optuna does);

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from msgspec import UNSET
 
-from bridge_worker.convert import STATE_NAMES, ended_lease
 from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import trial_finished
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.schema import SetAttrsParams, SetAttrsResult
 
@@ -15,17 +13,16 @@ from bridge_worker.schema import SetAttrsParams, SetAttrsResult
 def set_attrs(registry: StudyRegistry, params: SetAttrsParams) -> SetAttrsResult:
     """Set (add or replace) user attrs. A finished trial's attrs are frozen, as in Optuna:
     set them with ``tell``'s ``user_attrs`` instead."""
-    entry = registry.get(params.study)
     field = "$.params.user_attrs"
     if params.number is UNSET:
+        entry = registry.get(params.study)
         registry.limits.check_user_attrs(params.user_attrs, field, entry.user_attrs())
         entry.set_user_attrs(params.user_attrs)
         return SetAttrsResult()
+    entry = registry.trial_study(params.study, params.number)
     trial = entry.trial(params.number)
     if trial.state.is_finished():
-        raise trial_finished(
-            entry.name, params.number, STATE_NAMES[trial.state], ended_lease(trial)
-        )
+        raise entry.finished(trial)
     registry.limits.check_user_attrs(params.user_attrs, field, trial.user_attrs)
     entry.set_user_attrs(params.user_attrs, trial)
     return SetAttrsResult()

@@ -15,7 +15,7 @@ from bridge_worker.schema import ExportParams, ExportResult, ImportParams, Impor
 from bridge_worker.snapshot import encode_snapshot, read_snapshot
 
 
-@rpc_method("export")
+@rpc_method("export", reads_only=True)
 def export(registry: StudyRegistry, params: ExportParams) -> ExportResult:
     body = registry.snapshot_body(registry.get(params.study))
     return ExportResult(snapshot=Raw(encode_snapshot(body, registry.snapshot_key)))

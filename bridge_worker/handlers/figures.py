@@ -14,7 +14,7 @@ REPLY_OVERHEAD = 1024
 """Bytes of a ``plot`` reply around the figure itself (envelope, id, field names)."""
 
 
-@rpc_method("plot")
+@rpc_method("plot", reads_only=True)
 def plot(registry: StudyRegistry, params: PlotParams) -> PlotResult:
     """Bounded before drawing: a study with more trials than ``--max-plot-trials`` or a figure of
     more panels than ``--max-plot-panels`` is refused; the drawing runs in its own process under

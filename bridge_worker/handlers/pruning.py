@@ -17,7 +17,7 @@ def report(registry: StudyRegistry, params: ReportParams) -> ReportResult:
 
     A step reported twice keeps its first value, as in Optuna.
     """
-    entry = registry.get(params.study)
+    entry = registry.trial_study(params.study, params.number)
     if entry.n_objectives > 1:
         raise BridgeError(
             ErrorKind.INVALID_PARAMS,

@@ -80,7 +80,7 @@ def _name_metrics(entry: StudyEntry, names: list[str], created: bool) -> None:
     entry.set_metric_names(names)
 
 
-@rpc_method("list")
+@rpc_method("list", reads_only=True)
 def list_studies(registry: StudyRegistry, params: ListParams) -> ListResult:
     return ListResult(
         studies=[

@@ -7,13 +7,12 @@ import math
 from msgspec import UNSET
 from optuna.trial import TrialState
 
-from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, ended_lease, iso, trial_info
+from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, iso, trial_info
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import (
     BridgeError,
     ErrorKind,
     invalid_params,
-    trial_finished,
     trial_never_asked,
 )
 from bridge_worker.registry import StudyRegistry
@@ -78,12 +77,13 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
             registry.leases.watch(entry.study_id, at=end)
         elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
             entry.clear_lease(trial_id)
+    registry.asked.asked(entry, [trial.number for trial, _, _ in asked])
     return AskResult(trials=[trial for trial, _, _ in asked])
 
 
 @rpc_method("tell")
 def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
-    entry = registry.get(params.study)
+    entry = registry.trial_study(params.study, params.number)
     values = entry.outcome_values(params.value, params.values, params.state, "$.params")
     frozen = entry.trial(params.number)
     trial_id = trial_id_of(frozen)
@@ -91,9 +91,7 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
         registry.trial_told(trial_id)
         if params.skip_if_finished:
             return TellResult(frozen.number, STATE_NAMES[frozen.state], frozen.values)
-        raise trial_finished(
-            entry.name, params.number, STATE_NAMES[frozen.state], ended_lease(frozen)
-        )
+        raise entry.finished(frozen)
     if frozen.state == TrialState.WAITING:
         raise trial_never_asked(entry.name, params.number)
     registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs", frozen.user_attrs)
@@ -108,14 +106,18 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
             frozen, values, STATES_BY_NAME[params.state], params.user_attrs, constraints
         )
     except BridgeError as error:
-        if error.kind is ErrorKind.TRIAL_FINISHED:  # finished by another worker meanwhile
-            registry.trial_told(trial_id)
+        if error.kind is not ErrorKind.TRIAL_FINISHED:
+            raise
+        registry.trial_told(trial_id)  # finished by another worker (or a lease) meanwhile
+        if params.skip_if_finished:
+            return TellResult(params.number, error.data["state"], error.data["values"])
         raise
     registry.trial_told(trial_id)
+    registry.asked.told(entry.name, params.number)
     return TellResult(params.number, STATE_NAMES[state], told_values)
 
 
-@rpc_method("best")
+@rpc_method("best", reads_only=True)
 def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
     """The best trial (one objective) or the Pareto front (several)."""
     entry = registry.get(params.study)
@@ -139,7 +141,7 @@ def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
     )
 
 
-@rpc_method("trials")
+@rpc_method("trials", reads_only=True)
 def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
     """The study's trials in number order; ``offset``/``limit`` give one page of them (a reply
     over ``--max-reply-bytes`` is refused, so a parent pages a large study)."""
@@ -158,7 +160,7 @@ def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
 @rpc_method("renew")
 def renew(registry: StudyRegistry, params: RenewParams) -> RenewResult:
     """Extend a running trial's lease from now (by ``lease_s`` or by its own length)."""
-    entry = registry.get(params.study)
+    entry = registry.trial_study(params.study, params.number)
     trial = entry.open_trial(params.number)
     lease_s = None if params.lease_s is UNSET else params.lease_s
     end = entry.renew_lease(trial, lease_s)

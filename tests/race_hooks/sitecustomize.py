@@ -1,0 +1,180 @@
+"""Race points inside a real worker process, for tests (``tests/races.py`` starts workers with
+this directory on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up).
+
+``BRIDGE_RACE_DIR`` is a directory shared with the test; ``BRIDGE_RACE_HOOKS`` a comma list of:
+
+- ``finish_barrier``: the main thread's first write that finishes a trial waits until
+  ``BRIDGE_RACE_PARTIES`` processes (default 2) reached it (two workers telling one trial);
+- ``finish_waits``: the main thread's first finishing write touches ``finish-paused`` and waits
+  for ``go`` (something else finishes the trial meanwhile);
+- ``sweep_waits``: the lease thread's first fail touches ``sweep-paused`` and waits for ``go``,
+  then ``sweep-done`` once its write returned or was refused;
+- ``write_waits``: the main thread's first write of a trial's user attr or intermediate value
+  touches ``write-paused`` and waits for ``go``;
+- ``sweep_dies``: the lease thread's first fail is written, then ``sweep-failed`` is touched and
+  the thread sleeps forever (the test kills the process there);
+- ``sweep_marks``: each fail the lease thread wrote touches ``sweep-failed-<n>``;
+- ``delete_waits``: the main thread's first study deletion is written, then ``delete-paused``
+  is touched and the worker waits for ``go`` (an import's swap by copy, cut after its delete);
+- ``read_waits``: once ``arm-read`` exists, the main thread's next read of a study's trials
+  touches ``read-paused`` and waits for ``go`` (the study is replaced under a reader);
+- ``create_waits``: the first study created is created, then ``create-paused`` is touched and
+  the worker waits for ``go`` before writing anything into it.
+
+- ``journal_tears``: the first journal append over 1 MiB writes half its bytes, touches
+  ``torn`` and sleeps (the test kills the process mid-record).
+
+``BRIDGE_RACE_FAIL_ADD_AT=N`` makes the N-th trial written from a template (``add_trials``)
+fail with a storage error.
+
+Waits end after 60 s, so a test that goes wrong fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import os
+
+if os.environ.get("BRIDGE_RACE_DIR"):
+    import threading
+    import time
+    from pathlib import Path
+    from typing import Any
+
+    import bridge_worker.storage as _storage_module
+
+    _DIR = Path(os.environ["BRIDGE_RACE_DIR"])
+    _HOOKS = set(os.environ.get("BRIDGE_RACE_HOOKS", "").split(","))
+    _PARTIES = int(os.environ.get("BRIDGE_RACE_PARTIES", "2"))
+    _done: set[str] = set()
+    _marks = [0]
+
+    def _wait_for(condition: Any) -> None:
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _once(hook: str) -> bool:
+        if hook not in _HOOKS or hook in _done:
+            return False
+        _done.add(hook)
+        return True
+
+    def _wrap(storage: Any) -> Any:
+        original = storage.set_trial_state_values
+
+        def set_trial_state_values(trial_id: int, state: Any, values: Any = None) -> Any:
+            if not state.is_finished():
+                return original(trial_id, state, values)
+            lease_thread = threading.current_thread().name == "leases"
+            if not lease_thread and _once("finish_barrier"):
+                (_DIR / f"barrier-{os.getpid()}").touch()
+                _wait_for(lambda: len(list(_DIR.glob("barrier-*"))) >= _PARTIES)
+            if not lease_thread and _once("finish_waits"):
+                (_DIR / "finish-paused").touch()
+                _wait_for((_DIR / "go").exists)
+            if lease_thread and _once("sweep_waits"):
+                (_DIR / "sweep-paused").touch()
+                _wait_for((_DIR / "go").exists)
+                try:
+                    return original(trial_id, state, values)
+                finally:
+                    (_DIR / "sweep-done").touch()
+            result = original(trial_id, state, values)
+            if lease_thread and _once("sweep_dies"):
+                (_DIR / "sweep-failed").touch()
+                time.sleep(3600)
+            if lease_thread and "sweep_marks" in _HOOKS:
+                _marks[0] += 1
+                (_DIR / f"sweep-failed-{_marks[0]}").touch()
+            return result
+
+        storage.set_trial_state_values = set_trial_state_values
+        for method in ("set_trial_user_attr", "set_trial_intermediate_value"):
+            setattr(storage, method, _pausing_write(getattr(storage, method)))
+        create_study = storage.create_new_study
+
+        def create_new_study(*args: Any, **kwargs: Any) -> Any:
+            study_id = create_study(*args, **kwargs)
+            if _once("create_waits"):
+                (_DIR / "create-paused").touch()
+                _wait_for((_DIR / "go").exists)
+            return study_id
+
+        storage.create_new_study = create_new_study
+        delete_study = storage.delete_study
+
+        def delete_with_pause(study_id: int) -> None:
+            delete_study(study_id)
+            if threading.current_thread().name != "leases" and _once("delete_waits"):
+                (_DIR / "delete-paused").touch()
+                _wait_for((_DIR / "go").exists)
+
+        storage.delete_study = delete_with_pause
+        for method in ("get_all_trials", "_get_trials"):  # RDB: Optuna's cache calls _
+            if hasattr(storage, method):
+                setattr(storage, method, _pausing_read(getattr(storage, method)))
+        backend = getattr(storage, "_backend", None)
+        if "journal_tears" in _HOOKS and hasattr(backend, "_file_path"):
+            append = backend.append_logs
+
+            def append_logs(logs: Any) -> None:
+                import json
+
+                data = ("\n".join(json.dumps(log) for log in logs) + "\n").encode()
+                if len(data) > 2**20 and _once("journal_tears"):
+                    with open(backend._file_path, "ab") as f:
+                        f.write(data[: len(data) // 2])
+                        f.flush()
+                    (_DIR / "torn").touch()
+                    time.sleep(3600)
+                append(logs)
+
+            backend.append_logs = append_logs
+        fail_at = int(os.environ.get("BRIDGE_RACE_FAIL_ADD_AT", "0"))
+        added = [0]
+        for method in ("create_new_trial", "_create_new_trial"):  # RDB: Optuna's cache calls _
+            if fail_at and hasattr(storage, method):
+                setattr(storage, method, _failing(getattr(storage, method), fail_at, added))
+        return storage
+
+    def _pausing_write(write: Any) -> Any:
+        def paused_write(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread().name != "leases" and _once("write_waits"):
+                (_DIR / "write-paused").touch()
+                _wait_for((_DIR / "go").exists)
+            return write(*args, **kwargs)
+
+        return paused_write
+
+    def _pausing_read(read: Any) -> Any:
+        def paused_read(*args: Any, **kwargs: Any) -> Any:
+            if (
+                "read_waits" in _HOOKS
+                and threading.current_thread().name != "leases"
+                and (_DIR / "arm-read").exists()
+                and _once("read_waits")
+            ):
+                (_DIR / "read-paused").touch()
+                _wait_for((_DIR / "go").exists)
+            return read(*args, **kwargs)
+
+        return paused_read
+
+    def _failing(create: Any, fail_at: int, added: list[int]) -> Any:
+        def create_new_trial(study_id: int, template_trial: Any = None) -> Any:
+            if template_trial is not None:
+                added[0] += 1
+                if added[0] == fail_at:
+                    import optuna
+
+                    raise optuna.exceptions.StorageInternalError("injected failure")
+            return create(study_id, template_trial)
+
+        return create_new_trial
+
+    _open = _storage_module.open_storage
+
+    def open_storage(options: Any) -> Any:
+        return _wrap(_open(options))
+
+    _storage_module.open_storage = open_storage
