@@ -53,6 +53,7 @@ from bridge_worker.schema import (
     ReportResult,
     RequestId,
     SetAttrsResult,
+    SetStopResult,
     StudySummary,
     TellResult,
     TrialInfo,
@@ -104,6 +105,19 @@ class WorkerError(Exception):
         self.message = error.message
         self.data = error.data
         self.kind: str = error.data.get("kind", "")
+
+
+class StudyStopped(WorkerError):
+    """``ask`` of a study whose stop rule holds: ``rule`` names it, ``detail`` says why. Trials
+    still running can be told; ``set_stop`` changes or clears the rules."""
+
+    def __init__(self, error: ErrorObject) -> None:
+        super().__init__(error)
+        self.rule: str = error.data.get("rule", "")
+        self.detail: dict[str, Any] = error.data.get("detail", {})
+
+
+_ERRORS_BY_KIND: dict[str, type[WorkerError]] = {"study_stopped": StudyStopped}
 
 
 class WorkerExited(ConnectionError):
@@ -339,11 +353,14 @@ class Worker:
         load_if_exists: bool = False,
         user_attrs: Mapping[str, Any] | None = None,
         metric_names: Sequence[str] | None = None,
+        stop: Mapping[str, Any] | None = None,
     ) -> CreateResult:
+        """``stop``: stop rules (``target``, ``patience``, ``min_delta``, ``max_trials``,
+        ``max_seconds``); once one holds, ``ask`` raises :class:`StudyStopped`."""
         params = _params(
             study=study, direction=direction, directions=directions, sampler=sampler,
             pruner=pruner, search_space=search_space, load_if_exists=load_if_exists or None,
-            user_attrs=user_attrs, metric_names=metric_names,
+            user_attrs=user_attrs, metric_names=metric_names, stop=stop,
         )
         return self.call("create", params, CreateResult)
 
@@ -489,6 +506,10 @@ class Worker:
         """The study's metric names (``create`` with ``metric_names``), or None."""
         return self.call("trials", {"study": study, "states": []}, TrialsResult).metric_names
 
+    def set_stop(self, study: str, stop: Mapping[str, Any] | None) -> SetStopResult:
+        """Replace the study's stop rules; None clears them (asking resumes)."""
+        return self.call("set_stop", {"study": study, "stop": stop}, SetStopResult)
+
     def list_studies(self) -> list[StudySummary]:
         return self.call("list", None, ListResult).studies
 
@@ -543,7 +564,7 @@ class Worker:
 def unwrap(reply: Reply, result_type: type[T]) -> T:
     """The result of a reply, or its error raised as :class:`WorkerError`."""
     if not isinstance(reply.error, UnsetType):
-        raise WorkerError(reply.error)
+        raise _ERRORS_BY_KIND.get(reply.error.data.get("kind", ""), WorkerError)(reply.error)
     if isinstance(reply.result, UnsetType):
         raise RuntimeError(f"reply without result or error: {reply!r}")
     if result_type is Any:
@@ -555,4 +576,6 @@ def _params(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-__all__ = ["Reply", "Worker", "WorkerError", "WorkerExited", "decode_result", "unwrap"]
+__all__ = [
+    "Reply", "StudyStopped", "Worker", "WorkerError", "WorkerExited", "decode_result", "unwrap",
+]

@@ -47,7 +47,7 @@ from bridge_worker.samplers import (
     check_sampler_cost,
     check_sampler_fits,
 )
-from bridge_worker.schema import Direction, SnapshotBody, StudyConfig, UserAttrs
+from bridge_worker.schema import Direction, SnapshotBody, Stopped, StudyConfig, UserAttrs
 from bridge_worker.snapshot import snapshot_trial
 from bridge_worker.space import to_distributions
 from bridge_worker.staged_import import (
@@ -61,6 +61,7 @@ from bridge_worker.staged_import import (
     is_bare,
     recover,
 )
+from bridge_worker.stopping import stopped_study
 from bridge_worker.storage import StorageHandle
 from bridge_worker.storage_options import StorageOptions
 from bridge_worker.study import StudyEntry, direction_name
@@ -81,6 +82,7 @@ class StudyStatus:
     n_trials: int
     n_running: int
     metric_names: list[str] | None = None
+    stopped: Stopped | None = None
 
 
 class StudyRegistry:
@@ -318,7 +320,15 @@ class StudyRegistry:
     def summary(self, entry: StudyEntry) -> StudyStatus:
         study_id = entry.study_id
         names = stored_metric_names(self.storage, study_id)
-        return self._summary(study_id, entry.name, entry.directions, names)
+        return self._summary(study_id, entry.name, entry.directions, names, entry.config)
+
+    def reconfigure(self, entry: StudyEntry, config: StudyConfig) -> None:
+        """Store a changed configuration of a served study (``set_stop``); other workers serving
+        it read it when they next load the study."""
+        self.storage.set_study_system_attr(
+            entry.study_id, CONFIG_ATTR, msgspec.to_builtins(config)
+        )
+        entry.config = config
 
     def summaries(self) -> list[StudyStatus]:
         """Every study in the storage, including ones this worker has not served yet (a durable
@@ -330,6 +340,7 @@ class StudyRegistry:
                 frozen.study_name,
                 [direction_name(d) for d in frozen.directions],
                 metric_names(frozen.system_attrs),
+                _stored_config(frozen.system_attrs),
             )
             for frozen in self.storage.get_all_studies()
             if not frozen.study_name.startswith(STAGING_PREFIX)
@@ -338,11 +349,16 @@ class StudyRegistry:
 
     def _summary(
         self, study_id: int, name: str, directions: list[Direction],
-        names: list[str] | None = None,
+        names: list[str] | None = None, config: StudyConfig | None = None,
     ) -> StudyStatus:
         storage = self.storage
         running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return StudyStatus(name, directions, storage.get_n_trials(study_id), len(running), names)
+        stopped = None if config is None else stopped_study(
+            config, directions, lambda: storage.get_all_trials(study_id, deepcopy=False)
+        )
+        return StudyStatus(
+            name, directions, storage.get_n_trials(study_id), len(running), names, stopped
+        )
 
     def _get_or_adopt_config(self, name: str, config: StudyConfig) -> StudyEntry:
         """``create`` with ``load_if_exists`` of a study that exists: the stored settings win.
@@ -407,6 +423,17 @@ class StudyRegistry:
             return self._load(name, fallback)
         distributions = to_distributions(config.search_space, "$.search_space")
         return StudyEntry(name, study, config, distributions, token)
+
+
+def _stored_config(system_attrs: dict[str, Any]) -> StudyConfig | None:
+    """A study's stored configuration, None when it has none or one this version cannot read."""
+    raw = system_attrs.get(CONFIG_ATTR)
+    if raw is None:
+        return None
+    try:
+        return msgspec.convert(raw, StudyConfig)
+    except msgspec.ValidationError:
+        return None
 
 
 def _stamp(

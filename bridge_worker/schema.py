@@ -323,6 +323,28 @@ WrappablePrunerSpec = (
 PrunerSpec = WrappablePrunerSpec | PatientPrunerSpec
 
 
+class StopRules(Struct, forbid_unknown_fields=True, kw_only=True):
+    """When a single-objective study is done (any subset; the first rule that holds stops it)."""
+
+    target: float | UnsetType = UNSET
+    """Stop once the best value is <= target (minimize) or >= target (maximize)."""
+    patience: Annotated[int, Meta(ge=1, le=1_000_000)] | UnsetType = UNSET
+    """Stop after this many completed trials in a row (in completion order) that did not improve
+    the best value by more than ``min_delta``."""
+    min_delta: Annotated[float, Meta(ge=0)] = 0.0
+    max_trials: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    """Stop once this many trials are complete or pruned."""
+    max_seconds: Annotated[float, Meta(gt=0)] | UnsetType = UNSET
+    """Stop this many seconds after the study's first trial started."""
+
+
+class Stopped(Struct):
+    """Why a study is stopped: the rule that holds and what made it hold."""
+
+    rule: Literal["target", "patience", "max_trials", "max_seconds"]
+    detail: dict[str, Any]
+
+
 class StudyConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     """What a study was created with beyond its directions, stored with the study in its storage
     (a study system attr) so any worker, restarted or not, rebuilds the same sampler, pruner and
@@ -331,6 +353,8 @@ class StudyConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     sampler: SamplerSpec | None = None
     pruner: PrunerSpec | None = None
     search_space: SearchSpace = {}
+    stop: StopRules | UnsetType = UNSET
+    """The study's stop rules, when it has any (``create`` / ``set_stop``)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,6 +412,8 @@ class CreateParams(_Params):
     user_attrs: UserAttrs = {}
     metric_names: MetricNames | UnsetType = UNSET
     """One name per objective (Optuna's ``set_metric_names``)."""
+    stop: StopRules | UnsetType = UNSET
+    """Stop rules (single-objective studies only); stored with the study."""
 
 
 class CreateResult(Struct, omit_defaults=True):
@@ -433,6 +459,8 @@ class TellResult(Struct):
     number: int
     state: TrialStateName
     values: list[float] | None
+    stopped: Stopped | UnsetType = UNSET
+    """Present once a stop rule of the study holds."""
 
 
 class BestParams(_Params):
@@ -454,6 +482,8 @@ class TrialsResult(Struct, omit_defaults=True):
     trials: list[TrialInfo]
     metric_names: list[str] | None = None
     """The study's metric names, when it has any (left out otherwise)."""
+    stopped: Stopped | None = None
+    """``best`` only: why the study is stopped, when a stop rule holds (left out otherwise)."""
 
 
 class ListParams(_Params):
@@ -467,6 +497,8 @@ class StudySummary(Struct, omit_defaults=True):
     n_running: int
     metric_names: list[str] | None = None
     """The study's metric names, when it has any (left out otherwise)."""
+    stopped: Stopped | None = None
+    """Why the study is stopped, when a stop rule holds (left out otherwise)."""
 
 
 class ListResult(Struct):
@@ -631,6 +663,19 @@ class PlotResult(Struct):
     """``png``/``svg``: the image, base64."""
     figure: Raw | UnsetType = UNSET
     """``plotly``: the figure JSON (``data`` traces and ``layout``) plotly.js renders."""
+
+
+class SetStopParams(_Params):
+    study: StudyName
+    stop: StopRules | None
+    """The new rules (replacing the old ones), or null to clear them (asking resumes)."""
+
+
+class SetStopResult(Struct):
+    study: str
+    stop: StopRules | None
+    stopped: Stopped | None
+    """Why the study is stopped under the new rules (null: it is not)."""
 
 
 class ShutdownParams(_Params):

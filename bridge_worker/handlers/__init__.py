@@ -17,6 +17,7 @@ from bridge_worker.handlers import (
     planning,
     pruning,
     recording,
+    stopping,
     studies,
     trials,
 )
@@ -40,4 +41,5 @@ ALL: list[Callable[..., Any]] = [
     analysis.importance,
     checkpoints.export,
     checkpoints.import_,
+    stopping.set_stop,
 ]

@@ -28,9 +28,11 @@ from bridge_worker.schema import (
     TellResult,
     TrialsParams,
     TrialsResult,
+    TrialStateName,
 )
 from bridge_worker.space import check_value, to_distributions
-from bridge_worker.study import trial_id_of
+from bridge_worker.stopping import stopped_entry, study_stopped
+from bridge_worker.study import StudyEntry, trial_id_of
 
 
 @rpc_method("ask")
@@ -66,6 +68,9 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         lease_s = None
     else:
         lease_s = params.lease_s
+    stopped = stopped_entry(entry)
+    if stopped is not None:
+        raise study_stopped(entry.name, stopped)
     registry.leases.sweep_if_due(entry.study_id)  # retries of ended leases first
     asked = [
         entry.ask_one(distributions, params.fixed_params, registry.trial_asked)
@@ -90,7 +95,7 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     if frozen.state.is_finished():
         registry.trial_told(trial_id)
         if params.skip_if_finished:
-            return TellResult(frozen.number, STATE_NAMES[frozen.state], frozen.values)
+            return _told(entry, frozen.number, STATE_NAMES[frozen.state], frozen.values)
         raise trial_finished(entry.name, params.number, STATE_NAMES[frozen.state])
     if frozen.state == TrialState.WAITING:
         raise trial_never_asked(entry.name, params.number)
@@ -110,7 +115,18 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
             registry.trial_told(trial_id)
         raise
     registry.trial_told(trial_id)
-    return TellResult(params.number, STATE_NAMES[state], told_values)
+    return _told(entry, params.number, STATE_NAMES[state], told_values)
+
+
+def _told(
+    entry: StudyEntry, number: int, state: TrialStateName, values: list[float] | None
+) -> TellResult:
+    """A tell's reply, with ``stopped`` once a stop rule of the study holds."""
+    result = TellResult(number, state, values)
+    stopped = stopped_entry(entry)
+    if stopped is not None:
+        result.stopped = stopped
+    return result
 
 
 @rpc_method("best")
@@ -134,6 +150,7 @@ def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
     return TrialsResult(
         trials=[trial_info(t, params.datetimes) for t in front],
         metric_names=entry.metric_names(),
+        stopped=stopped_entry(entry),
     )
 
 

@@ -47,6 +47,8 @@ defmodule OptunaBridge.Error do
           | :limit_exceeded
           | :missing_dependency
           | :worker_stopping
+          | :study_stopped
+          | :not_configured
           | :unknown
           | :worker_crashed
           | :worker_stopped
@@ -80,7 +82,9 @@ defmodule OptunaBridge.Error do
     "snapshot_invalid" => :snapshot_invalid,
     "limit_exceeded" => :limit_exceeded,
     "missing_dependency" => :missing_dependency,
-    "worker_stopping" => :worker_stopping
+    "worker_stopping" => :worker_stopping,
+    "study_stopped" => :study_stopped,
+    "not_configured" => :not_configured
   }
 
   @doc "The atom for a worker's `data.kind` string; `:unknown` for anything not in the table."

@@ -11,14 +11,16 @@ defmodule OptunaBridge.Optimizer do
 
   require Logger
 
-  alias OptunaBridge.{Error, Study, Trial, Wire}
+  alias OptunaBridge.{Error, StopRules, Study, Trial, Wire}
 
   @options [:n_trials, :timeout, :concurrency, :trial_timeout, :call_timeout, :ask]
   @reason_limit 2_000
 
   @doc "See `OptunaBridge.optimize/3`."
   @spec optimize(GenServer.server(), (Trial.t() -> term()), keyword()) ::
-          {:ok, Trial.t() | [Trial.t()]} | {:error, Error.t()}
+          {:ok, Trial.t() | [Trial.t()]}
+          | {:ok, Trial.t(), StopRules.stopped()}
+          | {:error, Error.t()}
   def optimize(study, objective, opts) do
     unless is_function(objective, 1),
       do: raise(ArgumentError, "the objective must be a function of one argument (the trial)")
@@ -34,7 +36,8 @@ defmodule OptunaBridge.Optimizer do
       started: 0,
       running: %{},
       failures: [],
-      error: nil
+      error: nil,
+      stopped: nil
     }
 
     state |> fill() |> loop() |> finish()
@@ -87,6 +90,7 @@ defmodule OptunaBridge.Optimizer do
   defp deadline(ms), do: System.monotonic_time(:millisecond) + ms
 
   defp more?(%{error: %Error{}}), do: false
+  defp more?(%{stopped: %{}}), do: false
 
   defp more?(%{config: config, started: started, deadline: deadline}) do
     (config.n_trials == nil or started < config.n_trials) and
@@ -116,6 +120,9 @@ defmodule OptunaBridge.Optimizer do
           | started: state.started + 1,
             running: Map.put(state.running, task.ref, {task, entry})
         }
+
+      {:error, %Error{kind: :study_stopped}} = stopped ->
+        stopped(state, StopRules.stopped(stopped))
 
       {:error, error} ->
         Logger.error("optimize: ask failed, no more trials start: #{Exception.message(error)}")
@@ -215,7 +222,7 @@ defmodule OptunaBridge.Optimizer do
 
     case told do
       {:ok, _} ->
-        state
+        if stop = StopRules.stopped(told), do: stopped(state, stop), else: state
 
       {:error, error} ->
         Logger.error("optimize: tell of trial #{number} failed: #{Exception.message(error)}")
@@ -223,7 +230,23 @@ defmodule OptunaBridge.Optimizer do
     end
   end
 
+  # The study's stop rule holds: no more trials start, running ones finish (once per run).
+  defp stopped(%{stopped: nil} = state, stop) do
+    Logger.info("optimize: the study stopped (#{stop.rule} rule)")
+    StopRules.emit(state.study, stop)
+    %{state | stopped: stop}
+  end
+
+  defp stopped(state, _stop), do: state
+
   defp finish(%{error: %Error{} = error}), do: {:error, error}
+
+  defp finish(%{stopped: %{} = stop} = state) do
+    case finish(%{state | stopped: nil}) do
+      {:ok, %Trial{} = best} -> {:ok, best, stop}
+      other -> other
+    end
+  end
 
   defp finish(state) do
     case Study.best_trials(state.study, state.config.call_opts) do

@@ -640,6 +640,14 @@ defmodule OptunaBridge.Study do
     end
   end
 
+  @doc "Replaces or clears (`nil`) the study's stop rules: see `OptunaBridge.StopRules`."
+  defdelegate set_stop(study, rules, opts \\ []), to: OptunaBridge.StopRules
+
+  @doc false
+  # For the modules holding typed functions of newer methods: `study` is added to params.
+  @spec study_request(study(), String.t(), map(), keyword()) :: result(JSON.value())
+  def study_request(study, method, params, opts), do: request(study, method, params, :raw, opts)
+
   @doc """
   Any method, with these params sent as they are (no `study` added): the raw decoded result.
   Option: `:timeout`.

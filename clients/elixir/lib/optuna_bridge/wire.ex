@@ -59,7 +59,15 @@ defmodule OptunaBridge.Wire do
     |> Map.put("study", name)
     |> Map.put("search_space", search_space(search_space))
     |> metric_names!()
+    |> stop_rules!()
   end
+
+  defp stop_rules!(%{"stop" => nil} = config), do: Map.delete(config, "stop")
+
+  defp stop_rules!(%{"stop" => rules} = config),
+    do: %{config | "stop" => OptunaBridge.StopRules.rules!(rules)}
+
+  defp stop_rules!(config), do: config
 
   # `metric_names:` (Optuna's set_metric_names): one non-empty name (string or atom) per objective.
   defp metric_names!(%{"metric_names" => names} = config) do
