@@ -373,11 +373,14 @@ class Worker:
         *,
         lease_s: float | None = None,
         retry: int | None = None,
+        client: str | None = None,
     ) -> list[AskedTrial]:
         """``lease_s``: the worker fails each trial not told, reported or renewed in time (and
-        with ``retry`` asks its parameters again); ``AskedTrial.lease_end`` says until when."""
+        with ``retry`` asks its parameters again); ``AskedTrial.lease_end`` says until when.
+        ``client``: this client's stable id; its trials still running from before a restart are
+        returned first, with ``resumed`` True."""
         params = _params(study=study, n=n, search_space=search_space, fixed_params=fixed_params,
-                         lease_s=lease_s, retry=retry)
+                         lease_s=lease_s, retry=retry, client=client)
         return self.call("ask", params, AskResult).trials
 
     def renew(self, study: str, number: int, lease_s: float | None = None) -> RenewResult:

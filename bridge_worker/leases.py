@@ -48,7 +48,8 @@ IDLE_RECHECK_S = 2.0
 """How often a served study where no lease was seen yet is swept (a restarted worker, or one
 sharing a study with workers that grant leases, finds them within this)."""
 
-_NOT_COPIED_TO_RETRY = (LEASE_ATTR, "optuna_bridge:heartbeat")
+_NOT_COPIED_TO_RETRY = (LEASE_ATTR, "optuna_bridge:heartbeat", "optuna_bridge:client")
+"""A retry is anyone's trial: it keeps neither the lease nor the client of the failed one."""
 
 
 class Lease(msgspec.Struct, frozen=True):

@@ -28,6 +28,7 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from bridge_worker.client_ids import ClientTrials
 from bridge_worker.convert import metric_names, stored_metric_names
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params, study_not_found
 from bridge_worker.heartbeat import HeartbeatKeeper
@@ -98,6 +99,8 @@ class StudyRegistry:
         self._recovery_due = True
         self.leases = LeaseKeeper(lambda: self.storage, shared=storage.kind != "memory")
         """Fails trials whose lease ended in every study this worker serves."""
+        self.clients = ClientTrials()
+        """The pending trials of each asking client (``ask`` ``client``)."""
 
     @property
     def storage(self) -> BaseStorage:
@@ -272,6 +275,7 @@ class StudyRegistry:
         entry = self._entries.pop(name, None)
         if entry is not None:
             self.leases.forget(entry.study_id)
+            self.clients.forget(entry.study_id)
 
     def exists(self, name: str) -> bool:
         return read_identity(self.storage, name) is not None

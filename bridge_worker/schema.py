@@ -367,6 +367,9 @@ class AskedTrial(Struct):
     params: dict[str, JsonScalar]
     lease_end: str | UnsetType = UNSET
     """When the trial's lease ends (ISO 8601, UTC); only for trials asked with ``lease_s``."""
+    resumed: bool | UnsetType = UNSET
+    """True for a trial the asking ``client`` started earlier and never told (handed out again,
+    same number and params); absent for a new trial."""
 
 
 class TrialInfo(Struct, omit_defaults=True):
@@ -386,6 +389,8 @@ class TrialInfo(Struct, omit_defaults=True):
     datetime_complete: str | UnsetType | None = UNSET
     lease_end: str | UnsetType = UNSET
     """A running trial asked with ``lease_s``: when its lease ends (ISO 8601, UTC)."""
+    client: str | UnsetType = UNSET
+    """The ``client`` that asked the trial, when it was asked with one."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,6 +442,9 @@ class AskParams(_Params):
     retry: Annotated[int, Meta(ge=0, le=100)] = 0
     """With ``lease_s``: how many times a trial whose lease ran out is asked again (its
     parameters are enqueued; every worker on the storage may serve them)."""
+    client: Annotated[str, Meta(min_length=1, max_length=128)] | UnsetType = UNSET
+    """The asking client's id, stored with each trial: the client's RUNNING trials it never told
+    are handed out again first (``resumed``), e.g. to a restarted parent."""
 
 
 class AskResult(Struct):

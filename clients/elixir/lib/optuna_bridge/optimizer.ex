@@ -121,6 +121,10 @@ defmodule OptunaBridge.Optimizer do
             running: Map.put(state.running, task.ref, {task, entry})
         }
 
+      # only trials this process still runs came back (see OptunaBridge.ClientId): ask again
+      {:ok, []} ->
+        state
+
       {:error, %Error{kind: :study_stopped}} = stopped ->
         stopped(state, StopRules.stopped(stopped))
 

@@ -50,7 +50,17 @@ defmodule OptunaBridge.Study do
   use GenServer
   require Logger
 
-  alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
+  alias OptunaBridge.{
+    CheckpointPolicy,
+    ClientId,
+    Error,
+    JSON,
+    Outbox,
+    PortOwner,
+    RPC,
+    TrialLedger,
+    Wire
+  }
   alias OptunaBridge.{SharedWorker, Telemetry, Trial, Worker}
 
   @max_errors 100
@@ -77,7 +87,8 @@ defmodule OptunaBridge.Study do
     :restart_backoff,
     :keep,
     :worker,
-    :pool
+    :pool,
+    :client
   ]
 
   # options of the worker process itself: they belong to the shared worker or pool when used
@@ -113,6 +124,7 @@ defmodule OptunaBridge.Study do
     opts = placement(opts, create["study"])
     study_json = encode!(create["study"])
     create_json = encode!(create)
+    opts = Keyword.put_new_lazy(opts, :client, fn -> ClientId.default(create["study"]) end)
     {Keyword.take(opts, [:name]), {create["study"], study_json, create, create_json, opts}}
   end
 
@@ -160,6 +172,10 @@ defmodule OptunaBridge.Study do
         "keep: #{inspect(v)} is gone: nothing deletes a study implicitly any more; " <>
           "delete explicitly with OptunaBridge.Study.delete/1 or stop(study, delete: true)"
       )
+
+  defp check_start_option({:client, v})
+       when not (v == false or (is_binary(v) and byte_size(v) in 1..128)),
+       do: Wire.bad_option!(:client, v)
 
   defp check_start_option(_), do: :ok
 
@@ -795,6 +811,7 @@ defmodule OptunaBridge.Study do
     state = %{
       study: name,
       study_json: study_json,
+      client_json: ClientId.json(opts[:client]),
       create: create,
       create_json: create_json,
       opts: opts,
@@ -1300,6 +1317,8 @@ defmodule OptunaBridge.Study do
   defp run_request(state, ref) do
     {:request, method, json, add_study?, kind} = state.calls[ref].message
 
+    json = if method == "ask", do: ClientId.with_client(json, state.client_json), else: json
+
     case send_request(state, method, with_study(state, json, add_study?), {:call, ref, kind}) do
       {:ok, state} ->
         case kind do
@@ -1560,7 +1579,7 @@ defmodule OptunaBridge.Study do
   defp call_result(state, _kind, {:error, error}), do: {{:error, error}, state}
 
   defp call_result(state, :ask, {:ok, %{"trials" => trials}}) do
-    asked = Enum.map(trials, &Wire.asked/1)
+    asked = trials |> Enum.map(&Wire.asked/1) |> ClientId.not_held(state.ledger.asked)
     {{:ok, asked}, %{state | ledger: TrialLedger.handed_out(state.ledger, asked)}}
   end
 

@@ -335,7 +335,8 @@ defmodule OptunaBridge.Wire do
       number: number,
       params: params,
       state: :running,
-      lease_end: wire["lease_end"]
+      lease_end: wire["lease_end"],
+      extra: if(wire["resumed"] == true, do: %{"resumed" => true}, else: %{})
     }
 
   @doc """
