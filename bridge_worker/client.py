@@ -40,6 +40,7 @@ from bridge_worker.schema import (
     AddTrialsResult,
     AskedTrial,
     AskResult,
+    CopyTrialsResult,
     CreateResult,
     DeleteResult,
     EnqueueResult,
@@ -508,6 +509,21 @@ class Worker:
     def metric_names(self, study: str) -> list[str] | None:
         """The study's metric names (``create`` with ``metric_names``), or None."""
         return self.call("trials", {"study": study, "states": []}, TrialsResult).metric_names
+
+    def copy_trials(
+        self,
+        from_study: str,
+        to_study: str,
+        *,
+        states: Sequence[str] | None = None,
+        limit: int | None = None,
+        params_only: bool = False,
+    ) -> CopyTrialsResult:
+        """Warm-start ``to_study`` with the trials of ``from_study`` (``states``: default
+        complete); ``params_only`` enqueues their parameters instead of copying results."""
+        params = _params(**{"from": from_study}, to=to_study, states=states, limit=limit,
+                         params_only=params_only or None)
+        return self.call("copy_trials", params, CopyTrialsResult)
 
     def set_stop(self, study: str, stop: Mapping[str, Any] | None) -> SetStopResult:
         """Replace the study's stop rules; None clears them (asking resumes)."""

@@ -42,8 +42,10 @@ from bridge_worker.identity import (
 )
 from bridge_worker.leases import LeaseKeeper
 from bridge_worker.limits import Limits
+from bridge_worker.resolved import is_resolved, resolve_config
 from bridge_worker.samplers import (
     build_pruner,
+    build_sampler,
     build_study_sampler,
     check_sampler_cost,
     check_sampler_fits,
@@ -170,6 +172,7 @@ class StudyRegistry:
         check_sampler_fits(config.sampler, len(directions))
         check_sampler_cost(config.sampler, distributions, self.limits, "$.params.search_space")
         self.limits.check_user_attrs(user_attrs, "$.params.user_attrs")
+        config = _resolved(config, len(directions))
         sampler = build_study_sampler(config.sampler)
         pruner = build_pruner(config.pruner)
         if not load_if_exists or not self.exists(name):
@@ -209,6 +212,10 @@ class StudyRegistry:
         check_sampler_fits(config.sampler, len(body.directions))
         build_study_sampler(config.sampler)
         build_pruner(config.pruner)
+        if not is_resolved(config):
+            config = _resolved(config, len(body.directions))
+            _log.info("study_config_resolved", study=name, source="snapshot",
+                      optuna=config.optuna_version)
         for index, trial in enumerate(trials):
             self.limits.check("max_params", f"parameters of trial {index}", len(trial.params))
         check_name(name, "$.params.study", self.limits)
@@ -407,6 +414,14 @@ class StudyRegistry:
         raw_config = stored.get(CONFIG_ATTR)
         if raw_config is not None:
             config = msgspec.convert(raw_config, StudyConfig)
+            if not is_resolved(config):  # stored by a version before resolved options
+                n_objectives = len(storage.get_study_directions(identity.study_id))
+                config = _resolved(config, n_objectives)
+                storage.set_study_system_attr(
+                    identity.study_id, CONFIG_ATTR, msgspec.to_builtins(config)
+                )
+                _log.info("study_config_resolved", study=name, source="storage",
+                          optuna=config.optuna_version)
         else:
             config = fallback or StudyConfig()
         # A study that holds nothing at all is one whose creator (a create, an import's copy)
@@ -427,6 +442,10 @@ class StudyRegistry:
             return self._load(name, fallback)
         distributions = to_distributions(config.search_space, "$.search_space")
         return StudyEntry(name, study, config, distributions, token)
+
+
+def _resolved(config: StudyConfig, n_objectives: int) -> StudyConfig:
+    return resolve_config(config, n_objectives, build_sampler, build_pruner)
 
 
 def _stored_config(system_attrs: dict[str, Any]) -> StudyConfig | None:

@@ -355,6 +355,9 @@ class StudyConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     search_space: SearchSpace = {}
     stop: StopRules | UnsetType = UNSET
     """The study's stop rules, when it has any (``create`` / ``set_stop``)."""
+    optuna_version: str | UnsetType = UNSET
+    """The Optuna version that resolved ``sampler`` and ``pruner`` (every option given, defaults
+    filled in; :mod:`bridge_worker.resolved`), so a newer Optuna rebuilds the same ones."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -671,6 +674,34 @@ class PlotResult(Struct):
     """``png``/``svg``: the image, base64."""
     figure: Raw | UnsetType = UNSET
     """``plotly``: the figure JSON (``data`` traces and ``layout``) plotly.js renders."""
+
+
+MAX_COPIED_TRIALS = 100_000
+"""At most this many trials per ``copy_trials`` call (each is a storage write)."""
+
+
+class CopyTrialsParams(_Params):
+    from_: StudyName = msgspec.field(name="from")
+    """The study whose trials are copied (in this worker's storage)."""
+    to: StudyName
+    """The study they are copied into; it may be the same study."""
+    states: Annotated[list[Literal["complete", "pruned", "fail"]], Meta(min_length=1)] = (
+        msgspec.field(default_factory=lambda: ["complete"])
+    )
+    limit: Annotated[int, Meta(ge=1, le=MAX_COPIED_TRIALS)] | UnsetType = UNSET
+    """Copy at most this many (the first ones in trial-number order)."""
+    params_only: bool = False
+    """Enqueue the trials' parameters in the target (evaluated anew by its next asks) instead of
+    copying the finished trials with their values."""
+
+
+class CopyTrialsResult(Struct):
+    copied: int
+    skipped: int
+    """Trials of the selected states left out: a parameter outside the target's search space,
+    or values that do not fit its directions."""
+    numbers: list[int]
+    """The numbers the copies got in the target, in the source's order."""
 
 
 class SetStopParams(_Params):

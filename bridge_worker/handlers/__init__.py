@@ -20,6 +20,7 @@ from bridge_worker.handlers import (
     stopping,
     studies,
     trials,
+    warm_start,
 )
 
 ALL: list[Callable[..., Any]] = [
@@ -42,4 +43,5 @@ ALL: list[Callable[..., Any]] = [
     checkpoints.export,
     checkpoints.import_,
     stopping.set_stop,
+    warm_start.copy_trials,
 ]

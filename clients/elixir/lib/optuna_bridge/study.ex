@@ -61,6 +61,7 @@ defmodule OptunaBridge.Study do
     TrialLedger,
     Wire
   }
+
   alias OptunaBridge.{SharedWorker, Telemetry, Trial, Worker}
 
   @max_errors 100
@@ -655,6 +656,9 @@ defmodule OptunaBridge.Study do
       error -> error
     end
   end
+
+  @doc "Copies trials of another study into this one: see `OptunaBridge.WarmStart`."
+  defdelegate copy_trials(study, from, opts \\ []), to: OptunaBridge.WarmStart
 
   @doc "Replaces or clears (`nil`) the study's stop rules: see `OptunaBridge.StopRules`."
   defdelegate set_stop(study, rules, opts \\ []), to: OptunaBridge.StopRules
