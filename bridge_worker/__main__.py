@@ -60,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     watch = FrameWatch(config.frame_budget, frame_overran)
     storage = StorageHandle(config.storage)
     storage_kind = storage.kind
-    endpoint = build_endpoint(storage, config.limits, strict=config.strict)
+    endpoint = build_endpoint(
+        storage, config.limits, strict=config.strict, artifacts=config.artifacts
+    )
     registry = endpoint.dispatcher.registry
     try:
         registry.open()

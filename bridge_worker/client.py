@@ -22,11 +22,13 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
+import hashlib
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
@@ -38,6 +40,10 @@ from bridge_worker.framing import Frame, Framing, frame_encoder, make_decoder
 from bridge_worker.polling import await_readable, spin_seconds
 from bridge_worker.schema import (
     AddTrialsResult,
+    ArtifactGetResult,
+    ArtifactInfo,
+    ArtifactPutResult,
+    ArtifactsResult,
     AskedTrial,
     AskResult,
     CopyTrialsResult,
@@ -510,6 +516,69 @@ class Worker:
         """The study's metric names (``create`` with ``metric_names``), or None."""
         return self.call("trials", {"study": study, "states": []}, TrialsResult).metric_names
 
+    def put_artifact(
+        self,
+        study: str,
+        data: bytes | str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        number: int | None = None,
+        content_type: str | None = None,
+        chunk_size: int = 4 * 1024 * 1024,
+    ) -> ArtifactPutResult:
+        """Upload a file (bytes, or a path: read in ``chunk_size`` pieces) as an artifact of the
+        study or of its trial ``number``; ``name`` defaults to the file's name."""
+        if isinstance(data, bytes):
+            if name is None:
+                raise ValueError("name is required for bytes")
+            chunks: Iterator[bytes] = (data[i:i + chunk_size]
+                                       for i in range(0, max(len(data), 1), chunk_size))
+            digest = hashlib.sha256(data).hexdigest()
+        else:
+            path = Path(data)
+            name = name or path.name
+            digest = _file_sha256(path)
+            chunks = _file_chunks(path, chunk_size)
+        offset = 0
+        result = None
+        pending = next(chunks, b"")
+        while True:
+            following: bytes | None = next(chunks, None)
+            final = following is None
+            params = _params(study=study, number=number, name=name, content_type=content_type,
+                             data=base64.b64encode(pending).decode(), offset=offset,
+                             final=final, sha256=digest if final else None)
+            result = self.call("artifact_put", params, ArtifactPutResult)
+            offset += len(pending)
+            if following is None:
+                return result
+            pending = following
+
+    def artifacts(self, study: str, number: int | None = None) -> list[ArtifactInfo]:
+        """The study's artifacts (its own and every trial's), or trial ``number``'s."""
+        return self.call("artifacts", _params(study=study, number=number),
+                         ArtifactsResult).artifacts
+
+    def get_artifact(
+        self, study: str, artifact_id: str, path: str | os.PathLike[str] | None = None
+    ) -> bytes | None:
+        """An artifact's bytes, or written to ``path`` (then None), fetched part by part."""
+        parts: list[bytes] = []
+        offset = 0
+        while True:
+            got = self.call("artifact_get", {"study": study, "artifact_id": artifact_id,
+                                             "offset": offset}, ArtifactGetResult)
+            chunk = base64.b64decode(got.data)
+            parts.append(chunk)
+            offset += len(chunk)
+            if got.eof:
+                break
+        data = b"".join(parts)
+        if path is None:
+            return data
+        Path(path).write_bytes(data)
+        return None
+
     def copy_trials(
         self,
         from_study: str,
@@ -589,6 +658,19 @@ def unwrap(reply: Reply, result_type: type[T]) -> T:
     if result_type is Any:
         return msgspec.json.decode(reply.result)  # type: ignore[no-any-return]
     return decode_result(reply.result, result_type)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_chunks(path: Path, size: int) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        yield from iter(lambda: f.read(size), b"")
 
 
 def _params(**fields: Any) -> dict[str, Any]:

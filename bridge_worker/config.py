@@ -11,10 +11,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from bridge_worker import __version__
+from bridge_worker.artifact_options import DEFAULT_UPLOAD_TIMEOUT, ArtifactOptions
 from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
 from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
 from bridge_worker.storage_options import StorageOptions, check_options
@@ -36,6 +38,7 @@ class WorkerConfig:
     """Seconds one frame may run before the worker ends itself (exit status 75)."""
     jsonrpc: Literal["default", "strict"] = "default"
     log_level: str = "info"
+    artifacts: ArtifactOptions = field(default_factory=ArtifactOptions)
 
     @property
     def strict(self) -> bool:
@@ -103,6 +106,16 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         help="stderr log level (default: info, or warning when stdin is a terminal, so a person "
         "typing frames sees replies, not logs)",
     )
+    parser.add_argument(
+        "--artifacts", metavar="DIR",
+        help="enable artifact_put/artifacts/artifact_get, storing files in DIR (Optuna's "
+        "FileSystemArtifactStore; give optuna-dashboard the same --artifact-dir)",
+    )
+    parser.add_argument(
+        "--artifact-upload-timeout", type=float, default=DEFAULT_UPLOAD_TIMEOUT,
+        metavar="SECONDS", help="discard an unfinished upload after this long without a chunk "
+        f"(default {DEFAULT_UPLOAD_TIMEOUT:g})",
+    )
     parser.add_argument("--version", action="version", version=f"optuna-bridge {__version__}")
     args = parser.parse_args(argv)
     if args.log_level is None:
@@ -139,6 +152,9 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         frame_budget=args.frame_budget,
         jsonrpc=args.jsonrpc,
         log_level=args.log_level,
+        artifacts=ArtifactOptions(
+            Path(args.artifacts) if args.artifacts else None, args.artifact_upload_timeout
+        ),
     )
 
 

@@ -54,6 +54,8 @@ class Limits:
     """Bytes of one user attr: its name plus its value as JSON."""
     max_plot_trials: int = 10_000
     """Trials in a study that ``plot`` draws (a figure of more is refused, not truncated)."""
+    max_artifact_bytes: int = 1 << 30
+    """Bytes of one artifact uploaded with ``artifact_put`` (default 1 GiB)."""
 
     def check(self, limit: str, what: str, value: int) -> None:
         """Raise ``limit_exceeded`` when ``value`` is over the limit named ``limit``."""

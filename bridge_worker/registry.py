@@ -28,6 +28,7 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from bridge_worker.artifacts import ArtifactKeeper
 from bridge_worker.client_ids import ClientTrials
 from bridge_worker.convert import metric_names, stored_metric_names
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params, study_not_found
@@ -103,6 +104,8 @@ class StudyRegistry:
         """Fails trials whose lease ended in every study this worker serves."""
         self.clients = ClientTrials()
         """The pending trials of each asking client (``ask`` ``client``)."""
+        self.artifacts = ArtifactKeeper()
+        """Artifact uploads and the store (``--artifacts DIR``; not configured by default)."""
 
     @property
     def storage(self) -> BaseStorage:

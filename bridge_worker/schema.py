@@ -676,6 +676,71 @@ class PlotResult(Struct):
     """``plotly``: the figure JSON (``data`` traces and ``layout``) plotly.js renders."""
 
 
+ArtifactName = Annotated[str, Meta(min_length=1, max_length=255)]
+Sha256Hex = Annotated[str, Meta(pattern="^[0-9a-fA-F]{64}$")]
+
+
+class ArtifactPutParams(_Params):
+    study: StudyName
+    name: ArtifactName
+    """The file's name as the dashboard shows it (a label, never a path)."""
+    data: str
+    """This chunk, base64."""
+    number: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    """The trial the file belongs to; without it, the study."""
+    content_type: Annotated[str, Meta(min_length=1, max_length=255)] = "application/octet-stream"
+    offset: Annotated[int, Meta(ge=0)] = 0
+    """Where this chunk starts in the file: 0 starts (or restarts) the upload; each next chunk
+    starts where the previous one ended."""
+    final: bool = True
+    sha256: Sha256Hex | UnsetType = UNSET
+    """Hex SHA-256 of the whole file; required with ``final``."""
+
+
+class ArtifactPutResult(Struct, omit_defaults=True):
+    size: int
+    """Bytes received so far (the file's size once ``final``)."""
+    artifact_id: str | None = None
+    sha256: str | None = None
+
+
+class ArtifactsParams(_Params):
+    study: StudyName
+    number: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    """Only this trial's artifacts; without it, the study's own and every trial's."""
+
+
+class ArtifactInfo(Struct):
+    artifact_id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str | None
+    number: int | None
+    """The trial it belongs to (null: the study)."""
+
+
+class ArtifactsResult(Struct):
+    artifacts: list[ArtifactInfo]
+
+
+class ArtifactGetParams(_Params):
+    study: StudyName
+    artifact_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    offset: Annotated[int, Meta(ge=0)] = 0
+    limit: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    """At most this many bytes (default and maximum: what fits in one reply)."""
+
+
+class ArtifactGetResult(Struct):
+    data: str
+    """The bytes from ``offset``, base64."""
+    offset: int
+    size: int
+    """The whole file's size."""
+    eof: bool
+
+
 MAX_COPIED_TRIALS = 100_000
 """At most this many trials per ``copy_trials`` call (each is a storage write)."""
 

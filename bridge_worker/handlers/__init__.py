@@ -10,6 +10,7 @@ from typing import Any
 
 from bridge_worker.handlers import (
     analysis,
+    artifacts,
     attrs,
     checkpoints,
     control,
@@ -44,4 +45,7 @@ ALL: list[Callable[..., Any]] = [
     checkpoints.import_,
     stopping.set_stop,
     warm_start.copy_trials,
+    artifacts.artifact_put,
+    artifacts.artifacts,
+    artifacts.artifact_get,
 ]

@@ -22,6 +22,8 @@ defmodule OptunaBridge.Error do
 
     * `:multi_objective` — `best_trial/1` on a study with several objectives: there is no single
       best trial, use `best_trials/1` for the Pareto front.
+    * `:study_stopped` / `:not_configured` are worker kinds: `ask` of a study whose stop rule
+      holds (`data["rule"]`), and artifacts on a worker started without `--artifacts DIR`.
     * `:objective_failed` — an objective run by `OptunaBridge.optimize/3` raised, threw or
       exited (kept in the trial's user attrs; `optimize/3` returns it only when nothing completed).
 

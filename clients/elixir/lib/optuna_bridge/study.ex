@@ -657,6 +657,15 @@ defmodule OptunaBridge.Study do
     end
   end
 
+  @doc "Uploads a file as an artifact of a trial or the study: see `OptunaBridge.Artifacts`."
+  defdelegate put_artifact(study, number, source, opts \\ []), to: OptunaBridge.Artifacts
+
+  @doc "Downloads an artifact (to a binary, or `to:` a file): see `OptunaBridge.Artifacts`."
+  defdelegate get_artifact(study, artifact_id, opts \\ []), to: OptunaBridge.Artifacts
+
+  @doc "Lists artifacts of the study or of a trial: see `OptunaBridge.Artifacts`."
+  defdelegate artifacts(study, number \\ nil, opts \\ []), to: OptunaBridge.Artifacts
+
   @doc "Copies trials of another study into this one: see `OptunaBridge.WarmStart`."
   defdelegate copy_trials(study, from, opts \\ []), to: OptunaBridge.WarmStart
 
