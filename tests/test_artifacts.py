@@ -164,3 +164,46 @@ def test_kill_9_mid_upload_leaves_nothing_listed(tmp_path: Path) -> None:
         assert worker.artifacts("s") == []
         with pytest.raises(WorkerError):
             _put(worker, name="a", data="", offset=7, sha256="0" * 64)
+
+
+DASHBOARD = Path(__file__).resolve().parent.parent / ".venv-dashboard" / "bin" / "optuna-dashboard"
+
+
+@pytest.mark.skipif(not DASHBOARD.exists(), reason="make dashboard installs optuna-dashboard")
+def test_optuna_dashboard_lists_them(tmp_path: Path) -> None:
+    import json
+    import socket
+    import subprocess
+    import urllib.request
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with _spawn(tmp_path / "art", url) as worker:
+        worker.create("s", search_space=SPACE)
+        (trial,) = worker.ask("s")
+        stored = worker.put_artifact("s", b"weights", "model.txt", number=trial.number)
+        worker.tell("s", trial.number, 0.5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(DASHBOARD), "--host", "127.0.0.1", "--port", str(port), "--artifact-dir",
+         str(tmp_path / "art"), url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/1") as r:
+                    study = json.load(r)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        (meta,) = study["trials"][0]["artifacts"]
+        assert (meta["artifact_id"], meta["filename"]) == (stored.artifact_id, "model.txt")
+        path = f"/artifacts/1/{study['trials'][0]['trial_id']}/{stored.artifact_id}"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}") as r:
+            assert r.read() == b"weights"
+    finally:
+        proc.terminate()
+        proc.wait(30)
