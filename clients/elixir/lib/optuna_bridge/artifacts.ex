@@ -134,7 +134,7 @@ defmodule OptunaBridge.Artifacts do
     with {:ok, %{"data" => data, "eof" => eof}} <-
            Study.study_request(study, "artifact_get", params, opts) do
       part = Base.decode64!(data)
-      acc = [acc | part]
+      acc = [acc, part]
 
       if eof,
         do: {:ok, IO.iodata_to_binary(acc)},
