@@ -63,8 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     watch = FrameWatch(config.frame_budget, frame_overran)
     storage = StorageHandle(config.storage)
     storage_kind = storage.kind
-    endpoint = build_endpoint(storage, config.limits, strict=config.strict,
-                              snapshot_key=config.snapshot_key)
+    endpoint = build_endpoint(
+        storage, config.limits, strict=config.strict, snapshot_key=config.snapshot_key,
+        artifacts=config.artifacts,
+    )
     registry = endpoint.dispatcher.registry
     try:
         registry.open()

@@ -22,11 +22,13 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
+import hashlib
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
@@ -38,8 +40,13 @@ from bridge_worker.framing import Frame, Framing, frame_encoder, make_decoder
 from bridge_worker.polling import await_readable, spin_seconds
 from bridge_worker.schema import (
     AddTrialsResult,
+    ArtifactGetResult,
+    ArtifactInfo,
+    ArtifactPutResult,
+    ArtifactsResult,
     AskedTrial,
     AskResult,
+    CopyTrialsResult,
     CreateResult,
     DeleteResult,
     EnqueueResult,
@@ -53,6 +60,7 @@ from bridge_worker.schema import (
     ReportResult,
     RequestId,
     SetAttrsResult,
+    SetStopResult,
     StudySummary,
     TellResult,
     TrialInfo,
@@ -104,6 +112,19 @@ class WorkerError(Exception):
         self.message = error.message
         self.data = error.data
         self.kind: str = error.data.get("kind", "")
+
+
+class StudyStopped(WorkerError):
+    """``ask`` of a study whose stop rule holds: ``rule`` names it, ``detail`` says why. Trials
+    still running can be told; ``set_stop`` changes or clears the rules."""
+
+    def __init__(self, error: ErrorObject) -> None:
+        super().__init__(error)
+        self.rule: str = error.data.get("rule", "")
+        self.detail: dict[str, Any] = error.data.get("detail", {})
+
+
+_ERRORS_BY_KIND: dict[str, type[WorkerError]] = {"study_stopped": StudyStopped}
 
 
 class WorkerExited(ConnectionError):
@@ -339,11 +360,14 @@ class Worker:
         load_if_exists: bool = False,
         user_attrs: Mapping[str, Any] | None = None,
         metric_names: Sequence[str] | None = None,
+        stop: Mapping[str, Any] | None = None,
     ) -> CreateResult:
+        """``stop``: stop rules (``target``, ``patience``, ``min_delta``, ``max_trials``,
+        ``max_seconds``); once one holds, ``ask`` raises :class:`StudyStopped`."""
         params = _params(
             study=study, direction=direction, directions=directions, sampler=sampler,
             pruner=pruner, search_space=search_space, load_if_exists=load_if_exists or None,
-            user_attrs=user_attrs, metric_names=metric_names,
+            user_attrs=user_attrs, metric_names=metric_names, stop=stop,
         )
         return self.call("create", params, CreateResult)
 
@@ -356,11 +380,14 @@ class Worker:
         *,
         lease_s: float | None = None,
         retry: int | None = None,
+        client: str | None = None,
     ) -> list[AskedTrial]:
         """``lease_s``: the worker fails each trial not told, reported or renewed in time (and
-        with ``retry`` asks its parameters again); ``AskedTrial.lease_end`` says until when."""
+        with ``retry`` asks its parameters again); ``AskedTrial.lease_end`` says until when.
+        ``client``: this client's stable id; its trials still running from before a restart are
+        returned first, with ``resumed`` True."""
         params = _params(study=study, n=n, search_space=search_space, fixed_params=fixed_params,
-                         lease_s=lease_s, retry=retry)
+                         lease_s=lease_s, retry=retry, client=client)
         return self.call("ask", params, AskResult).trials
 
     def renew(self, study: str, number: int, lease_s: float | None = None) -> RenewResult:
@@ -489,6 +516,88 @@ class Worker:
         """The study's metric names (``create`` with ``metric_names``), or None."""
         return self.call("trials", {"study": study, "states": []}, TrialsResult).metric_names
 
+    def put_artifact(
+        self,
+        study: str,
+        data: bytes | str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        number: int | None = None,
+        content_type: str | None = None,
+        chunk_size: int = 4 * 1024 * 1024,
+    ) -> ArtifactPutResult:
+        """Upload a file (bytes, or a path: read in ``chunk_size`` pieces) as an artifact of the
+        study or of its trial ``number``; ``name`` defaults to the file's name."""
+        if isinstance(data, bytes):
+            if name is None:
+                raise ValueError("name is required for bytes")
+            chunks: Iterator[bytes] = (data[i:i + chunk_size]
+                                       for i in range(0, max(len(data), 1), chunk_size))
+            digest = hashlib.sha256(data).hexdigest()
+        else:
+            path = Path(data)
+            name = name or path.name
+            digest = _file_sha256(path)
+            chunks = _file_chunks(path, chunk_size)
+        offset = 0
+        result = None
+        pending = next(chunks, b"")
+        while True:
+            following: bytes | None = next(chunks, None)
+            final = following is None
+            params = _params(study=study, number=number, name=name, content_type=content_type,
+                             data=base64.b64encode(pending).decode(), offset=offset,
+                             final=final, sha256=digest if final else None)
+            result = self.call("artifact_put", params, ArtifactPutResult)
+            offset += len(pending)
+            if following is None:
+                return result
+            pending = following
+
+    def artifacts(self, study: str, number: int | None = None) -> list[ArtifactInfo]:
+        """The study's artifacts (its own and every trial's), or trial ``number``'s."""
+        return self.call("artifacts", _params(study=study, number=number),
+                         ArtifactsResult).artifacts
+
+    def get_artifact(
+        self, study: str, artifact_id: str, path: str | os.PathLike[str] | None = None
+    ) -> bytes | None:
+        """An artifact's bytes, or written to ``path`` (then None), fetched part by part."""
+        parts: list[bytes] = []
+        offset = 0
+        while True:
+            got = self.call("artifact_get", {"study": study, "artifact_id": artifact_id,
+                                             "offset": offset}, ArtifactGetResult)
+            chunk = base64.b64decode(got.data)
+            parts.append(chunk)
+            offset += len(chunk)
+            if got.eof:
+                break
+        data = b"".join(parts)
+        if path is None:
+            return data
+        Path(path).write_bytes(data)
+        return None
+
+    def copy_trials(
+        self,
+        from_study: str,
+        to_study: str,
+        *,
+        states: Sequence[str] | None = None,
+        limit: int | None = None,
+        params_only: bool = False,
+    ) -> CopyTrialsResult:
+        """Warm-start ``to_study`` with the trials of ``from_study`` (``states``: default
+        complete); ``params_only`` enqueues their parameters instead of copying results."""
+        params = _params(**{"from": from_study}, to=to_study, states=states, limit=limit,
+                         params_only=params_only or None)
+        return self.call("copy_trials", params, CopyTrialsResult)
+
+    def set_stop(self, study: str, stop: Mapping[str, Any] | None) -> SetStopResult:
+        """Replace the study's stop rules; None clears them (asking resumes)."""
+        return self.call("set_stop", {"study": study, "stop": stop}, SetStopResult)
+
     def list_studies(self) -> list[StudySummary]:
         return self.call("list", None, ListResult).studies
 
@@ -543,7 +652,7 @@ class Worker:
 def unwrap(reply: Reply, result_type: type[T]) -> T:
     """The result of a reply, or its error raised as :class:`WorkerError`."""
     if not isinstance(reply.error, UnsetType):
-        raise WorkerError(reply.error)
+        raise _ERRORS_BY_KIND.get(reply.error.data.get("kind", ""), WorkerError)(reply.error)
     if isinstance(reply.result, UnsetType):
         raise RuntimeError(f"reply without result or error: {reply!r}")
     if result_type is Any:
@@ -551,8 +660,23 @@ def unwrap(reply: Reply, result_type: type[T]) -> T:
     return decode_result(reply.result, result_type)
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_chunks(path: Path, size: int) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        yield from iter(lambda: f.read(size), b"")
+
+
 def _params(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-__all__ = ["Reply", "Worker", "WorkerError", "WorkerExited", "decode_result", "unwrap"]
+__all__ = [
+    "Reply", "StudyStopped", "Worker", "WorkerError", "WorkerExited", "decode_result", "unwrap",
+]

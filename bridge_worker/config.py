@@ -12,8 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from bridge_worker.artifact_options import DEFAULT_UPLOAD_TIMEOUT, ArtifactOptions
 from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
 from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
 from bridge_worker.proxy_auth import read_pem, read_token
@@ -38,6 +40,7 @@ class WorkerConfig:
     log_level: str = "info"
     snapshot_key: bytes | None = field(default=None, repr=False)
     """The operator's key: exports are signed with it, imports must be (``--snapshot-key``)."""
+    artifacts: ArtifactOptions = field(default_factory=ArtifactOptions)
 
     @property
     def strict(self) -> bool:
@@ -128,6 +131,16 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         "typing frames sees replies, not logs)",
     )
     parser.add_argument(
+        "--artifacts", metavar="DIR",
+        help="enable artifact_put/artifacts/artifact_get, storing files in DIR (Optuna's "
+        "FileSystemArtifactStore; give optuna-dashboard the same --artifact-dir)",
+    )
+    parser.add_argument(
+        "--artifact-upload-timeout", type=float, default=DEFAULT_UPLOAD_TIMEOUT,
+        metavar="SECONDS", help="discard an unfinished upload after this long without a chunk "
+        f"(default {DEFAULT_UPLOAD_TIMEOUT:g})",
+    )
+    parser.add_argument(
         "--version", action=_PrintVersions, help="print the worker, protocol and Optuna versions"
     )
     args = parser.parse_args(argv)
@@ -176,6 +189,9 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         jsonrpc=args.jsonrpc,
         log_level=args.log_level,
         snapshot_key=snapshot_key,
+        artifacts=ArtifactOptions(
+            Path(args.artifacts) if args.artifacts else None, args.artifact_upload_timeout
+        ),
     )
 
 

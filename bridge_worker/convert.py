@@ -9,6 +9,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from bridge_worker.client_ids import client_of
 from bridge_worker.leases import LEASE_ATTR, lease_of
 from bridge_worker.schema import JsonScalar, TrialInfo, TrialStateName
 
@@ -47,6 +48,9 @@ def trial_info(trial: FrozenTrial, datetimes: bool = False) -> TrialInfo:
     lease = lease_of(trial)
     if lease is not None:
         info.lease_end = iso(lease.end)
+    client = client_of(trial)
+    if client is not None:
+        info.client = client
     if datetimes:
         info.datetime_start = iso(trial.datetime_start)
         info.datetime_complete = iso(trial.datetime_complete)

@@ -31,6 +31,8 @@ class ErrorKind(enum.Enum):
     LIMIT_EXCEEDED = ("limit_exceeded", -32009)
     MISSING_DEPENDENCY = ("missing_dependency", -32010)
     WORKER_STOPPING = ("worker_stopping", -32011)
+    STUDY_STOPPED = ("study_stopped", -32012)
+    NOT_CONFIGURED = ("not_configured", -32013)
 
     def __init__(self, kind: str, code: int) -> None:
         self.kind = kind

@@ -53,7 +53,8 @@ EXPIRED_ATTR = "optuna_bridge:lease_expired"
 """Trial system attr written just before a trial is failed for an ended lease: the failing
 process (so a retry it was killed before enqueueing is recovered)."""
 
-_NOT_COPIED_TO_RETRY = (LEASE_ATTR, EXPIRED_ATTR, "optuna_bridge:heartbeat")
+_NOT_COPIED_TO_RETRY = (LEASE_ATTR, EXPIRED_ATTR, "optuna_bridge:heartbeat", "optuna_bridge:client")
+"""A retry is anyone's trial: it keeps neither the lease nor the client of the failed one."""
 
 
 class Lease(msgspec.Struct, frozen=True):

@@ -63,6 +63,8 @@ class Limits:
     """Seconds the process drawing one figure may take (then it is stopped)."""
     max_plot_memory_mib: int = 1024
     """MiB of address space the process drawing one figure may add to the worker's."""
+    max_artifact_bytes: int = 1 << 30
+    """Bytes of one artifact uploaded with ``artifact_put`` (default 1 GiB)."""
 
     def check(self, limit: str, what: str, value: int) -> None:
         """Raise ``limit_exceeded`` when ``value`` is over the limit named ``limit``."""

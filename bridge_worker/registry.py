@@ -28,7 +28,9 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from bridge_worker.artifacts import ArtifactKeeper
 from bridge_worker.asked_trials import AskedTrials, replaced
+from bridge_worker.client_ids import ClientTrials
 from bridge_worker.convert import metric_names, stored_metric_names
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params, study_not_found
 from bridge_worker.heartbeat import HeartbeatKeeper
@@ -42,13 +44,15 @@ from bridge_worker.identity import (
 )
 from bridge_worker.leases import LeaseKeeper
 from bridge_worker.limits import Limits
+from bridge_worker.resolved import is_resolved, resolve_config
 from bridge_worker.samplers import (
     build_pruner,
+    build_sampler,
     build_study_sampler,
     check_sampler_cost,
     check_sampler_fits,
 )
-from bridge_worker.schema import Direction, SnapshotBody, StudyConfig, UserAttrs
+from bridge_worker.schema import Direction, SnapshotBody, Stopped, StudyConfig, UserAttrs
 from bridge_worker.snapshot import snapshot_trial
 from bridge_worker.space import to_distributions
 from bridge_worker.staged_import import (
@@ -63,6 +67,7 @@ from bridge_worker.staged_import import (
     is_bare,
     recover,
 )
+from bridge_worker.stopping import stopped_study
 from bridge_worker.storage import StorageHandle
 from bridge_worker.storage_options import StorageOptions
 from bridge_worker.study import StudyEntry, direction_name
@@ -83,6 +88,7 @@ class StudyStatus:
     n_trials: int
     n_running: int
     metric_names: list[str] | None = None
+    stopped: Stopped | None = None
 
 
 class StudyRegistry:
@@ -102,6 +108,10 @@ class StudyRegistry:
         """Fails trials whose lease ended in every study this worker serves."""
         self.asked = AskedTrials()
         """The study identity each trial asked here was handed out under."""
+        self.clients = ClientTrials()
+        """The pending trials of each asking client (``ask`` ``client``)."""
+        self.artifacts = ArtifactKeeper()
+        """Artifact uploads and the store (``--artifacts DIR``; not configured by default)."""
 
     @property
     def storage(self) -> BaseStorage:
@@ -171,6 +181,7 @@ class StudyRegistry:
         check_sampler_fits(config.sampler, len(directions))
         check_sampler_cost(config.sampler, distributions, self.limits, "$.params.search_space")
         self.limits.check_user_attrs(user_attrs, "$.params.user_attrs")
+        config = _resolved(config, len(directions))
         sampler = build_study_sampler(config.sampler)
         pruner = build_pruner(config.pruner)
         if not load_if_exists or not self.exists(name):
@@ -210,6 +221,10 @@ class StudyRegistry:
         check_sampler_fits(config.sampler, len(body.directions))
         build_study_sampler(config.sampler)
         build_pruner(config.pruner)
+        if not is_resolved(config):
+            config = _resolved(config, len(body.directions))
+            _log.info("study_config_resolved", study=name, source="snapshot",
+                      optuna=config.optuna_version)
         for index, trial in enumerate(trials):
             self.limits.check("max_params", f"parameters of trial {index}", len(trial.params))
         check_name(name, "$.params.study", self.limits)
@@ -276,6 +291,7 @@ class StudyRegistry:
         entry = self._entries.pop(name, None)
         if entry is not None:
             self.leases.forget(entry.study_id)
+            self.clients.forget(entry.study_id)
 
     def exists(self, name: str) -> bool:
         return read_identity(self.storage, name) is not None
@@ -345,7 +361,15 @@ class StudyRegistry:
     def summary(self, entry: StudyEntry) -> StudyStatus:
         study_id = entry.study_id
         names = stored_metric_names(self.storage, study_id)
-        return self._summary(study_id, entry.name, entry.directions, names)
+        return self._summary(study_id, entry.name, entry.directions, names, entry.config)
+
+    def reconfigure(self, entry: StudyEntry, config: StudyConfig) -> None:
+        """Store a changed configuration of a served study (``set_stop``); other workers serving
+        it read it when they next load the study."""
+        self.storage.set_study_system_attr(
+            entry.study_id, CONFIG_ATTR, msgspec.to_builtins(config)
+        )
+        entry.config = config
 
     def summaries(self) -> list[StudyStatus]:
         """Every study in the storage, including ones this worker has not served yet (a durable
@@ -357,6 +381,7 @@ class StudyRegistry:
                 frozen.study_name,
                 [direction_name(d) for d in frozen.directions],
                 metric_names(frozen.system_attrs),
+                _stored_config(frozen.system_attrs),
             )
             for frozen in self.storage.get_all_studies()
             if not frozen.study_name.startswith(STAGING_PREFIX)
@@ -365,11 +390,16 @@ class StudyRegistry:
 
     def _summary(
         self, study_id: int, name: str, directions: list[Direction],
-        names: list[str] | None = None,
+        names: list[str] | None = None, config: StudyConfig | None = None,
     ) -> StudyStatus:
         storage = self.storage
         running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return StudyStatus(name, directions, storage.get_n_trials(study_id), len(running), names)
+        stopped = None if config is None else stopped_study(
+            config, directions, lambda: storage.get_all_trials(study_id, deepcopy=False)
+        )
+        return StudyStatus(
+            name, directions, storage.get_n_trials(study_id), len(running), names, stopped
+        )
 
     def _get_or_adopt_config(self, name: str, config: StudyConfig) -> StudyEntry:
         """``create`` with ``load_if_exists`` of a study that exists: the stored settings win.
@@ -452,6 +482,14 @@ class StudyRegistry:
         raw_config = stored.get(CONFIG_ATTR)
         if raw_config is not None:
             config = msgspec.convert(raw_config, StudyConfig)
+            if not is_resolved(config):  # stored by a version before resolved options
+                n_objectives = len(storage.get_study_directions(identity.study_id))
+                config = _resolved(config, n_objectives)
+                storage.set_study_system_attr(
+                    identity.study_id, CONFIG_ATTR, msgspec.to_builtins(config)
+                )
+                _log.info("study_config_resolved", study=name, source="storage",
+                          optuna=config.optuna_version)
         else:
             config = fallback or StudyConfig()
         # A study that holds nothing at all is one whose creator (a create, an import's copy)
@@ -501,6 +539,21 @@ def _creator_wrote(storage: BaseStorage, study_id: int) -> bool:
         except KeyError:  # deleted meanwhile: load again, the name may mean another study
             return True
     return False
+
+
+def _resolved(config: StudyConfig, n_objectives: int) -> StudyConfig:
+    return resolve_config(config, n_objectives, build_sampler, build_pruner)
+
+
+def _stored_config(system_attrs: dict[str, Any]) -> StudyConfig | None:
+    """A study's stored configuration, None when it has none or one this version cannot read."""
+    raw = system_attrs.get(CONFIG_ATTR)
+    if raw is None:
+        return None
+    try:
+        return msgspec.convert(raw, StudyConfig)
+    except msgspec.ValidationError:
+        return None
 
 
 def _stamp(

@@ -323,6 +323,28 @@ WrappablePrunerSpec = (
 PrunerSpec = WrappablePrunerSpec | PatientPrunerSpec
 
 
+class StopRules(Struct, forbid_unknown_fields=True, kw_only=True):
+    """When a single-objective study is done (any subset; the first rule that holds stops it)."""
+
+    target: float | UnsetType = UNSET
+    """Stop once the best value is <= target (minimize) or >= target (maximize)."""
+    patience: Annotated[int, Meta(ge=1, le=1_000_000)] | UnsetType = UNSET
+    """Stop after this many completed trials in a row (in completion order) that did not improve
+    the best value by more than ``min_delta``."""
+    min_delta: Annotated[float, Meta(ge=0)] = 0.0
+    max_trials: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    """Stop once this many trials are complete or pruned."""
+    max_seconds: Annotated[float, Meta(gt=0)] | UnsetType = UNSET
+    """Stop this many seconds after the study's first trial started."""
+
+
+class Stopped(Struct):
+    """Why a study is stopped: the rule that holds and what made it hold."""
+
+    rule: Literal["target", "patience", "max_trials", "max_seconds"]
+    detail: dict[str, Any]
+
+
 class StudyConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     """What a study was created with beyond its directions, stored with the study in its storage
     (a study system attr) so any worker, restarted or not, rebuilds the same sampler, pruner and
@@ -331,6 +353,11 @@ class StudyConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     sampler: SamplerSpec | None = None
     pruner: PrunerSpec | None = None
     search_space: SearchSpace = {}
+    stop: StopRules | UnsetType = UNSET
+    """The study's stop rules, when it has any (``create`` / ``set_stop``)."""
+    optuna_version: str | UnsetType = UNSET
+    """The Optuna version that resolved ``sampler`` and ``pruner`` (every option given, defaults
+    filled in; :mod:`bridge_worker.resolved`), so a newer Optuna rebuilds the same ones."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,6 +370,9 @@ class AskedTrial(Struct):
     params: dict[str, JsonScalar]
     lease_end: str | UnsetType = UNSET
     """When the trial's lease ends (ISO 8601, UTC); only for trials asked with ``lease_s``."""
+    resumed: bool | UnsetType = UNSET
+    """True for a trial the asking ``client`` started earlier and never told (handed out again,
+    same number and params); absent for a new trial."""
 
 
 class TrialInfo(Struct, omit_defaults=True):
@@ -362,6 +392,8 @@ class TrialInfo(Struct, omit_defaults=True):
     datetime_complete: str | UnsetType | None = UNSET
     lease_end: str | UnsetType = UNSET
     """A running trial asked with ``lease_s``: when its lease ends (ISO 8601, UTC)."""
+    client: str | UnsetType = UNSET
+    """The ``client`` that asked the trial, when it was asked with one."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,6 +420,8 @@ class CreateParams(_Params):
     user_attrs: UserAttrs = {}
     metric_names: MetricNames | UnsetType = UNSET
     """One name per objective (Optuna's ``set_metric_names``)."""
+    stop: StopRules | UnsetType = UNSET
+    """Stop rules (single-objective studies only); stored with the study."""
 
 
 class CreateResult(Struct, omit_defaults=True):
@@ -411,6 +445,9 @@ class AskParams(_Params):
     retry: Annotated[int, Meta(ge=0, le=100)] = 0
     """With ``lease_s``: how many times a trial whose lease ran out is asked again (its
     parameters are enqueued; every worker on the storage may serve them)."""
+    client: Annotated[str, Meta(min_length=1, max_length=128)] | UnsetType = UNSET
+    """The asking client's id, stored with each trial: the client's RUNNING trials it never told
+    are handed out again first (``resumed``), e.g. to a restarted parent."""
 
 
 class AskResult(Struct):
@@ -433,6 +470,8 @@ class TellResult(Struct):
     number: int
     state: TrialStateName
     values: list[float] | None
+    stopped: Stopped | UnsetType = UNSET
+    """Present once a stop rule of the study holds."""
 
 
 class BestParams(_Params):
@@ -454,6 +493,8 @@ class TrialsResult(Struct, omit_defaults=True):
     trials: list[TrialInfo]
     metric_names: list[str] | None = None
     """The study's metric names, when it has any (left out otherwise)."""
+    stopped: Stopped | None = None
+    """``best`` only: why the study is stopped, when a stop rule holds (left out otherwise)."""
 
 
 class ListParams(_Params):
@@ -467,6 +508,8 @@ class StudySummary(Struct, omit_defaults=True):
     n_running: int
     metric_names: list[str] | None = None
     """The study's metric names, when it has any (left out otherwise)."""
+    stopped: Stopped | None = None
+    """Why the study is stopped, when a stop rule holds (left out otherwise)."""
 
 
 class ListResult(Struct):
@@ -633,6 +676,112 @@ class PlotResult(Struct):
     """``plotly``: the figure JSON (``data`` traces and ``layout``) plotly.js renders."""
     warnings: list[str] | UnsetType = UNSET
     """What the figure leaves out to stay bounded (absent when it shows everything)."""
+
+
+ArtifactName = Annotated[str, Meta(min_length=1, max_length=255)]
+Sha256Hex = Annotated[str, Meta(pattern="^[0-9a-fA-F]{64}$")]
+
+
+class ArtifactPutParams(_Params):
+    study: StudyName
+    name: ArtifactName
+    """The file's name as the dashboard shows it (a label, never a path)."""
+    data: str
+    """This chunk, base64."""
+    number: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    """The trial the file belongs to; without it, the study."""
+    content_type: Annotated[str, Meta(min_length=1, max_length=255)] = "application/octet-stream"
+    offset: Annotated[int, Meta(ge=0)] = 0
+    """Where this chunk starts in the file: 0 starts (or restarts) the upload; each next chunk
+    starts where the previous one ended."""
+    final: bool = True
+    sha256: Sha256Hex | UnsetType = UNSET
+    """Hex SHA-256 of the whole file; required with ``final``."""
+
+
+class ArtifactPutResult(Struct, omit_defaults=True):
+    size: int
+    """Bytes received so far (the file's size once ``final``)."""
+    artifact_id: str | None = None
+    sha256: str | None = None
+
+
+class ArtifactsParams(_Params):
+    study: StudyName
+    number: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    """Only this trial's artifacts; without it, the study's own and every trial's."""
+
+
+class ArtifactInfo(Struct):
+    artifact_id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str | None
+    number: int | None
+    """The trial it belongs to (null: the study)."""
+
+
+class ArtifactsResult(Struct):
+    artifacts: list[ArtifactInfo]
+
+
+class ArtifactGetParams(_Params):
+    study: StudyName
+    artifact_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    offset: Annotated[int, Meta(ge=0)] = 0
+    limit: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    """At most this many bytes (default and maximum: what fits in one reply)."""
+
+
+class ArtifactGetResult(Struct):
+    data: str
+    """The bytes from ``offset``, base64."""
+    offset: int
+    size: int
+    """The whole file's size."""
+    eof: bool
+
+
+MAX_COPIED_TRIALS = 100_000
+"""At most this many trials per ``copy_trials`` call (each is a storage write)."""
+
+
+class CopyTrialsParams(_Params):
+    from_: StudyName = msgspec.field(name="from")
+    """The study whose trials are copied (in this worker's storage)."""
+    to: StudyName
+    """The study they are copied into; it may be the same study."""
+    states: Annotated[list[Literal["complete", "pruned", "fail"]], Meta(min_length=1)] = (
+        msgspec.field(default_factory=lambda: ["complete"])
+    )
+    limit: Annotated[int, Meta(ge=1, le=MAX_COPIED_TRIALS)] | UnsetType = UNSET
+    """Copy at most this many (the first ones in trial-number order)."""
+    params_only: bool = False
+    """Enqueue the trials' parameters in the target (evaluated anew by its next asks) instead of
+    copying the finished trials with their values."""
+
+
+class CopyTrialsResult(Struct):
+    copied: int
+    skipped: int
+    """Trials of the selected states left out: a parameter outside the target's search space,
+    or values that do not fit its directions."""
+    numbers: list[int]
+    """The numbers the copies got in the target, in the source's order."""
+
+
+class SetStopParams(_Params):
+    study: StudyName
+    stop: StopRules | None
+    """The new rules (replacing the old ones), or null to clear them (asking resumes)."""
+
+
+class SetStopResult(Struct):
+    study: str
+    stop: StopRules | None
+    stopped: Stopped | None
+    """Why the study is stopped under the new rules (null: it is not)."""
 
 
 class ShutdownParams(_Params):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from bridge_worker.artifact_options import ArtifactOptions
+from bridge_worker.artifacts import ArtifactKeeper
 from bridge_worker.dispatch import Dispatcher, build_methods
 from bridge_worker.handlers import ALL
 from bridge_worker.limits import Limits
@@ -25,6 +27,7 @@ def build_endpoint(
     strict: bool = False,
     snapshot_key: bytes | None = None,
     handlers: Iterable[Callable[..., Any]] = ALL,
+    artifacts: ArtifactOptions | None = None,
 ) -> Endpoint:
     """An endpoint serving ``handlers`` (every method by default) over ``storage`` (a URL, the
     operator's options or an opened handle; in-memory by default) within ``limits``.
@@ -35,4 +38,6 @@ def build_endpoint(
     limits = limits or Limits()
     registry = StudyRegistry(storage, limits)
     registry.snapshot_key = snapshot_key
+    if artifacts is not None:
+        registry.artifacts = ArtifactKeeper(artifacts)
     return Endpoint(Dispatcher(registry, build_methods(handlers)), limits, strict=strict)

@@ -45,7 +45,7 @@ MIX_ENV=dev mix compile --force --warnings-as-errors
 # the Erlang/Elixir installation changes (the key names both versions).
 elixir_lib=$(elixir -e 'IO.write(:code.lib_dir(:elixir) |> Path.dirname())')
 otp=$(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().')
-plt=".dialyzer/otp${otp}-elixir$(elixir -e 'IO.write(System.version())').plt"
+plt=".dialyzer/otp${otp}-elixir$(elixir -e 'IO.write(System.version())')-crypto.plt"
 # Mix too, for the client's Mix task (`mix optuna_bridge.install`); added to the base PLT when a
 # cached one exists (seconds), else built with it.
 mix_plt="${plt%.plt}-mix.plt"
@@ -53,7 +53,7 @@ mkdir -p .dialyzer
 if [ ! -f "$mix_plt" ]; then
   if [ ! -f "$plt" ]; then
     echo "elixir-test: building the dialyzer PLT $plt (once; takes minutes)" >&2
-    ERL_LIBS="$elixir_lib" dialyzer --build_plt --output_plt "$plt.tmp" --apps erts kernel stdlib \
+    ERL_LIBS="$elixir_lib" dialyzer --build_plt --output_plt "$plt.tmp" --apps erts kernel stdlib crypto \
       -r "$elixir_lib/elixir/ebin" "$elixir_lib/logger/ebin" >/dev/null || [ -f "$plt.tmp" ]
     mv "$plt.tmp" "$plt"
   fi

@@ -124,7 +124,12 @@ def test_calls_after_shutdown_raise_worker_exited() -> None:
         w.ping()  # after close() too
 
 
-HELPER_NAMES = {"list": "list_studies", "import": "import_"}
+HELPER_NAMES = {"list": "list_studies", "import": "import_", "artifact_put": "put_artifact",
+                "artifact_get": "get_artifact"}
+PARAM_NAMES = {"copy_trials.from": "from_study", "copy_trials.to": "to_study"}
+HANDLED_BY_THE_HELPER = {"artifact_put.offset", "artifact_put.final", "artifact_put.sha256",
+                         "artifact_get.offset", "artifact_get.limit"}
+"""Chunking fields: the helpers upload and download whole files, chunk by chunk."""
 
 
 def test_every_method_and_param_of_the_schema_has_a_typed_helper() -> None:
@@ -139,7 +144,8 @@ def test_every_method_and_param_of_the_schema_has_a_typed_helper() -> None:
         accepted = set(inspect.signature(helper).parameters)
         definition = document["$defs"][shapes["params"]["$ref"].rsplit("/", 1)[1]]
         missing += [f"{method}.{field}" for field in definition.get("properties", {})
-                    if field not in accepted]
+                    if PARAM_NAMES.get(f"{method}.{field}", field) not in accepted
+                    and f"{method}.{field}" not in HANDLED_BY_THE_HELPER]
     assert missing == []
 
 

@@ -169,7 +169,7 @@ def test_a_second_proxy_on_a_port_in_use_is_refused(tmp_path: Path) -> None:
     ("storage", "expected"),
     [
         ("bogus://x", "unknown storage scheme 'bogus'"),
-        ("sqlite:////no/such/dir/x.db", "directory '/no/such/dir' of the storage file does not exist"),
+        ("sqlite:////no/such/dir/x.db", "'/no/such/dir' of the storage file does not exist"),
         ("mysql+pymysql://u@127.0.0.1/db", "driver for 'mysql+pymysql' is not installed"),
     ],
 )

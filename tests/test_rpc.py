@@ -111,7 +111,8 @@ def test_unknown_method(endpoint: Endpoint) -> None:
         "data": {"kind": "method_not_found", "method": "eval", "allowed": sorted(
             ["ping", "create", "ask", "tell", "best", "trials", "report", "enqueue", "set_attrs",
              "importance", "list", "delete", "export", "import", "shutdown", "add_trials",
-             "plot", "renew"])},
+             "plot", "renew", "set_stop", "copy_trials", "artifact_put", "artifacts",
+             "artifact_get"])},
     }
 
 

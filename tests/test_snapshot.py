@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import optuna
 import pytest
 
 from bridge_worker.client import Worker, WorkerError
@@ -70,7 +71,10 @@ def test_export_is_deterministic_and_round_trips_byte_identically(source: Worker
         "complete", "complete", "pruned", "fail", "complete", "complete", "pruned", "running",
         "complete",
     ]
-    assert body["config"]["sampler"] == {"type": "tpe", "seed": 4, "n_startup_trials": 3}
+    sampler = body["config"]["sampler"]  # resolved: every default filled in
+    assert {k: sampler[k] for k in ("type", "seed", "n_startup_trials")} == {
+        "type": "tpe", "seed": 4, "n_startup_trials": 3}
+    assert body["config"]["optuna_version"] == optuna.__version__
     assert body["user_attrs"] == {"owner": "me", "tags": ["a", "b"]}
 
     with Worker.spawn() as fresh:

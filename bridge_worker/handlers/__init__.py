@@ -10,6 +10,7 @@ from typing import Any
 
 from bridge_worker.handlers import (
     analysis,
+    artifacts,
     attrs,
     checkpoints,
     control,
@@ -17,8 +18,10 @@ from bridge_worker.handlers import (
     planning,
     pruning,
     recording,
+    stopping,
     studies,
     trials,
+    warm_start,
 )
 
 ALL: list[Callable[..., Any]] = [
@@ -40,4 +43,9 @@ ALL: list[Callable[..., Any]] = [
     analysis.importance,
     checkpoints.export,
     checkpoints.import_,
+    stopping.set_stop,
+    warm_start.copy_trials,
+    artifacts.artifact_put,
+    artifacts.artifacts,
+    artifacts.artifact_get,
 ]

@@ -18,6 +18,7 @@ from bridge_worker.schema import (
     StudyConfig,
     StudySummary,
 )
+from bridge_worker.stopping import check_rules
 from bridge_worker.study import StudyEntry
 
 
@@ -27,8 +28,11 @@ def create(registry: StudyRegistry, params: CreateParams) -> CreateResult:
         sampler=None if params.sampler is UNSET else params.sampler,
         pruner=None if params.pruner is UNSET else params.pruner,
         search_space=params.search_space,
+        stop=params.stop,
     )
     directions = _directions(params)
+    if params.stop is not UNSET:
+        check_rules(params.stop, len(directions), "$.params.stop")
     if params.metric_names is not UNSET and len(params.metric_names) != len(directions):
         raise invalid_params(
             "$.params.metric_names",
@@ -86,7 +90,7 @@ def list_studies(registry: StudyRegistry, params: ListParams) -> ListResult:
         studies=[
             StudySummary(
                 study=s.name, directions=s.directions, n_trials=s.n_trials,
-                n_running=s.n_running, metric_names=s.metric_names,
+                n_running=s.n_running, metric_names=s.metric_names, stopped=s.stopped,
             )
             for s in registry.summaries()
         ]

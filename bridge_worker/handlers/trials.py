@@ -7,6 +7,7 @@ import math
 from msgspec import UNSET
 from optuna.trial import TrialState
 
+from bridge_worker.client_ids import set_client
 from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, iso, trial_info
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import (
@@ -15,9 +16,11 @@ from bridge_worker.errors import (
     invalid_params,
     trial_never_asked,
 )
+from bridge_worker.leases import lease_of
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.samplers import check_sampler_cost
 from bridge_worker.schema import (
+    AskedTrial,
     AskParams,
     AskResult,
     BestParams,
@@ -27,9 +30,11 @@ from bridge_worker.schema import (
     TellResult,
     TrialsParams,
     TrialsResult,
+    TrialStateName,
 )
 from bridge_worker.space import check_value, to_distributions
-from bridge_worker.study import trial_id_of
+from bridge_worker.stopping import stopped_entry, study_stopped
+from bridge_worker.study import StudyEntry, trial_id_of
 
 
 @rpc_method("ask")
@@ -65,20 +70,51 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         lease_s = None
     else:
         lease_s = params.lease_s
+    stopped = stopped_entry(entry)
+    if stopped is not None:
+        raise study_stopped(entry.name, stopped)
     registry.leases.sweep_if_due(entry.study_id)  # retries of ended leases first
+    client = None if params.client is UNSET else params.client
+    resumed = (
+        [] if client is None
+        else _resume(registry, entry, client, params.n, lease_s, params.retry)
+    )
     asked = [
         entry.ask_one(distributions, params.fixed_params, registry.trial_asked)
-        for _ in range(params.n)
+        for _ in range(params.n - len(resumed))
     ]
     for trial, trial_id, inherited_lease in asked:
+        if client is not None:
+            set_client(entry.storage, trial_id, client)
         if lease_s is not None:
             end = entry.grant_lease(trial_id, lease_s, params.retry)
             trial.lease_end = iso(end)
             registry.leases.watch(entry.study_id, at=end)
         elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
             entry.clear_lease(trial_id)
-    registry.asked.asked(entry, [trial.number for trial, _, _ in asked])
-    return AskResult(trials=[trial for trial, _, _ in asked])
+    registry.asked.asked(entry, [t.number for t in resumed] + [t.number for t, _, _ in asked])
+    return AskResult(trials=resumed + [trial for trial, _, _ in asked])
+
+
+def _resume(
+    registry: StudyRegistry, entry: StudyEntry, client: str, n: int, lease_s: float | None,
+    retry: int,
+) -> list[AskedTrial]:
+    """The client's own pending trials, handed out again (their lease renewed, or granted when
+    the ask gives ``lease_s``)."""
+    resumed = []
+    for frozen in registry.clients.take(entry.storage, entry.study_id, client, n):
+        trial = AskedTrial(number=frozen.number, params=frozen.params, resumed=True)
+        end = None
+        if lease_s is not None:
+            end = entry.grant_lease(trial_id_of(frozen), lease_s, retry)
+        elif lease_of(frozen) is not None:
+            end = entry.renew_lease(frozen, None)
+        if end is not None:
+            trial.lease_end = iso(end)
+            registry.leases.watch(entry.study_id, at=end)
+        resumed.append(trial)
+    return resumed
 
 
 @rpc_method("tell")
@@ -90,7 +126,7 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     if frozen.state.is_finished():
         registry.trial_told(trial_id)
         if params.skip_if_finished:
-            return TellResult(frozen.number, STATE_NAMES[frozen.state], frozen.values)
+            return _told(entry, frozen.number, STATE_NAMES[frozen.state], frozen.values)
         raise entry.finished(frozen)
     if frozen.state == TrialState.WAITING:
         raise trial_never_asked(entry.name, params.number)
@@ -114,7 +150,18 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
         raise
     registry.trial_told(trial_id)
     registry.asked.told(entry.name, params.number)
-    return TellResult(params.number, STATE_NAMES[state], told_values)
+    return _told(entry, params.number, STATE_NAMES[state], told_values)
+
+
+def _told(
+    entry: StudyEntry, number: int, state: TrialStateName, values: list[float] | None
+) -> TellResult:
+    """A tell's reply, with ``stopped`` once a stop rule of the study holds."""
+    result = TellResult(number, state, values)
+    stopped = stopped_entry(entry)
+    if stopped is not None:
+        result.stopped = stopped
+    return result
 
 
 @rpc_method("best", reads_only=True)
@@ -138,6 +185,7 @@ def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
     return TrialsResult(
         trials=[trial_info(t, params.datetimes) for t in front],
         metric_names=entry.metric_names(),
+        stopped=stopped_entry(entry),
     )
 
 

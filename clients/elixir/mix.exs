@@ -32,7 +32,7 @@ defmodule OptunaBridge.MixProject do
 
   def application do
     [
-      extra_applications: [:logger],
+      extra_applications: [:logger, :crypto],
       mod: {OptunaBridge.Application, []}
     ]
   end

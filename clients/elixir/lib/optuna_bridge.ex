@@ -25,7 +25,10 @@ defmodule OptunaBridge do
   (at least one of the two is required; trials running at the timeout finish). Returns the best
   trial (`{:ok, %OptunaBridge.Trial{}}`; for several objectives `{:ok, pareto_front}`), or
   `{:error, %OptunaBridge.Error{}}`: the `ask` error that stopped the run, or
-  `:objective_failed` when no trial completed because the objective failed.
+  `:objective_failed` when no trial completed because the objective failed. When a stop rule of
+  the study holds (`stop:` in its config, `OptunaBridge.Study.set_stop/3`), no more trials start,
+  the running ones finish, and the run returns `{:ok, best, %{rule: rule, detail: detail}}`
+  (also emitted as the telemetry event `[:optuna_bridge, :study, :stopped]`).
 
   The objective gets an `OptunaBridge.Trial` (`trial.params["x"]`) and returns:
 
@@ -58,7 +61,9 @@ defmodule OptunaBridge do
   objectives and tells their trials `fail`.
   """
   @spec optimize(GenServer.server(), (Trial.t() -> term()), keyword()) ::
-          {:ok, Trial.t() | [Trial.t()] | map()} | {:error, Error.t()}
+          {:ok, Trial.t() | [Trial.t()] | map()}
+          | {:ok, Trial.t(), OptunaBridge.StopRules.stopped()}
+          | {:error, Error.t()}
   def optimize(study, objective, opts \\ []), do: Optimizer.optimize(study, objective, opts)
 
   @doc """

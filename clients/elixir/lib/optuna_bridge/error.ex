@@ -22,6 +22,8 @@ defmodule OptunaBridge.Error do
 
     * `:multi_objective` — `best_trial/1` on a study with several objectives: there is no single
       best trial, use `best_trials/1` for the Pareto front.
+    * `:study_stopped` / `:not_configured` are worker kinds: `ask` of a study whose stop rule
+      holds (`data["rule"]`), and artifacts on a worker started without `--artifacts DIR`.
     * `:objective_failed` — an objective run by `OptunaBridge.optimize/3` raised, threw or
       exited (kept in the trial's user attrs; `optimize/3` returns it only when nothing completed).
 
@@ -50,6 +52,8 @@ defmodule OptunaBridge.Error do
           | :limit_exceeded
           | :missing_dependency
           | :worker_stopping
+          | :study_stopped
+          | :not_configured
           | :unknown
           | :worker_crashed
           | :worker_stopped
@@ -84,7 +88,9 @@ defmodule OptunaBridge.Error do
     "snapshot_invalid" => :snapshot_invalid,
     "limit_exceeded" => :limit_exceeded,
     "missing_dependency" => :missing_dependency,
-    "worker_stopping" => :worker_stopping
+    "worker_stopping" => :worker_stopping,
+    "study_stopped" => :study_stopped,
+    "not_configured" => :not_configured
   }
 
   @doc "The atom for a worker's `data.kind` string; `:unknown` for anything not in the table."

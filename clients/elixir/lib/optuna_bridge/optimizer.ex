@@ -11,7 +11,7 @@ defmodule OptunaBridge.Optimizer do
 
   require Logger
 
-  alias OptunaBridge.{Error, RunGuard, Study, Telemetry, Trial, Wire}
+  alias OptunaBridge.{Error, RunGuard, StopRules, Study, Telemetry, Trial, Wire}
 
   @options [
     :n_trials,
@@ -29,7 +29,9 @@ defmodule OptunaBridge.Optimizer do
 
   @doc "See `OptunaBridge.optimize/3`."
   @spec optimize(GenServer.server(), (Trial.t() -> term()), keyword()) ::
-          {:ok, Trial.t() | [Trial.t()] | map()} | {:error, Error.t()}
+          {:ok, Trial.t() | [Trial.t()] | map()}
+          | {:ok, Trial.t(), StopRules.stopped()}
+          | {:error, Error.t()}
   def optimize(study, objective, opts) do
     unless is_function(objective, 1),
       do: raise(ArgumentError, "the objective must be a function of one argument (the trial)")
@@ -51,7 +53,8 @@ defmodule OptunaBridge.Optimizer do
       retried: 0,
       recoveries: 0,
       failures: [],
-      error: nil
+      error: nil,
+      stopped: nil
     }
 
     try do
@@ -133,6 +136,7 @@ defmodule OptunaBridge.Optimizer do
   defp deadline(ms), do: System.monotonic_time(:millisecond) + ms
 
   defp more?(%{error: %Error{}}), do: false
+  defp more?(%{stopped: %{}}), do: false
 
   defp more?(%{config: config, started: started, deadline: deadline}) do
     (config.n_trials == nil or started < config.n_trials) and
@@ -174,6 +178,13 @@ defmodule OptunaBridge.Optimizer do
           | started: state.started + 1,
             running: Map.put(state.running, task.ref, {task, entry})
         }
+
+      # only trials this process still runs came back (see OptunaBridge.ClientId): ask again
+      {:ok, []} ->
+        state
+
+      {:error, %Error{kind: :study_stopped}} = stopped ->
+        stopped(state, StopRules.stopped(stopped))
 
       {:error, %Error{kind: kind} = error} when kind in @recoverable ->
         # the worker crashed under the ask: the study restarts it; ask again (bounded)
@@ -309,8 +320,8 @@ defmodule OptunaBridge.Optimizer do
     state = %{state | told: Map.put(state.told, number, outcome)}
 
     case Study.tell(state.study, number, value, opts ++ state.config.call_opts) do
-      {:ok, _} ->
-        state
+      {:ok, _} = told ->
+        if stop = StopRules.stopped(told), do: stopped(state, stop), else: state
 
       {:error, %Error{kind: :worker_crashed}} when again? ->
         tell(state, number, outcome, false)
@@ -408,7 +419,23 @@ defmodule OptunaBridge.Optimizer do
     end
   end
 
+  # The study's stop rule holds: no more trials start, running ones finish (once per run).
+  defp stopped(%{stopped: nil} = state, stop) do
+    Logger.info("optimize: the study stopped (#{stop.rule} rule)")
+    StopRules.emit(state.study, stop)
+    %{state | stopped: stop}
+  end
+
+  defp stopped(state, _stop), do: state
+
   defp finish(%{error: %Error{} = error}), do: {:error, error}
+
+  defp finish(%{stopped: %{} = stop} = state) do
+    case finish(%{state | stopped: nil}) do
+      {:ok, %Trial{} = best} -> {:ok, best, stop}
+      other -> other
+    end
+  end
 
   defp finish(state) do
     case {Study.best_trials(state.study, state.config.call_opts), state.config.report} do

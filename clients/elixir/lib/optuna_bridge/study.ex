@@ -52,7 +52,18 @@ defmodule OptunaBridge.Study do
   use GenServer
   require Logger
 
-  alias OptunaBridge.{CheckpointPolicy, Error, JSON, Outbox, PortOwner, RPC, TrialLedger, Wire}
+  alias OptunaBridge.{
+    CheckpointPolicy,
+    ClientId,
+    Error,
+    JSON,
+    Outbox,
+    PortOwner,
+    RPC,
+    TrialLedger,
+    Wire
+  }
+
   alias OptunaBridge.{Backpressure, LateReply, SharedWorker, Telemetry, Trial, Worker}
 
   @max_errors 100
@@ -80,7 +91,8 @@ defmodule OptunaBridge.Study do
     :keep,
     :worker,
     :pool,
-    :max_pending
+    :max_pending,
+    :client
   ]
 
   # options of the worker process itself: they belong to the shared worker or pool when used
@@ -124,6 +136,7 @@ defmodule OptunaBridge.Study do
          :ok <- interpreter(opts) do
       study_json = encode!(create["study"])
       create_json = encode!(create)
+      opts = Keyword.put_new_lazy(opts, :client, fn -> ClientId.default(create["study"]) end)
       {:ok, Keyword.take(opts, [:name]), {create["study"], study_json, create, create_json, opts}}
     end
   end
@@ -186,6 +199,10 @@ defmodule OptunaBridge.Study do
         "keep: #{inspect(v)} is gone: nothing deletes a study implicitly any more; " <>
           "delete explicitly with OptunaBridge.Study.delete/1 or stop(study, delete: true)"
       )
+
+  defp check_start_option({:client, v})
+       when not (v == false or (is_binary(v) and byte_size(v) in 1..128)),
+       do: Wire.bad_option!(:client, v)
 
   defp check_start_option(_), do: :ok
 
@@ -682,6 +699,26 @@ defmodule OptunaBridge.Study do
     end
   end
 
+  @doc "Uploads a file as an artifact of a trial or the study: see `OptunaBridge.Artifacts`."
+  defdelegate put_artifact(study, number, source, opts \\ []), to: OptunaBridge.Artifacts
+
+  @doc "Downloads an artifact (to a binary, or `to:` a file): see `OptunaBridge.Artifacts`."
+  defdelegate get_artifact(study, artifact_id, opts \\ []), to: OptunaBridge.Artifacts
+
+  @doc "Lists artifacts of the study or of a trial: see `OptunaBridge.Artifacts`."
+  defdelegate artifacts(study, number \\ nil, opts \\ []), to: OptunaBridge.Artifacts
+
+  @doc "Copies trials of another study into this one: see `OptunaBridge.WarmStart`."
+  defdelegate copy_trials(study, from, opts \\ []), to: OptunaBridge.WarmStart
+
+  @doc "Replaces or clears (`nil`) the study's stop rules: see `OptunaBridge.StopRules`."
+  defdelegate set_stop(study, rules, opts \\ []), to: OptunaBridge.StopRules
+
+  @doc false
+  # For the modules holding typed functions of newer methods: `study` is added to params.
+  @spec study_request(study(), String.t(), map(), keyword()) :: result(JSON.value())
+  def study_request(study, method, params, opts), do: request(study, method, params, :raw, opts)
+
   @doc """
   Any method, with these params sent as they are (no `study` added): the raw decoded result.
   Option: `:timeout`.
@@ -878,6 +915,7 @@ defmodule OptunaBridge.Study do
     state = %{
       study: name,
       study_json: study_json,
+      client_json: ClientId.json(opts[:client]),
       create: create,
       create_json: create_json,
       opts: opts,
@@ -1456,6 +1494,8 @@ defmodule OptunaBridge.Study do
     # the export that is a checkpoint holds every frame written before it
     kind = if kind == :checkpoint_now, do: {:checkpoint_now, state.seq + 1}, else: kind
 
+    json = if method == "ask", do: ClientId.with_client(json, state.client_json), else: json
+
     case send_request(state, method, with_study(state, json, add_study?), {:call, ref, kind}) do
       {:ok, state} ->
         state = written(state, ref)
@@ -1767,7 +1807,7 @@ defmodule OptunaBridge.Study do
   defp call_result(state, _kind, {:error, error}), do: {{:error, error}, state}
 
   defp call_result(state, :ask, {:ok, %{"trials" => trials}}) do
-    asked = Enum.map(trials, &Wire.asked/1)
+    asked = trials |> Enum.map(&Wire.asked/1) |> ClientId.not_held(state.ledger.asked)
     {{:ok, asked}, %{state | ledger: TrialLedger.handed_out(state.ledger, asked)}}
   end
 

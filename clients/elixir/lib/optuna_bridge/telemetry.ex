@@ -29,6 +29,9 @@ defmodule OptunaBridge.Telemetry do
       metadata `study`, `os_pid`, `reason`.
     * `[:optuna_bridge, :worker, :restart]` — a study spawns a replacement worker. Measurements
       `%{count: 1}`; metadata `study`, `restarts` (so far).
+    * `[:optuna_bridge, :study, :stopped]` — `OptunaBridge.optimize/3` met a stop rule of the
+      study (`OptunaBridge.StopRules`). Measurements `%{count: 1}`; metadata `study`, `rule`,
+      `detail`.
   """
 
   @key {__MODULE__, :enabled}

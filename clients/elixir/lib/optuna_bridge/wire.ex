@@ -59,7 +59,15 @@ defmodule OptunaBridge.Wire do
     |> Map.put("study", name)
     |> Map.put("search_space", search_space(search_space))
     |> metric_names!()
+    |> stop_rules!()
   end
+
+  defp stop_rules!(%{"stop" => nil} = config), do: Map.delete(config, "stop")
+
+  defp stop_rules!(%{"stop" => rules} = config),
+    do: %{config | "stop" => OptunaBridge.StopRules.rules!(rules)}
+
+  defp stop_rules!(config), do: config
 
   # `metric_names:` (Optuna's set_metric_names): one non-empty name (string or atom) per objective.
   defp metric_names!(%{"metric_names" => names} = config) do
@@ -327,7 +335,8 @@ defmodule OptunaBridge.Wire do
       number: number,
       params: params,
       state: :running,
-      lease_end: wire["lease_end"]
+      lease_end: wire["lease_end"],
+      extra: if(wire["resumed"] == true, do: %{"resumed" => true}, else: %{})
     }
 
   @doc """

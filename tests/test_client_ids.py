@@ -1,0 +1,80 @@
+"""``ask`` ``client``: a restarted client gets back its own pending trials (Vizier's client id)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from msgspec import UNSET
+
+from bridge_worker.client import Worker, WorkerError
+
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+
+
+def test_a_client_gets_its_pending_trials_back_after_a_worker_restart(storage_url: str) -> None:
+    with Worker.spawn(storage=storage_url) as worker:
+        worker.create("s", search_space=SPACE)
+        mine = worker.ask("s", n=2, client="node-a")
+        other = worker.ask("s", client="node-b")
+        anonymous = worker.ask("s")
+        worker.tell("s", mine[1].number, 0.5)
+        assert [t.client for t in worker.trials("s")] == ["node-a", "node-a", "node-b", UNSET]
+        os.kill(worker.pid, signal.SIGKILL)  # the parent (and its worker) die between ask and tell
+        worker.proc.wait()
+    with Worker.spawn(storage=storage_url) as worker:
+        again = worker.ask("s", n=2, client="node-a")
+        assert again[0].number == mine[0].number and again[0].params == mine[0].params
+        assert again[0].resumed is True
+        assert again[1].resumed is not True and again[1].number == 4  # then a new one
+        assert worker.ask("s", client="node-a")[0].number == 5  # never the same trial twice
+        b = worker.ask("s", client="node-b")
+        assert (b[0].number, b[0].resumed) == (other[0].number, True)
+        assert all(not t.resumed for t in worker.ask("s", client="node-c"))
+        assert anonymous[0].number not in {t.number for t in worker.ask("s", n=3, client="x")}
+        worker.tell("s", mine[0].number, 0.1)
+
+
+def test_concurrent_asks_of_one_client_never_get_a_running_trial_twice(worker: Worker) -> None:
+    worker.create("s", search_space=SPACE)
+    numbers = [worker.ask("s", client="c")[0].number for _ in range(5)]
+    assert numbers == [0, 1, 2, 3, 4]
+
+
+def test_an_expired_lease_is_no_longer_the_clients(tmp_path: object, storage_url: str) -> None:
+    with Worker.spawn(storage=storage_url) as worker:
+        worker.create("s", search_space=SPACE)
+        (short,) = worker.ask("s", client="c", lease_s=0.5)
+        (long,) = worker.ask("s", client="c", lease_s=3600)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.proc.wait()
+    time.sleep(0.6)
+    with Worker.spawn(storage=storage_url) as worker:
+        got = worker.ask("s", n=2, client="c")
+        assert got[0].number == long.number and got[0].resumed
+        assert isinstance(got[0].lease_end, str)  # the lease was renewed by the resume
+        assert got[1].number not in (short.number, long.number) and not got[1].resumed
+
+
+def test_client_ids_are_bounded(worker: Worker) -> None:
+    worker.create("s", search_space=SPACE)
+    for bad in ("", "c" * 129, 7):
+        with pytest.raises(WorkerError) as caught:
+            worker.call("ask", {"study": "s", "client": bad})
+        assert caught.value.data["field"] == "$.params.client"
+    assert worker.trials("s") == []
+
+
+def test_the_client_travels_with_export_and_a_retry_is_nobodys(worker: Worker) -> None:
+    worker.create("s", search_space=SPACE)
+    (trial,) = worker.ask("s", client="c", lease_s=0.3, retry=1)
+    deadline = time.monotonic() + 60
+    while worker.trials("s", ["running"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (retry,) = worker.ask("s")
+    assert retry.params == trial.params
+    assert worker.trials("s")[-1].client is UNSET
+    snapshot = worker.export("s")
+    assert snapshot["body"]["trials"][0]["system_attrs"]["optuna_bridge:client"] == "c"
