@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sink.drain(1.0)
         os._exit(EXIT_FRAME_BUDGET)  # the stuck call cannot be interrupted from inside
 
-    watch = FrameWatch(config.frame_budget, frame_overran)
+    # Without --frame-budget nothing watches frames: no per-frame work for a feature that is off.
+    watch = None if config.frame_budget is None else FrameWatch(config.frame_budget, frame_overran)
     storage = StorageHandle(config.storage)
     storage_kind = storage.kind
     endpoint = build_endpoint(storage, config.limits, strict=config.strict)
@@ -92,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             out_fd=proto_fd,
             spin_s=config.spin_us / 1e6,
             watch=watch,
+            # Replies of frames read together share a write where that loses nothing: memory
+            # (dies with the worker) or a storage that syncs the group before the replies.
+            gather=storage_kind == "memory" or storage.group_commits,
+            commit=storage.commit if storage.group_commits else None,
         )
     finally:
         registry.close()

@@ -31,6 +31,7 @@ from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.errors import BridgeError, ErrorKind
+from bridge_worker.group_commit import GroupCommitJournalFileBackend, group_committer
 from bridge_worker.storage_options import StorageOptions, grpc_address, storage_kind
 
 HEARTBEAT_ATTR = "optuna_bridge:heartbeat"
@@ -113,11 +114,11 @@ def _grpc_proxy(url: str) -> BaseStorage:
 
 def _journal_backend(url: str) -> Any:
     # deferred: only journal storages need the backends (the Redis one imports redis)
-    from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+    from optuna.storages.journal import JournalRedisBackend
 
     parts = urlsplit(url)
     if parts.scheme == "journal":
-        return JournalFileBackend(parts.path, lock_obj=JournalFileFlock(parts.path))
+        return GroupCommitJournalFileBackend(parts.path, lock_obj=JournalFileFlock(parts.path))
     return JournalRedisBackend(url)
 
 
@@ -225,6 +226,7 @@ class JournalHeartbeatStorage(optuna.storages.JournalStorage, BaseHeartbeat):
         stale_trial_callback: StaleTrialCallback | None,
     ) -> None:
         super().__init__(backend)
+        self.log_backend = backend
         self._heartbeat_interval = heartbeat_interval
         self._grace_period = grace_period or (2 * heartbeat_interval if heartbeat_interval else 0)
         self._stale_trial_callback = stale_trial_callback
@@ -287,6 +289,16 @@ class StorageHandle:
         self.kind = options.kind
         self._storage: BaseStorage | None = None
         self._lock = threading.Lock()
+        self._commit: Callable[[], None] | None = None
+        self.group_commits = self.kind in ("sqlite", "journal")
+        """Whether writes are synced once per group by :meth:`commit` (``bridge_worker.group_commit``)
+        rather than one by one."""
+
+    def commit(self) -> None:
+        """Make every write so far durable (a no-op where each write already is)."""
+        commit = self._commit
+        if commit is not None:
+            commit()
 
     def get(self) -> BaseStorage:
         storage = self._storage
@@ -295,7 +307,9 @@ class StorageHandle:
         with self._lock:
             if self._storage is None:
                 try:
-                    self._storage = _open_racing_peers(self.options)
+                    storage = _open_racing_peers(self.options)
+                    self._commit = group_committer(storage)
+                    self._storage = storage
                 except BridgeError:
                     raise
                 except Exception as exc:
