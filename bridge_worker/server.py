@@ -72,10 +72,10 @@ EXIT_FRAME_BUDGET = 75
 """One frame ran longer than ``--frame-budget``: the worker ended itself so its supervisor
 restarts it (75 is ``EX_TEMPFAIL``, "try again")."""
 
-STOP_WRITE_GRACE_S = 1.0
+STOP_WRITE_GRACE_S = 2.0
 """After a stop signal, how long a reply already being written may wait for the parent to read
 more of it. The grace restarts each time the parent reads (it is reading, just slowly), so a
-reader that makes progress always gets whole frames; a parent that stops reading for this long
+reader that keeps reading always gets whole frames; a parent that stops reading for this long
 loses the reply (the worker leaves with the frame unfinished, which the parent sees as a last
 line without its newline: no frame, PROTOCOL.md "Framing")."""
 STOP_WRITE_LIMIT_S = 30.0

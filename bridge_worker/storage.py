@@ -291,8 +291,8 @@ class StorageHandle:
         self._lock = threading.Lock()
         self._commit: Callable[[], None] | None = None
         self.group_commits = self.kind in ("sqlite", "journal")
-        """Whether writes are synced once per group by :meth:`commit` (``bridge_worker.group_commit``)
-        rather than one by one."""
+        """Whether writes are synced once per group by :meth:`commit`
+        (:mod:`bridge_worker.group_commit`) rather than one by one."""
 
     def commit(self) -> None:
         """Make every write so far durable (a no-op where each write already is)."""
