@@ -78,8 +78,10 @@ def test_a_burst_of_tells_on_a_journal_shares_writes_too(tmp_path: Path) -> None
     """Group commit: frames read together are synced and answered together on a journal."""
     url = f"journal:///{tmp_path}/j.log"
     space = {"x": {"type": "float", "low": 0, "high": 1}}
-    frames = [{"id": "c", "method": "create", "params": {"study": "s", "search_space": space}},
-              {"id": "a", "method": "ask", "params": {"study": "s", "n": 200}}]
+    frames: list[dict[str, Any]] = [
+        {"id": "c", "method": "create", "params": {"study": "s", "search_space": space}},
+        {"id": "a", "method": "ask", "params": {"study": "s", "n": 200}},
+    ]
     frames += [{"id": n, "method": "tell", "params": {"study": "s", "number": n, "value": 1.0}}
                for n in range(200)]
     burst = b"".join(orjson.dumps(f) + b"\n" for f in frames)
@@ -152,7 +154,11 @@ def test_sigterm_while_a_slow_parent_reads_the_reply_sends_it_whole() -> None:
         while not received:
             received += os.read(out, CHUNK)  # the ask reply is being written now
         proc.send_signal(signal.SIGTERM)
-        while chunk := (time.sleep(SLOW_READER_PAUSE_S), os.read(out, CHUNK))[1]:
+        while True:
+            time.sleep(SLOW_READER_PAUSE_S)
+            chunk = os.read(out, CHUNK)
+            if not chunk:
+                break
             received += chunk
         assert received.endswith(b"\n") and received.count(b"\n") == 1, len(received)
         assert len(received) > 6 * CHUNK  # read in pieces, for longer than the grace
