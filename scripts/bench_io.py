@@ -10,7 +10,8 @@ Rules that make the ratios honest (issue 24):
 - every worker load is paired with in-process Optuna doing the same trials on the same kind of
   storage in the same round, and the table gives the ratio of the medians.
 
-Loads: lock-step ask/tell through a raw pipe parent; the tell of one trial and the ask of the next
+Loads: lock-step ask/tell through a raw pipe parent and through an Erlang Port (when Elixir is
+installed); the tell of one trial and the ask of the next
 in one write; a burst (100 asks in one write, then 100 tells in one write); ping lock-step and a
 ping burst; spawn to ``ready`` against ``python -c "import optuna"``; and the same trial loads
 on SQLite and on a journal file (lock-step and pipelined) against in-process Optuna on the same
@@ -26,6 +27,7 @@ import argparse
 import collections
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +43,7 @@ import orjson
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 PYTHON = sys.executable
+ROOT = Path(__file__).resolve().parent.parent
 SPACE = {
     "x": {"type": "float", "low": -10.0, "high": 10.0},
     "n": {"type": "int", "low": 1, "high": 100},
@@ -188,6 +191,16 @@ def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
     return elapsed / trials
 
 
+def erlang_port(trials: int, warmup: int) -> float:
+    """Lock-step through an Erlang Port (``clients/elixir/bench/port_lockstep.exs``)."""
+    env = {**os.environ, "TRIALS": str(trials), "WARMUP": str(warmup)}
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "elixir_bench.sh"), "bench/port_lockstep.exs"],
+        env=env, capture_output=True, check=True, timeout=3600,
+    ).stdout
+    return float(orjson.loads(out.splitlines()[-1])["seconds_per_trial"])
+
+
 # ---- pings and start-up -----------------------------------------------------------------------
 
 
@@ -262,6 +275,8 @@ def run(args: argparse.Namespace) -> dict[str, list[float]]:
         "spawn to ready": spawn_ready,
         "import optuna": import_optuna,
     }
+    if shutil.which("elixir") and not args.no_elixir:
+        modes["memory lock-step (Erlang Port)"] = lambda: erlang_port(n, w)
     if not args.no_durable:
         modes |= {
             "sqlite in-process": lambda: inproc(sqlite_url(), dn, dw, "lock-step"),
@@ -304,6 +319,8 @@ def table(results: dict[str, list[float]], args: argparse.Namespace) -> str:
         row("memory in-process", None),
         row("memory lock-step", "memory in-process"),
         row("memory tell+ask one write", "memory in-process"),
+        *([row("memory lock-step (Erlang Port)", "memory in-process")]
+          if "memory lock-step (Erlang Port)" in results else []),
         row("memory in-process burst", None),
         row("memory burst", "memory in-process burst"),
         row("ping lock-step", None),
@@ -339,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pings", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-durable", action="store_true")
+    parser.add_argument("--no-elixir", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a short run (numbers are noisy)")
     parser.add_argument("--out", type=Path, default=Path("results/bench_io.md"))
     args = parser.parse_args(argv)
