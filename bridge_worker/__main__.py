@@ -40,7 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bridge_worker.frame_budget import FrameWatch, frame_head, frame_summary
     from bridge_worker.framing import Frame
     from bridge_worker.parent_watch import watch_parent
-    from bridge_worker.server import EXIT_FRAME_BUDGET, serve
+    from bridge_worker.server import (
+        EXIT_FRAME_BUDGET,
+        GATHER_MAX_S,
+        GROUP_COMMIT_MAX_S,
+        serve,
+    )
     from bridge_worker.storage import StorageHandle
     from bridge_worker.wiring import build_endpoint
 
@@ -95,7 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             watch=watch,
             # Replies of frames read together share a write where that loses nothing: memory
             # (dies with the worker) or a storage that syncs the group before the replies.
-            gather=storage_kind == "memory" or storage.group_commits,
+            gather_s=(
+                GROUP_COMMIT_MAX_S if storage.group_commits
+                else GATHER_MAX_S if storage_kind == "memory" else 0.0
+            ),
             commit=storage.commit if storage.group_commits else None,
         )
     finally:

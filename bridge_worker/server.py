@@ -6,7 +6,8 @@ decoder cut them into frames and the endpoint answer them.
 Each reply is written as soon as it is made: a reply that waited for the rest of its read would be
 lost with the worker (a ``tell`` that committed but was never acknowledged, an ``ask`` whose trial
 the parent never learned). Two cases may gather the replies of frames that arrived in one read
-into one write (at most :data:`GATHER_MAX_BYTES`, none held longer than :data:`GATHER_MAX_S`):
+into one write (at most :data:`GATHER_MAX_BYTES`, none held longer than :data:`GATHER_MAX_S`,
+or :data:`GROUP_COMMIT_MAX_S` where the storage group-commits):
 
 * ``memory`` storage: a dead worker loses those studies anyway, so a held reply loses nothing the
   parent could still use;
@@ -84,7 +85,11 @@ STOP_WRITE_LIMIT_S = 30.0
 GATHER_MAX_BYTES = 1 << 16
 """Replies held for one write: at most this many bytes (one pipe's worth)."""
 GATHER_MAX_S = 0.002
-"""Replies held for one write: none longer than this (plus the quick frame being answered)."""
+"""Replies held for one write on memory storage: none longer than this (plus the quick frame
+being answered)."""
+GROUP_COMMIT_MAX_S = 0.05
+"""The same bound for a storage that group-commits: its frames take milliseconds each (a
+transaction), and the point is to share one ``fsync`` among many of them."""
 
 QUICK_METHODS = frozenset(
     {"ping", "ask", "tell", "report", "renew", "set_attrs", "enqueue", "best"}
@@ -173,13 +178,14 @@ def serve(
     out_fd: int,
     spin_s: float = 0.0,
     watch: FrameWatch | None = None,
-    gather: bool = False,
+    gather_s: float = 0.0,
     commit: Callable[[], None] | None = None,
 ) -> int:
     """Answer frames from ``in_fd`` on ``out_fd`` until the session ends; the exit status.
 
-    ``gather``: replies of frames read together may share one write (memory storage, or a
-    storage whose ``commit`` makes the writes of those frames durable before their replies).
+    ``gather_s``: replies of frames read together may share one write, none held longer than
+    this (0: each reply written as made); for memory storage, or a storage whose ``commit``
+    makes the writes of those frames durable before their replies.
     """
     log = structlog.get_logger("bridge_worker.server")
     decoder = make_decoder(framing, max_frame_bytes)
@@ -188,7 +194,8 @@ def serve(
     encode = frame_encoder(framing)
     stop = _install_signal_handlers()
     endpoint.should_stop = stopped = lambda: stop.requested
-    write = _Writer(out_fd, stop, commit)
+    write = _Writer(out_fd, stop, commit, gather_s)
+    gather = gather_s > 0
     wait_for_input = _input_waiter(in_fd, out_fd)
     clock = time.perf_counter
     if gather:
@@ -235,7 +242,7 @@ def serve(
                 finally:
                     if watch is not None:
                         watch.end()
-                if gather and clock() - started < GATHER_MAX_S:
+                if gather and clock() - started < gather_s:
                     for payload in payloads:
                         write.hold(encode(payload), started)
                 else:
@@ -288,8 +295,11 @@ class _Writer:
     Replies may be held (``hold``) and written together by ``flush``, after ``commit``.
     """
 
-    def __init__(self, fd: int, stop: _StopFlag, commit: Callable[[], None] | None) -> None:
+    def __init__(
+        self, fd: int, stop: _StopFlag, commit: Callable[[], None] | None, hold_s: float
+    ) -> None:
         self._fd = fd
+        self._hold_s = hold_s
         self._stop = stop
         self._commit = commit
         self._send = _sender(fd)
@@ -323,17 +333,19 @@ class _Writer:
             self._held_since = now
         held.append(data)
         self._held_bytes += len(data)
-        if self._held_bytes >= GATHER_MAX_BYTES or now - self._held_since > GATHER_MAX_S:
+        if self._held_bytes >= GATHER_MAX_BYTES or now - self._held_since > self._hold_s:
             self.flush()
 
     def flush(self) -> None:
+        """Commit, then write the held replies (the commit also covers notifications, whose
+        writes no reply waits for)."""
+        if self._commit is not None:
+            self._commit()
         held = self._held
         if not held:
             return
         self._held = []
         self._held_bytes = 0
-        if self._commit is not None:
-            self._commit()
         self._write(held[0] if len(held) == 1 else b"".join(held))
 
     def last_flush(self) -> None:
