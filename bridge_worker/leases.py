@@ -208,6 +208,8 @@ class LeaseKeeper:
     def sweep_if_due(self, study_id: int) -> None:
         """Before an ``ask``: expire the study's ended leases now, so their retries are served by
         this very ask. Costs nothing for a study without leases or before its next lease end."""
+        if study_id not in self._leased and not self._sweeping.locked():
+            return  # lock-free for a study that never had a lease (nothing to wait for either)
         with self._sweeping:  # a sweep in progress finishes first
             now = time.time()
             with self._lock:
