@@ -124,6 +124,30 @@ def test_the_worker_leaves_a_shared_stdout_blocking_for_its_parent() -> None:
         reader.close()
 
 
+def test_a_socket_stdout_is_written_without_changing_its_blocking_mode() -> None:
+    """A parent that talks over a socket pair: the worker sends with ``MSG_DONTWAIT`` and leaves
+    the shared socket blocking."""
+    import socket
+
+    parent, child = socket.socketpair()
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "bridge_worker", "--log-level", "warning"],
+        stdin=child.fileno(), stdout=child.fileno(), stderr=subprocess.DEVNULL,
+    )
+    reader = parent.makefile("rb")
+    try:
+        assert b'"ready"' in reader.readline()
+        assert os.get_blocking(child.fileno())  # the worker's end, shared with this process
+        child.close()
+        parent.sendall(b'{"id":1,"method":"ping"}\n')
+        assert orjson.loads(reader.readline())["id"] == 1
+    finally:
+        parent.shutdown(socket.SHUT_WR)
+        proc.wait(30)
+        reader.close()
+        parent.close()
+
+
 # ---- issue 30 item 1: SIGTERM while a slow parent reads the last reply -----------------------
 
 WIDE = {f"p{i}": {"type": "float", "low": 0, "high": 1} for i in range(100)}
