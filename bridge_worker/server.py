@@ -201,7 +201,10 @@ def serve(
     if gather:
         def flush_unless_quick(method: Method, params: Any) -> None:
             if write.holding and not quick_call(method, params):
-                write.flush()
+                try:
+                    write.flush()
+                except (BrokenPipeError, _WriteAbandoned) as exc:
+                    raise _FlushFailed(exc) from None  # past the endpoint's error replies
 
         endpoint.dispatcher.before_call = flush_unless_quick
     if watch is not None:
@@ -239,6 +242,8 @@ def serve(
                 started = clock()
                 try:
                     payloads = endpoint.handle(frame)
+                except _FlushFailed as failed:
+                    raise failed.error from None
                 finally:
                     if watch is not None:
                         watch.end()
@@ -276,6 +281,15 @@ def _input_waiter(in_fd: int, out_fd: int) -> Callable[[], None]:
                 readable = readable or fd == in_fd
 
     return wait
+
+
+class _FlushFailed(BaseException):
+    """A flush inside a frame (before a long call) failed; carried out of the endpoint, which
+    would otherwise answer it as the frame's error."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class _WriteAbandoned(Exception):
