@@ -20,7 +20,7 @@ COMPILE = $(UV) pip compile pyproject.toml requirements/build.in $(addprefix --e
 	--generate-hashes $(TARGET) --quiet
 
 .PHONY: venv demo test lint typecheck pytest elixir-test lock upgrade-lock test-latest test-oldest \
-	bench fuzz soak test-stress test-stress-ci dashboard schema dist clean
+	bench bench-curves fuzz soak test-stress test-stress-ci dashboard schema dist clean
 
 venv: $(STAMP)
 
@@ -83,7 +83,10 @@ test-oldest: $(UV)
 	$(MAKE) --no-print-directory test VENV=.venv-oldest LOCK=build/oldest.lock.txt
 
 bench: venv
-	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench_io.py $(BENCH_ARGS)
+
+bench-curves: venv
+	$(BIN)/python scripts/bench.py $(BENCH_CURVES_ARGS)
 
 fuzz: venv
 	$(BIN)/python scripts/fuzz.py $(FUZZ_ARGS)

@@ -43,7 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bridge_worker.frame_budget import FrameWatch, frame_head, frame_summary
     from bridge_worker.framing import Frame
     from bridge_worker.parent_watch import watch_parent
-    from bridge_worker.server import EXIT_FRAME_BUDGET, serve
+    from bridge_worker.server import (
+        EXIT_FRAME_BUDGET,
+        GATHER_MAX_S,
+        GROUP_COMMIT_MAX_S,
+        serve,
+    )
     from bridge_worker.storage import StorageHandle
     from bridge_worker.wiring import build_endpoint
 
@@ -60,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sink.drain(1.0)
         os._exit(EXIT_FRAME_BUDGET)  # the stuck call cannot be interrupted from inside
 
-    watch = FrameWatch(config.frame_budget, frame_overran)
+    # Without --frame-budget nothing watches frames: no per-frame work for a feature that is off.
+    watch = None if config.frame_budget is None else FrameWatch(config.frame_budget, frame_overran)
     storage = StorageHandle(config.storage)
     storage_kind = storage.kind
     endpoint = build_endpoint(
@@ -98,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             out_fd=proto_fd,
             spin_s=config.spin_us / 1e6,
             watch=watch,
+            # Replies of frames read together share a write where that loses nothing: memory
+            # (dies with the worker) or a storage that syncs the group before the replies.
+            gather_s=(
+                GROUP_COMMIT_MAX_S if storage.group_commits
+                else GATHER_MAX_S if storage_kind == "memory" else 0.0
+            ),
+            commit=storage.commit if storage.group_commits else None,
         )
     finally:
         registry.close()

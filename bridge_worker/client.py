@@ -209,6 +209,7 @@ class Worker:
         self._stdout: IO[bytes] = proc.stdout
         self._fd = proc.stdout.fileno()
         self._decoder = make_decoder(_framing(framing), _NO_LIMIT)
+        self._line = framing == "line"
         self._encode_frame = frame_encoder(_framing(framing))
         self._frames: collections.deque[Frame] = collections.deque()
         self._spin_s = spin_seconds(spin_us)
@@ -279,7 +280,10 @@ class Worker:
             await_readable(self._fd, self._spin_s)
         data = os.read(self._fd, 1 << 16)
         if not data:
-            raise self._exited()
+            raise self._exited()  # an unterminated last line is no frame (PROTOCOL.md)
+        if self._line and data.find(b"\n") == len(data) - 1 > 0 and not self._decoder.pending:
+            self._frames.append(data[:-1])  # the usual case: exactly one whole reply
+            return
         self._frames.extend(self._decoder.feed(data))
 
     def _read_frame(self) -> Reply:

@@ -77,6 +77,9 @@ class Dispatcher:
     def __init__(self, registry: StudyRegistry, methods: dict[str, Method]) -> None:
         self.registry = registry
         self.methods = methods
+        self.before_call: Callable[[Method, Any], None] | None = None
+        """Told each call's method and decoded params just before its handler runs (the I/O
+        loop writes the replies it holds before a call that may run long)."""
 
     def lookup(self, name: str) -> Method:
         method = self.methods.get(name)
@@ -99,6 +102,8 @@ class Dispatcher:
             raise BridgeError(
                 ErrorKind.LIMIT_EXCEEDED, "params nested too deeply", limit="max_depth"
             ) from None
+        if self.before_call is not None:
+            self.before_call(method, params)
         try:
             return method.handler(self.registry, params)
         except KeyError:

@@ -40,6 +40,9 @@ class FrameWatch:
         self.budget_s = budget_s
         self._on_overrun = on_overrun
         self._frame: Frame | None = None
+        self.before_exit: Callable[[], None] | None = None
+        """Called from the watchdog thread before ``on_overrun`` (the I/O loop writes the
+        replies it holds: every exit path flushes)."""
         self._started = 0.0
         if budget_s is not None:
             thread = threading.Thread(target=self._watch, name="frame-budget", daemon=True)
@@ -62,6 +65,8 @@ class FrameWatch:
                 continue
             elapsed = time.monotonic() - self._started
             if elapsed > self.budget_s and frame is self._frame:
+                if self.before_exit is not None:
+                    self.before_exit()
                 self._on_overrun(elapsed, frame)
 
 

@@ -46,7 +46,7 @@ class RepairingJournalFileBackend(JournalFileBackend):
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         with get_lock_file(self._lock):
-            _cut_torn_tail(self._file_path)
+            cut_torn_tail(self._file_path)
             what_to_write = (
                 "\n".join([json.dumps(log, separators=(",", ":")) for log in logs]) + "\n"
             )
@@ -78,7 +78,7 @@ class RepairingJournalFileBackend(JournalFileBackend):
                     yield _salvage(line, log_number)
 
 
-def _cut_torn_tail(path: str) -> None:
+def cut_torn_tail(path: str) -> None:
     """Cut a torn record (bytes after the last newline) off the end of the file."""
     try:
         fd = os.open(path, os.O_RDWR)

@@ -281,6 +281,12 @@ class LeaseKeeper:
         The first ask of a study in this process also enqueues the retries a killed worker
         owed (:func:`recover_retries`), so a kill between a lease's fail and its retry's
         enqueue loses nothing."""
+        if (
+            study_id in self._recovered
+            and study_id not in self._leased
+            and not self._sweeping.locked()
+        ):
+            return  # lock-free for a study that never had a lease here (nothing to wait for)
         with self._sweeping:  # a sweep in progress finishes first
             if study_id not in self._recovered:
                 try:

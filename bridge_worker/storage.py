@@ -31,6 +31,7 @@ from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.errors import BridgeError, ErrorKind
+from bridge_worker.group_commit import GroupCommitJournalFileBackend, group_committer
 from bridge_worker.storage_options import StorageOptions, grpc_address, storage_kind
 
 HEARTBEAT_ATTR = "optuna_bridge:heartbeat"
@@ -119,10 +120,7 @@ def _journal_backend(url: str) -> Any:
 
     parts = urlsplit(url)
     if parts.scheme == "journal":
-        # deferred like the backends above
-        from bridge_worker.journal_file import RepairingJournalFileBackend
-
-        return RepairingJournalFileBackend(parts.path, lock_obj=JournalFileFlock(parts.path))
+        return GroupCommitJournalFileBackend(parts.path, lock_obj=JournalFileFlock(parts.path))
     return JournalRedisBackend(url)
 
 
@@ -275,6 +273,7 @@ class JournalHeartbeatStorage(optuna.storages.JournalStorage, BaseHeartbeat):
         stale_trial_callback: StaleTrialCallback | None,
     ) -> None:
         super().__init__(backend)
+        self.log_backend = backend
         self._heartbeat_interval = heartbeat_interval
         self._grace_period = grace_period or (2 * heartbeat_interval if heartbeat_interval else 0)
         self._stale_trial_callback = stale_trial_callback
@@ -337,6 +336,16 @@ class StorageHandle:
         self.kind = options.kind
         self._storage: BaseStorage | None = None
         self._lock = threading.Lock()
+        self._commit: Callable[[], None] | None = None
+        self.group_commits = self.kind in ("sqlite", "journal")
+        """Whether writes are synced once per group by :meth:`commit`
+        (:mod:`bridge_worker.group_commit`) rather than one by one."""
+
+    def commit(self) -> None:
+        """Make every write so far durable (a no-op where each write already is)."""
+        commit = self._commit
+        if commit is not None:
+            commit()
 
     def get(self) -> BaseStorage:
         storage = self._storage
@@ -345,7 +354,9 @@ class StorageHandle:
         with self._lock:
             if self._storage is None:
                 try:
-                    self._storage = _open_racing_peers(self.options)
+                    storage = _open_racing_peers(self.options)
+                    self._commit = group_committer(storage)
+                    self._storage = storage
                 except BridgeError:
                     raise
                 except Exception as exc:

@@ -278,7 +278,7 @@ def test_each_reply_is_written_before_the_next_frame_is_answered() -> None:
 
 def test_kill_9_loses_no_acknowledged_tell(tmp_path: Any) -> None:
     """Every ``tell`` the parent saw acknowledged is stored, and every ``tell`` stored before the
-    kill was acknowledged except at most the one being answered (issue 18, item 4)."""
+    kill was acknowledged except those of the group being answered (issue 18, item 4)."""
     import optuna
 
     db = tmp_path / "k.db"
@@ -300,7 +300,10 @@ def test_kill_9_loses_no_acknowledged_tell(tmp_path: Any) -> None:
     study = optuna.load_study(study_name="k", storage=url)
     stored = {t.number for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
     assert set(acknowledged) <= stored
-    assert len(stored - set(acknowledged)) <= 1
+    # SQLite group-commits (issue 24): the tells of the group being answered may be stored
+    # without their replies (sent again with skip_if_finished, they are answered without harm),
+    # never an earlier one.
+    assert all(n > max(acknowledged) for n in stored - set(acknowledged))
     close_all(proc)
 
 

@@ -5,6 +5,9 @@ defmodule OptunaBridge.Framing do
   * `:line` — one JSON text per `\\n`-terminated line. The port is opened with
     `{:line, #{65_536}}`, so a longer line arrives as `{:noeol, chunk}` pieces and a final
     `{:eol, rest}`; `feed/3` keeps the pieces until the line is whole. Blank lines are skipped.
+    A last line without its newline when the worker exits is no frame (PROTOCOL.md, "Framing":
+    the worker was stopped in the middle of writing it): its pieces stay in the buffer and are
+    dropped with it, never decoded.
   * `:packet4` — a 4-byte big-endian length and the JSON; the port (`{:packet, 4}`) adds and
     strips the header itself, so every message is exactly one frame.
 
