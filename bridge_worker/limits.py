@@ -17,6 +17,7 @@ import msgspec
 
 from bridge_worker.errors import BridgeError, ErrorKind
 from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
+from bridge_worker.storage_bounds import check_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class Limits:
         """Bound the user attrs a frame sets: how many (with those the target already holds)
         and how big each value is. Setting many attrs costs a storage write each, and on most
         storages each write copies what is already there."""
+        check_keys(attrs, field)
         self.check("max_user_attrs", f"user attrs at {field}", len(attrs))
         if existing:
             total = len(existing.keys() | attrs.keys())

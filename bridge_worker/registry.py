@@ -62,8 +62,10 @@ from bridge_worker.staged_import import (
     recover,
 )
 from bridge_worker.storage import StorageHandle
+from bridge_worker.storage_bounds import check_name_text, max_step
 from bridge_worker.storage_options import StorageOptions
 from bridge_worker.study import StudyEntry, direction_name
+from bridge_worker.trial_guard import check_sampler_space
 
 _log = structlog.get_logger("bridge_worker.registry")
 
@@ -94,6 +96,8 @@ class StudyRegistry:
         self._entries: dict[str, StudyEntry] = {}
         self._keeper: HeartbeatKeeper | None = None
         self._recovery_due = True
+        self.max_step = max_step(storage.kind)
+        """The largest intermediate-value step the storage holds."""
         self.leases = LeaseKeeper(lambda: self.storage, shared=storage.kind != "memory")
         """Fails trials whose lease ended in every study this worker serves."""
 
@@ -163,6 +167,7 @@ class StudyRegistry:
             config.search_space, "$.params.search_space", self.limits
         )
         check_sampler_fits(config.sampler, len(directions))
+        check_sampler_space(config.sampler, distributions)
         check_sampler_cost(config.sampler, distributions, self.limits, "$.params.search_space")
         self.limits.check_user_attrs(user_attrs, "$.params.user_attrs")
         sampler = build_study_sampler(config.sampler)
@@ -285,6 +290,8 @@ class StudyRegistry:
         """
         entry = self._entries.get(name)
         if entry is None:
+            if "\x00" in name:  # no storage holds such a name; PostgreSQL cannot look it up
+                raise study_not_found(name)
             entry = self._load(name)
         else:
             storage = self.storage
@@ -431,5 +438,6 @@ def _settings(config: StudyConfig, token: str) -> dict[str, Any]:
 def check_name(name: str, field: str, limits: Limits) -> None:
     """A study name a parent may use: within --max-name-length, outside the staging prefix."""
     limits.check("max_name_length", "length of the study name", len(name))
+    check_name_text(name, field, "a study name")
     if name.startswith(STAGING_PREFIX):
         raise invalid_params(field, f"study names starting with {STAGING_PREFIX!r} are reserved")

@@ -19,6 +19,7 @@ from bridge_worker.errors import invalid_params
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.schema import AddedTrial, AddTrialsParams, AddTrialsResult
 from bridge_worker.space import check_value
+from bridge_worker.storage_bounds import check_step
 from bridge_worker.study import StudyEntry, constraint_attrs
 
 
@@ -28,12 +29,14 @@ def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsRes
     against its directions) before the first one is written; the first fault is ``invalid_params``
     naming its field (``$.params.trials[2].params.lr``)."""
     entry = registry.get(params.study)
-    frozen = [_to_frozen(entry, trial, f"$.params.trials[{i}]")
+    frozen = [_to_frozen(registry, entry, trial, f"$.params.trials[{i}]")
               for i, trial in enumerate(params.trials)]
     return AddTrialsResult(numbers=entry.add_trials(frozen))
 
 
-def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
+def _to_frozen(
+    registry: StudyRegistry, entry: StudyEntry, trial: AddedTrial, field: str
+) -> FrozenTrial:
     distributions = {}
     for name, value in trial.params.items():
         distribution = entry.distributions.get(name)
@@ -44,7 +47,9 @@ def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
         check_value(distribution, value, f"{field}.params.{name}")
         distributions[name] = distribution
     values = entry.outcome_values(trial.value, trial.values, trial.state, field)
+    registry.limits.check_user_attrs(trial.user_attrs, f"{field}.user_attrs")
     for step, value in trial.intermediate_values.items():
+        check_step(step, registry.max_step, f"{field}.intermediate_values.{step}")
         if not math.isfinite(value):
             raise invalid_params(f"{field}.intermediate_values.{step}",
                                  "intermediate values must be finite")

@@ -31,6 +31,7 @@ from bridge_worker.schema import (
 )
 from bridge_worker.space import check_value, to_distributions
 from bridge_worker.study import trial_id_of
+from bridge_worker.trial_guard import Created, abandon, check_ask
 
 
 @rpc_method("ask")
@@ -39,6 +40,7 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
     entry = registry.get(params.study)
     registry.fail_stale_trials(entry)
     distributions = entry.distributions
+    extra = {}
     if params.search_space is not UNSET:
         extra = to_distributions(params.search_space, "$.params.search_space", registry.limits)
         distributions = {**distributions, **extra}
@@ -66,18 +68,34 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         lease_s = None
     else:
         lease_s = params.lease_s
+    check_ask(entry.distributions, extra, params.fixed_params, entry.config.sampler,
+              entry.seen, entry.storage, entry.study_id)
     registry.leases.sweep_if_due(entry.study_id)  # retries of ended leases first
-    asked = [
-        entry.ask_one(distributions, params.fixed_params, registry.trial_asked)
-        for _ in range(params.n)
-    ]
-    for trial, trial_id, inherited_lease in asked:
-        if lease_s is not None:
-            end = entry.grant_lease(trial_id, lease_s, params.retry)
-            trial.lease_end = iso(end)
-            registry.leases.watch(entry.study_id, at=end)
-        elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
-            entry.clear_lease(trial_id)
+    created: list[Created] = []
+
+    def trial_asked(study_id: int, trial_id: int, popped: bool) -> None:
+        created.append(Created(trial_id, popped))
+        registry.trial_asked(study_id, trial_id)
+
+    try:
+        asked = [
+            entry.ask_one(distributions, params.fixed_params, trial_asked)
+            for _ in range(params.n)
+        ]
+        for trial, trial_id, inherited_lease in asked:
+            if lease_s is not None:
+                end = entry.grant_lease(trial_id, lease_s, params.retry)
+                trial.lease_end = iso(end)
+                registry.leases.watch(entry.study_id, at=end)
+            elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
+                entry.clear_lease(trial_id)
+    except BaseException as error:
+        abandon(entry.storage, created, error)
+        for made in created:
+            registry.trial_told(made.trial_id)
+        raise
+    if extra:
+        entry.seen.learn(extra)
     return AskResult(trials=[trial for trial, _, _ in asked])
 
 
