@@ -35,7 +35,7 @@ from optuna.distributions import (
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from bridge_worker.errors import invalid_params
+from bridge_worker.errors import BridgeError, invalid_params
 from bridge_worker.schema import CmaEsSamplerSpec, GridSamplerSpec, JsonScalar, SamplerSpec
 from bridge_worker.space import check_value, to_spec
 
@@ -116,10 +116,13 @@ def check_ask(
         elif name in earlier:
             _conflict(name, earlier[name], distribution, field, "the study's earlier trials")
     if isinstance(sampler, GridSamplerSpec):
-        for name in [*own, *extra]:
-            if name not in sampler.search_space and name not in fixed_params:
-                where = f"{field}.{name}" if name in extra else "$.params.study"
+        for name, distribution in {**own, **extra}.items():
+            if name in fixed_params:
+                continue
+            where = f"{field}.{name}" if name in extra else "$.params.study"
+            if name not in sampler.search_space:
                 raise invalid_params(where, f"the study's grid has no values for {name!r}")
+            _check_grid_values(sampler, name, distribution, where)
     if isinstance(sampler, CmaEsSamplerSpec) and isinstance(sampler.x0, dict):
         for name, distribution in extra.items():
             numeric = not isinstance(distribution, CategoricalDistribution)
@@ -151,11 +154,12 @@ def check_sampler_space(
     """Refuse at ``create`` a sampler that cannot sample the study's own space: a grid without
     values for one of its parameters, a CMA-ES ``x0`` that is not a point of the space."""
     if isinstance(sampler, GridSamplerSpec):
-        for name in space:
+        for name, distribution in space.items():
             if name not in sampler.search_space:
                 raise invalid_params(
                     f"{field}.search_space", f"the grid has no values for parameter {name!r}"
                 )
+            _check_grid_values(sampler, name, distribution, f"{field}.search_space.{name}")
     if isinstance(sampler, CmaEsSamplerSpec) and isinstance(sampler.x0, dict):
         for name, value in sampler.x0.items():
             distribution = space.get(name)
@@ -174,6 +178,29 @@ def check_sampler_space(
                     f"{field}.x0", f"x0 needs a start value for every numeric parameter: "
                     f"{name!r} has none"
                 )
+
+
+def _check_grid_values(
+    sampler: GridSamplerSpec, name: str, distribution: BaseDistribution, field: str
+) -> None:
+    """A grid value must be a number for a numeric parameter and one of a categorical
+    parameter's choices (Optuna raises on any other; a number outside a numeric range it only
+    warns about, and uses)."""
+    if not isinstance(distribution, CategoricalDistribution):
+        for value in sampler.search_space[name]:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise invalid_params(
+                    field, f"the grid value {value!r} of {name!r} is not a number"
+                )
+        return
+    for value in sampler.search_space[name]:
+        try:
+            check_value(distribution, value, field)
+        except BridgeError:
+            raise invalid_params(
+                field, f"the grid value {value!r} of {name!r} is not one of its choices "
+                f"{list(distribution.choices)!r}",
+            ) from None
 
 
 @dataclass(slots=True)

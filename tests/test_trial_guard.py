@@ -232,3 +232,12 @@ def test_steps_over_32_bits_are_refused_on_sql_storages_only(stored: Calls) -> N
         assert "2147483647" in reply["error"]["message"]
     else:
         assert "result" in reply, reply
+
+
+def test_grid_values_a_parameter_cannot_take_are_refused_at_create(call: Calls) -> None:
+    """Found by the fuzzer: a grid value outside a categorical's choices, or a string for a
+    float, made every ask an internal_error after creating its trial."""
+    for grid, bad in [({"x": [0.5], "c": ["a", 2**63]}, "c"), ({"x": ["s"], "c": ["a"]}, "x")]:
+        error = call.error("create", study="g", search_space={"x": F, "c": AB},
+                           sampler={"type": "grid", "search_space": grid})
+        assert error["data"]["field"] == f"$.params.sampler.search_space.{bad}", error
