@@ -162,11 +162,11 @@ def check_sampler_space(
             _check_grid_values(sampler, name, distribution, f"{field}.search_space.{name}")
     if isinstance(sampler, CmaEsSamplerSpec) and isinstance(sampler.x0, dict):
         for name, value in sampler.x0.items():
-            distribution = space.get(name)
-            if distribution is None:
+            if name not in space:
                 raise invalid_params(
                     f"{field}.x0.{name}", f"{name!r} is not in the search space"
                 )
+            distribution = space[name]
             if isinstance(distribution, (FloatDistribution, IntDistribution)) and (
                 isinstance(value, bool) or not isinstance(value, (int, float))
             ):
