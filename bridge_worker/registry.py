@@ -348,6 +348,7 @@ class StudyRegistry:
         names: list[str] | None = None,
     ) -> StudyStatus:
         storage = self.storage
+        self.leases.sweep_before_reading(study_id)  # a lease that ended is not counted running
         running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
         return StudyStatus(name, directions, storage.get_n_trials(study_id), len(running), names)
 

@@ -135,6 +135,7 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
 def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
     """The best trial (one objective) or the Pareto front (several)."""
     entry = registry.get(params.study)
+    registry.leases.sweep_before_reading(entry.study_id)
     study = entry.study
     if len(study.directions) > 1:
         front = study.best_trials
@@ -160,6 +161,7 @@ def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
     """The study's trials in number order; ``offset``/``limit`` give one page of them (a reply
     over ``--max-reply-bytes`` is refused, so a parent pages a large study)."""
     entry = registry.get(params.study)
+    registry.leases.sweep_before_reading(entry.study_id)
     states = None if params.states is UNSET else tuple(STATES_BY_NAME[s] for s in params.states)
     study = entry.study
     found = study.get_trials(deepcopy=False, states=states)
