@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +96,9 @@ class StudyRegistry:
         self._entries: dict[str, StudyEntry] = {}
         self._keeper: HeartbeatKeeper | None = None
         self._recovery_due = True
+        self.should_stop: Callable[[], bool] = lambda: False
+        """Whether a stop signal came (set by :func:`~bridge_worker.wiring.build_endpoint`):
+        long frames check it between their steps (:meth:`stop_point`)."""
         self.max_step = max_step(storage.kind)
         """The largest intermediate-value step the storage holds."""
         self.leases = LeaseKeeper(lambda: self.storage, shared=storage.kind != "memory")
@@ -116,6 +119,15 @@ class StudyRegistry:
                 self._recovery_due = True
                 _log.warning("import_recovery_failed", error=f"{type(exc).__name__}: {exc}")
         return storage
+
+    def stop_point(self, outcome: str, **data: Any) -> None:
+        """Between two steps of a long frame: ``worker_stopping`` once a stop signal came, so
+        SIGTERM is honoured within about a step, whatever the frame; ``outcome`` says what the
+        frame left behind (nothing, or what data lists)."""
+        if self.should_stop():
+            raise BridgeError(
+                ErrorKind.WORKER_STOPPING, f"the worker is stopping (signal): {outcome}", **data
+            )
 
     def open(self) -> BaseStorage:
         """Open the storage now (at start-up), completing imports dead workers left unfinished."""
@@ -232,7 +244,8 @@ class StudyRegistry:
         )
         storage = self.storage
         try:
-            import_staged(storage, name, new, replaces)
+            import_staged(storage, name, new, replaces, lambda: self.stop_point(
+                f"nothing was imported: study {name!r} is as it was"))
         except ImportConflict:
             raise BridgeError(
                 ErrorKind.STUDY_EXISTS,
@@ -331,17 +344,18 @@ class StudyRegistry:
         """Every study in the storage, including ones this worker has not served yet (a durable
         storage holds the studies of earlier and of other workers); never an import's staging
         study or a copy still being made."""
-        return [
-            self._summary(
+        summaries = []
+        for frozen in self.storage.get_all_studies():
+            if frozen.study_name.startswith(STAGING_PREFIX) or being_copied(frozen.system_attrs):
+                continue
+            self.stop_point("list was not finished (nothing changed)")
+            summaries.append(self._summary(
                 frozen._study_id,
                 frozen.study_name,
                 [direction_name(d) for d in frozen.directions],
                 metric_names(frozen.system_attrs),
-            )
-            for frozen in self.storage.get_all_studies()
-            if not frozen.study_name.startswith(STAGING_PREFIX)
-            and not being_copied(frozen.system_attrs)
-        ]
+            ))
+        return summaries
 
     def _summary(
         self, study_id: int, name: str, directions: list[Direction],

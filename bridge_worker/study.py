@@ -251,11 +251,16 @@ class StudyEntry:
         leases.touch(storage, trial)  # any report is a sign of life: renew a lease
         return bool(self.study.pruner.prune(self.study, trial))
 
-    def add_trials(self, trials: list[FrozenTrial]) -> list[int]:
-        """Store finished trials as they are (Optuna's ``add_trial``); their numbers."""
+    def add_trials(
+        self, trials: list[FrozenTrial], stop: Callable[[list[int]], None] | None = None
+    ) -> list[int]:
+        """Store finished trials as they are (Optuna's ``add_trial``); their numbers.
+        ``stop(numbers so far)`` runs before each trial and may raise (a stop signal)."""
         storage = self.storage
-        numbers = []
+        numbers: list[int] = []
         for trial in trials:
+            if stop is not None:
+                stop(numbers)
             trial_id = storage.create_new_trial(self.study_id, template_trial=trial)
             numbers.append(storage.get_trial_number_from_id(trial_id))
         return numbers

@@ -33,4 +33,6 @@ def build_endpoint(
         storage = StorageOptions(storage)
     limits = limits or Limits()
     registry = StudyRegistry(storage, limits)
-    return Endpoint(Dispatcher(registry, build_methods(handlers)), limits, strict=strict)
+    endpoint = Endpoint(Dispatcher(registry, build_methods(handlers)), limits, strict=strict)
+    registry.should_stop = lambda: endpoint.should_stop()  # the server sets it on the endpoint
+    return endpoint

@@ -31,7 +31,14 @@ def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsRes
     entry = registry.get(params.study)
     frozen = [_to_frozen(registry, entry, trial, f"$.params.trials[{i}]")
               for i, trial in enumerate(params.trials)]
-    return AddTrialsResult(numbers=entry.add_trials(frozen))
+
+    def stop(numbers: list[int]) -> None:
+        registry.stop_point(
+            f"{len(numbers)} of the {len(frozen)} trials were stored (data.numbers), the rest "
+            "were not", numbers=numbers,
+        )
+
+    return AddTrialsResult(numbers=entry.add_trials(frozen, stop))
 
 
 def _to_frozen(
