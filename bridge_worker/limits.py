@@ -43,6 +43,9 @@ class Limits:
     """Studies in the worker's storage (checked when one is created or imported)."""
     max_ask_values: int = 2_000
     """Values one ``ask`` samples: ``n`` x parameters in its space (each costs a storage write)."""
+    max_add_values: int = 2_000
+    """Values one ``add_trials`` writes: for each trial 1 + its params, intermediate values and
+    user attrs (each a storage write; on SQLite 3-15 ms apiece, so the default is seconds)."""
     max_ei_candidates: int = 24_000
     """TPE's ``n_ei_candidates`` x parameters: the candidates TPE scores for every trial asked."""
     max_bruteforce_candidates: int = 100_000

@@ -55,7 +55,7 @@ def test_sigterm_cuts_a_long_sqlite_import_and_leaves_nothing(tmp_path: Path) ->
 
 def test_sigterm_cuts_a_long_sqlite_add_trials_and_says_what_it_stored(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'add.db'}"
-    worker = Worker.spawn(url)
+    worker = Worker.spawn(url, args=["--max-add-values", "20000"])
     try:
         worker.create("s", search_space=SPACE)
         reply, stopped_in = _stop_midway(

@@ -29,6 +29,12 @@ def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsRes
     against its directions) before the first one is written; the first fault is ``invalid_params``
     naming its field (``$.params.trials[2].params.lr``)."""
     entry = registry.get(params.study)
+    registry.limits.check(
+        "max_add_values",
+        "values add_trials writes (per trial: 1 + params + intermediate values + user attrs)",
+        sum(1 + len(t.params) + len(t.intermediate_values) + len(t.user_attrs)
+            for t in params.trials),
+    )
     frozen = [_to_frozen(registry, entry, trial, f"$.params.trials[{i}]")
               for i, trial in enumerate(params.trials)]
 
