@@ -65,6 +65,7 @@ from bridge_worker.storage import StorageHandle
 from bridge_worker.storage_bounds import check_name_text, max_step
 from bridge_worker.storage_options import StorageOptions
 from bridge_worker.study import StudyEntry, direction_name
+from bridge_worker.trial_counts import count_all, count_one
 from bridge_worker.trial_guard import check_sampler_space
 
 _log = structlog.get_logger("bridge_worker.registry")
@@ -344,16 +345,26 @@ class StudyRegistry:
         """Every study in the storage, including ones this worker has not served yet (a durable
         storage holds the studies of earlier and of other workers); never an import's staging
         study or a copy still being made."""
+        storage = self.storage
+        shown = [
+            frozen for frozen in storage.get_all_studies()
+            if not frozen.study_name.startswith(STAGING_PREFIX)
+            and not being_copied(frozen.system_attrs)
+        ]
+        for frozen in shown:  # an ended lease is not counted running
+            self.leases.sweep_before_reading(frozen._study_id)
+        counts = count_all(storage)  # one query on RDB storages
         summaries = []
-        for frozen in self.storage.get_all_studies():
-            if frozen.study_name.startswith(STAGING_PREFIX) or being_copied(frozen.system_attrs):
-                continue
+        for frozen in shown:
             self.stop_point("list was not finished (nothing changed)")
-            summaries.append(self._summary(
-                frozen._study_id,
-                frozen.study_name,
-                [direction_name(d) for d in frozen.directions],
-                metric_names(frozen.system_attrs),
+            study_id = frozen._study_id
+            n_trials, n_running = (
+                counts.get(study_id, (0, 0)) if counts is not None
+                else count_one(storage, study_id)
+            )
+            summaries.append(StudyStatus(
+                frozen.study_name, [direction_name(d) for d in frozen.directions], n_trials,
+                n_running, metric_names(frozen.system_attrs),
             ))
         return summaries
 

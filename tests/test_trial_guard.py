@@ -241,3 +241,15 @@ def test_grid_values_a_parameter_cannot_take_are_refused_at_create(call: Calls) 
         error = call.error("create", study="g", search_space={"x": F, "c": AB},
                            sampler={"type": "grid", "search_space": grid})
         assert error["data"]["field"] == f"$.params.sampler.search_space.{bad}", error
+
+
+def test_list_counts_trials_and_running_trials_on_every_storage(stored: Calls) -> None:
+    """``list`` counts with one grouped query on SQL storages (:mod:`trial_counts`)."""
+    call = stored
+    for name in ("a", "b", "c"):
+        call.ok("create", study=name, search_space={"x": F})
+    call.ok("ask", study="a", n=3)
+    call.ok("ask", study="b", n=2)
+    call.ok("tell", study="b", number=0, value=1.0)
+    studies = {s["study"]: (s["n_trials"], s["n_running"]) for s in call.ok("list")["studies"]}
+    assert studies == {"a": (3, 3), "b": (2, 1), "c": (0, 0)}
