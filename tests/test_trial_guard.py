@@ -253,3 +253,19 @@ def test_list_counts_trials_and_running_trials_on_every_storage(stored: Calls) -
     call.ok("tell", study="b", number=0, value=1.0)
     studies = {s["study"]: (s["n_trials"], s["n_running"]) for s in call.ok("list")["studies"]}
     assert studies == {"a": (3, 3), "b": (2, 1), "c": (0, 0)}
+
+
+def test_a_conflict_another_worker_made_meanwhile_is_still_invalid_params(call: Calls) -> None:
+    """The earlier distributions are cached: if another worker sampled a name after this one read
+    them, Optuna's own check fires after the trial exists; the trial is failed and the conflict,
+    read again, is answered as invalid_params."""
+    call.ok("create", study="s", search_space={"x": F})
+    call.ok("ask", study="s", search_space={"opt": AB})
+    entry = call.endpoint.dispatcher.registry.get("s")
+    entry.seen.known.clear()
+    entry.seen.known["x"] = entry.distributions["x"]  # stale: as if read before "opt" existed
+    entry.seen.known["opt"] = entry.distributions["x"]  # ... and wrongly compatible
+    error = call.error("ask", study="s", search_space={"opt": F})
+    assert error["data"]["kind"] == "invalid_params", error
+    assert error["data"]["field"] == "$.params.search_space.opt"
+    assert call.states("s") == ["running", "fail"]

@@ -31,7 +31,7 @@ from bridge_worker.schema import (
 )
 from bridge_worker.space import check_value, to_distributions
 from bridge_worker.study import trial_id_of
-from bridge_worker.trial_guard import Created, abandon, check_ask
+from bridge_worker.trial_guard import Created, SeenDistributions, abandon, check_ask
 
 
 @rpc_method("ask")
@@ -93,6 +93,10 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         abandon(entry.storage, created, error)
         for made in created:
             registry.trial_told(made.trial_id)
+        if isinstance(error, ValueError) and extra:  # another worker sampled a name meanwhile?
+            entry.seen = SeenDistributions()  # re-read: the conflict is then invalid_params
+            check_ask(entry.distributions, extra, params.fixed_params, entry.config.sampler,
+                      entry.seen, entry.storage, entry.study_id)
         raise
     if extra:
         entry.seen.learn(extra)
