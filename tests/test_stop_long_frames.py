@@ -37,7 +37,8 @@ def _stop_midway(worker: Worker, method: str, params: dict[str, Any]) -> tuple[A
 def test_sigterm_cuts_a_long_sqlite_import_and_leaves_nothing(tmp_path: Path) -> None:
     with Worker.spawn() as maker:
         maker.create("s", search_space=SPACE)
-        maker.add_trials("s", _trials(600))
+        for _ in range(4):  # 150 x 11 values per frame, within --max-add-values
+            maker.add_trials("s", _trials(150))
         snapshot = maker.export("s")
     url = f"sqlite:///{tmp_path / 'import.db'}"
     worker = Worker.spawn(url)
