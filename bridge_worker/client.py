@@ -12,6 +12,15 @@ Every method of the protocol has a typed helper taking every one of its params (
 JSON Schema to keep it so). numpy scalars and 1-D arrays are accepted wherever a value goes.
 A worker that exits raises :class:`WorkerExited` with its exit status and its last stderr lines.
 
+Every call has a deadline: ``timeout`` seconds (``DEFAULT_TIMEOUT_S``, 120 s) per worker, per
+``call``/``receive``/``batch``, or for a block of calls (``with w.timeouts(600): w.plot(...)``);
+``None`` waits forever. A call that times out raises :class:`WorkerTimeout`; its late reply is
+dropped when it arrives, so the next call still gets its own. ``spawn`` waits at most
+``ready_timeout`` (``SPAWN_TIMEOUT_S``, 60 s) for the worker to come up. Writing never waits on a
+worker that is itself waiting for us to read: while a frame does not fit in the pipe, the client
+reads (and keeps) what the worker writes, so pipelining large frames with ``send`` cannot
+deadlock.
+
 Frames are cut and written by the worker's own sans-IO framing (:mod:`bridge_worker.framing`),
 and replies are waited for with the worker's own spin-poll (:mod:`bridge_worker.polling`): one
 framing for both ends. Only :class:`Worker` touches the pipes; the client never imports Optuna.
@@ -24,9 +33,11 @@ import collections
 import contextlib
 import hashlib
 import os
+import select
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -77,6 +88,13 @@ STDERR_TAIL_LINES = 20
 
 EXIT_WAIT_S = 5.0
 """How long to wait for the exit status of a worker that closed its stdout."""
+
+DEFAULT_TIMEOUT_S = 120.0
+"""Seconds a call waits for its reply (writing included) unless told otherwise."""
+
+SPAWN_TIMEOUT_S = 60.0
+"""Seconds ``spawn`` waits for a new worker to come up (its ``ready`` frame, or a ``ping`` reply
+in strict mode, which sends no ``ready``)."""
 
 _NO_LIMIT = sys.maxsize
 """The client's decoders take replies of any size: the worker bounds them (--max-reply-bytes)."""
@@ -145,6 +163,22 @@ class WorkerExited(ConnectionError):
         super().__init__(message)
 
 
+class WorkerTimeout(TimeoutError):
+    """No reply (or no room to write the request) within the call's timeout. The worker is left
+    running; the late reply is dropped when it arrives."""
+
+
+def _is_strict(args: Sequence[str]) -> bool:
+    """Whether the worker's arguments select ``--jsonrpc strict`` (no ``ready`` frame)."""
+    args = list(args)
+    for index, arg in enumerate(args):
+        if arg == "--jsonrpc=strict" or (
+            arg == "--jsonrpc" and args[index + 1 : index + 2] == ["strict"]
+        ):
+            return True
+    return False
+
+
 class _StderrTail:
     """Copies the worker's stderr to ours as it arrives, keeping the last lines for
     :class:`WorkerExited` (the usage message of a worker that refused its arguments, a crash)."""
@@ -200,14 +234,28 @@ class Worker:
         framing: str = "line",
         spin_us: int = SPIN_US,
         stderr_tail: _StderrTail | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        ready_timeout: float | None = SPAWN_TIMEOUT_S,
+        strict: bool = False,
     ) -> None:
+        """``timeout``: the default deadline of every call; ``ready_timeout``: how long to wait
+        for the worker to come up; ``strict``: the worker runs ``--jsonrpc strict`` (it sends no
+        ``ready`` frame, so a ``ping`` stands for it and ``ready`` is None)."""
         assert proc.stdin is not None and proc.stdout is not None
         self.proc = proc
         self._stderr_tail = stderr_tail
         self.framing = framing
+        self.timeout = timeout
+        """The deadline of a call (seconds; None: wait forever)."""
         self._stdin: IO[bytes] = proc.stdin
         self._stdout: IO[bytes] = proc.stdout
         self._fd = proc.stdout.fileno()
+        self._wfd = proc.stdin.fileno()
+        os.set_blocking(self._wfd, False)  # our own pipe; see write_frame
+        self._abandoned: set[Any] = set()
+        """Ids of calls that timed out: their replies are dropped when they come."""
+        self._abandoned_batches = 0
         self._decoder = make_decoder(_framing(framing), _NO_LIMIT)
         self._line = framing == "line"
         self._encode_frame = frame_encoder(_framing(framing))
@@ -216,10 +264,24 @@ class Worker:
         self._next_id = 1
         self.notifications: list[Reply] = []
         """Error notifications (failed notifications of ours) seen while reading replies."""
-        ready = self._read_frame()
+        self.ready: ReadyParams | None = None
+        """The worker's ``ready`` frame (None in strict mode, which sends none)."""
+        try:
+            if strict:
+                self.call("ping", None, schema.PingResult, timeout=ready_timeout)
+                return
+            ready = self._read_frame(_deadline(ready_timeout))
+        except WorkerTimeout:
+            hint = "" if strict else (
+                " (a worker started with --jsonrpc strict sends no ready frame: pass its "
+                "arguments to spawn, or strict=True)"
+            )
+            raise WorkerTimeout(
+                f"the worker did not come up within {ready_timeout} s{hint}"
+            ) from None
         if ready.method != "ready" or isinstance(ready.params, UnsetType):
             raise RuntimeError(f"expected a ready notification first, got {ready!r}")
-        self.ready: ReadyParams = decode_result(ready.params, ReadyParams)
+        self.ready = decode_result(ready.params, ReadyParams)
 
     @classmethod
     def spawn(
@@ -232,8 +294,14 @@ class Worker:
         spin_us: int = SPIN_US,
         stderr: int | IO[bytes] | None = None,
         env: Mapping[str, str] | None = None,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        ready_timeout: float | None = SPAWN_TIMEOUT_S,
     ) -> Worker:
-        """Start ``python -m bridge_worker`` and wait for its ``ready`` frame."""
+        """Start ``python -m bridge_worker`` and wait (at most ``ready_timeout`` s, else
+        :class:`WorkerTimeout` and the process is killed) until it is up: its ``ready`` frame,
+        or a ``ping`` reply when ``args`` select ``--jsonrpc strict``. ``timeout`` is the
+        default deadline of every call."""
         command = [
             python, "-m", "bridge_worker",
             "--storage", storage, "--framing", framing, "--log-level", log_level, *args,
@@ -247,7 +315,8 @@ class Worker:
         )
         tail = _StderrTail(proc.stderr) if stderr is None and proc.stderr is not None else None
         try:
-            return cls(proc, framing, spin_us, tail)
+            return cls(proc, framing, spin_us, tail, timeout=timeout,
+                       ready_timeout=ready_timeout, strict=_is_strict(args))
         except BaseException:
             if proc.poll() is None:
                 proc.kill()
@@ -256,28 +325,51 @@ class Worker:
 
     # -- framing -------------------------------------------------------------------------------
 
-    def write_frame(self, payload: bytes) -> None:
-        """Write one frame (``payload`` framed as the worker was started with)."""
-        try:
-            self._stdin.write(self._encode_frame(payload))
-            self._stdin.flush()
-        except (BrokenPipeError, ValueError):  # ValueError: we closed stdin ourselves
-            raise self._exited() from None
+    def write_frame(self, payload: bytes, deadline: float | None = None) -> None:
+        """Write one frame (``payload`` framed as the worker was started with) by ``deadline``
+        (a ``time.monotonic()``; None: no deadline).
 
-    def read_payload(self) -> bytes:
-        """The next frame's bytes as written by the worker, framing removed (no ``\\n``)."""
+        The pipe is non-blocking: a frame that does not fit is written as the worker reads it,
+        and meanwhile whatever the worker writes is read and kept for ``receive``. Otherwise a
+        worker blocked writing replies nobody reads would never read the rest of our frame."""
+        data = memoryview(self._encode_frame(payload))
+        while data:
+            try:
+                data = data[os.write(self._wfd, data):]
+                continue
+            except BlockingIOError:
+                pass
+            except (BrokenPipeError, OSError):  # OSError: we closed stdin ourselves
+                raise self._exited() from None
+            readable, writable, _ = select.select(
+                [self._fd], [self._wfd], [], _remaining(deadline)
+            )
+            if not readable and not writable:
+                raise WorkerTimeout(f"the worker read none of our request for {self._waited()}")
+            if readable:
+                self._read_some()
+
+    def read_payload(self, deadline: float | None = None) -> bytes:
+        """The next frame's bytes as written by the worker, framing removed (no ``\\n``),
+        by ``deadline`` (a ``time.monotonic()``; None: wait forever)."""
         frames = self._frames
         while not frames:
-            self._fill()
+            self._fill(deadline)
         frame = frames.popleft()
         assert isinstance(frame, bytes)  # the client's decoder has no size limit
         return frame
 
-    def _fill(self) -> None:
+    def _fill(self, deadline: float | None) -> None:
         """Read what the worker wrote. A reply usually follows within microseconds, so poll for
         ``spin_us`` before sleeping in ``read``: waking a sleeping process costs more here."""
-        if self._spin_s:
-            await_readable(self._fd, self._spin_s)
+        ready = bool(self._spin_s) and await_readable(self._fd, self._spin_s)
+        if not ready and deadline is not None and not select.select(
+            [self._fd], [], [], _remaining(deadline)
+        )[0]:
+            raise WorkerTimeout(f"no reply from the worker within {self._waited()}")
+        self._read_some()
+
+    def _read_some(self) -> None:
         data = os.read(self._fd, 1 << 16)
         if not data:
             raise self._exited()  # an unterminated last line is no frame (PROTOCOL.md)
@@ -286,8 +378,11 @@ class Worker:
             return
         self._frames.extend(self._decoder.feed(data))
 
-    def _read_frame(self) -> Reply:
-        return _reply_decoder.decode(self.read_payload())
+    def _waited(self) -> str:
+        return f"the timeout ({self.timeout} s by default)"
+
+    def _read_frame(self, deadline: float | None = None) -> Reply:
+        return _reply_decoder.decode(self.read_payload(deadline))
 
     def _exited(self) -> WorkerExited:
         try:
@@ -313,39 +408,81 @@ class Worker:
         return request_id, request
 
     def send(
-        self, method: str, params: Mapping[str, Any] | None = None, notify: bool = False
+        self, method: str, params: Mapping[str, Any] | None = None, notify: bool = False,
+        *, timeout: float | UnsetType | None = UNSET,
     ) -> RequestId | None:
-        """Write one request (or notification) without waiting; returns its id."""
+        """Write one request (or notification) without waiting for its reply; returns its id.
+        Waits at most ``timeout`` (default: the worker's) for room in the pipe."""
         request_id, request = self.request_frame(method, params, notify)
-        self.write_frame(_encode(request))
+        self.write_frame(_encode(request), self._deadline(timeout))
         return request_id
 
-    def receive(self) -> Reply:
-        """The next reply; error notifications on the way are kept in ``notifications``."""
-        while True:
-            frame = self._read_frame()
-            if isinstance(frame.method, UnsetType):
-                return frame
-            self.notifications.append(frame)
+    def receive(self, *, timeout: float | UnsetType | None = UNSET) -> Reply:
+        """The next reply, within ``timeout`` (default: the worker's); error notifications on
+        the way are kept in ``notifications``, late replies of timed-out calls dropped."""
+        return self._receive_by(self._deadline(timeout))
 
     def call(
-        self, method: str, params: Mapping[str, Any] | None = None, result_type: type[T] = Any  # type: ignore[assignment]
+        self, method: str, params: Mapping[str, Any] | None = None, result_type: type[T] = Any,  # type: ignore[assignment]
+        *, timeout: float | UnsetType | None = UNSET,
     ) -> T:
-        request_id = self.send(method, params)
-        reply = self.receive()
+        """One request and its reply, within ``timeout`` seconds (default: the worker's
+        ``timeout``; None: wait forever), else :class:`WorkerTimeout`."""
+        deadline = self._deadline(timeout)
+        request_id, request = self.request_frame(method, params)
+        try:
+            self.write_frame(_encode(request), deadline)
+            reply = self._receive_by(deadline)
+        except WorkerTimeout:
+            self._abandoned.add(request_id)
+            raise
         if reply.id != request_id:
             raise RuntimeError(f"reply for id {reply.id!r} while waiting for {request_id!r}")
         return unwrap(reply, result_type)
 
-    def batch(self, calls: Iterable[tuple[str, Mapping[str, Any] | None]]) -> list[Reply]:
-        """Send one JSON-RPC batch; the replies come back as one array, in request order."""
-        frames = [self.request_frame(method, params)[1] for method, params in calls]
-        self.write_frame(_encode(frames))
+    def _receive_by(self, deadline: float | None) -> Reply:
         while True:
-            payload = self.read_payload()
-            if payload.lstrip()[:1] == b"[":
-                return _batch_reply_decoder.decode(payload)
-            self.notifications.append(_reply_decoder.decode(payload))
+            frame = self._read_frame(deadline)
+            if not isinstance(frame.method, UnsetType):
+                self.notifications.append(frame)
+            elif frame.id in self._abandoned:
+                self._abandoned.discard(frame.id)
+            else:
+                return frame
+
+    def batch(
+        self, calls: Iterable[tuple[str, Mapping[str, Any] | None]],
+        *, timeout: float | UnsetType | None = UNSET,
+    ) -> list[Reply]:
+        """Send one JSON-RPC batch; the replies come back as one array, in request order
+        (within ``timeout``, default: the worker's)."""
+        deadline = self._deadline(timeout)
+        frames = [self.request_frame(method, params)[1] for method, params in calls]
+        try:
+            self.write_frame(_encode(frames), deadline)
+            while True:
+                payload = self.read_payload(deadline)
+                if payload.lstrip()[:1] == b"[":
+                    if self._abandoned_batches:
+                        self._abandoned_batches -= 1
+                        continue
+                    return _batch_reply_decoder.decode(payload)
+                self.notifications.append(_reply_decoder.decode(payload))
+        except WorkerTimeout:
+            self._abandoned_batches += 1
+            raise
+
+    @contextlib.contextmanager
+    def timeouts(self, seconds: float | None) -> Iterator[None]:
+        """Every call in the block waits up to ``seconds`` (a long ``plot``, a large import)."""
+        saved, self.timeout = self.timeout, seconds
+        try:
+            yield
+        finally:
+            self.timeout = saved
+
+    def _deadline(self, timeout: float | UnsetType | None) -> float | None:
+        return _deadline(self.timeout if isinstance(timeout, UnsetType) else timeout)
 
     # -- typed methods -------------------------------------------------------------------------
 
@@ -651,6 +788,15 @@ class Worker:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (None: no deadline); 0 once it has passed."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def unwrap(reply: Reply, result_type: type[T]) -> T:

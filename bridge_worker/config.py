@@ -19,7 +19,12 @@ from bridge_worker.artifact_options import DEFAULT_UPLOAD_TIMEOUT, ArtifactOptio
 from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
 from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
 from bridge_worker.proxy_auth import read_pem, read_token
-from bridge_worker.storage_options import StorageOptions, check_options
+from bridge_worker.storage_bounds import SQL_KINDS
+from bridge_worker.storage_options import StorageOptions, check_options, storage_kind
+
+SQL_MAX_ADD_VALUES = 200
+"""``--max-add-values`` on SQL storages: ``add_trials`` writes each trial in its own transactions
+(about 30 ms per trial and 10 ms per value on SQLite here), so 200 values stay within seconds."""
 
 LEVELS = ("debug", "info", "warning", "error")
 """The stderr log levels an operator may choose."""
@@ -104,7 +109,12 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         "parts (default: --max-frame-bytes)",
     )
     defaults = Limits()
-    with_own_flag = ("max_frame_bytes", "max_reply_bytes")  # their flags are above
+    with_own_flag = ("max_frame_bytes", "max_reply_bytes", "max_add_values")  # see above/below
+    parser.add_argument(
+        "--max-add-values", type=int, default=None, metavar="N",
+        help=f"limit (default {defaults.max_add_values}, or {SQL_MAX_ADD_VALUES} on SQL storages "
+        "and the gRPC proxy, where each value is a transaction's worth of writes)",
+    )
     for name in (n for n in NAMES if n not in with_own_flag):
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
@@ -172,6 +182,9 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         parser.error("--spin-us must be between 0 and 100000")
     if args.max_reply_bytes is None:
         args.max_reply_bytes = args.max_frame_bytes
+    if args.max_add_values is None:
+        sql = storage_kind(args.storage) in SQL_KINDS
+        args.max_add_values = SQL_MAX_ADD_VALUES if sql else Limits().max_add_values
     limits = Limits(**{name: getattr(args, name) for name in NAMES})
     for name in NAMES:
         value = getattr(limits, name)

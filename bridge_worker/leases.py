@@ -305,6 +305,29 @@ class LeaseKeeper:
                     return
                 self._plan(study_id, pending, now)
 
+    def sweep_before_reading(self, study_id: int) -> None:
+        """Before ``trials``, ``best``, ``list``: expire the study's ended leases now if a sweep is
+        due (a lease end this worker knows of, or a study it has not swept yet, as after a
+        restart), so a reader sees a trial whose lease ended as failed at its deadline, not at
+        the thread's next sweep. Leases other workers grant are seen within ``RECHECK_S``.
+        Costs a dict lookup when no sweep is due."""
+        with self._lock:
+            due = self._due.get(study_id)
+        if due is None or due > time.time():
+            return
+        with self._sweeping:
+            now = time.time()
+            with self._lock:
+                due = self._due.get(study_id)
+            if due is None or due > now:  # the thread swept it meanwhile
+                return
+            try:
+                pending = expire(self._storage(), study_id, now)
+            except KeyError:
+                self.forget(study_id)
+                return
+            self._plan(study_id, pending, now)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()

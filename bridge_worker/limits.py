@@ -17,6 +17,7 @@ import msgspec
 
 from bridge_worker.errors import BridgeError, ErrorKind
 from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
+from bridge_worker.storage_bounds import check_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,9 @@ class Limits:
     """Studies in the worker's storage (checked when one is created or imported)."""
     max_ask_values: int = 2_000
     """Values one ``ask`` samples: ``n`` x parameters in its space (each costs a storage write)."""
+    max_add_values: int = 2_000
+    """Values one ``add_trials`` writes: for each trial 1 + its params, intermediate values and
+    user attrs (each a storage write; on SQLite 3-15 ms apiece, so the default is seconds)."""
     max_ei_candidates: int = 24_000
     """TPE's ``n_ei_candidates`` x parameters: the candidates TPE scores for every trial asked."""
     max_bruteforce_candidates: int = 100_000
@@ -84,6 +88,7 @@ class Limits:
         """Bound the user attrs a frame sets: how many (with those the target already holds)
         and how big each value is. Setting many attrs costs a storage write each, and on most
         storages each write copies what is already there."""
+        check_keys(attrs, field)
         self.check("max_user_attrs", f"user attrs at {field}", len(attrs))
         if existing:
             total = len(existing.keys() | attrs.keys())

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -69,8 +70,11 @@ from bridge_worker.staged_import import (
 )
 from bridge_worker.stopping import stopped_study
 from bridge_worker.storage import StorageHandle
+from bridge_worker.storage_bounds import check_name_text, max_step
 from bridge_worker.storage_options import StorageOptions
 from bridge_worker.study import StudyEntry, direction_name
+from bridge_worker.trial_counts import count_all, count_one
+from bridge_worker.trial_guard import check_sampler_space
 
 _log = structlog.get_logger("bridge_worker.registry")
 
@@ -104,6 +108,11 @@ class StudyRegistry:
         self._entries: dict[str, StudyEntry] = {}
         self._keeper: HeartbeatKeeper | None = None
         self._recovery_due = True
+        self.should_stop: Callable[[], bool] = lambda: False
+        """Whether a stop signal came (set by :func:`~bridge_worker.wiring.build_endpoint`):
+        long frames check it between their steps (:meth:`stop_point`)."""
+        self.max_step = max_step(storage.kind)
+        """The largest intermediate-value step the storage holds."""
         self.leases = LeaseKeeper(lambda: self.storage, shared=storage.kind != "memory")
         """Fails trials whose lease ended in every study this worker serves."""
         self.asked = AskedTrials()
@@ -128,6 +137,15 @@ class StudyRegistry:
                 self._recovery_due = True
                 _log.warning("import_recovery_failed", error=f"{type(exc).__name__}: {exc}")
         return storage
+
+    def stop_point(self, outcome: str, **data: Any) -> None:
+        """Between two steps of a long frame: ``worker_stopping`` once a stop signal came, so
+        SIGTERM is honoured within about a step, whatever the frame; ``outcome`` says what the
+        frame left behind (nothing, or what data lists)."""
+        if self.should_stop():
+            raise BridgeError(
+                ErrorKind.WORKER_STOPPING, f"the worker is stopping (signal): {outcome}", **data
+            )
 
     def open(self) -> BaseStorage:
         """Open the storage now (at start-up), completing imports dead workers left unfinished."""
@@ -179,6 +197,7 @@ class StudyRegistry:
             config.search_space, "$.params.search_space", self.limits
         )
         check_sampler_fits(config.sampler, len(directions))
+        check_sampler_space(config.sampler, distributions)
         check_sampler_cost(config.sampler, distributions, self.limits, "$.params.search_space")
         self.limits.check_user_attrs(user_attrs, "$.params.user_attrs")
         config = _resolved(config, len(directions))
@@ -248,7 +267,8 @@ class StudyRegistry:
         )
         storage = self.storage
         try:
-            import_staged(storage, name, new, replaces)
+            import_staged(storage, name, new, replaces, lambda: self.stop_point(
+                f"nothing was imported: study {name!r} is as it was"))
         except ImportConflict:
             raise BridgeError(
                 ErrorKind.STUDY_EXISTS,
@@ -307,6 +327,8 @@ class StudyRegistry:
         """
         entry = self._entries.get(name)
         if entry is None:
+            if "\x00" in name:  # no storage holds such a name; PostgreSQL cannot look it up
+                raise study_not_found(name)
             entry = self._load(name)
         else:
             storage = self.storage
@@ -375,24 +397,40 @@ class StudyRegistry:
         """Every study in the storage, including ones this worker has not served yet (a durable
         storage holds the studies of earlier and of other workers); never an import's staging
         study or a copy still being made."""
-        return [
-            self._summary(
-                frozen._study_id,
-                frozen.study_name,
-                [direction_name(d) for d in frozen.directions],
-                metric_names(frozen.system_attrs),
-                _stored_config(frozen.system_attrs),
-            )
-            for frozen in self.storage.get_all_studies()
+        storage = self.storage
+        shown = [
+            frozen for frozen in storage.get_all_studies()
             if not frozen.study_name.startswith(STAGING_PREFIX)
             and not being_copied(frozen.system_attrs)
         ]
+        for frozen in shown:  # an ended lease is not counted running
+            self.leases.sweep_before_reading(frozen._study_id)
+        counts = count_all(storage)  # one query on RDB storages
+        summaries = []
+        for frozen in shown:
+            self.stop_point("list was not finished (nothing changed)")
+            study_id = frozen._study_id
+            n_trials, n_running = (
+                counts.get(study_id, (0, 0)) if counts is not None
+                else count_one(storage, study_id)
+            )
+            directions = [direction_name(d) for d in frozen.directions]
+            config = _stored_config(frozen.system_attrs)
+            stopped = None if config is None else stopped_study(
+                config, directions, partial(storage.get_all_trials, study_id, deepcopy=False)
+            )
+            summaries.append(StudyStatus(
+                frozen.study_name, directions, n_trials, n_running,
+                metric_names(frozen.system_attrs), stopped,
+            ))
+        return summaries
 
     def _summary(
         self, study_id: int, name: str, directions: list[Direction],
         names: list[str] | None = None, config: StudyConfig | None = None,
     ) -> StudyStatus:
         storage = self.storage
+        self.leases.sweep_before_reading(study_id)  # a lease that ended is not counted running
         running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
         stopped = None if config is None else stopped_study(
             config, directions, lambda: storage.get_all_trials(study_id, deepcopy=False)
@@ -578,5 +616,6 @@ def _settings(config: StudyConfig, token: str) -> dict[str, Any]:
 def check_name(name: str, field: str, limits: Limits) -> None:
     """A study name a parent may use: within --max-name-length, outside the staging prefix."""
     limits.check("max_name_length", "length of the study name", len(name))
+    check_name_text(name, field, "a study name")
     if name.startswith(STAGING_PREFIX):
         raise invalid_params(field, f"study names starting with {STAGING_PREFIX!r} are reserved")

@@ -27,6 +27,7 @@ from bridge_worker.schema import (
     IntDistributionSpec,
     JsonScalar,
 )
+from bridge_worker.storage_bounds import check_name_text
 
 
 def to_distributions(
@@ -38,6 +39,7 @@ def to_distributions(
         limits.check("max_params", f"parameters at {field}", len(space))
         for name in space:
             limits.check("max_name_length", f"length of parameter name at {field}", len(name))
+            check_name_text(name, f"{field}.{name[:64]}", "a parameter name")
     return {
         name: to_distribution(spec, f"{field}.{name}", limits) for name, spec in space.items()
     }

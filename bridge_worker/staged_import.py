@@ -90,9 +90,12 @@ class StagedStudy:
 
 
 def import_staged(
-    storage: BaseStorage, name: str, new: StagedStudy, replaces: Identity | None
+    storage: BaseStorage, name: str, new: StagedStudy, replaces: Identity | None,
+    stop: Callable[[], None] | None = None,
 ) -> None:
     """Write ``new`` under ``name``, replacing the study ``replaces`` (None: the name is free).
+    ``stop`` runs before each trial is staged and may raise (a stop signal): the staging study is
+    then deleted and nothing changed, so a long import never holds up the worker's exit.
 
     Raises the storage's error if staging fails (nothing changed), :class:`ImportConflict` if the
     name now means another study than ``replaces`` (nothing changed), or the storage's error if
@@ -111,7 +114,9 @@ def import_staged(
     )
     try:
         storage.set_study_system_attr(staging_id, RECORD_ATTR, record)
-        _write_contents(storage, staging_id, new, lambda: _renew(storage, staging_id, record))
+        _write_contents(
+            storage, staging_id, new, lambda: _renew(storage, staging_id, record), stop
+        )
         _verify(storage, staging_id, new)
         record["state"] = "ready"
         storage.set_study_system_attr(staging_id, RECORD_ATTR, record)
@@ -173,7 +178,8 @@ def being_copied(system_attrs: dict[str, Any]) -> bool:
 
 
 def _write_contents(
-    storage: BaseStorage, study_id: int, new: StagedStudy, renew: Callable[[], None]
+    storage: BaseStorage, study_id: int, new: StagedStudy, renew: Callable[[], None],
+    stop: Callable[[], None] | None = None,
 ) -> None:
     for key, value in new.user_attrs.items():
         storage.set_study_user_attr(study_id, key, value)
@@ -181,6 +187,8 @@ def _write_contents(
         storage.set_study_system_attr(study_id, key, value)
     for start in range(0, len(new.trials), CHUNK):
         for trial in new.trials[start : start + CHUNK]:
+            if stop is not None:
+                stop()
             storage.create_new_trial(study_id, template_trial=trial)
         renew()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -44,6 +44,8 @@ from bridge_worker.errors import (
 )
 from bridge_worker.identity import Identity
 from bridge_worker.schema import AskedTrial, Direction, JsonScalar, StudyConfig, UserAttrs
+from bridge_worker.storage_bounds import MAX_INT
+from bridge_worker.trial_guard import SeenDistributions
 
 FIXED_PARAMS_ATTR = "fixed_params"
 """Optuna's own trial system attr for parameters decided before sampling (``enqueue_trial``)."""
@@ -75,6 +77,8 @@ class StudyEntry:
     token: str | None
     """The study's identity token (see :mod:`bridge_worker.identity`); None only for a study
     that held nothing yet when it was loaded."""
+    seen: SeenDistributions = field(default_factory=SeenDistributions)
+    """Distributions its parameters were sampled from before (checked before an ask creates)."""
 
     # ---- what the study is --------------------------------------------------------------
 
@@ -156,6 +160,8 @@ class StudyEntry:
     def trial(self, number: int) -> FrozenTrial:
         """The study's trial ``number`` as stored now, or ``trial_not_found``."""
         storage = self.storage
+        if number > MAX_INT:  # no storage holds one; SQLite's driver cannot even look it up
+            raise trial_not_found(self.name, number)
         try:
             trial_id = storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
         except KeyError:
@@ -196,18 +202,28 @@ class StudyEntry:
         self,
         distributions: Mapping[str, BaseDistribution],
         fixed_params: Mapping[str, JsonScalar],
-        asked: Callable[[int, int], None],
+        asked: Callable[[int, int, bool], None],
     ) -> tuple[AskedTrial, int, bool]:
         """One ``study.ask`` (an enqueued trial is served first, as in Optuna), then every
-        parameter. ``asked(study_id, trial_id)`` runs as soon as the trial exists. Also returns
+        parameter. ``asked(study_id, trial_id, popped)`` runs as soon as the trial exists
+        (``popped``: taken from the queue of enqueued trials), before the sampler runs, so a
+        request that fails later can clean up (:mod:`bridge_worker.trial_guard`). Also returns
         the trial's id and whether it came with a lease attr of an earlier trial.
 
         Fixed parameters join the trial's own ``fixed_params`` (those of an enqueued trial)
         before any parameter is sampled, exactly as Optuna's ``enqueue_trial`` would have put
         them there.
         """
-        trial = self.study.ask()
-        asked(self.study_id, trial._trial_id)
+        study = self.study
+        # ``Study.ask`` without ``fixed_distributions``, split so the trial's id is known before
+        # ``Trial(...)`` runs the sampler's ``before_trial`` (which may raise).
+        study._thread_local.cached_all_trials = None
+        trial_id = study._pop_waiting_trial_id()
+        popped = trial_id is not None
+        if trial_id is None:
+            trial_id = self.storage.create_new_trial(self.study_id)
+        asked(self.study_id, trial_id, popped)
+        trial = optuna.Trial(study, trial_id)
         if fixed_params:
             merged = {**trial._fixed_params, **fixed_params}
             self.storage.set_trial_system_attr(trial._trial_id, FIXED_PARAMS_ATTR, merged)
@@ -275,16 +291,21 @@ class StudyEntry:
             leases.touch(storage, self.study_id, trial)  # a sign of life: renew a lease
         return bool(self.study.pruner.prune(self.study, trial))
 
-    def add_trials(self, trials: list[FrozenTrial]) -> list[int]:
+    def add_trials(
+        self, trials: list[FrozenTrial], stop: Callable[[list[int]], None] | None = None
+    ) -> list[int]:
         """Store finished trials as they are (Optuna's ``add_trial``); their numbers.
 
         Optuna stores one trial per write and cannot take one back, so a storage that fails
-        part-way leaves the first trials stored: the error then says exactly which
+        part-way, or a stop signal between two trials (``stop(numbers so far)`` runs before each
+        trial and may raise), leaves the first trials stored: the error then says exactly which
         (``data.stored``: their numbers, in request order), so a retry sends only the rest and
         never stores a trial twice."""
         storage = self.storage
         numbers: list[int] = []
         for trial in trials:
+            if stop is not None:
+                stop(numbers)
             try:
                 trial_id = storage.create_new_trial(self.study_id, template_trial=trial)
                 numbers.append(storage.get_trial_number_from_id(trial_id))

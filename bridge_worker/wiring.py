@@ -40,4 +40,6 @@ def build_endpoint(
     registry.snapshot_key = snapshot_key
     if artifacts is not None:
         registry.artifacts = ArtifactKeeper(artifacts)
-    return Endpoint(Dispatcher(registry, build_methods(handlers)), limits, strict=strict)
+    endpoint = Endpoint(Dispatcher(registry, build_methods(handlers)), limits, strict=strict)
+    registry.should_stop = lambda: endpoint.should_stop()  # the server sets it on the endpoint
+    return endpoint

@@ -56,6 +56,7 @@ def main() -> None:
     started = time.perf_counter()
     with Worker.spawn() as worker:
         ready = worker.ready
+        assert ready is not None  # None only for a --jsonrpc strict worker
         print(f"worker pid {ready.pid} ready: optuna {ready.optuna}, storage {ready.storage}, "
               f"protocol {ready.protocol}")
         worker.create(

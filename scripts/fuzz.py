@@ -631,11 +631,73 @@ class Generator:
         frame = self.request("create", {"study": "g1", "search_space": space}, rid)
         return dumps(frame), [reply("regression", (rid,), {RESULT, "invalid_params"})]
 
+    def semantic(self) -> tuple[bytes, list[Expect]]:
+        """Well-typed frames Optuna cannot carry out on a pool study: per-ask spaces that
+        conflict with earlier trials, grids and CMA-ES ``x0`` that cannot fill a trial, enqueued
+        points a grid cannot complete, names and numbers a storage cannot hold. Each used to be
+        an ``internal_error`` (and a stranded RUNNING trial); now any outcome but that."""
+        study = self.rng.choice(POOL)
+        names = ["x", "y", "c", "x\u0000", "k" * 600]
+        kinds = [
+            {"type": "float", "low": 0, "high": 1},
+            {"type": "float", "low": 0.1, "high": 1, "log": True},
+            {"type": "int", "low": 0, "high": 3},
+            {"type": "categorical", "choices": ["a", "b"]},
+            {"type": "categorical", "choices": ["a", "z", None]},
+        ]
+
+        def space(k: int) -> dict[str, Any]:
+            return {self.rng.choice(names[:3]): self.rng.choice(kinds) for _ in range(k)}
+
+        def value() -> Any:
+            return self.rng.choice(["a", "z", 0.5, 2, None, True, "s", 7.0, 2**63])
+
+        roll = self.rng.randrange(8)
+        params: dict[str, Any]
+        if roll == 0:
+            method = "create"
+            sampler = self.rng.choice([
+                {"type": "grid", "search_space": {n: [value(), value()] for n in
+                                                  self.rng.sample(names[:3], 2)}},
+                {"type": "cmaes", "x0": {n: value() for n in self.rng.sample(names[:3], 2)}},
+                {"type": "random", "seed": 1},
+            ])
+            params = {"study": study, "search_space": space(2), "sampler": sampler,
+                      "load_if_exists": self.rng.random() < 0.5}
+        elif roll in (1, 2, 3):
+            method = "ask"
+            params = {"study": study, "search_space": space(self.rng.randint(1, 3)),
+                      "n": self.rng.randint(1, 3)}
+            if self.rng.random() < 0.3:
+                params["fixed_params"] = {self.rng.choice(names[:3]): value()}
+            if self.rng.random() < 0.2:
+                params["lease_s"] = 60.0
+        elif roll == 4:
+            method = "enqueue"
+            params = {"study": study, "params": {self.rng.choice(names[:3]): value()}}
+        elif roll == 5:
+            method = "report"
+            params = {"study": study, "number": self.rng.randint(0, 5),
+                      "step": self.rng.choice([0, 2**31, 2**63, 2**64 - 1]), "value": 1.0}
+        elif roll == 6:
+            method = "set_attrs"
+            params = {"study": study, "user_attrs": {self.rng.choice(names): value()}}
+            if self.rng.random() < 0.5:
+                params["number"] = self.rng.choice([0, 1, 2**63, 2**64 - 1])
+        else:
+            method = "add_trials"
+            trial = {"params": {self.rng.choice(names[:3]): value()}, "value": 1.0,
+                     "intermediate_values": {str(self.rng.choice([1, 2**31, 2**63])): 1.0},
+                     "user_attrs": {self.rng.choice(names): 1}}
+            params = {"study": study, "trials": [trial]}
+        rid = self.new_id()
+        return dumps(self.request(method, params, rid)), [reply("semantic", (rid,), ANY_OUTCOME)]
+
     WEIGHTS: dict[str, float] = {
         "valid": 28, "wrong_type": 16, "random_bytes": 8, "truncated": 6, "invalid_utf8": 5,
         "batch": 7, "envelope": 5, "unknown_field": 4, "unknown_method": 3, "duplicate_keys": 3,
         "nan_literals": 3, "huge_number": 3, "huge_string": 1, "deep": 2, "notification": 3,
-        "size_limit": 1, "blank": 1, "regression": 0.3,
+        "size_limit": 1, "blank": 1, "regression": 0.3, "semantic": 6,
     }
 
     def frames(self, n: int) -> Iterator[tuple[bytes, list[Expect]]]:

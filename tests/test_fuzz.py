@@ -33,7 +33,8 @@ def test_fuzzed_worker_answers_every_frame_and_stays_up(framing: str, frames: in
     assert summary.stderr_tracebacks == 0
     assert summary.outcomes["internal_error"] == 0
     # the run exercised what it claims to: hostile categories, the valid study, the size limit
-    for category in ("random_bytes", "truncated", "invalid_utf8", "wrong_type", "batch", "valid"):
+    for category in ("random_bytes", "truncated", "invalid_utf8", "wrong_type", "batch", "valid",
+                     "semantic"):
         assert summary.sent[category] > 0, category
     assert summary.outcomes["parse_error"] > 0 and summary.outcomes["result"] > 0
     assert summary.valid_trials > 0

@@ -186,3 +186,27 @@ def test_a_heartbeat_retry_does_not_inherit_the_lease(tmp_path: Path) -> None:
         time.sleep(max(0.0, asked_at + 7.5 - time.monotonic()))  # past the old lease, a sweep
         states = {t.number: t.state for t in second.trials("s")}
         assert states == {trial.number: "fail", retried.number: "running"}
+
+
+def test_a_new_worker_first_read_sees_an_ended_lease_as_failed(tmp_path: Path) -> None:
+    """Readers see a trial whose lease ended while its worker was dead as failed at once (not
+    at the lease thread's next sweep): the first ``trials`` of a new worker already says so."""
+    url = f"sqlite:///{tmp_path / 'late.db'}"
+    first = Worker.spawn(url)
+    first.create("s", search_space=SPACE)
+    first.ask("s", lease_s=0.5)
+    first.proc.kill()
+    first.close()
+    time.sleep(0.6)  # the lease has ended while no worker was alive
+    with Worker.spawn(url) as second:
+        assert [t.state for t in second.trials("s")] == ["fail"]
+        assert second.list_studies()[0].n_running == 0
+
+
+def test_a_reader_sees_an_ended_lease_at_its_deadline() -> None:
+    with Worker.spawn() as worker:
+        worker.create("s", search_space=SPACE)
+        worker.ask("s", lease_s=0.3)
+        time.sleep(0.35)
+        assert [t.state for t in worker.trials("s")] == ["fail"]
+        assert worker.list_studies()[0].n_running == 0

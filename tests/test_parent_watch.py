@@ -75,3 +75,33 @@ def test_an_idle_worker_still_ends_at_eof() -> None:
     proc = subprocess.run([PYTHON, "-m", "bridge_worker"], input=b"", capture_output=True,
                           timeout=30)
     assert proc.returncode == 0
+
+
+def test_a_worker_started_from_a_thread_that_ends_lives_on() -> None:
+    """Only the parent *process* counts: a thread pool or request thread may start the worker."""
+    import threading
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn() -> None:  # the thread ends once the worker is up (its watchdog armed)
+        worker = subprocess.Popen([PYTHON, "-m", "bridge_worker"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE)
+        started.append(worker)
+        assert worker.stdout is not None
+        assert b'"ready"' in worker.stdout.readline()
+
+    thread = threading.Thread(target=spawn)
+    thread.start()
+    thread.join()
+    worker = started[0]
+    assert worker.stdin is not None and worker.stdout is not None
+    try:
+        time.sleep(1.0)
+        worker.stdin.write(b'{"id":1,"method":"ping"}\n')
+        worker.stdin.flush()
+        assert b'"id":1' in worker.stdout.readline()
+        assert worker.poll() is None
+    finally:
+        worker.stdin.close()
+        worker.wait(30)
+        worker.stdout.close()

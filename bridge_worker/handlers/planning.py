@@ -7,6 +7,7 @@ from bridge_worker.errors import invalid_params
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.schema import EnqueueParams, EnqueueResult
 from bridge_worker.space import check_value
+from bridge_worker.trial_guard import check_enqueue
 
 
 @rpc_method("enqueue")
@@ -25,6 +26,8 @@ def enqueue(registry: StudyRegistry, params: EnqueueParams) -> EnqueueResult:
         if distribution is None:
             raise invalid_params(field, f"{name!r} is not in the study's search space")
         check_value(distribution, value, field)
+    check_enqueue(entry.config.sampler, entry.distributions, params.params)
+    registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs")
     before = entry.n_trials()
     entry.study.enqueue_trial(
         dict(params.params), user_attrs=params.user_attrs, skip_if_exists=params.skip_if_exists

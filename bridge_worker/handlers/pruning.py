@@ -8,6 +8,7 @@ from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.schema import ReportParams, ReportResult
+from bridge_worker.storage_bounds import check_step
 
 
 @rpc_method("report")
@@ -26,5 +27,6 @@ def report(registry: StudyRegistry, params: ReportParams) -> ReportResult:
         )
     if not math.isfinite(params.value):
         raise invalid_params("$.params.value", "intermediate values must be finite")
+    check_step(params.step, registry.max_step, "$.params.step")
     trial = entry.open_trial(params.number)
     return ReportResult(should_prune=entry.report(trial, params.step, params.value))

@@ -19,6 +19,7 @@ from bridge_worker.errors import invalid_params
 from bridge_worker.registry import StudyRegistry
 from bridge_worker.schema import AddedTrial, AddTrialsParams, AddTrialsResult
 from bridge_worker.space import check_value
+from bridge_worker.storage_bounds import check_step
 from bridge_worker.study import StudyEntry, constraint_attrs
 
 
@@ -29,14 +30,27 @@ def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsRes
     naming its field (``$.params.trials[2].params.lr``)."""
     registry.limits.check("max_add_trials", "trials added at once", len(params.trials))
     entry = registry.get(params.study)
-    for i, trial in enumerate(params.trials):
-        registry.limits.check_user_attrs(trial.user_attrs, f"$.params.trials[{i}].user_attrs")
-    frozen = [_to_frozen(entry, trial, f"$.params.trials[{i}]")
+    registry.limits.check(
+        "max_add_values",
+        "values add_trials writes (per trial: 1 + params + intermediate values + user attrs)",
+        sum(1 + len(t.params) + len(t.intermediate_values) + len(t.user_attrs)
+            for t in params.trials),
+    )
+    frozen = [_to_frozen(registry, entry, trial, f"$.params.trials[{i}]")
               for i, trial in enumerate(params.trials)]
-    return AddTrialsResult(numbers=entry.add_trials(frozen))
+
+    def stop(numbers: list[int]) -> None:
+        registry.stop_point(
+            f"{len(numbers)} of the {len(frozen)} trials were stored (data.stored), the rest "
+            "were not", stored=numbers,
+        )
+
+    return AddTrialsResult(numbers=entry.add_trials(frozen, stop))
 
 
-def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
+def _to_frozen(
+    registry: StudyRegistry, entry: StudyEntry, trial: AddedTrial, field: str
+) -> FrozenTrial:
     distributions = {}
     params = {}
     for name, value in trial.params.items():
@@ -49,7 +63,9 @@ def _to_frozen(entry: StudyEntry, trial: AddedTrial, field: str) -> FrozenTrial:
         distributions[name] = distribution
         params[name] = as_param_type(distribution, value)  # 3 on a float parameter is 3.0
     values = entry.outcome_values(trial.value, trial.values, trial.state, field)
+    registry.limits.check_user_attrs(trial.user_attrs, f"{field}.user_attrs")
     for step, value in trial.intermediate_values.items():
+        check_step(step, registry.max_step, f"{field}.intermediate_values.{step}")
         if not math.isfinite(value):
             raise invalid_params(f"{field}.intermediate_values.{step}",
                                  "intermediate values must be finite")

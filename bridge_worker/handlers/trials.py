@@ -35,6 +35,7 @@ from bridge_worker.schema import (
 from bridge_worker.space import check_value, to_distributions
 from bridge_worker.stopping import stopped_entry, study_stopped
 from bridge_worker.study import StudyEntry, trial_id_of
+from bridge_worker.trial_guard import Created, SeenDistributions, abandon, check_ask
 
 
 @rpc_method("ask")
@@ -43,6 +44,7 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
     entry = registry.get(params.study)
     registry.fail_stale_trials(entry)
     distributions = entry.distributions
+    extra = {}
     if params.search_space is not UNSET:
         extra = to_distributions(params.search_space, "$.params.search_space", registry.limits)
         distributions = {**distributions, **extra}
@@ -70,6 +72,8 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         lease_s = None
     else:
         lease_s = params.lease_s
+    check_ask(entry.distributions, extra, params.fixed_params, entry.config.sampler,
+              entry.seen, entry.storage, entry.study_id)
     stopped = stopped_entry(entry)
     if stopped is not None:
         raise study_stopped(entry.name, stopped)
@@ -79,19 +83,37 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         [] if client is None
         else _resume(registry, entry, client, params.n, lease_s, params.retry)
     )
-    asked = [
-        entry.ask_one(distributions, params.fixed_params, registry.trial_asked)
-        for _ in range(params.n - len(resumed))
-    ]
-    for trial, trial_id, inherited_lease in asked:
-        if client is not None:
-            set_client(entry.storage, trial_id, client)
-        if lease_s is not None:
-            end = entry.grant_lease(trial_id, lease_s, params.retry)
-            trial.lease_end = iso(end)
-            registry.leases.watch(entry.study_id, at=end)
-        elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
-            entry.clear_lease(trial_id)
+    created: list[Created] = []
+
+    def trial_asked(study_id: int, trial_id: int, popped: bool) -> None:
+        created.append(Created(trial_id, popped))
+        registry.trial_asked(study_id, trial_id)
+
+    try:
+        asked = [
+            entry.ask_one(distributions, params.fixed_params, trial_asked)
+            for _ in range(params.n - len(resumed))
+        ]
+        for trial, trial_id, inherited_lease in asked:
+            if client is not None:
+                set_client(entry.storage, trial_id, client)
+            if lease_s is not None:
+                end = entry.grant_lease(trial_id, lease_s, params.retry)
+                trial.lease_end = iso(end)
+                registry.leases.watch(entry.study_id, at=end)
+            elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
+                entry.clear_lease(trial_id)
+    except BaseException as error:
+        abandon(entry.storage, created, error)
+        for made in created:
+            registry.trial_told(made.trial_id)
+        if isinstance(error, ValueError) and extra:  # another worker sampled a name meanwhile?
+            entry.seen = SeenDistributions()  # re-read: the conflict is then invalid_params
+            check_ask(entry.distributions, extra, params.fixed_params, entry.config.sampler,
+                      entry.seen, entry.storage, entry.study_id)
+        raise
+    if extra:
+        entry.seen.learn(extra)
     registry.asked.asked(entry, [t.number for t in resumed] + [t.number for t, _, _ in asked])
     return AskResult(trials=resumed + [trial for trial, _, _ in asked])
 
@@ -168,6 +190,7 @@ def _told(
 def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
     """The best trial (one objective) or the Pareto front (several)."""
     entry = registry.get(params.study)
+    registry.leases.sweep_before_reading(entry.study_id)
     study = entry.study
     if len(study.directions) > 1:
         front = study.best_trials
@@ -194,6 +217,7 @@ def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
     """The study's trials in number order; ``offset``/``limit`` give one page of them (a reply
     over ``--max-reply-bytes`` is refused, so a parent pages a large study)."""
     entry = registry.get(params.study)
+    registry.leases.sweep_before_reading(entry.study_id)
     states = None if params.states is UNSET else tuple(STATES_BY_NAME[s] for s in params.states)
     study = entry.study
     found = study.get_trials(deepcopy=False, states=states)
