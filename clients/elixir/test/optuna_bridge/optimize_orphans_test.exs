@@ -106,42 +106,9 @@ defmodule OptunaBridge.OptimizeOrphansTest do
            "the orphan is told fail",
          %{tmp_dir: dir} do
       {study, marker} = start("orphan-deadline", @storage, dir, 1)
-      go = Path.join(dir, "go")
-      timeout = 2_000
-      test = self()
-
-      # Trial 0 runs until `go`; the ask of trial 1 kills the worker; the new worker starts only
-      # once the run's deadline has passed (`go` is written `timeout` ms after trial 0 began, and
-      # the run's deadline is earlier), so trial 1 is never handed out again in this run.
-      opener =
-        Task.async(fn ->
-          assert_receive {:began, 0, began}, 60_000
-          TestSupport.wait_until(fn -> File.exists?(marker) end, 60_000)
-          Process.sleep(max(began + timeout + 50 - System.monotonic_time(:millisecond), 0))
-          File.write!(go, "")
-        end)
-
-      objective = fn trial ->
-        send(opener.pid, {:began, trial.number, System.monotonic_time(:millisecond)})
-        TestSupport.wait_until(fn -> File.exists?(go) end, 60_000)
-        trial.params["x"] ** 2
-      end
-
-      log =
-        capture_log(fn ->
-          result =
-            OptunaBridge.optimize(study, objective,
-              timeout: timeout,
-              concurrency: 2,
-              report: true
-            )
-
-          send(test, {:result, result})
-        end)
-
-      Task.await(opener, 70_000)
+      {summary, log} = run_past_deadline(study, dir, marker)
       assert File.read!(marker) == "1", log
-      assert_received {:result, {:ok, summary}}
+
       # on SQLite trial 0 completed; in memory the restart lost it and it ran again
       assert %{completed: 1, failed: 0, best: %Trial{state: :complete}} = summary
 
@@ -155,10 +122,70 @@ defmodule OptunaBridge.OptimizeOrphansTest do
         assert {:ok, [orphan]} = Study.trials(study, offset: 1, limit: 1)
         assert %Trial{number: 1, state: :fail} = orphan
         assert orphan.user_attrs["fail_reason"] =~ "worker crash"
+        assert orphan.extra["client"] == Study.info(study).client
       else
         # in memory the new worker starts from the study's checkpoint: the orphan is not there
         assert summary.abandoned == 0
       end
     end
+  end
+
+  test "a trial the study process hands out by hand is not the run's orphan", %{tmp_dir: dir} do
+    {study, marker} = start("orphan-held", :sqlite, dir, 2)
+    {:ok, [%Trial{number: 0} = mine]} = Study.ask(study)
+    {summary, log} = run_past_deadline(study, dir, marker, 1)
+    assert File.read!(marker) == "2", log
+    assert %{completed: 1, failed: 0, abandoned: 1} = summary
+
+    assert %{held: [0], client: "orphan-held@" <> _} = Study.info(study)
+    assert by_state(study) == %{running: 1, complete: 1, fail: 1}
+    assert {:ok, _} = Study.tell(study, mine.number, 1.0)
+    assert by_state(study) == %{complete: 2, fail: 1}
+  end
+
+  test "client: false: the orphan cannot be told from another client's trial", %{tmp_dir: dir} do
+    {study, marker} = start("orphan-anonymous", :sqlite, dir, 1, client: false)
+    {summary, log} = run_past_deadline(study, dir, marker)
+    assert File.read!(marker) == "1", log
+    # the ask made again after the crash is a new trial (nothing comes back resumed): it runs
+    assert %{completed: 2, abandoned: 0} = summary
+    assert %{client: nil} = Study.info(study)
+    assert by_state(study) == %{running: 1, complete: 2}
+    assert {:ok, [%Trial{number: 1, state: :running}]} = Study.trials(study, states: [:running])
+  end
+
+  # Trial `first` runs until `go`; the next ask kills the worker; the new worker starts only once
+  # the run's deadline has passed (`go` is written `timeout` ms after trial `first` began, and the
+  # run's deadline is earlier), so the orphan is never handed out again in this run.
+  defp run_past_deadline(study, dir, marker, first \\ 0) do
+    go = Path.join(dir, "go")
+    timeout = 2_000
+    test = self()
+
+    opener =
+      Task.async(fn ->
+        assert_receive {:began, ^first, began}, 60_000
+        TestSupport.wait_until(fn -> File.exists?(marker) end, 60_000)
+        Process.sleep(max(began + timeout + 50 - System.monotonic_time(:millisecond), 0))
+        File.write!(go, "")
+      end)
+
+    objective = fn trial ->
+      send(opener.pid, {:began, trial.number, System.monotonic_time(:millisecond)})
+      TestSupport.wait_until(fn -> File.exists?(go) end, 60_000)
+      trial.params["x"] ** 2
+    end
+
+    log =
+      capture_log(fn ->
+        result =
+          OptunaBridge.optimize(study, objective, timeout: timeout, concurrency: 2, report: true)
+
+        send(test, {:result, result})
+      end)
+
+    Task.await(opener, 70_000)
+    assert_received {:result, {:ok, summary}}
+    {summary, log}
   end
 end
