@@ -461,7 +461,8 @@ defmodule OptunaBridge.Optimizer do
                    "before it could run"
 
   defp abandon(state, number) do
-    opts = [state: :fail, user_attrs: %{"fail_reason" => @orphan_reason}] ++ state.config.call_opts
+    opts =
+      [state: :fail, user_attrs: %{"fail_reason" => @orphan_reason}] ++ state.config.call_opts
 
     case Study.tell(state.study, number, nil, opts) do
       {:ok, _} ->
