@@ -53,7 +53,7 @@ defmodule OptunaBridge.OptimizeOrphansTest do
       ] ++ opts
 
     config = %{name: name, sampler: %{type: "random", seed: 7}}
-    study = start_supervised!({Study, {config, @space, opts}})
+    study = start_supervised!({Study, {config, @space, opts}}, restart: :temporary)
     :ok = Study.await_ready(study)
     {study, marker}
   end
@@ -152,6 +152,21 @@ defmodule OptunaBridge.OptimizeOrphansTest do
     assert %{client: nil} = Study.info(study)
     assert by_state(study) == %{running: 1, complete: 2}
     assert {:ok, [%Trial{number: 1, state: :running}]} = Study.trials(study, states: [:running])
+  end
+
+  test "the study process gives up after the crash: optimize/3 returns its error", %{tmp_dir: dir} do
+    {study, marker} = start("orphan-no-restart", :sqlite, dir, 0, max_restarts: 0)
+    ref = Process.monitor(study)
+
+    log =
+      capture_log(fn ->
+        assert {:error, %OptunaBridge.Error{}} =
+                 OptunaBridge.optimize(study, & &1.params["x"], n_trials: 3)
+      end)
+
+    assert File.read!(marker) == "0", log
+    assert_receive {:DOWN, ^ref, :process, ^study, {:worker_restart_limit, _}}, 10_000
+    assert log =~ "could not look for trials whose ask died"
   end
 
   # Trial `first` runs until `go`; the next ask kills the worker; the new worker starts only once
