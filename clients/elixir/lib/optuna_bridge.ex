@@ -50,14 +50,16 @@ defmodule OptunaBridge do
       `lease_s:`: each running trial's lease is renewed every `lease_s / 3` while its objective
       runs);
     * `:report` (false) — `true`: return `{:ok, %{best: trial | front | nil, completed: n,
-      pruned: p, failed: f, retried: k}}` instead of the best trial;
+      pruned: p, failed: f, retried: k, abandoned: a}}` instead of the best trial;
     * `:max_retries` (`max(10, n_trials)`) — how many asks, tells and results lost to worker
       crashes the run makes again.
 
   Through crashes: a result whose trial a worker crash lost runs again on a fresh trial (counted
   once, in `retried`); before returning, the results are made crash-safe
   (`OptunaBridge.Study.persist/2`) and checked against the study, so no trial the run asked is
-  left RUNNING. If the calling process exits, `OptunaBridge.RunGuard` kills the running
+  left RUNNING. A trial whose `ask` reply died with the worker comes back to the run's next
+  `ask` (the study's client id, `resumed`) and runs within the budget; if the run ended first,
+  it is told `fail` unrun (`abandoned`). If the calling process exits, `OptunaBridge.RunGuard` kills the running
   objectives and tells their trials `fail`.
   """
   @spec optimize(GenServer.server(), (Trial.t() -> term()), keyword()) ::

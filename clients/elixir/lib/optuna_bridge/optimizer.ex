@@ -52,13 +52,15 @@ defmodule OptunaBridge.Optimizer do
       told: %{},
       retried: 0,
       recoveries: 0,
+      asks_lost: false,
+      abandoned: 0,
       failures: [],
       error: nil,
       stopped: nil
     }
 
     try do
-      state |> fill() |> loop() |> settle() |> finish()
+      state |> fill() |> loop() |> settle() |> release_orphans() |> finish()
     after
       RunGuard.stop(guard)
     end
@@ -187,7 +189,10 @@ defmodule OptunaBridge.Optimizer do
         stopped(state, StopRules.stopped(stopped))
 
       {:error, %Error{kind: kind} = error} when kind in @recoverable ->
-        # the worker crashed under the ask: the study restarts it; ask again (bounded)
+        # the worker crashed under the ask: the study restarts it; ask again (bounded). The
+        # ask may have stored a trial whose reply died: release_orphans/1 looks for it.
+        state = %{state | asks_lost: true}
+
         case recover(state) do
           {:ok, state} ->
             start_trial(state)
@@ -419,6 +424,57 @@ defmodule OptunaBridge.Optimizer do
     end
   end
 
+  # An ask whose reply died with a worker may have stored a trial nobody got. On a durable
+  # storage the new worker hands it out again first to this client's next ask (`resumed`, see
+  # OptunaBridge.ClientId), so a run that goes on runs it within its budget. A run that ended
+  # first (its timeout, a stop rule, an error) leaves it here: a RUNNING trial of this study's
+  # client that no caller of this study process holds. It is told fail, once the loop and
+  # settle/1 are done (so no trial of this run still runs). Costs one `trials` read of the running
+  # trials, only in a run that lost an ask.
+  defp release_orphans(%{asks_lost: false} = state), do: state
+
+  defp release_orphans(state) do
+    opts = state.config.call_opts
+
+    # trials first: a hand-made ask answered before this read is in `held` read after it
+    with {:ok, running} <- Study.trials(state.study, [states: [:running]] ++ opts),
+         %{client: client, held: held} when is_binary(client) <- Study.info(state.study, opts) do
+      held = MapSet.new(held)
+
+      running
+      |> Enum.filter(&(&1.extra["client"] == client and not MapSet.member?(held, &1.number)))
+      |> Enum.reduce(state, &abandon(&2, &1.number))
+    else
+      %{client: nil} ->
+        state
+
+      {:error, error} ->
+        Logger.error(
+          "optimize: could not look for trials whose ask died: #{Exception.message(error)}"
+        )
+
+        state
+    end
+  end
+
+  @orphan_reason "optimize/3: its ask's reply was lost in a worker crash and the run ended " <>
+                   "before it could run"
+
+  defp abandon(state, number) do
+    opts =
+      [state: :fail, user_attrs: %{"fail_reason" => @orphan_reason}] ++ state.config.call_opts
+
+    case Study.tell(state.study, number, nil, opts) do
+      {:ok, _} ->
+        Logger.warning("optimize: trial #{number} told fail: #{@orphan_reason}")
+        %{state | abandoned: state.abandoned + 1}
+
+      {:error, error} ->
+        Logger.warning("optimize: trial #{number} (ask lost): #{Exception.message(error)}")
+        state
+    end
+  end
+
   # The study's stop rule holds: no more trials start, running ones finish (once per run).
   defp stopped(%{stopped: nil} = state, stop) do
     Logger.info("optimize: the study stopped (#{stop.rule} rule)")
@@ -477,7 +533,8 @@ defmodule OptunaBridge.Optimizer do
       completed: Map.get(counts, :complete, 0),
       pruned: Map.get(counts, :pruned, 0),
       failed: Map.get(counts, :fail, 0),
-      retried: state.retried
+      retried: state.retried,
+      abandoned: state.abandoned
     }
   end
 

@@ -746,9 +746,11 @@ defmodule OptunaBridge.Study do
   end
 
   @doc """
-  The current worker: `%{os_pid:, storage:, restarts:, study:, status:, checkpoints:}`
-  (`status` is `:starting`, `:establishing`, `:ready` or `:restarting`; `checkpoints` counts the
-  snapshot exports sent). Answered at once, even while the worker restarts.
+  The current worker: `%{os_pid:, storage:, restarts:, study:, status:, checkpoints:, client:,
+  held:}` (`status` is `:starting`, `:establishing`, `:ready` or `:restarting`; `checkpoints`
+  counts the snapshot exports sent; `client` is the id sent with each `ask`, or nil; `held` the
+  numbers of the trials this process handed out and not told yet, sorted). Answered at once, even
+  while the worker restarts.
   """
   @spec info(study(), keyword()) :: map() | {:error, Error.t()}
   def info(study, opts \\ []) do
@@ -969,7 +971,9 @@ defmodule OptunaBridge.Study do
       restarts: state.restarts,
       study: state.study,
       status: state.status,
-      checkpoints: state.checkpoint.sent
+      checkpoints: state.checkpoint.sent,
+      client: if(is_binary(state.opts[:client]), do: state.opts[:client]),
+      held: state.ledger.asked |> Map.keys() |> Enum.sort()
     }
 
     {:reply, {:ok, info}, state}
