@@ -49,8 +49,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# Test files run in parallel (pytest-xdist): the suite mostly waits on real worker processes and
+# servers, so 4 processes fit 2 cores; each file stays in one process (its fixtures and servers).
+PYTEST_PARALLEL ?= -n 4 --dist loadfile
 pytest: venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The reference Elixir client against the real worker (installs Elixir with apt when root).
 elixir-test: venv
