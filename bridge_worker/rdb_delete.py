@@ -43,6 +43,10 @@ DELETING_ATTR = "optuna_bridge:deleting"
 CHUNK = 200
 """Trials deleted per transaction: other workers on a SQLite file wait at most this long."""
 
+DROP_ATTEMPTS = 3
+"""Tries of the last step when PostgreSQL refuses it (a trial was added meanwhile: its foreign
+key); each try deletes the trials added before it."""
+
 _log = structlog.get_logger("bridge_worker.rdb_delete")
 
 
@@ -92,7 +96,6 @@ def delete_study(
 def purge_abandoned(storage: RDBStorage, should_stop: Callable[[], bool]) -> int:
     """Finish the deletes whose deleter is gone (killed, or stopped by a signal); how many."""
     import sqlalchemy
-
     from optuna.storages._rdb.storage import _create_scoped_session
 
     models = _models()
@@ -119,22 +122,38 @@ def purge(storage: RDBStorage, study_id: int, should_stop: Callable[[], bool]) -
     """Remove a hidden study's rows, :data:`CHUNK` trials per transaction, then the study;
     False when ``should_stop`` said so between two chunks (the study stays hidden)."""
     import sqlalchemy
-
     from optuna.storages._rdb.storage import _create_scoped_session
 
     trial = _models().TrialModel
-    while True:
-        with _create_scoped_session(storage.scoped_session) as session:
-            ids = session.execute(
-                sqlalchemy.select(trial.trial_id)
-                .where(trial.study_id == study_id).order_by(trial.trial_id).limit(CHUNK)
-            ).scalars().all()
-            if not ids:
-                break
-            _delete_trials(session, trial.trial_id.in_(ids))
-        if should_stop():
-            _log.warning("study_delete_deferred", study_id=study_id)
-            return False
+    for attempt in range(DROP_ATTEMPTS):
+        while True:
+            with _create_scoped_session(storage.scoped_session) as session:
+                ids = session.execute(
+                    sqlalchemy.select(trial.trial_id)
+                    .where(trial.study_id == study_id).order_by(trial.trial_id).limit(CHUNK)
+                ).scalars().all()
+                if not ids:
+                    break
+                _delete_trials(session, trial.trial_id.in_(ids))
+            if should_stop():
+                _log.warning("study_delete_deferred", study_id=study_id)
+                return False
+        try:
+            _drop(storage, study_id)
+            return True
+        except sqlalchemy.exc.IntegrityError:
+            if attempt == DROP_ATTEMPTS - 1:
+                raise
+    return True  # not reached: the last attempt returns or raises
+
+
+def _drop(storage: RDBStorage, study_id: int) -> None:
+    """Step 3 (one transaction): the study's last trials (another worker's ask that had passed
+    its identity check before the study was hidden may have added one), its tables, its row."""
+    import sqlalchemy
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    trial = _models().TrialModel
     with _create_scoped_session(storage.scoped_session) as session:
         in_study = trial.trial_id.in_(
             sqlalchemy.select(trial.trial_id).where(trial.study_id == study_id)
@@ -144,7 +163,6 @@ def purge(storage: RDBStorage, study_id: int, should_stop: Callable[[], bool]) -
             session.execute(sqlalchemy.delete(model).where(model.study_id == study_id))
         study = _models().StudyModel
         session.execute(sqlalchemy.delete(study).where(study.study_id == study_id))
-    return True
 
 
 def _delete_trials(session: Any, which: Any) -> None:
@@ -168,21 +186,20 @@ def _hide(storage: RDBStorage, identity: Identity) -> bool:
     """Step 1 (one transaction): rename the study out of every reader's sight, drop its token,
     record its deleter. False (nothing changed) when the study no longer has this identity."""
     import sqlalchemy
-
     from optuna.storages._rdb.storage import _create_scoped_session
 
     models = _models()
     study, attr = models.StudyModel, models.StudySystemAttributeModel
     with _create_scoped_session(storage.scoped_session) as session:
-        matched = session.execute(
+        deleted: Any = session.execute(
             sqlalchemy.delete(attr).where(
                 attr.study_id == identity.study_id,
                 attr.key == IDENTITY_ATTR,
                 attr.value_json == json.dumps(identity.token),
             ),
             execution_options={"synchronize_session": False},
-        ).rowcount
-        if matched != 1:
+        )
+        if deleted.rowcount != 1:
             session.rollback()
             return False
         session.execute(
