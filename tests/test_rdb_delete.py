@@ -219,3 +219,30 @@ def test_memory_and_journal_keep_optunas_own_delete(kind: str, tmp_path: Path) -
         worker.add_trials("s", [{"params": {}, "value": 1.0}])
         worker.delete("s")
         assert worker.list_studies() == []
+
+
+def test_list_never_shows_a_study_being_deleted_with_part_of_its_trials(tmp_path: Path) -> None:
+    """Another worker hides the study and removes a chunk of its trials between this worker's
+    reading of the study list and its count of trials: the study is not listed at all."""
+    url = f"sqlite:///{tmp_path / 'list.db'}"
+    storage = _storage(url)
+    _fill(storage, "kept", 3)
+    _fill(storage, "gone", rdb_delete.CHUNK * 2)
+    deleter = StudyRegistry(StorageOptions(url=url))
+    identity = deleter.get("gone").identity
+    deleter.close()
+    lister = StudyRegistry(StorageOptions(url=url))
+    rdb_storage = lister.storage
+    assert isinstance(rdb_storage, RDBStorage)
+    list_studies = rdb_storage.get_all_studies
+
+    def listed_then_deleted() -> list[Any]:
+        studies = list_studies()
+        assert rdb_delete.delete_study(storage, identity, lambda: True) is False
+        return studies
+
+    rdb_storage.get_all_studies = listed_then_deleted  # type: ignore[method-assign]
+    try:
+        assert [(s.name, s.n_trials) for s in lister.summaries()] == [("kept", 3)]
+    finally:
+        lister.close()
