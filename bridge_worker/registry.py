@@ -414,11 +414,13 @@ class StudyRegistry:
         ]
         for frozen in shown:  # an ended lease is not counted running
             self.leases.sweep_before_reading(frozen._study_id)
-        counts = count_all(storage)  # one query on RDB storages
+        counts = count_all(storage, STAGING_PREFIX)  # one query on RDB storages
         summaries = []
         for frozen in shown:
             self.stop_point("list was not finished (nothing changed)")
             study_id = frozen._study_id
+            if counts is not None and study_id not in counts:
+                continue  # deleted (hidden, being removed) since it was listed
             n_trials, n_running = (
                 counts.get(study_id, (0, 0)) if counts is not None
                 else count_one(storage, study_id)
