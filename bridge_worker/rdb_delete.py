@@ -155,10 +155,7 @@ def _drop(storage: RDBStorage, study_id: int) -> None:
 
     trial = _models().TrialModel
     with _create_scoped_session(storage.scoped_session) as session:
-        in_study = trial.trial_id.in_(
-            sqlalchemy.select(trial.trial_id).where(trial.study_id == study_id)
-        )
-        _delete_trials(session, in_study)
+        _delete_trials(session, trial.study_id == study_id)
         for model in study_tables():
             session.execute(sqlalchemy.delete(model).where(model.study_id == study_id))
         study = _models().StudyModel
@@ -166,8 +163,9 @@ def _drop(storage: RDBStorage, study_id: int) -> None:
 
 
 def _delete_trials(session: Any, which: Any) -> None:
-    """Bulk-delete the trials ``which`` selects (a condition on ``trials.trial_id``) and every
-    row that belongs to them, children first (PostgreSQL enforces the foreign keys)."""
+    """Bulk-delete the trials ``which`` selects (a condition on ``trials`` alone: MySQL refuses
+    a ``DELETE`` whose subquery reads the table it deletes from) and every row that belongs to
+    them, children first (PostgreSQL enforces the foreign keys)."""
     import sqlalchemy
 
     trial = _models().TrialModel
