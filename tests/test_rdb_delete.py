@@ -175,10 +175,9 @@ def _cut_then_finished(url: str) -> None:
     counts = _counts(storage)
     assert counts["studies"] == 1
     assert counts["trials"] == 3
-    for name, n in counts.items():
-        assert n <= before[name], name
+    for name, n in counts.items():  # one row per table and trial of "kept", nothing of "gone"
         if name.startswith("trial_") and name != "trial_heartbeats":
-            assert n == before[name] * 3 // (3 + rdb_delete.CHUNK * 2 + 5) or n == 3, (name, n)
+            assert before[name] > 3 and n == 3, (name, before[name], n)
     assert optuna.load_study(study_name="kept", storage=storage).user_attrs == {"a": 1}
 
 
