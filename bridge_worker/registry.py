@@ -26,7 +26,7 @@ import msgspec
 import optuna
 import structlog
 from optuna.exceptions import DuplicatedStudyError
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.artifacts import ArtifactKeeper
@@ -45,6 +45,7 @@ from bridge_worker.identity import (
 )
 from bridge_worker.leases import LeaseKeeper
 from bridge_worker.limits import Limits
+from bridge_worker.rdb_delete import delete_study, purge_abandoned
 from bridge_worker.resolved import is_resolved, resolve_config
 from bridge_worker.samplers import (
     build_pruner,
@@ -133,6 +134,8 @@ class StudyRegistry:
             self._recovery_due = False
             try:
                 recover(storage)
+                if isinstance(storage, RDBStorage):  # deletes a killed worker left unfinished
+                    purge_abandoned(storage, self.should_stop)
             except Exception as exc:  # the frame itself will meet the storage's trouble
                 self._recovery_due = True
                 _log.warning("import_recovery_failed", error=f"{type(exc).__name__}: {exc}")
@@ -372,7 +375,13 @@ class StudyRegistry:
         it between the check and the delete, nothing is deleted (``study_not_found``)."""
         entry = self.get(name)
         self.forget(name)
-        if not delete_if_identical(self.storage, entry.identity):
+        storage = self.storage
+        if isinstance(storage, RDBStorage) and entry.identity.token is not None:
+            # hidden at once, then removed in short transactions (:mod:`rdb_delete`)
+            deleted = delete_study(storage, entry.identity, self.should_stop) is not None
+        else:
+            deleted = delete_if_identical(storage, entry.identity)
+        if not deleted:
             raise BridgeError(
                 ErrorKind.STUDY_NOT_FOUND,
                 f"study {name!r} was deleted or replaced by another worker while being deleted; "
@@ -405,11 +414,13 @@ class StudyRegistry:
         ]
         for frozen in shown:  # an ended lease is not counted running
             self.leases.sweep_before_reading(frozen._study_id)
-        counts = count_all(storage)  # one query on RDB storages
+        counts = count_all(storage, STAGING_PREFIX)  # one query on RDB storages
         summaries = []
         for frozen in shown:
             self.stop_point("list was not finished (nothing changed)")
             study_id = frozen._study_id
+            if counts is not None and study_id not in counts:
+                continue  # deleted (hidden, being removed) since it was listed
             n_trials, n_running = (
                 counts.get(study_id, (0, 0)) if counts is not None
                 else count_one(storage, study_id)

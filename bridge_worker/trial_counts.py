@@ -12,9 +12,11 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 
 
-def count_all(storage: BaseStorage) -> dict[int, tuple[int, int]] | None:
-    """``{study_id: (n_trials, n_running)}`` for every study of an RDB storage, in one query;
-    None for other storages (count per study with :func:`count_one`)."""
+def count_all(storage: BaseStorage, hidden_prefix: str) -> dict[int, tuple[int, int]] | None:
+    """``{study_id: (n_trials, n_running)}`` for every study of an RDB storage whose name does
+    not start with ``hidden_prefix``, in one query (one snapshot: a study being deleted, hidden
+    under that prefix before its trials are removed, is either counted whole or absent); None for
+    other storages (count per study with :func:`count_one`)."""
     if not isinstance(storage, RDBStorage):
         return None
     # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
@@ -22,12 +24,14 @@ def count_all(storage: BaseStorage) -> dict[int, tuple[int, int]] | None:
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    trial = models.TrialModel
+    trial, study = models.TrialModel, models.StudyModel
     counts: dict[int, tuple[int, int]] = {}
     with _create_scoped_session(storage.scoped_session) as session:
         rows = (
-            session.query(trial.study_id, trial.state, sqlalchemy.func.count(trial.trial_id))
-            .group_by(trial.study_id, trial.state)
+            session.query(study.study_id, trial.state, sqlalchemy.func.count(trial.trial_id))
+            .outerjoin(trial, trial.study_id == study.study_id)
+            .filter(sqlalchemy.not_(study.study_name.startswith(hidden_prefix, autoescape=True)))
+            .group_by(study.study_id, trial.state)
             .all()
         )
     for study_id, state, count in rows:
