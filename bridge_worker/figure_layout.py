@@ -34,6 +34,7 @@ def make_readable(figure: Figure, legend_max: int) -> None:
     if len(axes) > 4:  # a grid of panels: few ticks from the start, so one layout pass does
         for ax in axes:
             _few_ticks(ax)
+        _label_outer_panels(axes)
     _lay_out(figure)
     for _ in range(_PASSES):
         if not any([_thin_overlapping(ax, "x") | _thin_overlapping(ax, "y") for ax in axes]):
@@ -124,6 +125,50 @@ def _few_ticks(ax: Axes) -> None:
             axis.set_major_locator(mticker.MaxNLocator(nbins=3))
     if isinstance(ax.xaxis.get_major_locator(), mticker.FixedLocator):
         _turn(ax.get_xticklabels())  # names (categorical choices): upright, side by side
+
+
+def _label_outer_panels(axes: list[Axes]) -> None:
+    """In a grid whose columns share their x axis (same limits and scale) and rows their y axis,
+    label only the bottom row's x axes and the left column's y axes, as ``sharex``/``sharey``
+    would: the same figure with a quarter of the texts to lay out and draw (the cost of a grid).
+    A column or row whose panels differ keeps every label."""
+    grid: dict[tuple[int, int], Axes] = {}
+    for ax in axes:
+        spec = ax.get_subplotspec()
+        if spec is None or spec.rowspan.stop - spec.rowspan.start != 1 \
+                or spec.colspan.stop - spec.colspan.start != 1:
+            continue
+        grid[spec.rowspan.start, spec.colspan.start] = ax
+    rows = sorted({row for row, _ in grid})
+    columns = sorted({column for _, column in grid})
+    for column in columns:
+        panels = [grid[row, column] for row in rows if (row, column) in grid]
+        if _shared(panels, "x"):
+            for ax in panels[:-1]:
+                ax.tick_params(axis="x", labelbottom=False)
+                ax.set_xlabel("")
+    for row in rows:
+        panels = [grid[row, column] for column in columns if (row, column) in grid]
+        if _shared(panels, "y"):
+            for ax in panels[1:]:
+                ax.tick_params(axis="y", labelleft=False)
+                ax.set_ylabel("")
+
+
+def _shared(panels: list[Axes], which: str) -> bool:
+    """Panels whose ``which`` axes show the same thing: scale, limits, ticks and their format."""
+    if len(panels) < 2:
+        return False
+
+    def signature(ax: Axes) -> tuple[Any, ...]:
+        axis = ax.xaxis if which == "x" else ax.yaxis
+        lim = ax.get_xlim() if which == "x" else ax.get_ylim()
+        formatter = axis.get_major_formatter()
+        return (axis.get_scale(), tuple(round(float(v), 9) for v in lim),
+                tuple(axis.get_majorticklocs()), type(formatter),
+                tuple(getattr(formatter, "seq", ())))
+    first = signature(panels[0])
+    return all(signature(ax) == first for ax in panels[1:])
 
 
 def _thin_overlapping(ax: Axes, which: str) -> bool:
