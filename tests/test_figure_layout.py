@@ -151,5 +151,13 @@ def test_a_grid_labels_its_shared_axes_once(single: optuna.Study, kind: str) -> 
             assert bool(ax.get_ylabel()) == spec.is_first_col()
         assert {ax.get_xlabel() for ax in panels if ax.get_subplotspec().is_last_row()} == {
             "layers", "lr", "optimizer", "x"}
+        texts = [(ax, text.get_window_extent()) for ax in figure.axes
+                 for text in [*figure_layout._tick_labels(ax, "x"),
+                              *figure_layout._tick_labels(ax, "y"),
+                              ax.xaxis.label, ax.yaxis.label, ax.title]
+                 if text.get_visible() and text.get_text()]
+        for ax, box in texts:  # nothing of one panel on another panel or its labels
+            assert not any(other is not ax and box.overlaps(other.bbox) for other in figure.axes)
+            assert not any(other is not ax and box.overlaps(box2) for other, box2 in texts)
     finally:
         plt.close(figure)
