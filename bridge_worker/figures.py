@@ -103,13 +103,10 @@ def render(
                  _panels(request, trials, kwargs))
     shown, kwargs, notes = _bounded(request, trials, kwargs)
     directions = list(study.directions)
-    # The drawing process may read an in-memory study as it is (its own copy of the worker's
-    # memory); any other storage's connections are the worker's, so it gets the trials instead.
-    own = study if shown is trials and isinstance(study._storage, InMemoryStorage) else None
     _preload(request)
 
     def draw() -> bytes:
-        return _draw(request, own or _in_memory_copy(directions, shown), kwargs)
+        return _draw(request, _StudyOfTrials(directions, shown), kwargs)
 
     try:
         data = figure_sandbox.run_isolated(
@@ -139,35 +136,40 @@ def render(
     return Figure(request.format, data, notes)
 
 
-def _in_memory_copy(directions: list[StudyDirection], trials: list[FrozenTrial]) -> optuna.Study:
-    """The trials as an in-memory study (~0.3 ms a trial), in the drawing process."""
-    study = optuna.create_study(storage=InMemoryStorage(), directions=directions)
-    study.add_trials(trials)
-    return study
+class _StudyOfTrials(optuna.Study):
+    """The study a figure is drawn from, in the drawing process: its directions, and the trials
+    the figure shows as they are, never copied.
 
+    The worker's trials are the drawing process's own copy of its memory, so nothing there needs
+    protecting: Optuna's ``study.trials`` and ``get_trials()`` deep-copy every trial (~0.4 s for
+    1000, more than a timeline or history figure costs otherwise), and loading a part of them
+    into an in-memory study cost ~0.3 ms a trial; a durable storage is never read there (its
+    connections are the worker's). Nothing in Optuna's figures reads a study otherwise."""
 
-class _UncopiedStudy(optuna.Study):
-    """A study whose trials are read as stored, never deep-copied.
-
-    Optuna's figures read ``study.trials`` or ``get_trials()`` (a deep copy of every trial:
-    ~0.4 s for 1000, more than the whole timeline or history figure costs otherwise). The
-    drawing process only reads them and then exits, so the copy protects nothing there."""
+    def __init__(self, directions: list[StudyDirection], trials: list[FrozenTrial]) -> None:
+        storage = InMemoryStorage()
+        name = storage.get_study_name_from_id(
+            storage.create_new_study(directions)
+        )
+        super().__init__(study_name=name, storage=storage,
+                         sampler=optuna.samplers.RandomSampler())
+        self._shown_trials = trials
 
     @property
     def trials(self) -> list[FrozenTrial]:
-        return self.get_trials(deepcopy=False)
+        return self._shown_trials
 
     def get_trials(
         self, deepcopy: bool = True, states: Container[TrialState] | None = None
     ) -> list[FrozenTrial]:
-        return super().get_trials(deepcopy=False, states=states)
+        if states is None:
+            return self._shown_trials
+        return [trial for trial in self._shown_trials if trial.state in states]
 
 
 def _draw(request: FigureRequest, study: optuna.Study, kwargs: dict[str, Any]) -> bytes:
     """Runs in the drawing process."""
-    uncopied = _UncopiedStudy(study_name=study.study_name, storage=study._storage,
-                              sampler=optuna.samplers.RandomSampler())
-    kwargs = {**kwargs, "study": uncopied}
+    kwargs = {**kwargs, "study": study}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-API and "few trials" warnings
