@@ -121,7 +121,9 @@ def _lay_out_grid(figure: Figure, axes: list[Axes]) -> bool:
     if bars:
         start = x1 + (over_x + 2 * _PAD) / width
         bars[0].set_position((start, y0, bar_width / width, y1 - y0))
-    figure.draw_without_rendering()
+    for ax in axes:  # place the tick labels where they are now (what a draw would do first)
+        ax.xaxis.get_tightbbox(renderer)
+        ax.yaxis.get_tightbbox(renderer)
     return True
 
 
