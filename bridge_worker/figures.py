@@ -443,7 +443,29 @@ def _use_fast_contour_interpolation() -> None:
 
 def _interpolate_zmap(zmap: dict[tuple[int, int], float], n: int) -> Any:
     """Optuna's ``_interpolate_zmap`` (plotly.js's heatmap fill: a known cell keeps its value, an
-    unknown one is the mean of its neighbours), vectorised: the same matrix, the same solution."""
+    unknown one is the mean of its neighbours), vectorised: the same matrix, the same solution.
+
+    The panel of (x=a, y=b) and the one of (x=b, y=a) fill transposed grids: the fill is the
+    same system with its cells renumbered, so the second panel transposes the first's solution
+    (half the solves of a contour grid)."""
+    key = tuple(sorted(zmap.items()))
+    swapped = tuple(sorted(((y, x), z) for (x, y), z in zmap.items()))
+    if (swapped, n) in _SOLVED:
+        return _SOLVED[swapped, n].T.copy()
+    solution = _solve_zmap(zmap, n)
+    if len(_SOLVED) >= _SOLVED_MAX:
+        _SOLVED.clear()
+    _SOLVED[key, n] = solution
+    return solution
+
+
+_SOLVED: dict[tuple[tuple[tuple[tuple[int, int], float], ...], int], Any] = {}
+"""Panels interpolated so far, for their mirrors; lives in the drawing process, which exits."""
+_SOLVED_MAX = 128
+"""More panels than one grid has at --max-plot-panels' default (100): a bound, never reached."""
+
+
+def _solve_zmap(zmap: dict[tuple[int, int], float], n: int) -> Any:
     import numpy as np
     import scipy.sparse  # type: ignore[import-untyped]
     import scipy.sparse.linalg  # type: ignore[import-untyped]

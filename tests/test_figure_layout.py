@@ -161,3 +161,14 @@ def test_a_grid_labels_its_shared_axes_once(single: optuna.Study, kind: str) -> 
             assert not any(other is not ax and box.overlaps(box2) for other, box2 in texts)
     finally:
         plt.close(figure)
+
+
+def test_a_mirrored_contour_panel_is_the_transposed_solution() -> None:
+    import numpy as np
+
+    rng = random.Random(6)
+    zmap = {(rng.randrange(30), rng.randrange(30)): rng.uniform(-1, 1) for _ in range(40)}
+    mirrored = {(y, x): z for (x, y), z in zmap.items()}
+    first = figures._interpolate_zmap(zmap, 30)
+    assert np.allclose(figures._interpolate_zmap(mirrored, 30), OPTUNAS_INTERPOLATION(mirrored, 30))
+    assert np.allclose(figures._interpolate_zmap(mirrored, 30), first.T)
