@@ -21,7 +21,7 @@ import copy
 import importlib
 import io
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,13 +103,10 @@ def render(
                  _panels(request, trials, kwargs))
     shown, kwargs, notes = _bounded(request, trials, kwargs)
     directions = list(study.directions)
-    # The drawing process may read an in-memory study as it is (its own copy of the worker's
-    # memory); any other storage's connections are the worker's, so it gets the trials instead.
-    own = study if shown is trials and isinstance(study._storage, InMemoryStorage) else None
     _preload(request)
 
     def draw() -> bytes:
-        return _draw(request, own or _in_memory_copy(directions, shown), kwargs)
+        return _draw(request, _StudyOfTrials(directions, shown), kwargs)
 
     try:
         data = figure_sandbox.run_isolated(
@@ -139,11 +136,35 @@ def render(
     return Figure(request.format, data, notes)
 
 
-def _in_memory_copy(directions: list[StudyDirection], trials: list[FrozenTrial]) -> optuna.Study:
-    """The trials as an in-memory study (~0.3 ms a trial), in the drawing process."""
-    study = optuna.create_study(storage=InMemoryStorage(), directions=directions)
-    study.add_trials(trials)
-    return study
+class _StudyOfTrials(optuna.Study):
+    """The study a figure is drawn from, in the drawing process: its directions, and the trials
+    the figure shows as they are, never copied.
+
+    The worker's trials are the drawing process's own copy of its memory, so nothing there needs
+    protecting: Optuna's ``study.trials`` and ``get_trials()`` deep-copy every trial (~0.4 s for
+    1000, more than a timeline or history figure costs otherwise), and loading a part of them
+    into an in-memory study cost ~0.3 ms a trial; a durable storage is never read there (its
+    connections are the worker's). Nothing in Optuna's figures reads a study otherwise."""
+
+    def __init__(self, directions: list[StudyDirection], trials: list[FrozenTrial]) -> None:
+        storage = InMemoryStorage()
+        name = storage.get_study_name_from_id(
+            storage.create_new_study(directions)
+        )
+        super().__init__(study_name=name, storage=storage,
+                         sampler=optuna.samplers.RandomSampler())
+        self._shown_trials = trials
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self._shown_trials
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        if states is None:
+            return self._shown_trials
+        return [trial for trial in self._shown_trials if trial.state in states]
 
 
 def _draw(request: FigureRequest, study: optuna.Study, kwargs: dict[str, Any]) -> bytes:
@@ -422,7 +443,29 @@ def _use_fast_contour_interpolation() -> None:
 
 def _interpolate_zmap(zmap: dict[tuple[int, int], float], n: int) -> Any:
     """Optuna's ``_interpolate_zmap`` (plotly.js's heatmap fill: a known cell keeps its value, an
-    unknown one is the mean of its neighbours), vectorised: the same matrix, the same solution."""
+    unknown one is the mean of its neighbours), vectorised: the same matrix, the same solution.
+
+    The panel of (x=a, y=b) and the one of (x=b, y=a) fill transposed grids: the fill is the
+    same system with its cells renumbered, so the second panel transposes the first's solution
+    (half the solves of a contour grid)."""
+    key = tuple(sorted(zmap.items()))
+    swapped = tuple(sorted(((y, x), z) for (x, y), z in zmap.items()))
+    if (swapped, n) in _SOLVED:
+        return _SOLVED[swapped, n].T.copy()
+    solution = _solve_zmap(zmap, n)
+    if len(_SOLVED) >= _SOLVED_MAX:
+        _SOLVED.clear()
+    _SOLVED[key, n] = solution
+    return solution
+
+
+_SOLVED: dict[tuple[tuple[tuple[tuple[int, int], float], ...], int], Any] = {}
+"""Panels interpolated so far, for their mirrors; lives in the drawing process, which exits."""
+_SOLVED_MAX = 128
+"""More panels than one grid has at --max-plot-panels' default (100): a bound, never reached."""
+
+
+def _solve_zmap(zmap: dict[tuple[int, int], float], n: int) -> Any:
     import numpy as np
     import scipy.sparse  # type: ignore[import-untyped]
     import scipy.sparse.linalg  # type: ignore[import-untyped]

@@ -19,6 +19,8 @@ from bridge_worker.client import Worker
 KINDS = ["optimization_history", "intermediate_values", "param_importances",
          "parallel_coordinate", "contour", "slice", "edf", "rank", "timeline"]
 CHOICES = ["adam", "sgd", "rmsprop"]
+FRAME_TRIALS = 200
+"""Trials per add_trials frame: 8 values each stays within --max-add-values (2000)."""
 
 
 def main() -> None:
@@ -44,13 +46,14 @@ def main() -> None:
                                       "optimizer": optimizer},
                            "value": value,
                            "intermediate_values": {str(s): value + 3 - s for s in range(3)}})
-        for start in range(0, len(trials), 1000):
-            worker.add_trials("s", trials[start:start + 1000])
+        for start in range(0, len(trials), FRAME_TRIALS):
+            worker.add_trials("s", trials[start:start + FRAME_TRIALS])
         worker.create("m", directions=["minimize", "minimize"],
                       search_space={"x": {"type": "float", "low": -3, "high": 3}})
         xs = [rng.uniform(-3, 3) for _ in range(min(args.trials, 1000))]
-        worker.add_trials("m", [{"params": {"x": x}, "values": [x * x, (x - 1) ** 2]}
-                                for x in xs])
+        for start in range(0, len(xs), FRAME_TRIALS):
+            worker.add_trials("m", [{"params": {"x": x}, "values": [x * x, (x - 1) ** 2]}
+                                    for x in xs[start:start + FRAME_TRIALS]])
         jobs = [("s", kind, {}) for kind in KINDS] + [
             ("m", "pareto_front", {}),
             ("m", "hypervolume_history", {"reference_point": [10.0, 10.0]})]

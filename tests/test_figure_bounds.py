@@ -108,9 +108,10 @@ def test_a_figure_over_its_memory_is_a_reply_under_an_address_space_limit() -> N
 def test_a_figure_over_its_time_is_stopped_and_the_worker_answers_on() -> None:
     with Worker.spawn(args=["--max-plot-seconds", "1"]) as worker:
         worker.create("s", search_space={f"p{i}": FLOAT for i in range(10)})
-        worker.add_trials("s", [{"params": {f"p{i}": ((n * (i + 3)) % 97) / 97
-                                            for i in range(10)}, "value": n}
-                                for n in range(200)])
+        for first in (0, 100):  # two frames: 11 values a trial, --max-add-values is 2000
+            worker.add_trials("s", [{"params": {f"p{i}": ((n * (i + 3)) % 97) / 97
+                                                for i in range(10)}, "value": n}
+                                    for n in range(first, first + 100)])
         started = time.monotonic()
         with pytest.raises(WorkerError) as caught:
             worker.plot("s", "contour", "png")  # 100 panels: seconds on any machine

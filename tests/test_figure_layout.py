@@ -129,3 +129,46 @@ def test_the_fast_contour_interpolation_solves_optunas_system() -> None:
     rng = random.Random(5)
     zmap = {(rng.randrange(30), rng.randrange(30)): rng.uniform(-1, 1) for _ in range(40)}
     assert np.allclose(figures._interpolate_zmap(zmap, 30), original(zmap, 30))
+
+
+@pytest.mark.parametrize("kind", sorted(figures.GRID_KINDS))
+def test_a_grid_labels_its_shared_axes_once(single: optuna.Study, kind: str) -> None:
+    """Columns of a params x params grid share their x axis and rows their y axis: only the
+    bottom row and the left column carry tick and axis labels (a quarter of the texts to lay
+    out)."""
+    figure = _figure(single, kind)
+    try:
+        panels = [ax for ax in figure.axes if ax.get_subplotspec() is not None
+                  and ax.get_subplotspec().get_gridspec().get_geometry() == (4, 4)]
+        assert len(panels) == 16
+        for ax in panels:
+            spec = ax.get_subplotspec()
+            x_labels = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+            y_labels = [t for t in ax.get_yticklabels() if t.get_visible() and t.get_text()]
+            assert bool(x_labels) == spec.is_last_row(), (kind, spec.rowspan, spec.colspan)
+            assert bool(y_labels) == spec.is_first_col(), (kind, spec.rowspan, spec.colspan)
+            assert bool(ax.get_xlabel()) == spec.is_last_row()
+            assert bool(ax.get_ylabel()) == spec.is_first_col()
+        assert {ax.get_xlabel() for ax in panels if ax.get_subplotspec().is_last_row()} == {
+            "layers", "lr", "optimizer", "x"}
+        texts = [(ax, text.get_window_extent()) for ax in figure.axes
+                 for text in [*figure_layout._tick_labels(ax, "x"),
+                              *figure_layout._tick_labels(ax, "y"),
+                              ax.xaxis.label, ax.yaxis.label, ax.title]
+                 if text.get_visible() and text.get_text()]
+        for ax, box in texts:  # nothing of one panel on another panel or its labels
+            assert not any(other is not ax and box.overlaps(other.bbox) for other in figure.axes)
+            assert not any(other is not ax and box.overlaps(box2) for other, box2 in texts)
+    finally:
+        plt.close(figure)
+
+
+def test_a_mirrored_contour_panel_is_the_transposed_solution() -> None:
+    import numpy as np
+
+    rng = random.Random(6)
+    zmap = {(rng.randrange(30), rng.randrange(30)): rng.uniform(-1, 1) for _ in range(40)}
+    mirrored = {(y, x): z for (x, y), z in zmap.items()}
+    first = figures._interpolate_zmap(zmap, 30)
+    assert np.allclose(figures._interpolate_zmap(mirrored, 30), OPTUNAS_INTERPOLATION(mirrored, 30))
+    assert np.allclose(figures._interpolate_zmap(mirrored, 30), first.T)
