@@ -453,14 +453,20 @@ def pipelined_frames_per_s(proc: subprocess.Popen[bytes], frames: int, frame: by
             stdin.flush()
             left -= k
 
+    # The Python client writes its pipe without blocking; this plain writer thread blocks instead.
+    was_blocking = os.get_blocking(stdin.fileno())
+    os.set_blocking(stdin.fileno(), True)
     writer = threading.Thread(target=write)
     t0 = time.perf_counter()
     writer.start()
     last = b""
-    for _ in range(frames):
-        last = stdout.readline()
-    elapsed = time.perf_counter() - t0
-    writer.join()
+    try:
+        for _ in range(frames):
+            last = stdout.readline()
+        elapsed = time.perf_counter() - t0
+        writer.join()
+    finally:
+        os.set_blocking(stdin.fileno(), was_blocking)
     if not last:
         raise RuntimeError("the child closed its stdout before answering every frame")
     return frames / elapsed
