@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bridge_worker.errors import BridgeError
     from bridge_worker.frame_budget import FrameWatch, frame_head, frame_summary
     from bridge_worker.framing import Frame
-    from bridge_worker.parent_watch import watch_parent
+    from bridge_worker.parent_watch import EXIT_PARENT_GONE, watch_parent
     from bridge_worker.server import (
         EXIT_FRAME_BUDGET,
         GATHER_MAX_S,
@@ -54,7 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sink = logs.configure(config.log_level)
     log = structlog.get_logger("bridge_worker")
-    watch_parent(parent_pid)
+
+    def parent_gone() -> None:  # its log line reaches stderr before the exit, never lost
+        sink.drain(1.0)
+        os._exit(EXIT_PARENT_GONE)
+
+    watch_parent(parent_pid, on_gone=parent_gone)
 
     def frame_overran(elapsed: float, frame: Frame) -> None:
         log.error(
