@@ -478,7 +478,7 @@ defmodule OptunaBridge.Optimizer do
   # The study's stop rule holds: no more trials start, running ones finish (once per run).
   defp stopped(%{stopped: nil} = state, stop) do
     Logger.info("optimize: the study stopped (#{stop.rule} rule)")
-    StopRules.emit(state.study, stop)
+    StopRules.emit(state.study_name, stop)
     %{state | stopped: stop}
   end
 

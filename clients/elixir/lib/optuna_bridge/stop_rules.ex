@@ -81,8 +81,11 @@ defmodule OptunaBridge.StopRules do
 
   def stopped(_), do: nil
 
-  @doc "Emits `[:optuna_bridge, :study, :stopped]` (metadata `study`, `rule`, `detail`)."
-  @spec emit(GenServer.server(), stopped()) :: :ok
+  @doc """
+  Emits `[:optuna_bridge, :study, :stopped]` (metadata `study`: the study's name, as in every
+  event; `rule`, `detail`).
+  """
+  @spec emit(String.t() | nil, stopped()) :: :ok
   def emit(study, %{rule: rule, detail: detail}),
     do:
       Telemetry.execute([:optuna_bridge, :study, :stopped], %{count: 1}, %{

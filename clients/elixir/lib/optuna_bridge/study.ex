@@ -142,13 +142,36 @@ defmodule OptunaBridge.Study do
   end
 
   defp interpreter(opts) do
-    if opts[:shared] do
-      :ok
-    else
-      case Worker.interpreter(opts) do
-        {:ok, _} -> :ok
-        {:error, message} -> {:error, %{Error.client(:start_failed, message) | method: "create"}}
-      end
+    case opts[:shared] do
+      nil -> local_interpreter(opts)
+      {OptunaBridge.Pool, _pool, _name} -> :ok
+      worker -> shared_running(worker)
+    end
+  end
+
+  # A shared worker that is not running can never answer: a start error now, in the caller.
+  defp shared_running(worker) do
+    case GenServer.whereis(worker) do
+      pid when is_pid(pid) and node(pid) == node() ->
+        if Process.alive?(pid), do: :ok, else: not_running(worker)
+
+      nil ->
+        not_running(worker)
+
+      _remote ->
+        :ok
+    end
+  end
+
+  defp not_running(worker) do
+    message = "the shared worker #{inspect(worker)} is not running"
+    {:error, %{Error.client(:start_failed, message) | method: "create"}}
+  end
+
+  defp local_interpreter(opts) do
+    case Worker.interpreter(opts) do
+      {:ok, _} -> :ok
+      {:error, message} -> {:error, %{Error.client(:start_failed, message) | method: "create"}}
     end
   end
 

@@ -134,9 +134,18 @@ defmodule OptunaBridge.SharedWorkerTest do
     assert_raise ArgumentError, fn -> Study.start(%{name: "x"}, @space, worker: :a, pool: :b) end
   end
 
-  test "a shared worker that is not running is a start error" do
-    {:ok, s} = Study.start(%{name: "orphan"}, @space, worker: :no_such_worker)
-    assert {:error, %Error{kind: :start_failed}} = Study.await_ready(s)
+  test "a shared worker that is not running is a start error, returned by start itself" do
+    # (it used to be the study process's exit, which await_ready could meet as :noproc)
+    assert {:error, %Error{kind: :start_failed, message: message}} =
+             Study.start(%{name: "orphan"}, @space, worker: :no_such_worker)
+
+    assert message =~ "not running"
+    dead = spawn(fn -> :ok end)
+    ref = Process.monitor(dead)
+    assert_receive {:DOWN, ^ref, :process, _, _}
+
+    assert {:error, %Error{kind: :start_failed}} =
+             Study.start(%{name: "orphan"}, @space, worker: dead)
   end
 end
 

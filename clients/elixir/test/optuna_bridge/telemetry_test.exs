@@ -61,22 +61,25 @@ defmodule OptunaBridge.TelemetryTest do
     assert length(@table) >= 9
     assert OptunaBridge.Telemetry.enabled?()
 
+    # max_trials: 3 (complete + pruned) holds after the last trial: the stop rule's event too
     study =
       start_supervised!(
-        {Study, {%{name: "tele"}, @space, [restart_backoff: 10, checkpoint_every: 1]}}
+        {Study,
+         {%{name: "tele", stop: %{max_trials: 3}}, @space,
+          [restart_backoff: 10, checkpoint_every: 1]}}
       )
 
     objective = fn trial ->
       case trial.number do
         0 -> 1.0
         1 -> {:pruned, 0}
-        2 -> 2.0
-        _ -> raise "boom"
+        2 -> raise "boom"
+        _ -> 2.0
       end
     end
 
     capture_log(fn ->
-      {:ok, _} = OptunaBridge.optimize(study, objective, n_trials: 4)
+      {:ok, _, %{rule: "max_trials"}} = OptunaBridge.optimize(study, objective, n_trials: 4)
       {:error, _} = Study.tell(study, 99, 1.0)
       :ok = Study.await_ready(study)
       %{os_pid: os_pid} = Study.info(study)
