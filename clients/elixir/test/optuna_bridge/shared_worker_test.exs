@@ -30,12 +30,17 @@ defmodule OptunaBridge.SharedWorkerTest do
     results =
       studies
       |> Enum.with_index(1)
-      |> Task.async_stream(fn {s, k} ->
-        OptunaBridge.optimize(s, fn t -> k * 100 + t.params["x"] ** 2 end,
-          n_trials: 5 * k,
-          concurrency: 2
-        )
-      end)
+      # no deadline of its own (5 s by default raced a busy machine): each call has the study's
+      # deadline, and the test ExUnit's
+      |> Task.async_stream(
+        fn {s, k} ->
+          OptunaBridge.optimize(s, fn t -> k * 100 + t.params["x"] ** 2 end,
+            n_trials: 5 * k,
+            concurrency: 2
+          )
+        end,
+        timeout: :infinity
+      )
       |> Enum.map(fn {:ok, r} -> r end)
 
     for {{:ok, %Trial{values: [v]}}, k} <- Enum.with_index(results, 1), do: assert(v >= k * 100)

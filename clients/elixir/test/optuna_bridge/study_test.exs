@@ -46,7 +46,10 @@ defmodule OptunaBridge.StudyTest do
 
     asked =
       1..20
-      |> Task.async_stream(fn _ -> Study.ask(study, 3) end, max_concurrency: 10)
+      |> Task.async_stream(fn _ -> Study.ask(study, 3) end,
+        max_concurrency: 10,
+        timeout: :infinity
+      )
       |> Enum.flat_map(fn {:ok, {:ok, trials}} -> trials end)
 
     numbers = Enum.map(asked, & &1.number)
@@ -55,6 +58,7 @@ defmodule OptunaBridge.StudyTest do
     told =
       asked
       |> Task.async_stream(fn t -> Study.tell(study, t.number, objective(t.params)) end,
+        timeout: :infinity,
         max_concurrency: 10
       )
       |> Enum.map(fn {:ok, {:ok, %{state: :complete, number: n}}} -> n end)
