@@ -217,7 +217,9 @@ class _PrintVersions(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
         from bridge_worker.distribution import version_text
 
-        print(version_text())
+        # Only before any worker exists (the process exits here), like `optuna-bridge schema`:
+        # stdout carries no protocol yet.
+        sys.stdout.write(version_text() + "\n")
         parser.exit()
 
 
