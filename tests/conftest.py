@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import races
 import servers
 
 from bridge_worker.client import Worker
@@ -53,6 +54,21 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def redis_url() -> Iterator[str]:
     for server in servers.redis_server():
         yield server.url
+
+
+@pytest.fixture
+def url_of(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """A new storage URL of a kind (memory, sqlite, journal, postgresql, redis), for tests that
+    run one scenario on every storage; the servers start only for the kinds asked."""
+
+    def make(kind: str) -> str:
+        return races.storage_for(
+            kind, tmp_path,
+            lambda: str(request.getfixturevalue("postgres_url")),
+            lambda: str(request.getfixturevalue("redis_url")),
+        )
+
+    return make
 
 
 def make_endpoint(storage: str = "memory") -> Endpoint:

@@ -15,24 +15,13 @@ from pathlib import Path
 import msgspec
 import pytest
 from msgspec import UNSET
-from races import racing_worker, storage_for, wait_until
+from races import racing_worker, wait_until
 
 from bridge_worker.client import Worker, WorkerError
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 ALL = ["memory", "sqlite", "journal", "postgresql", "redis"]
 SHARED = ["sqlite", "journal", "postgresql", "redis"]
-
-
-@pytest.fixture
-def url_of(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    def make(kind: str) -> str:
-        return storage_for(
-            kind, tmp_path,
-            lambda: str(request.getfixturevalue("postgres_url")),
-            lambda: str(request.getfixturevalue("redis_url")),
-        )
-    return make
 
 
 def _name() -> str:

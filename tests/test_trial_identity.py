@@ -13,23 +13,12 @@ from pathlib import Path
 import msgspec
 import pytest
 from msgspec import UNSET
-from races import racing_worker, storage_for, wait_until
+from races import racing_worker, wait_until
 
 from bridge_worker.client import Worker, WorkerError
 
 OLD_SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 NEW_SPACE = {"y": {"type": "int", "low": 10, "high": 20}}
-
-
-@pytest.fixture
-def url_of(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    def make(kind: str) -> str:
-        return storage_for(
-            kind, tmp_path,
-            lambda: str(request.getfixturevalue("postgres_url")),
-            lambda: str(request.getfixturevalue("redis_url")),
-        )
-    return make
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql", "redis"])
