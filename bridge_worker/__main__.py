@@ -3,7 +3,7 @@
 ``optuna-bridge schema`` to print the protocol's JSON Schema shipped with this worker.
 
 The flags are read by :mod:`bridge_worker.config`; the worker is assembled by
-:func:`bridge_worker.wiring.build_endpoint` and served by :mod:`bridge_worker.server`.
+:func:`bridge_worker.wiring.build_endpoint` and served by :mod:`bridge_worker.io.server`.
 """
 
 from __future__ import annotations
@@ -31,25 +31,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     # Deferred until the command line is read: --help and a bad flag answer without importing
     # Optuna, numpy and the storage drivers (hundreds of milliseconds).
-    from bridge_worker.server import protect_stdout
+    from bridge_worker.io.server import protect_stdout
 
     proto_fd = protect_stdout()
 
     import optuna
     import structlog
 
-    from bridge_worker import logs, schema
-    from bridge_worker.errors import BridgeError
-    from bridge_worker.frame_budget import FrameWatch, frame_head, frame_summary
-    from bridge_worker.framing import Frame
-    from bridge_worker.parent_watch import EXIT_PARENT_GONE, watch_parent
-    from bridge_worker.server import (
+    from bridge_worker.io import logs
+    from bridge_worker.io.frame_budget import FrameWatch, frame_head, frame_summary
+    from bridge_worker.io.parent_watch import EXIT_PARENT_GONE, watch_parent
+    from bridge_worker.io.server import (
         EXIT_FRAME_BUDGET,
         GATHER_MAX_S,
         GROUP_COMMIT_MAX_S,
         serve,
     )
-    from bridge_worker.storage import StorageHandle
+    from bridge_worker.storage.handle import StorageHandle
+    from bridge_worker.wire import schema
+    from bridge_worker.wire.errors import BridgeError
+    from bridge_worker.wire.framing import Frame
     from bridge_worker.wiring import build_endpoint
 
     sink = logs.configure(config.log_level)
@@ -129,7 +130,7 @@ def _print_schema(argv: Sequence[str]) -> int:
     if argv:
         print(f"optuna-bridge schema: takes no arguments, got {' '.join(argv)}", file=sys.stderr)
         return 2
-    from bridge_worker.distribution import schema_bytes
+    from bridge_worker.wire.distribution import schema_bytes
 
     sys.stdout.buffer.write(schema_bytes())
     sys.stdout.flush()

@@ -6,8 +6,8 @@
             w.tell("s", trial.number, objective(trial.params))
 
 Replies are decoded into the same msgspec structs the worker encodes them from
-(:mod:`bridge_worker.schema`), and error replies are raised as :class:`WorkerError` carrying the
-stable ``kind``. ``send``/``receive`` expose pipelining; ``batch`` sends a JSON-RPC batch.
+(:mod:`bridge_worker.wire.schema`), and error replies are raised as :class:`WorkerError` carrying
+the stable ``kind``. ``send``/``receive`` expose pipelining; ``batch`` sends a JSON-RPC batch.
 Every method of the protocol has a typed helper taking every one of its params (a test walks the
 JSON Schema to keep it so). numpy scalars and 1-D arrays are accepted wherever a value goes.
 A worker that exits raises :class:`WorkerExited` with its exit status and its last stderr lines.
@@ -21,8 +21,8 @@ worker that is itself waiting for us to read: while a frame does not fit in the 
 reads (and keeps) what the worker writes, so pipelining large frames with ``send`` cannot
 deadlock.
 
-Frames are cut and written by the worker's own sans-IO framing (:mod:`bridge_worker.framing`),
-and replies are waited for with the worker's own spin-poll (:mod:`bridge_worker.polling`): one
+Frames are cut and written by the worker's own sans-IO framing (:mod:`bridge_worker.wire.framing`),
+and replies are waited for with the worker's own spin-poll (:mod:`bridge_worker.io.polling`): one
 framing for both ends. Only :class:`Worker` touches the pipes; the client never imports Optuna.
 """
 
@@ -46,10 +46,10 @@ from typing import IO, Any, TypeVar
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
-from bridge_worker import schema
-from bridge_worker.framing import Frame, Framing, frame_encoder, make_decoder
-from bridge_worker.polling import await_readable, spin_seconds
-from bridge_worker.schema import (
+from bridge_worker.io.polling import await_readable, spin_seconds
+from bridge_worker.wire import schema
+from bridge_worker.wire.framing import Frame, Framing, frame_encoder, make_decoder
+from bridge_worker.wire.schema import (
     AddTrialsResult,
     ArtifactGetResult,
     ArtifactInfo,

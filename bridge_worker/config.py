@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bridge_worker.artifact_options import DEFAULT_UPLOAD_TIMEOUT, ArtifactOptions
-from bridge_worker.framing import DEFAULT_MAX_FRAME_BYTES
-from bridge_worker.limits import HARD_BOUNDS, NAMES, Limits
-from bridge_worker.proxy_auth import read_pem, read_token
-from bridge_worker.storage_bounds import SQL_KINDS
-from bridge_worker.storage_options import StorageOptions, check_options, storage_kind
+from bridge_worker.storage.options import StorageOptions, check_options, storage_kind
+from bridge_worker.storage.proxy_auth import read_pem, read_token
+from bridge_worker.studies.artifact_options import DEFAULT_UPLOAD_TIMEOUT, ArtifactOptions
+from bridge_worker.wire.framing import DEFAULT_MAX_FRAME_BYTES
+from bridge_worker.wire.limits import HARD_BOUNDS, NAMES, Limits
+from bridge_worker.wire.storage_bounds import SQL_KINDS
 
 SQL_MAX_ADD_VALUES = 200
 """``--max-add-values`` on SQL storages: ``add_trials`` writes each trial in its own transactions
@@ -215,7 +215,7 @@ class _PrintVersions(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        from bridge_worker.distribution import version_text
+        from bridge_worker.wire.distribution import version_text
 
         # Only before any worker exists (the process exits here), like `optuna-bridge schema`:
         # stdout carries no protocol yet.

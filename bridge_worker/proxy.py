@@ -7,10 +7,10 @@ the only connection pool (with Optuna's in-process cache in front of an RDB stor
 ``journal://`` and ``redis://`` are refused at start-up.
 
 Anyone who can call the proxy can read, change and delete every study, and plant data that runs
-code in workers (see :mod:`bridge_worker.proxy_auth`): it listens on loopback unless a token is
-configured (``--token-file``; TLS with ``--tls-cert``/``--tls-key``). It owns its port: a second
-proxy on a port in use is refused (gRPC would otherwise share the port with ``SO_REUSEPORT`` and
-split the workers, and so the data, between two storages).
+code in workers (see :mod:`bridge_worker.storage.proxy_auth`): it listens on loopback unless a
+token is configured (``--token-file``; TLS with ``--tls-cert``/``--tls-key``). It owns its port: a
+second proxy on a port in use is refused (gRPC would otherwise share the port with ``SO_REUSEPORT``
+and split the workers, and so the data, between two storages).
 
 The proxy writes one line on stdout once it listens,
 ``{"proxy":"ready","host":...,"port":...,"storage":"postgresql","pid":...,"tls":false}``, logs
@@ -35,8 +35,14 @@ from types import FrameType
 from typing import Any
 
 from bridge_worker.config import LEVELS
-from bridge_worker.proxy_auth import bearer, carries_token, is_loopback, read_pem, read_token
-from bridge_worker.storage_options import StorageOptions, check_options, storage_kind
+from bridge_worker.storage.options import StorageOptions, check_options, storage_kind
+from bridge_worker.storage.proxy_auth import (
+    bearer,
+    carries_token,
+    is_loopback,
+    read_pem,
+    read_token,
+)
 
 STOP_GRACE_S = 5.0
 EXIT_USAGE = 2
@@ -161,7 +167,7 @@ def main(argv: Sequence[str]) -> int:
         sys.stderr.write("optuna-bridge proxy needs grpcio: pip install 'optuna-bridge[grpc]'\n")
         return EXIT_USAGE
     # deferred until the command line is read: --help answers without importing Optuna
-    from bridge_worker import logs
+    from bridge_worker.io import logs
 
     ready_out = sys.stdout  # logs.configure points sys.stdout at the log sink (stderr)
     sink = logs.configure(args.log_level)
@@ -176,7 +182,7 @@ def _serve(args: argparse.Namespace, ready_out: Any) -> int:
     import optuna
     import structlog
 
-    from bridge_worker.storage import open_storage
+    from bridge_worker.storage.handle import open_storage
 
     log = structlog.get_logger("bridge_worker.proxy")
     stopped = threading.Event()

@@ -13,11 +13,11 @@ from typing import Any
 import msgspec
 import orjson
 
-from bridge_worker import schema
-from bridge_worker.dispatch import build_methods
-from bridge_worker.distribution import SCHEMA_FILE
-from bridge_worker.errors import ErrorKind
 from bridge_worker.handlers import ALL
+from bridge_worker.wire import schema
+from bridge_worker.wire.dispatch import build_methods
+from bridge_worker.wire.distribution import SCHEMA_FILE
+from bridge_worker.wire.errors import ErrorKind
 
 _FRAMES: dict[str, Any] = {
     "request": schema.RequestEnvelope,

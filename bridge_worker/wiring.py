@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bridge_worker.artifact_options import ArtifactOptions
-from bridge_worker.artifacts import ArtifactKeeper
-from bridge_worker.dispatch import Dispatcher, build_methods
 from bridge_worker.handlers import ALL
-from bridge_worker.limits import Limits
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.rpc import Endpoint
-from bridge_worker.storage import StorageHandle
-from bridge_worker.storage_options import StorageOptions
+from bridge_worker.storage.handle import StorageHandle
+from bridge_worker.storage.options import StorageOptions
+from bridge_worker.studies.artifact_options import ArtifactOptions
+from bridge_worker.studies.artifacts import ArtifactKeeper
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.wire.dispatch import Dispatcher, build_methods
+from bridge_worker.wire.limits import Limits
+from bridge_worker.wire.rpc import Endpoint
 
 
 def build_endpoint(

@@ -58,7 +58,7 @@ from optuna.distributions import (
 )
 
 from bridge_worker.client import Worker, WorkerError, WorkerExited, unwrap
-from bridge_worker.schema import AskResult
+from bridge_worker.wire.schema import AskResult
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

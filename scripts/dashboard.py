@@ -1,11 +1,11 @@
 """optuna-dashboard on the storage the workers use: ``make dashboard STORAGE=<url>``.
 
 Any ``--storage`` URL the worker accepts works here, because the storage is opened by the worker's
-own code (:func:`bridge_worker.storage.open_storage`) and handed to optuna-dashboard as an object:
-``journal:///path.log`` (with the worker's journal lock), ``redis://``, ``grpc://host:port`` (an
-``optuna-bridge proxy``) and every SQLAlchemy URL. ``memory`` lives inside one worker process and
-cannot be shown from outside; the URL is refused with that reason (exit 2), as is a URL the worker
-itself would refuse.
+own code (:func:`bridge_worker.storage.handle.open_storage`) and handed to optuna-dashboard as an
+object: ``journal:///path.log`` (with the worker's journal lock), ``redis://``, ``grpc://host:port``
+(an ``optuna-bridge proxy``) and every SQLAlchemy URL. ``memory`` lives inside one worker process
+and cannot be shown from outside; the URL is refused with that reason (exit 2), as is a URL the
+worker itself would refuse.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bridge_worker.storage_options import StorageOptions, check_options
+from bridge_worker.storage.options import StorageOptions, check_options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("optuna-dashboard is not installed: pip install 'optuna-bridge[dashboard]' "
                      "(make venv installs it from the lock)")
     # deferred: Optuna and the storage drivers load only once the URL was checked
-    from bridge_worker.storage import open_storage
+    from bridge_worker.storage.handle import open_storage
 
     storage = open_storage(options)
     studies = storage.get_all_studies()

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from bridge_worker.client import Worker
-from bridge_worker.limits import Limits
+from bridge_worker.wire.limits import Limits
 
 LIMITS = Limits()
 TOLD = {"n": 2000}

@@ -44,9 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bridge_worker.dispatch import build_methods  # noqa: E402
-from bridge_worker.errors import ErrorKind  # noqa: E402
 from bridge_worker.handlers import ALL  # noqa: E402
+from bridge_worker.wire.dispatch import build_methods  # noqa: E402
+from bridge_worker.wire.errors import ErrorKind  # noqa: E402
 
 CODES = {k.kind: k.code for k in ErrorKind}
 NON_INTERNAL = frozenset(CODES) - {"internal_error"}

@@ -1,9 +1,9 @@
 """What the study-identity check costs per frame (issue 17).
 
 Before serving a cached study a worker reads the name's identity (one indexed read: see
-``bridge_worker/identity.py``). Measured in-process on each storage, for a study with 100 trials:
-the check alone (``read_identity``), and a ``best`` frame and a Random ``ask`` + ``tell`` pair
-through the endpoint with the check on and with it switched off, so the difference is what the
+``bridge_worker/storage/identity.py``). Measured in-process on each storage, for a study with 100
+trials: the check alone (``read_identity``), and a ``best`` frame and a Random ``ask`` + ``tell``
+pair through the endpoint with the check on and with it switched off, so the difference is what the
 check adds to a real frame.
 
     .venv/bin/python scripts/identity_cost.py [--repeats 500] [--storages sqlite,journal,postgresql]
@@ -19,9 +19,9 @@ from collections.abc import Callable
 import orjson
 from storages import throwaway_storages
 
-from bridge_worker import registry as registry_module
-from bridge_worker.identity import read_identity
-from bridge_worker.storage_options import StorageOptions
+from bridge_worker.storage.identity import read_identity
+from bridge_worker.storage.options import StorageOptions
+from bridge_worker.studies import registry as registry_module
 from bridge_worker.wiring import build_endpoint
 
 SPACE = {"x": {"type": "float", "low": 0, "high": 1}}

@@ -12,7 +12,7 @@ import races
 import servers
 
 from bridge_worker.client import Worker
-from bridge_worker.rpc import Endpoint
+from bridge_worker.wire.rpc import Endpoint
 from bridge_worker.wiring import build_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,8 +16,8 @@ import pytest
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 
 from bridge_worker.client import Worker, WorkerError
-from bridge_worker.storage import StorageHandle
-from bridge_worker.storage_options import StorageOptions
+from bridge_worker.storage.handle import StorageHandle
+from bridge_worker.storage.options import StorageOptions
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 

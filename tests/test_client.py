@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 
 from bridge_worker.client import Worker, WorkerError, WorkerExited
-from bridge_worker.schema import AskedTrial, CreateResult, TellResult
+from bridge_worker.wire.schema import AskedTrial, CreateResult, TellResult
 
 SPACE = {"x": {"type": "int", "low": -5, "high": 5}}
 

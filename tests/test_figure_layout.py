@@ -1,5 +1,6 @@
 """Every figure kind, drawn at the default size, can be read: nothing outside the canvas, no tick
-labels on top of each other, a timeline's ticks distinct (``bridge_worker.figure_layout``)."""
+labels on top of each other, a timeline's ticks distinct
+(``bridge_worker.studies.figure_layout``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from optuna.visualization.matplotlib import _contour
 
-from bridge_worker import figure_layout, figures
+from bridge_worker.studies import figure_layout, figures
 
 OPTUNAS_INTERPOLATION = _contour._interpolate_zmap
 """Kept before any figure is drawn here (drawing a contour replaces it in this process)."""

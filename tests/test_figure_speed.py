@@ -1,5 +1,6 @@
-"""What keeps figures fast (``bridge_worker.figures``): the drawing process reads the trials as
-stored, and the grid figures are laid out without constrained layout's repeated measuring."""
+"""What keeps figures fast (``bridge_worker.studies.figures``): the drawing process reads the
+trials as stored, and the grid figures are laid out without constrained layout's repeated
+measuring."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from optuna.trial import TrialState
 
 matplotlib.use("Agg")
 
-from bridge_worker import figures
+from bridge_worker.studies import figures
 from tests.test_figure_layout import _single_study
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

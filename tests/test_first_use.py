@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from bridge_worker.client import Worker, WorkerError
-from bridge_worker.rpc import Endpoint
+from bridge_worker.wire.rpc import Endpoint
 from bridge_worker.wiring import build_endpoint
 from tests.conftest import PYTHON
 

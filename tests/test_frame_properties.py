@@ -13,7 +13,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge_worker.rpc import Endpoint
+from bridge_worker.wire.rpc import Endpoint
 from tests.conftest import make_endpoint
 
 ENDPOINT: Endpoint = make_endpoint()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge_worker.framing import (
+from bridge_worker.wire.framing import (
     LineDecoder,
     Oversize,
     Packet4Decoder,

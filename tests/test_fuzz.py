@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge_worker.dispatch import build_methods
-from bridge_worker.errors import ErrorKind
 from bridge_worker.handlers import ALL
+from bridge_worker.wire.dispatch import build_methods
+from bridge_worker.wire.errors import ErrorKind
 from tests.conftest import ROOT, make_endpoint
 
 sys.path.insert(0, str(ROOT / "scripts"))

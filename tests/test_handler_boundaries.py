@@ -1,4 +1,4 @@
-"""Where Optuna's private API may be touched: in bridge_worker/study.py, never in a handler.
+"""Where Optuna's private API may be touched: in bridge_worker/studies/study.py, never in a handler.
 
 A handler reads like the protocol (decode, call one domain method, return a result struct); an
 Optuna upgrade that moves a private name must be fixed in one named module, not in every
@@ -41,7 +41,9 @@ def test_handler_names_no_private_optuna_attribute(path: Path) -> None:
             if parts[0] == "optuna":
                 found += [f"line {node.lineno}: import {a.name}" for a in node.names
                           if a.name.startswith("_")]
-    assert not found, f"{path.name} touches private API (move it into bridge_worker/study.py)"
+    assert not found, (
+        f"{path.name} touches private API (move it into bridge_worker/studies/study.py)"
+    )
 
 
 @pytest.mark.parametrize("path", HANDLERS, ids=lambda p: p.name)

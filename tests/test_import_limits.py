@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from bridge_worker.limits import Limits
-from bridge_worker.rpc import Endpoint
-from bridge_worker.snapshot import checksum
+from bridge_worker.studies.snapshot import checksum
+from bridge_worker.wire.limits import Limits
+from bridge_worker.wire.rpc import Endpoint
 from bridge_worker.wiring import build_endpoint
 
 COSTLY = Limits(max_ei_candidates=100, max_bruteforce_candidates=50, max_choices=5,

@@ -18,13 +18,13 @@ import optuna
 import orjson
 import pytest
 
-from bridge_worker import staged_import
 from bridge_worker.client import Worker, WorkerError
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.snapshot import read_snapshot
-from bridge_worker.staged_import import RECORD_ATTR, STAGING_PREFIX
-from bridge_worker.storage import open_storage
-from bridge_worker.storage_options import StorageOptions
+from bridge_worker.storage.handle import open_storage
+from bridge_worker.storage.options import StorageOptions
+from bridge_worker.studies import staged_import
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.studies.snapshot import read_snapshot
+from bridge_worker.studies.staged_import import RECORD_ATTR, STAGING_PREFIX
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 WRITES = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",

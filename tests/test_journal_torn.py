@@ -11,7 +11,7 @@ from optuna.storages.journal._storage import JournalOperation
 from races import racing_worker, wait_until
 
 from bridge_worker.client import Worker
-from bridge_worker.journal_file import RepairingJournalFileBackend
+from bridge_worker.storage.journal_file import RepairingJournalFileBackend
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 

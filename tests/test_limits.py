@@ -9,9 +9,9 @@ import pytest
 from conftest import PYTHON
 
 from bridge_worker.client import Worker, WorkerError
-from bridge_worker.limits import Limits
-from bridge_worker.nesting import nesting_depth
-from bridge_worker.rpc import Endpoint
+from bridge_worker.wire.limits import Limits
+from bridge_worker.wire.nesting import nesting_depth
+from bridge_worker.wire.rpc import Endpoint
 from bridge_worker.wiring import build_endpoint
 
 SMALL = Limits(max_batch=3, max_depth=8, max_ask=4, max_name_length=10, max_params=2,

@@ -7,7 +7,7 @@ import time
 
 import orjson
 
-from bridge_worker.log_sink import LogSink, SinkText
+from bridge_worker.io.log_sink import LogSink, SinkText
 
 
 def test_an_unread_pipe_costs_lines_not_time_and_the_loss_is_reported() -> None:

@@ -20,8 +20,8 @@ import orjson
 import pytest
 
 from bridge_worker import __version__
-from bridge_worker.distribution import SCHEMA_FILE, version_text
-from bridge_worker.schema import PROTOCOL_VERSION
+from bridge_worker.wire.distribution import SCHEMA_FILE, version_text
+from bridge_worker.wire.schema import PROTOCOL_VERSION
 from tests.conftest import ROOT
 from tests.test_examples import same_frames
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from bridge_worker import param_errors
-from bridge_worker.errors import ErrorKind
-from bridge_worker.limits import HARD_BOUNDS, Limits
-from bridge_worker.schema import AskParams, CreateParams, TellParams
+from bridge_worker.wire import param_errors
+from bridge_worker.wire.errors import ErrorKind
+from bridge_worker.wire.limits import HARD_BOUNDS, Limits
+from bridge_worker.wire.schema import AskParams, CreateParams, TellParams
 
 
 def _message(params_type: type[msgspec.Struct], raw: bytes) -> str:

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from bridge_worker.client import Worker, unwrap
-from bridge_worker.schema import AskResult
+from bridge_worker.wire.schema import AskResult
 from tests.conftest import PYTHON
 
 SPACE = {

@@ -18,11 +18,11 @@ import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
 
-from bridge_worker import rdb_delete
 from bridge_worker.client import Worker
-from bridge_worker.identity import read_identity
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.storage_options import StorageOptions
+from bridge_worker.storage import _rdb as rdb_delete
+from bridge_worker.storage.identity import read_identity
+from bridge_worker.storage.options import StorageOptions
+from bridge_worker.studies.registry import StudyRegistry
 
 N_TRIALS = 3000
 
@@ -195,7 +195,7 @@ def test_a_delete_cut_short_is_hidden_and_finished_by_the_next_start_postgres(
 
 def test_every_table_of_optunas_schema_is_deleted_from() -> None:
     """An Optuna upgrade that adds a table holding a study's or a trial's rows fails here: add
-    it to :mod:`bridge_worker.rdb_delete` (children of trials before trials)."""
+    it to :mod:`bridge_worker.storage._rdb` (children of trials before trials)."""
     tables: dict[str, Any] = dict(models.BaseModel.metadata.tables)
     trial_children = {m.__tablename__ for m in rdb_delete.trial_tables()}
     study_children = {m.__tablename__ for m in rdb_delete.study_tables()}

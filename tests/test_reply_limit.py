@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from bridge_worker import rpc
 from bridge_worker.client import Worker, WorkerError
-from bridge_worker.limits import Limits
-from bridge_worker.rpc import Endpoint
+from bridge_worker.wire import rpc
+from bridge_worker.wire.limits import Limits
+from bridge_worker.wire.rpc import Endpoint
 from bridge_worker.wiring import build_endpoint
 
 SPACE = {"x": {"type": "float", "low": 0, "high": 1}}

@@ -1,5 +1,5 @@
-"""Resolved sampler and pruner options (:mod:`bridge_worker.resolved`): a study keeps the sampler
-it was created with across Optuna upgrades, restarts and imports."""
+"""Resolved sampler and pruner options (:mod:`bridge_worker.studies.resolved`): a study keeps the
+sampler it was created with across Optuna upgrades, restarts and imports."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import optuna
 import pytest
 
 from bridge_worker.client import Worker
-from bridge_worker.registry import CONFIG_ATTR, StudyRegistry
-from bridge_worker.resolved import resolve_config
-from bridge_worker.samplers import build_pruner, build_sampler
-from bridge_worker.schema import StudyConfig
-from bridge_worker.storage_options import StorageOptions
+from bridge_worker.storage.options import StorageOptions
+from bridge_worker.studies.registry import CONFIG_ATTR, StudyRegistry
+from bridge_worker.studies.resolved import resolve_config
+from bridge_worker.studies.samplers import build_pruner, build_sampler
+from bridge_worker.wire.schema import StudyConfig
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 

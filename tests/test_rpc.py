@@ -8,12 +8,12 @@ from typing import Any
 import orjson
 import pytest
 
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import ErrorKind
-from bridge_worker.framing import Oversize
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.rpc import Endpoint
-from bridge_worker.schema import PingParams, PingResult
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.errors import ErrorKind
+from bridge_worker.wire.framing import Oversize
+from bridge_worker.wire.rpc import Endpoint
+from bridge_worker.wire.schema import PingParams, PingResult
 from bridge_worker.wiring import build_endpoint
 
 SPACE = {"x": {"type": "float", "low": 0, "high": 1}}
@@ -418,7 +418,7 @@ def test_internal_error_log_has_no_frame_data(capfd: pytest.CaptureFixture[str])
 
     import structlog
 
-    from bridge_worker import logs
+    from bridge_worker.io import logs
 
     @rpc_method("explode")
     def explode(registry: StudyRegistry, params: PingParams) -> PingResult:

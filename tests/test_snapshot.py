@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from bridge_worker.client import Worker, WorkerError
-from bridge_worker.snapshot import checksum
+from bridge_worker.studies.snapshot import checksum
 
 SPACE = {
     "lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},

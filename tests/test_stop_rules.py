@@ -8,8 +8,8 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from bridge_worker.client import StudyStopped, Worker, WorkerError
-from bridge_worker.schema import StopRules
-from bridge_worker.stopping import evaluate
+from bridge_worker.studies.stopping import evaluate
+from bridge_worker.wire.schema import StopRules
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 10.0}}
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import PYTHON
 
 from bridge_worker.client import Worker, WorkerError
-from bridge_worker.storage_options import StorageOptions, check_options, storage_kind
+from bridge_worker.storage.options import StorageOptions, check_options, storage_kind
 
 SPACE = {
     "x": {"type": "float", "low": -5.0, "high": 5.0},

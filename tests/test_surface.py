@@ -12,7 +12,7 @@ import orjson
 import pytest
 from conftest import make_endpoint
 
-from bridge_worker.rpc import Endpoint
+from bridge_worker.wire.rpc import Endpoint
 
 SPACE = {
     "x": {"type": "float", "low": -3.0, "high": 3.0},

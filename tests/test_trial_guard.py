@@ -1,6 +1,6 @@
-"""A request that fails leaves no trial behind (:mod:`bridge_worker.trial_guard`), and what a
-storage cannot hold is ``invalid_params`` naming the bound before anything is written
-(:mod:`bridge_worker.storage_bounds`), on memory, SQLite and PostgreSQL."""
+"""A request that fails leaves no trial behind (:mod:`bridge_worker.studies.trial_guard`), and what
+a storage cannot hold is ``invalid_params`` naming the bound before anything is written
+(:mod:`bridge_worker.wire.storage_bounds`), on memory, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from servers import PostgresServer
 
-from bridge_worker.rpc import Endpoint
+from bridge_worker.wire.rpc import Endpoint
 from bridge_worker.wiring import build_endpoint
 
 F = {"type": "float", "low": 0.0, "high": 1.0}

@@ -1,7 +1,7 @@
 """The handlers of every method, one module per area; ``ALL`` is the closed command set.
 
 A handler reads like the protocol: it takes its decoded params struct, calls the registry and the
-served study (:mod:`bridge_worker.study`) and returns a result struct. Handlers never name a
+served study (:mod:`bridge_worker.studies.study`) and returns a result struct. Handlers never name a
 private Optuna attribute and never import each other (``tests/test_handler_boundaries.py``).
 """
 

@@ -10,10 +10,10 @@ from msgspec import UNSET
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import ImportanceParams, ImportanceResult
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.errors import BridgeError, ErrorKind, invalid_params
+from bridge_worker.wire.schema import ImportanceParams, ImportanceResult
 
 MIN_COMPLETED = 2
 """Fewer completed trials than this cannot rank anything."""

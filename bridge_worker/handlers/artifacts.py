@@ -1,5 +1,5 @@
 """``artifact_put``, ``artifacts``, ``artifact_get``: files per trial and per study
-(:mod:`bridge_worker.artifacts`), enabled by the operator with ``--artifacts DIR``."""
+(:mod:`bridge_worker.studies.artifacts`), enabled by the operator with ``--artifacts DIR``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import binascii
 
 from msgspec import UNSET
 
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import invalid_params
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import (
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.errors import invalid_params
+from bridge_worker.wire.schema import (
     ArtifactGetParams,
     ArtifactGetResult,
     ArtifactInfo,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from msgspec import UNSET
 
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import SetAttrsParams, SetAttrsResult
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.schema import SetAttrsParams, SetAttrsResult
 
 
 @rpc_method("set_attrs")

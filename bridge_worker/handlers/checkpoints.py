@@ -1,18 +1,18 @@
 """Parent-held checkpoints: ``export`` a study as a snapshot, ``import`` one back.
 
 A supervisor that keeps the last snapshot can rebuild a study in a fresh in-memory worker, or move
-it into a durable storage; see :mod:`bridge_worker.snapshot` for the format and its checks.
+it into a durable storage; see :mod:`bridge_worker.studies.snapshot` for the format and its checks.
 """
 
 from __future__ import annotations
 
 from msgspec import UNSET, Raw
 
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.import_limits import check_import_limits
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import ExportParams, ExportResult, ImportParams, ImportResult
-from bridge_worker.snapshot import encode_snapshot, read_snapshot
+from bridge_worker.studies.import_limits import check_import_limits
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.studies.snapshot import encode_snapshot, read_snapshot
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.schema import ExportParams, ExportResult, ImportParams, ImportResult
 
 
 @rpc_method("export", reads_only=True)

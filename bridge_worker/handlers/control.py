@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import PingParams, PingResult, ShutdownParams, ShutdownResult
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.schema import PingParams, PingResult, ShutdownParams, ShutdownResult
 
 
 @rpc_method("ping")

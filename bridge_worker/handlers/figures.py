@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from msgspec import UNSET, Raw
 
-from bridge_worker import figures
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import BridgeError, ErrorKind
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import PlotParams, PlotResult
+from bridge_worker.studies import figures
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.errors import BridgeError, ErrorKind
+from bridge_worker.wire.schema import PlotParams, PlotResult
 
 REPLY_OVERHEAD = 1024
 """Bytes of a ``plot`` reply around the figure itself (envelope, id, field names)."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import invalid_params
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import EnqueueParams, EnqueueResult
-from bridge_worker.space import check_value
-from bridge_worker.trial_guard import check_enqueue
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.studies.space import check_value
+from bridge_worker.studies.trial_guard import check_enqueue
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.errors import invalid_params
+from bridge_worker.wire.schema import EnqueueParams, EnqueueResult
 
 
 @rpc_method("enqueue")

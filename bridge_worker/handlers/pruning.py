@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import ReportParams, ReportResult
-from bridge_worker.storage_bounds import check_step
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.errors import BridgeError, ErrorKind, invalid_params
+from bridge_worker.wire.schema import ReportParams, ReportResult
+from bridge_worker.wire.storage_bounds import check_step
 
 
 @rpc_method("report")

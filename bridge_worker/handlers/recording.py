@@ -13,14 +13,14 @@ import optuna
 from msgspec import UNSET
 from optuna.trial import FrozenTrial
 
-from bridge_worker.convert import STATES_BY_NAME, as_param_type
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import invalid_params
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import AddedTrial, AddTrialsParams, AddTrialsResult
-from bridge_worker.space import check_value
-from bridge_worker.storage_bounds import check_step
-from bridge_worker.study import StudyEntry, constraint_attrs
+from bridge_worker.studies.convert import STATES_BY_NAME, as_param_type
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.studies.space import check_value
+from bridge_worker.studies.study import StudyEntry, constraint_attrs
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.errors import invalid_params
+from bridge_worker.wire.schema import AddedTrial, AddTrialsParams, AddTrialsResult
+from bridge_worker.wire.storage_bounds import check_step
 
 
 @rpc_method("add_trials")

@@ -1,13 +1,13 @@
-"""``set_stop``: change or clear a study's stop rules (:mod:`bridge_worker.stopping`)."""
+"""``set_stop``: change or clear a study's stop rules (:mod:`bridge_worker.studies.stopping`)."""
 
 from __future__ import annotations
 
 import msgspec
 
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import SetStopParams, SetStopResult
-from bridge_worker.stopping import check_rules, rules_of, stopped_entry
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.studies.stopping import check_rules, rules_of, stopped_entry
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.schema import SetStopParams, SetStopResult
 
 
 @rpc_method("set_stop")

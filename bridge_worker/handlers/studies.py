@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from msgspec import UNSET
 
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import invalid_params
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import (
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.studies.stopping import check_rules
+from bridge_worker.studies.study import StudyEntry
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.errors import invalid_params
+from bridge_worker.wire.schema import (
     CreateParams,
     CreateResult,
     DeleteParams,
@@ -18,8 +20,6 @@ from bridge_worker.schema import (
     StudyConfig,
     StudySummary,
 )
-from bridge_worker.stopping import check_rules
-from bridge_worker.study import StudyEntry
 
 
 @rpc_method("create")

@@ -7,19 +7,23 @@ import math
 from msgspec import UNSET
 from optuna.trial import TrialState
 
-from bridge_worker.client_ids import set_client
-from bridge_worker.convert import STATE_NAMES, STATES_BY_NAME, iso, trial_info
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import (
+from bridge_worker.studies.client_ids import set_client
+from bridge_worker.studies.convert import STATE_NAMES, STATES_BY_NAME, iso, trial_info
+from bridge_worker.studies.leases import lease_of
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.studies.samplers import check_sampler_cost
+from bridge_worker.studies.space import check_value, to_distributions
+from bridge_worker.studies.stopping import stopped_entry, study_stopped
+from bridge_worker.studies.study import StudyEntry, trial_id_of
+from bridge_worker.studies.trial_guard import Created, SeenDistributions, abandon, check_ask
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.errors import (
     BridgeError,
     ErrorKind,
     invalid_params,
     trial_never_asked,
 )
-from bridge_worker.leases import lease_of
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.samplers import check_sampler_cost
-from bridge_worker.schema import (
+from bridge_worker.wire.schema import (
     AskedTrial,
     AskParams,
     AskResult,
@@ -32,10 +36,6 @@ from bridge_worker.schema import (
     TrialsResult,
     TrialStateName,
 )
-from bridge_worker.space import check_value, to_distributions
-from bridge_worker.stopping import stopped_entry, study_stopped
-from bridge_worker.study import StudyEntry, trial_id_of
-from bridge_worker.trial_guard import Created, SeenDistributions, abandon, check_ask
 
 
 @rpc_method("ask")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from msgspec import UNSET
 
-from bridge_worker.convert import STATES_BY_NAME
-from bridge_worker.dispatch import rpc_method
-from bridge_worker.errors import BridgeError, ErrorKind
-from bridge_worker.registry import StudyRegistry
-from bridge_worker.schema import MAX_COPIED_TRIALS, CopyTrialsParams, CopyTrialsResult
-from bridge_worker.warm_start import copies
+from bridge_worker.studies.convert import STATES_BY_NAME
+from bridge_worker.studies.registry import StudyRegistry
+from bridge_worker.studies.warm_start import copies
+from bridge_worker.wire.dispatch import rpc_method
+from bridge_worker.wire.errors import BridgeError, ErrorKind
+from bridge_worker.wire.schema import MAX_COPIED_TRIALS, CopyTrialsParams, CopyTrialsResult
 
 
 @rpc_method("copy_trials")

@@ -40,7 +40,7 @@ if os.environ.get("BRIDGE_RACE_DIR"):
     from pathlib import Path
     from typing import Any
 
-    import bridge_worker.storage as _storage_module
+    import bridge_worker.storage.handle as _storage_module
 
     _DIR = Path(os.environ["BRIDGE_RACE_DIR"])
     _HOOKS = set(os.environ.get("BRIDGE_RACE_HOOKS", "").split(","))

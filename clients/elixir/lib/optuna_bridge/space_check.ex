@@ -5,7 +5,7 @@ defmodule OptunaBridge.SpaceCheck do
   from the start call itself instead of a study process that stops later (and, when linked,
   takes its caller, an iex shell or a Livebook cell, down with it). Pure.
 
-  The rules are the worker's (`bridge_worker/space.py`): `type` is `"float"`, `"int"` or
+  The rules are the worker's (`bridge_worker/studies/space.py`): `type` is `"float"`, `"int"` or
   `"categorical"`; `low <= high`, finite; `log` needs `low > 0` and no `step`; a float `step` is
   `> 0`, an int `step` `>= 1`; `choices` is a non-empty list of distinct values. The worker still
   checks everything (its limits too); this only answers early what it would refuse.

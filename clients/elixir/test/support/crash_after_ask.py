@@ -10,8 +10,8 @@ import os
 import signal
 import sys
 
-from bridge_worker import dispatch
 from bridge_worker.__main__ import main
+from bridge_worker.wire import dispatch
 
 _call = dispatch.Dispatcher.call
 

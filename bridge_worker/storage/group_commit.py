@@ -1,0 +1,115 @@
+"""Group commit: the writes of the frames read together become durable with one ``fsync``.
+
+Optuna commits (and syncs) every storage write on its own: a ``tell`` on SQLite costs a
+transaction with two ``fsync`` calls, on a journal file one ``fsync``, and a worker runs at the
+disk's pace instead of the sampler's. Here every write still happens at once, in order and under
+the storage's own locking (other workers see it as before), but the ``fsync`` is left to
+:meth:`GroupCommit.commit`, which the I/O loop calls before it writes any reply
+(:mod:`bridge_worker.io.server`). So no reply leaves before its data is durable, exactly as before,
+and frames that arrive in one read (a pipelining parent, the Elixir client's casts) share one
+``fsync``.
+
+* journal file (``journal:///path``): :class:`GroupCommitJournalFileBackend` appends without
+  ``fsync``; ``commit`` syncs the file. A killed worker loses nothing it wrote (the kernel has the
+  bytes); an OS crash loses nothing that was acknowledged.
+* SQLite (``sqlite:///path``): the database is switched to WAL with ``synchronous=NORMAL``
+  (commits are not synced one by one, and stay through a killed process); ``commit`` syncs the
+  write-ahead log. The WAL mode stays with the database file (plain Optuna reads and writes it
+  as before; WAL needs a local file system, as SQLite locking does anyway).
+
+Other storages commit per write as Optuna does (PostgreSQL, MySQL, Redis, gRPC).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from optuna.storages import BaseStorage
+from optuna.storages.journal._file import BaseJournalFileLock
+
+from bridge_worker.storage.journal_file import RepairingJournalFileBackend, cut_torn_tail
+
+
+class GroupCommitJournalFileBackend(RepairingJournalFileBackend):
+    """The repairing journal file backend (:mod:`bridge_worker.storage.journal_file`: a torn record
+    is cut at the next append and skipped at read), appending without ``fsync``; :meth:`commit`
+    syncs."""
+
+    def __init__(self, file_path: str, lock_obj: BaseJournalFileLock) -> None:
+        super().__init__(file_path, lock_obj)
+        self._file_lock = lock_obj
+        self._dirty = False
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
+        self._file_lock.acquire()
+        try:
+            cut_torn_tail(self._file_path)  # under the lock: no writer is mid-record
+            with open(self._file_path, "ab") as f:
+                f.write(data)
+        finally:
+            self._file_lock.release()
+        self._dirty = True
+
+    def commit(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False  # before the sync: a write racing it marks the file again
+        _fsync_path(self._file_path)
+
+
+class _SQLiteGroupCommit:
+    """WAL + ``synchronous=NORMAL`` on every connection; :meth:`commit` syncs the WAL."""
+
+    def __init__(self, storage: Any, database: str) -> None:
+        import sqlalchemy
+
+        self._wal = database + "-wal"
+        self._dirty = False
+        engine = storage.engine
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        def on_commit(_connection: Any) -> None:
+            self._dirty = True
+
+        sqlalchemy.event.listen(engine, "connect", on_connect)
+        sqlalchemy.event.listen(engine, "commit", on_commit)
+        engine.dispose()  # connections opened before the listener get the settings too
+
+    def commit(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        with contextlib.suppress(FileNotFoundError):  # checkpointed and removed: synced then
+            _fsync_path(self._wal)
+
+
+def group_committer(storage: BaseStorage) -> Callable[[], None] | None:
+    """The ``commit`` that makes ``storage``'s unsynced writes durable, or None when its writes
+    are durable one by one (or not at all: memory)."""
+    backend = getattr(storage, "log_backend", None)
+    if isinstance(backend, GroupCommitJournalFileBackend):
+        return backend.commit
+    engine = getattr(storage, "engine", None)
+    if engine is not None and engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            return _SQLiteGroupCommit(storage, database).commit
+    return None
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

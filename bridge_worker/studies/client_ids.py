@@ -1,0 +1,73 @@
+"""Client ids (OSS Vizier's ``client_id``): a restarted parent gets back its own pending trials.
+
+``ask`` with ``client`` stores the id with each trial it starts (trial system attr
+``optuna_bridge:client``). The first ``ask`` of a study by a client in this worker process looks
+for trials of that client still RUNNING in the storage (a parent that died between ask and tell,
+now restarted with a new worker) and hands them out again, first, with ``resumed``. A trial whose
+lease ended is no longer the client's (the lease keeper fails it). Later asks by the same client
+in this process only serve what is left of that list: a parent talks to one worker for its whole
+life, so the trials this process handed out are the ones the parent holds now, and a concurrent
+parent (several trials running at once) never gets its own running trial twice.
+
+Cost: one read of the study's running trials at the first ``ask`` per (study, client) in a
+worker's life, and one trial attr write per trial asked with ``client``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from bridge_worker.studies.leases import lease_of
+
+CLIENT_ATTR = "optuna_bridge:client"
+"""Trial system attr holding the id of the client that asked the trial."""
+
+
+def client_of(trial: FrozenTrial) -> str | None:
+    client = trial.system_attrs.get(CLIENT_ATTR)
+    return client if isinstance(client, str) else None
+
+
+def is_clients(trial: FrozenTrial, client: str, now: float) -> bool:
+    """A trial the client holds: running, asked by it, without an ended lease."""
+    if trial.state != TrialState.RUNNING or client_of(trial) != client:
+        return False
+    lease = lease_of(trial)
+    return lease is None or lease.end > now
+
+
+def set_client(storage: BaseStorage, trial_id: int, client: str) -> None:
+    storage.set_trial_system_attr(trial_id, CLIENT_ATTR, client)
+
+
+@dataclass(slots=True)
+class ClientTrials:
+    """Per worker process: which (study, client) pairs were looked up, and the trials found
+    then that were not handed out yet (trial ids, in number order)."""
+
+    _pending: dict[tuple[int, str], list[int]] = field(default_factory=dict)
+
+    def take(self, storage: BaseStorage, study_id: int, client: str, n: int) -> list[FrozenTrial]:
+        """Up to ``n`` of the client's pending trials of the study, each still the client's."""
+        key = (study_id, client)
+        pending = self._pending.get(key)
+        if pending is None:
+            now = time.time()
+            running = storage.get_all_trials(study_id, deepcopy=False,
+                                             states=(TrialState.RUNNING,))
+            pending = [t._trial_id for t in running if is_clients(t, client, now)]
+            self._pending[key] = pending
+        taken: list[FrozenTrial] = []
+        while pending and len(taken) < n:
+            trial = storage.get_trial(pending.pop(0))
+            if is_clients(trial, client, time.time()):
+                taken.append(trial)
+        return taken
+
+    def forget(self, study_id: int) -> None:
+        for key in [k for k in self._pending if k[0] == study_id]:
+            del self._pending[key]
