@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # (dies with the worker) or a storage that syncs the group before the replies.
             gather_s=(
                 GROUP_COMMIT_MAX_S if storage.group_commits
-                else GATHER_MAX_S if storage_kind == "memory" else 0.0
+                else GATHER_MAX_S if not storage.backend.durable else 0.0
             ),
             commit=storage.commit if storage.group_commits else None,
         )

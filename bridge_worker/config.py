@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bridge_worker.storage.options import StorageOptions, check_options, storage_kind
+from bridge_worker.storage.backends import backend_for
+from bridge_worker.storage.options import StorageOptions, check_options
 from bridge_worker.storage.proxy_auth import read_pem, read_token
 from bridge_worker.studies.artifact_options import DEFAULT_UPLOAD_TIMEOUT, ArtifactOptions
 from bridge_worker.wire.framing import DEFAULT_MAX_FRAME_BYTES
 from bridge_worker.wire.limits import HARD_BOUNDS, NAMES, Limits
-from bridge_worker.wire.storage_bounds import SQL_KINDS
 
 SQL_MAX_ADD_VALUES = 200
 """``--max-add-values`` on SQL storages: ``add_trials`` writes each trial in its own transactions
@@ -183,7 +183,7 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
     if args.max_reply_bytes is None:
         args.max_reply_bytes = args.max_frame_bytes
     if args.max_add_values is None:
-        sql = storage_kind(args.storage) in SQL_KINDS
+        sql = backend_for(args.storage).sql
         args.max_add_values = SQL_MAX_ADD_VALUES if sql else Limits().max_add_values
     limits = Limits(**{name: getattr(args, name) for name in NAMES})
     for name in NAMES:

@@ -35,6 +35,7 @@ from types import FrameType
 from typing import Any
 
 from bridge_worker.config import LEVELS
+from bridge_worker.storage.backends import backend_for
 from bridge_worker.storage.options import StorageOptions, check_options, storage_kind
 from bridge_worker.storage.proxy_auth import (
     bearer,
@@ -130,7 +131,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         kind = storage_kind(args.storage)
     except ValueError as exc:
         parser.error(str(exc))
-    if kind in ("journal", "redis", "grpc"):
+    if not backend_for(args.storage).proxied:
         parser.error(f"Optuna's gRPC proxy cannot serve a {kind} storage; use an RDB storage "
                      "(postgresql, mysql, sqlite) or memory")
     try:

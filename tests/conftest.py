@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -41,13 +42,36 @@ def postgres_url(postgres: servers.PostgresServer) -> str:
 
 @pytest.fixture(params=["sqlite", "journal", "postgresql"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each durable storage a study can be shared on: a new file, or a new PostgreSQL database."""
+    """Each durable storage a study can be shared on: a new file, or a new PostgreSQL database.
+    Tests parametrized over ``"fake"`` too (indirectly) also run on the test-only backend of
+    ``tests/fake_storage/``."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'studies.db'}"
     if request.param == "journal":
         return f"journal:///{tmp_path / 'studies.log'}"
+    if request.param == "fake":
+        return fake_storage_url(tmp_path, request.getfixturevalue("monkeypatch"))
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+FAKE_STORAGE = Path(__file__).resolve().parent / "fake_storage"
+
+
+def fake_storage_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A ``fakejournal://`` URL: its backend registered here, and in every worker this test
+    starts (the backend's directory on ``PYTHONPATH``)."""
+    if "fake_storage_backend" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "fake_storage_backend", FAKE_STORAGE / "sitecustomize.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    path = os.pathsep.join(filter(None, [str(FAKE_STORAGE), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", path)
+    return f"fakejournal://{tmp_path / 'studies.log'}"
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,9 @@ import orjson
 import pytest
 
 from bridge_worker.client import Worker, WorkerError
+from bridge_worker.storage import _rdb
 from bridge_worker.storage.handle import open_storage
 from bridge_worker.storage.options import StorageOptions
-from bridge_worker.studies import staged_import
 from bridge_worker.studies.registry import StudyRegistry
 from bridge_worker.studies.snapshot import read_snapshot
 from bridge_worker.studies.staged_import import RECORD_ATTR, STAGING_PREFIX
@@ -29,6 +29,11 @@ from bridge_worker.studies.staged_import import RECORD_ATTR, STAGING_PREFIX
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 WRITES = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
           "create_new_trial")
+
+EVERY_STORAGE = pytest.mark.parametrize(
+    "storage_url", ["sqlite", "journal", "postgresql", "fake"], indirect=True
+)
+"""The durable storages, and the test-only backend (``tests/fake_storage/``)."""
 
 
 def make_snapshot(n_trials: int, value: float, direction: str) -> bytes:
@@ -98,7 +103,7 @@ def inject_fault(
 
     for name in WRITES:
         monkeypatch.setattr(storage, name, failing(getattr(storage, name)))
-    monkeypatch.setattr(staged_import, "swap_rdb", failing(staged_import.swap_rdb))
+    monkeypatch.setattr(_rdb, "swap_staged", failing(_rdb.swap_staged))
     return lambda: seen["n"]
 
 
@@ -111,6 +116,7 @@ def do_import(registry: StudyRegistry, raw: bytes) -> None:
     registry.restore("s", body, trials, overwrite=True)
 
 
+@EVERY_STORAGE
 @pytest.mark.timeout(600)
 def test_storage_failure_at_every_write_of_an_overwriting_import(
     storage_url: str, monkeypatch: pytest.MonkeyPatch
@@ -179,6 +185,7 @@ def killed_worker_runs() -> Iterator[list[Worker]]:
         w.proc.wait(10)
 
 
+@EVERY_STORAGE
 @pytest.mark.timeout(600)
 def test_kill_9_during_an_overwriting_import(
     storage_url: str, killed_worker_runs: list[Worker]

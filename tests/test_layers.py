@@ -11,6 +11,7 @@ module, including imports deferred into functions and those under ``TYPE_CHECKIN
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,13 @@ def test_the_check_sees_a_wrong_import() -> None:
     assert found == [(1, "bridge_worker.studies.registry"), (3, "bridge_worker.io.server")]
     assert {_layer(name) for _, name in found} == {"studies", "io"}
     assert not {"studies", "io"} & MAY_IMPORT["wire"]
+
+
+def test_readme_layout_has_one_row_per_subpackage() -> None:
+    """README's layout table says what each package owns: a new subpackage needs its row."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `bridge_worker/(\w+)/` \|", layout, re.MULTILINE)
+    subpackages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
+    assert sorted(rows) == subpackages
+    assert set(rows) <= set(MAY_IMPORT)

@@ -16,6 +16,13 @@ import optuna
 import pytest
 
 from bridge_worker.client import Worker, WorkerError
+from bridge_worker.storage.handle import open_storage
+from bridge_worker.storage.options import StorageOptions
+
+EVERY_STORAGE = pytest.mark.parametrize(
+    "storage_url", ["sqlite", "journal", "postgresql", "fake"], indirect=True
+)
+"""The durable storages, and the test-only backend (``tests/fake_storage/``)."""
 
 OLD_SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 NEW_SPACE = {"y": {"type": "int", "low": 10, "high": 20}}
@@ -28,10 +35,7 @@ def two_workers(storage_url: str) -> Iterator[tuple[Worker, Worker]]:
 
 
 def _study_ids(url: str) -> dict[str, int]:
-    storage = optuna.storages.get_storage(url) if not url.startswith("journal") else (
-        optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(url.removeprefix("journal://")))
-    )
+    storage = open_storage(StorageOptions(url))
     return {s.study_name: s._study_id for s in storage.get_all_studies()}
 
 
@@ -41,6 +45,7 @@ def _run(w: Worker, study: str, values: list[float]) -> None:
         w.tell(study, trial.number, value=value)
 
 
+@EVERY_STORAGE
 def test_recreated_study_is_served_with_its_own_direction_and_space(
     two_workers: tuple[Worker, Worker],
 ) -> None:
@@ -65,6 +70,7 @@ def test_recreated_study_is_served_with_its_own_direction_and_space(
     assert a.create("s", load_if_exists=True).directions == ["maximize"]
 
 
+@EVERY_STORAGE
 def test_deleted_study_is_gone_for_the_other_worker_and_the_new_one_is_untouched(
     two_workers: tuple[Worker, Worker], storage_url: str,
 ) -> None:
@@ -102,6 +108,7 @@ def test_deleted_study_is_gone_for_the_other_worker_and_the_new_one_is_untouched
     assert created.directions == ["maximize"] and created.n_trials == 0
 
 
+@EVERY_STORAGE
 def test_delete_by_a_stale_worker_deletes_only_what_the_name_means_now(
     two_workers: tuple[Worker, Worker],
 ) -> None:

@@ -1,4 +1,12 @@
-"""``delete`` on SQL storages in short transactions: hide the study at once, then remove its rows.
+"""The heavy half of the RDB backend (:mod:`bridge_worker.storage.rdb`): the one module that
+touches Optuna's private RDB internals (its SQLAlchemy models and sessions).
+
+It holds the RDB storage with its heartbeat and compare-and-set fixes
+(:class:`HeartbeatRDBStorage`), the identity read and identical-delete in one transaction each,
+an import's swap in one transaction, trial counts of every study in one query, and ``delete`` in
+short transactions, described here.
+
+``delete`` on SQL storages in short transactions: hide the study at once, then remove its rows.
 
 Optuna's ``RDBStorage.delete_study`` deletes through the ORM cascade, loading every trial, param,
 value and attr row as an object, in one transaction: on SQLite that held the file's write lock
@@ -27,11 +35,14 @@ test fails when an Optuna upgrade adds a table they miss.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import optuna
 import structlog
 from optuna.storages import RDBStorage
+from optuna.trial import TrialState
 
 from bridge_worker.storage.identity import IDENTITY_ATTR, Identity
 from bridge_worker.storage.writers import STAGING_PREFIX, writer_alive, writer_record
@@ -209,3 +220,207 @@ def _hide(storage: RDBStorage, identity: Identity) -> bool:
             study_id=identity.study_id, key=DELETING_ATTR, value_json=json.dumps(writer_record())
         ))
     return True
+
+
+# ---- identity, import swap and counts ----
+
+
+def read_identity(storage: RDBStorage, name: str) -> Identity | None:
+    """The identity in one SQL query (the name's unique index joined with the attr's)."""
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    attr = models.StudySystemAttributeModel
+    study = models.StudyModel
+    with _create_scoped_session(storage.scoped_session) as session:
+        row = (
+            session.query(study.study_id, attr.value_json)
+            .outerjoin(
+                attr, sqlalchemy.and_(attr.study_id == study.study_id, attr.key == IDENTITY_ATTR)
+            )
+            .filter(study.study_name == name)
+            .one_or_none()
+        )
+    if row is None:
+        return None
+    token = json.loads(row[1]) if row[1] is not None else None
+    return Identity(int(row[0]), token if isinstance(token, str) else None)
+
+
+def delete_if_identical(storage: RDBStorage, identity: Identity) -> bool:
+    """Check and delete in one transaction: the token row is deleted first (which takes the
+    write lock, and matches only the right study), then the study."""
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    attr = models.StudySystemAttributeModel
+
+    class _Mismatch(Exception):
+        pass
+
+    try:
+        with _create_scoped_session(storage.scoped_session) as session:
+            matched = (
+                session.query(attr)
+                .filter(
+                    attr.study_id == identity.study_id,
+                    attr.key == IDENTITY_ATTR,
+                    attr.value_json == json.dumps(identity.token),
+                )
+                .delete(synchronize_session=False)
+            )
+            if matched != 1:
+                raise _Mismatch
+            session.delete(models.StudyModel.find_or_raise_by_id(identity.study_id, session))
+    except _Mismatch:
+        return False
+    return True
+
+
+def swap_staged(
+    storage: RDBStorage, staging_id: int, staging_name: str, target: str, replaces: str | None,
+    record_attr: str,
+) -> None:
+    """One transaction: delete the replaced study (matched by identity token), rename the staged
+    one to the target name, drop its recovery record."""
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    attr = models.StudySystemAttributeModel
+    study = models.StudyModel
+    with _create_scoped_session(storage.scoped_session) as session:
+        staged = (
+            session.query(study)
+            .filter(study.study_id == staging_id, study.study_name == staging_name)
+            .one_or_none()
+        )
+        if staged is None:
+            raise KeyError("staging study already swapped")
+        if replaces is not None:
+            old = (
+                session.query(study)
+                .join(attr, attr.study_id == study.study_id)
+                .filter(
+                    study.study_name == target,
+                    attr.key == IDENTITY_ATTR,
+                    attr.value_json == json.dumps(replaces),
+                )
+                .one_or_none()
+            )
+            if old is not None:
+                session.delete(old)
+                session.flush()  # the name is free before the rename below
+        staged.study_name = target
+        session.query(attr).filter(
+            sqlalchemy.and_(attr.study_id == staging_id, attr.key == record_attr)
+        ).delete(synchronize_session=False)
+
+
+def count_trials(storage: RDBStorage, hidden_prefix: str) -> dict[int, tuple[int, int]]:
+    """``{study_id: (n_trials, n_running)}`` for every study of an RDB storage whose name does
+    not start with ``hidden_prefix``, in one query (one snapshot: a study being deleted, hidden
+    under that prefix before its trials are removed, is either counted whole or absent)."""
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    trial, study = models.TrialModel, models.StudyModel
+    counts: dict[int, tuple[int, int]] = {}
+    with _create_scoped_session(storage.scoped_session) as session:
+        rows = (
+            session.query(study.study_id, trial.state, sqlalchemy.func.count(trial.trial_id))
+            .outerjoin(trial, trial.study_id == study.study_id)
+            .filter(sqlalchemy.not_(study.study_name.startswith(hidden_prefix, autoescape=True)))
+            .group_by(study.study_id, trial.state)
+            .all()
+        )
+    for study_id, state, count in rows:
+        total, running = counts.get(int(study_id), (0, 0))
+        running += int(count) if state == TrialState.RUNNING else 0
+        counts[int(study_id)] = (total + int(count), running)
+    return counts
+
+
+# ---- heartbeats ----
+
+
+class HeartbeatRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, whose stale check also fails running trials that never got a
+    heartbeat once their start is older than the grace period (Optuna skips them forever), and
+    whose writes to a trial are a compare-and-set on its state on every database.
+
+    Optuna reads the trial ``FOR UPDATE``, checks it is not finished, then writes; SQLite ignores
+    ``FOR UPDATE``, so two workers finishing one trial at once both passed the check and the later
+    write replaced the earlier. Every trial write here begins with a no-op ``UPDATE`` of the trial
+    row in the same transaction (the thread's scoped session, which Optuna's own write then uses
+    and commits): it takes SQLite's write lock (a row lock elsewhere) before the state is read,
+    so exactly one finish wins and every other write to a finished trial gets
+    ``UpdateFinishedTrialError``.
+    """
+
+    def _locking_trial(self, trial_id: int) -> None:
+        # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+        import sqlalchemy
+
+        session = self.scoped_session()
+        try:
+            session.execute(
+                sqlalchemy.text("UPDATE trials SET state = state WHERE trial_id = :id"),
+                {"id": trial_id},
+            )
+        except BaseException:
+            session.rollback()
+            session.close()
+            raise
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        self._locking_trial(trial_id)
+        return super().set_trial_state_values(trial_id, state, values)
+
+    def set_trial_intermediate_value(
+        self, trial_id: int, step: int, intermediate_value: float
+    ) -> None:
+        self._locking_trial(trial_id)
+        super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._locking_trial(trial_id)
+        super().set_trial_user_attr(trial_id, key, value)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._locking_trial(trial_id)
+        super().set_trial_system_attr(trial_id, key, value)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        stale = super()._get_stale_trial_ids(study_id)
+        assert self.heartbeat_interval is not None
+        grace = self.grace_period or 2 * self.heartbeat_interval
+        trial = models.TrialModel
+        started: Any = getattr(trial, "_datetime_start_utc", None)  # newer Optuna stores UTC
+        if started is None:  # older: the client's local clock
+            started, deadline = trial.datetime_start, datetime.now() - timedelta(seconds=grace)
+        else:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            deadline = now - timedelta(seconds=grace)
+        with _create_scoped_session(self.scoped_session, True) as session:
+            never_beaten = (
+                session.query(trial.trial_id)
+                .filter(trial.study_id == study_id)
+                .filter(trial.state == TrialState.RUNNING)
+                .filter(~trial.heartbeats.any())
+                .filter(started < deadline)
+                .all()
+            )
+        return stale + [row[0] for row in never_beaten]

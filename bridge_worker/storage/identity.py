@@ -10,18 +10,21 @@ study's identity is its (id, token) pair; a cached entry is used only while the 
 says the name means that pair.
 
 Reading the identity is one indexed read: on RDB storages one SQL query (the name's unique index
-joined with the attribute's (study_id, key) unique index), on journal storages one catch-up read
-of the log's tail. ``scripts/identity_cost.py`` measures it. This module is the one place that
-touches Optuna's private storage internals for it.
+joined with the attribute's (study_id, key) unique index, :mod:`bridge_worker.storage._rdb`), on
+journal storages one catch-up read of the log's tail (:mod:`bridge_worker.storage._journal`).
+``scripts/identity_cost.py`` measures it. Each backend reads it its own way
+(:meth:`~bridge_worker.storage.backend.Backend.read_identity`); the functions here go to the
+backend that opened the storage, and :func:`read_by_api` is the answer for any storage.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from optuna.storages import BaseStorage, InMemoryStorage, JournalStorage, RDBStorage
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
 
 IDENTITY_ATTR = "optuna_bridge:identity"
 """Study system attr holding the study's random identity token."""
@@ -42,15 +45,32 @@ def new_token() -> str:
 def is_shared(storage: BaseStorage) -> bool:
     """Whether other processes can change the storage under us (in-memory storage is private
     to this worker, whose own cache is always right)."""
-    return not isinstance(storage, InMemoryStorage)
+    from bridge_worker.storage.backend import opened_by  # the table imports this module
+
+    return opened_by(storage).shared
 
 
 def read_identity(storage: BaseStorage, name: str) -> Identity | None:
     """The identity of the study named ``name``, or None when there is no such study."""
-    if isinstance(storage, RDBStorage):
-        return _read_rdb(storage, name)
-    if isinstance(storage, JournalStorage):
-        return _read_journal(storage, name)
+    from bridge_worker.storage.backend import opened_by  # the table imports this module
+
+    return opened_by(storage).read_identity(storage, name)
+
+
+def delete_if_identical(storage: BaseStorage, identity: Identity) -> bool:
+    """Delete the study only if it still has this identity; False (nothing deleted) otherwise.
+
+    On RDB storages the check and the delete are one transaction; on journal and in-memory
+    storages ids are never reused, so deleting by id cannot hit another study; a study already
+    gone is reported as False.
+    """
+    from bridge_worker.storage.backend import opened_by  # the table imports this module
+
+    return opened_by(storage).delete_if_identical(storage, identity)
+
+
+def read_by_api(storage: BaseStorage, name: str) -> Identity | None:
+    """:func:`read_identity` through Optuna's public storage API (two reads)."""
     try:
         study_id = storage.get_study_id_from_name(name)
         token = storage.get_study_system_attrs(study_id).get(IDENTITY_ATTR)
@@ -59,80 +79,11 @@ def read_identity(storage: BaseStorage, name: str) -> Identity | None:
     return Identity(study_id, token if isinstance(token, str) else None)
 
 
-def delete_if_identical(storage: BaseStorage, identity: Identity) -> bool:
-    """Delete the study only if it still has this identity; False (nothing deleted) otherwise.
-
-    On RDB storages the check and the delete are one transaction: the token row is deleted
-    first (which takes the write lock, and matches only the right study), then the study. On
-    journal and in-memory storages ids are never reused, so deleting by id cannot hit another
-    study; a study already gone is reported as False.
-    """
-    if isinstance(storage, RDBStorage) and identity.token is not None:
-        return _delete_rdb(storage, identity)
+def delete_by_id(storage: BaseStorage, identity: Identity) -> bool:
+    """:func:`delete_if_identical` where ids are never reused: deleting by id cannot hit another
+    study."""
     try:
         storage.delete_study(identity.study_id)
     except KeyError:
         return False
     return True
-
-
-def _read_rdb(storage: RDBStorage, name: str) -> Identity | None:
-    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
-    import sqlalchemy
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    attr = models.StudySystemAttributeModel
-    study = models.StudyModel
-    with _create_scoped_session(storage.scoped_session) as session:
-        row = (
-            session.query(study.study_id, attr.value_json)
-            .outerjoin(
-                attr, sqlalchemy.and_(attr.study_id == study.study_id, attr.key == IDENTITY_ATTR)
-            )
-            .filter(study.study_name == name)
-            .one_or_none()
-        )
-    if row is None:
-        return None
-    token = json.loads(row[1]) if row[1] is not None else None
-    return Identity(int(row[0]), token if isinstance(token, str) else None)
-
-
-def _delete_rdb(storage: RDBStorage, identity: Identity) -> bool:
-    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    attr = models.StudySystemAttributeModel
-
-    class _Mismatch(Exception):
-        pass
-
-    try:
-        with _create_scoped_session(storage.scoped_session) as session:
-            matched = (
-                session.query(attr)
-                .filter(
-                    attr.study_id == identity.study_id,
-                    attr.key == IDENTITY_ATTR,
-                    attr.value_json == json.dumps(identity.token),
-                )
-                .delete(synchronize_session=False)
-            )
-            if matched != 1:
-                raise _Mismatch
-            session.delete(models.StudyModel.find_or_raise_by_id(identity.study_id, session))
-    except _Mismatch:
-        return False
-    return True
-
-
-def _read_journal(storage: JournalStorage, name: str) -> Identity | None:
-    with storage._thread_lock:
-        storage._sync_with_backend()
-        for study in storage._replay_result.get_all_studies():
-            if study.study_name == name:
-                token = study.system_attrs.get(IDENTITY_ATTR)
-                return Identity(study._study_id, token if isinstance(token, str) else None)
-    return None

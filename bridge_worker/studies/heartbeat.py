@@ -12,7 +12,7 @@ start time, so a kill between ``study.ask()`` and :meth:`HeartbeatKeeper.track` 
 
 On RDB storages a heartbeat is Optuna's own row per trial (updated in place). On a journal every
 write is a record kept forever, so there the worker beats once per study per interval for all its
-trials (:class:`~bridge_worker.storage.handle.JournalHeartbeatStorage`): each trial records which
+trials (:class:`~bridge_worker.storage._journal.JournalHeartbeatStorage`): each trial records which
 worker owns it once, when asked.
 """
 
@@ -25,7 +25,7 @@ import uuid
 import structlog
 from optuna.storages._heartbeat import BaseHeartbeat
 
-from bridge_worker.storage.handle import JournalHeartbeatStorage
+from bridge_worker.storage.backend import WorkerHeartbeats
 
 log = structlog.get_logger("bridge_worker.studies.heartbeat")
 
@@ -35,7 +35,7 @@ class HeartbeatKeeper:
         self._target = target
         self._interval = interval
         self.worker_id = uuid.uuid4().hex
-        self._journal = target if isinstance(target, JournalHeartbeatStorage) else None
+        self._journal = target if isinstance(target, WorkerHeartbeats) else None
         self._running: dict[int, int] = {}
         """Trial id to study id, for every trial asked here and not yet told."""
         self._beaten: dict[int, float] = {}

@@ -26,15 +26,13 @@ import msgspec
 import optuna
 import structlog
 from optuna.exceptions import DuplicatedStudyError
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from bridge_worker.storage._rdb import delete_study, purge_abandoned
 from bridge_worker.storage.handle import StorageHandle
 from bridge_worker.storage.identity import (
     IDENTITY_ATTR,
     Identity,
-    delete_if_identical,
     is_shared,
     new_token,
     read_identity,
@@ -75,7 +73,7 @@ from bridge_worker.studies.trial_guard import check_sampler_space
 from bridge_worker.wire.errors import BridgeError, ErrorKind, invalid_params, study_not_found
 from bridge_worker.wire.limits import Limits
 from bridge_worker.wire.schema import Direction, SnapshotBody, Stopped, StudyConfig, UserAttrs
-from bridge_worker.wire.storage_bounds import check_name_text, max_step
+from bridge_worker.wire.storage_bounds import check_name_text
 
 _log = structlog.get_logger("bridge_worker.studies.registry")
 
@@ -112,9 +110,9 @@ class StudyRegistry:
         self.should_stop: Callable[[], bool] = lambda: False
         """Whether a stop signal came (set by :func:`~bridge_worker.wiring.build_endpoint`):
         long frames check it between their steps (:meth:`stop_point`)."""
-        self.max_step = max_step(storage.kind)
+        self.max_step = storage.backend.max_step
         """The largest intermediate-value step the storage holds."""
-        self.leases = LeaseKeeper(lambda: self.storage, shared=storage.kind != "memory")
+        self.leases = LeaseKeeper(lambda: self.storage, shared=storage.backend.shared)
         """Fails trials whose lease ended in every study this worker serves."""
         self.asked = AskedTrials()
         """The study identity each trial asked here was handed out under."""
@@ -134,8 +132,8 @@ class StudyRegistry:
             self._recovery_due = False
             try:
                 recover(storage)
-                if isinstance(storage, RDBStorage):  # deletes a killed worker left unfinished
-                    purge_abandoned(storage, self.should_stop)
+                # deletes a killed worker left unfinished (RDB storages delete in steps)
+                self._handle.backend.purge_abandoned(storage, self.should_stop)
             except Exception as exc:  # the frame itself will meet the storage's trouble
                 self._recovery_due = True
                 _log.warning("import_recovery_failed", error=f"{type(exc).__name__}: {exc}")
@@ -377,11 +375,8 @@ class StudyRegistry:
         entry = self.get(name)
         self.forget(name)
         storage = self.storage
-        if isinstance(storage, RDBStorage) and entry.identity.token is not None:
-            # hidden at once, then removed in short transactions (:mod:`rdb_delete`)
-            deleted = delete_study(storage, entry.identity, self.should_stop) is not None
-        else:
-            deleted = delete_if_identical(storage, entry.identity)
+        # RDB storages: hidden at once, then removed in short transactions
+        deleted = self._handle.backend.delete(storage, entry.identity, self.should_stop)
         if not deleted:
             raise BridgeError(
                 ErrorKind.STUDY_NOT_FOUND,

@@ -31,16 +31,16 @@ half-made copy is made again. A writer counts as dead when it ran on this host a
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 import structlog
-from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
+from bridge_worker.storage.backend import opened_by
 from bridge_worker.storage.identity import (
     IDENTITY_ATTR,
     Identity,
@@ -221,65 +221,11 @@ def _swap(
             raise ImportConflict(target)
         _log.warning("import_abandoned", study=target, reason="the name holds another study")
         return
-    if isinstance(storage, RDBStorage):
-        swap_rdb(storage, staging_id, staging_name, target, record["replaces"])
-    elif isinstance(storage, InMemoryStorage):
-        _swap_memory(storage, staging_id, target, current)
-    else:
+    swapped = opened_by(storage).swap_staged(
+        storage, staging_id, staging_name, target, current, record["replaces"], RECORD_ATTR
+    )
+    if not swapped:
         _swap_by_copy(storage, staging_id, staging_name, target, record, current)
-
-
-def swap_rdb(
-    storage: RDBStorage, staging_id: int, staging_name: str, target: str, replaces: str | None
-) -> None:
-    """One transaction: delete the replaced study (matched by identity token), rename the staged
-    one to the target name, drop its recovery record."""
-    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
-    import sqlalchemy
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    attr = models.StudySystemAttributeModel
-    study = models.StudyModel
-    with _create_scoped_session(storage.scoped_session) as session:
-        staged = (
-            session.query(study)
-            .filter(study.study_id == staging_id, study.study_name == staging_name)
-            .one_or_none()
-        )
-        if staged is None:
-            raise KeyError("staging study already swapped")
-        if replaces is not None:
-            old = (
-                session.query(study)
-                .join(attr, attr.study_id == study.study_id)
-                .filter(
-                    study.study_name == target,
-                    attr.key == IDENTITY_ATTR,
-                    attr.value_json == json.dumps(replaces),
-                )
-                .one_or_none()
-            )
-            if old is not None:
-                session.delete(old)
-                session.flush()  # the name is free before the rename below
-        staged.study_name = target
-        session.query(attr).filter(
-            sqlalchemy.and_(attr.study_id == staging_id, attr.key == RECORD_ATTR)
-        ).delete(synchronize_session=False)
-
-
-def _swap_memory(
-    storage: InMemoryStorage, staging_id: int, target: str, current: Identity | None
-) -> None:
-    with storage._lock:
-        if current is not None:
-            storage.delete_study(current.study_id)
-        info = storage._studies[staging_id]
-        del storage._study_name_to_id[info.name]
-        info.name = target
-        storage._study_name_to_id[target] = staging_id
-        info.system_attrs = {k: v for k, v in info.system_attrs.items() if k != RECORD_ATTR}
 
 
 def _swap_by_copy(

@@ -8,7 +8,7 @@ reply, so no handler ever formats an error frame itself.
 from __future__ import annotations
 
 import enum
-import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -106,8 +106,9 @@ def as_bridge_error(exc: BaseException) -> BridgeError:
 
     Storage failures (a database that went away, a journal file that cannot be written) become
     ``storage_error`` so a parent can tell "retry later" from "my request was wrong"; anything else
-    unexpected is an ``internal_error``. SQLAlchemy and grpc are looked up in ``sys.modules`` so
-    the in-memory worker never pays for importing them.
+    unexpected is an ``internal_error``. Which of a library's exceptions are storage failures is
+    each storage backend's to say (SQLAlchemy's and grpc's, looked up in ``sys.modules`` so the
+    in-memory worker never pays for importing them).
     """
     if isinstance(exc, BridgeError):
         return exc
@@ -118,14 +119,20 @@ def as_bridge_error(exc: BaseException) -> BridgeError:
     return BridgeError(ErrorKind.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
 
 
+_STORAGE_FAILURES: list[Callable[[BaseException], bool]] = []
+"""Each storage backend's test for its libraries' failures (filled once, as the backends' table
+is built: :func:`bridge_worker.storage.backends.register`)."""
+
+
+def add_storage_failure(check: Callable[[BaseException], bool]) -> None:
+    """Count exceptions for which ``check`` is true as ``storage_error``."""
+    _STORAGE_FAILURES.append(check)
+
+
 def _is_storage_failure(exc: BaseException) -> bool:
     # deferred: errors.py is imported by the command-line config, which must not import Optuna
     from optuna.exceptions import StorageInternalError
 
     if isinstance(exc, StorageInternalError | OSError):
         return True
-    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
-    if sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.SQLAlchemyError):
-        return True
-    grpc = sys.modules.get("grpc")  # the gRPC storage proxy went away
-    return grpc is not None and isinstance(exc, grpc.RpcError)
+    return any(check(exc) for check in _STORAGE_FAILURES)

@@ -10,7 +10,8 @@ bound, before the first write.
 
 Names (study, parameter, attr keys) follow one rule on every storage, so a study moves between
 storages (snapshots, ``import``) without surprises; the step bound depends on the storage: SQL
-storages hold 32-bit steps, the others any 63-bit integer.
+storages hold 32-bit steps, the others any 63-bit integer (each backend's ``max_step``,
+:mod:`bridge_worker.storage.backend`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ MAX_INT = 2**63 - 1
 """The largest integer any storage can bind (SQLite's driver refuses 2^63)."""
 MAX_SQL_STEP = 2**31 - 1
 """Intermediate-value steps are 32-bit INTEGER columns in Optuna's SQL schema."""
-SQL_KINDS = frozenset({"sqlite", "postgresql", "mysql", "grpc"})
-"""Storages whose steps are 32-bit (the gRPC proxy counts: it may stand for any of them)."""
 
 
 def check_name_text(name: str, field: str, what: str = "a name") -> None:
@@ -43,10 +42,6 @@ def check_keys(keys: Iterable[str], field: str) -> None:
     """Attr keys: the rule of :func:`check_name_text` (``field`` is the attrs' object)."""
     for key in keys:
         check_name_text(key, f"{field}.{key[:64]}", "an attr key")
-
-
-def max_step(storage_kind: str) -> int:
-    return MAX_SQL_STEP if storage_kind in SQL_KINDS else MAX_INT
 
 
 def check_step(step: int, bound: int, field: str) -> None:
