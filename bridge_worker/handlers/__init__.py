@@ -1,4 +1,5 @@
-"""The handlers of every method, one module per area; ``ALL`` is the closed command set.
+"""The handlers of every method, in a module named after the method (or after the area, where a
+module holds several); ``ALL`` is the closed command set.
 
 A handler reads like the protocol: it takes its decoded params struct, calls the registry and the
 served study (:mod:`bridge_worker.studies.study`) and returns a result struct. Handlers never name a
@@ -9,19 +10,19 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge_worker.handlers import (
-    analysis,
+    add_trials,
     artifacts,
-    attrs,
     checkpoints,
     control,
-    figures,
-    planning,
-    pruning,
-    recording,
-    stopping,
+    copy_trials,
+    enqueue,
+    importance,
+    plot,
+    report,
+    set_attrs,
+    set_stop,
     studies,
     trials,
-    warm_start,
 )
 
 ALL: list[Callable[..., Any]] = [
@@ -35,16 +36,16 @@ ALL: list[Callable[..., Any]] = [
     trials.best,
     trials.trials,
     trials.renew,
-    recording.add_trials,
-    figures.plot,
-    pruning.report,
-    planning.enqueue,
-    attrs.set_attrs,
-    analysis.importance,
+    add_trials.add_trials,
+    plot.plot,
+    report.report,
+    enqueue.enqueue,
+    set_attrs.set_attrs,
+    importance.importance,
     checkpoints.export,
     checkpoints.import_,
-    stopping.set_stop,
-    warm_start.copy_trials,
+    set_stop.set_stop,
+    copy_trials.copy_trials,
     artifacts.artifact_put,
     artifacts.artifacts,
     artifacts.artifact_get,

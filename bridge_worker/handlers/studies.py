@@ -18,7 +18,6 @@ from bridge_worker.wire.schema import (
     ListParams,
     ListResult,
     StudyConfig,
-    StudySummary,
 )
 
 
@@ -86,15 +85,7 @@ def _name_metrics(entry: StudyEntry, names: list[str], created: bool) -> None:
 
 @rpc_method("list", reads_only=True)
 def list_studies(registry: StudyRegistry, params: ListParams) -> ListResult:
-    return ListResult(
-        studies=[
-            StudySummary(
-                study=s.name, directions=s.directions, n_trials=s.n_trials,
-                n_running=s.n_running, metric_names=s.metric_names, stopped=s.stopped,
-            )
-            for s in registry.summaries()
-        ]
-    )
+    return ListResult(studies=registry.summaries())
 
 
 @rpc_method("delete")

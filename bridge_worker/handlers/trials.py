@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 from msgspec import UNSET
-from optuna.trial import TrialState
 
-from bridge_worker.studies.client_ids import set_client
-from bridge_worker.studies.convert import STATE_NAMES, STATES_BY_NAME, iso, trial_info
-from bridge_worker.studies.leases import lease_of
+from bridge_worker.studies.convert import STATES_BY_NAME, trial_info
 from bridge_worker.studies.registry import StudyRegistry
-from bridge_worker.studies.samplers import check_sampler_cost
-from bridge_worker.studies.space import check_value, to_distributions
-from bridge_worker.studies.stopping import stopped_entry, study_stopped
-from bridge_worker.studies.study import StudyEntry, trial_id_of
-from bridge_worker.studies.trial_guard import Created, SeenDistributions, abandon, check_ask
+from bridge_worker.studies.stopping import stopped_entry
 from bridge_worker.wire.dispatch import rpc_method
 from bridge_worker.wire.errors import (
     BridgeError,
     ErrorKind,
-    invalid_params,
-    trial_never_asked,
 )
 from bridge_worker.wire.schema import (
-    AskedTrial,
     AskParams,
     AskResult,
     BestParams,
@@ -34,163 +22,23 @@ from bridge_worker.wire.schema import (
     TellResult,
     TrialsParams,
     TrialsResult,
-    TrialStateName,
 )
 
 
 @rpc_method("ask")
 def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
-    registry.limits.check("max_ask", "trials asked at once (n)", params.n)
-    entry = registry.get(params.study)
-    registry.fail_stale_trials(entry)
-    distributions = entry.distributions
-    extra = {}
-    if params.search_space is not UNSET:
-        extra = to_distributions(params.search_space, "$.params.search_space", registry.limits)
-        distributions = {**distributions, **extra}
-        registry.limits.check("max_params", "parameters in the ask", len(distributions))
-        check_sampler_cost(entry.config.sampler, distributions, registry.limits,
-                           "$.params.search_space")
-    registry.limits.check(
-        "max_ask_values", "values sampled by the ask (n x parameters)",
-        params.n * len(distributions),
-    )
-    if not distributions:
-        raise invalid_params(
-            "$.params.search_space",
-            f"study {entry.name!r} has no search space: give one to create, or to this ask",
-        )
-    for name, value in params.fixed_params.items():
-        distribution = distributions.get(name)
-        field = f"$.params.fixed_params.{name}"
-        if distribution is None:
-            raise invalid_params(field, f"{name!r} is not in the search space")
-        check_value(distribution, value, field)
-    if params.lease_s is UNSET:
-        if params.retry:
-            raise invalid_params("$.params.retry", "retry needs lease_s")
-        lease_s = None
-    else:
-        lease_s = params.lease_s
-    check_ask(entry.distributions, extra, params.fixed_params, entry.config.sampler,
-              entry.seen, entry.storage, entry.study_id)
-    stopped = stopped_entry(entry)
-    if stopped is not None:
-        raise study_stopped(entry.name, stopped)
-    registry.leases.sweep_if_due(entry.study_id)  # retries of ended leases first
-    client = None if params.client is UNSET else params.client
-    resumed = (
-        [] if client is None
-        else _resume(registry, entry, client, params.n, lease_s, params.retry)
-    )
-    created: list[Created] = []
-
-    def trial_asked(study_id: int, trial_id: int, popped: bool) -> None:
-        created.append(Created(trial_id, popped))
-        registry.trial_asked(study_id, trial_id)
-
-    try:
-        asked = [
-            entry.ask_one(distributions, params.fixed_params, trial_asked)
-            for _ in range(params.n - len(resumed))
-        ]
-        for trial, trial_id, inherited_lease in asked:
-            if client is not None:
-                set_client(entry.storage, trial_id, client)
-            if lease_s is not None:
-                end = entry.grant_lease(trial_id, lease_s, params.retry)
-                trial.lease_end = iso(end)
-                registry.leases.watch(entry.study_id, at=end)
-            elif inherited_lease:  # a retry made by Optuna's heartbeat callback copies every attr
-                entry.clear_lease(trial_id)
-    except BaseException as error:
-        abandon(entry.storage, created, error)
-        for made in created:
-            registry.trial_told(made.trial_id)
-        if isinstance(error, ValueError) and extra:  # another worker sampled a name meanwhile?
-            entry.seen = SeenDistributions()  # re-read: the conflict is then invalid_params
-            check_ask(entry.distributions, extra, params.fixed_params, entry.config.sampler,
-                      entry.seen, entry.storage, entry.study_id)
-        raise
-    if extra:
-        entry.seen.learn(extra)
-    registry.asked.asked(entry, [t.number for t in resumed] + [t.number for t, _, _ in asked])
-    return AskResult(trials=resumed + [trial for trial, _, _ in asked])
-
-
-def _resume(
-    registry: StudyRegistry, entry: StudyEntry, client: str, n: int, lease_s: float | None,
-    retry: int,
-) -> list[AskedTrial]:
-    """The client's own pending trials, handed out again (their lease renewed, or granted when
-    the ask gives ``lease_s``)."""
-    resumed = []
-    for frozen in registry.clients.take(entry.storage, entry.study_id, client, n):
-        trial = AskedTrial(number=frozen.number, params=frozen.params, resumed=True)
-        end = None
-        if lease_s is not None:
-            end = entry.grant_lease(trial_id_of(frozen), lease_s, retry)
-        elif lease_of(frozen) is not None:
-            end = entry.renew_lease(frozen, None)
-        if end is not None:
-            trial.lease_end = iso(end)
-            registry.leases.watch(entry.study_id, at=end)
-        resumed.append(trial)
-    return resumed
+    return registry.ask(params)
 
 
 @rpc_method("tell")
 def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
-    entry = registry.trial_study(params.study, params.number)
-    values = entry.outcome_values(params.value, params.values, params.state, "$.params")
-    frozen = entry.trial(params.number)
-    trial_id = trial_id_of(frozen)
-    if frozen.state.is_finished():
-        registry.trial_told(trial_id)
-        if params.skip_if_finished:
-            return _told(entry, frozen.number, STATE_NAMES[frozen.state], frozen.values)
-        raise entry.finished(frozen)
-    if frozen.state == TrialState.WAITING:
-        raise trial_never_asked(entry.name, params.number)
-    registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs", frozen.user_attrs)
-    constraints = None if params.constraints is UNSET else params.constraints
-    if constraints is not None:
-        if params.state == "fail":
-            raise invalid_params("$.params.constraints", "a failed trial takes no constraints")
-        if not all(math.isfinite(c) for c in constraints):
-            raise invalid_params("$.params.constraints", "constraints must be finite")
-    try:
-        state, told_values = entry.tell(
-            frozen, values, STATES_BY_NAME[params.state], params.user_attrs, constraints
-        )
-    except BridgeError as error:
-        if error.kind is not ErrorKind.TRIAL_FINISHED:
-            raise
-        registry.trial_told(trial_id)  # finished by another worker (or a lease) meanwhile
-        if params.skip_if_finished:
-            return TellResult(params.number, error.data["state"], error.data["values"])
-        raise
-    registry.trial_told(trial_id)
-    registry.asked.told(entry.name, params.number)
-    return _told(entry, params.number, STATE_NAMES[state], told_values)
-
-
-def _told(
-    entry: StudyEntry, number: int, state: TrialStateName, values: list[float] | None
-) -> TellResult:
-    """A tell's reply, with ``stopped`` once a stop rule of the study holds."""
-    result = TellResult(number, state, values)
-    stopped = stopped_entry(entry)
-    if stopped is not None:
-        result.stopped = stopped
-    return result
+    return registry.tell(params)
 
 
 @rpc_method("best", reads_only=True)
 def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
     """The best trial (one objective) or the Pareto front (several)."""
-    entry = registry.get(params.study)
-    registry.leases.sweep_before_reading(entry.study_id)
+    entry = registry.reading(params.study)
     study = entry.study
     if len(study.directions) > 1:
         front = study.best_trials
@@ -216,8 +64,7 @@ def best(registry: StudyRegistry, params: BestParams) -> TrialsResult:
 def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
     """The study's trials in number order; ``offset``/``limit`` give one page of them (a reply
     over ``--max-reply-bytes`` is refused, so a parent pages a large study)."""
-    entry = registry.get(params.study)
-    registry.leases.sweep_before_reading(entry.study_id)
+    entry = registry.reading(params.study)
     states = None if params.states is UNSET else tuple(STATES_BY_NAME[s] for s in params.states)
     study = entry.study
     found = study.get_trials(deepcopy=False, states=states)
@@ -232,9 +79,4 @@ def trials(registry: StudyRegistry, params: TrialsParams) -> TrialsResult:
 @rpc_method("renew")
 def renew(registry: StudyRegistry, params: RenewParams) -> RenewResult:
     """Extend a running trial's lease from now (by ``lease_s`` or by its own length)."""
-    entry = registry.trial_study(params.study, params.number)
-    trial = entry.open_trial(params.number)
-    lease_s = None if params.lease_s is UNSET else params.lease_s
-    end = entry.renew_lease(trial, lease_s)
-    registry.leases.watch(entry.study_id, at=end)
-    return RenewResult(number=params.number, lease_end=iso(end))
+    return registry.renew(params)

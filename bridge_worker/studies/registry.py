@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -39,6 +38,7 @@ from bridge_worker.storage.identity import (
 )
 from bridge_worker.storage.options import StorageOptions
 from bridge_worker.storage.writers import STAGING_PREFIX
+from bridge_worker.studies import ask_tell
 from bridge_worker.studies.artifacts import ArtifactKeeper
 from bridge_worker.studies.asked_trials import AskedTrials, replaced
 from bridge_worker.studies.client_ids import ClientTrials
@@ -72,7 +72,19 @@ from bridge_worker.studies.trial_counts import count_all, count_one
 from bridge_worker.studies.trial_guard import check_sampler_space
 from bridge_worker.wire.errors import BridgeError, ErrorKind, invalid_params, study_not_found
 from bridge_worker.wire.limits import Limits
-from bridge_worker.wire.schema import Direction, SnapshotBody, Stopped, StudyConfig, UserAttrs
+from bridge_worker.wire.schema import (
+    AskParams,
+    AskResult,
+    Direction,
+    RenewParams,
+    RenewResult,
+    SnapshotBody,
+    StudyConfig,
+    StudySummary,
+    TellParams,
+    TellResult,
+    UserAttrs,
+)
 from bridge_worker.wire.storage_bounds import check_name_text
 
 _log = structlog.get_logger("bridge_worker.studies.registry")
@@ -82,16 +94,6 @@ CONFIG_ATTR = "optuna_bridge:config"
 _NOT_CARRIED = frozenset((CONFIG_ATTR, *RESERVED_ATTRS))
 """System attrs a snapshot never carries: the stored config (a snapshot has it typed, as
 ``config``) and the stored study's own identity and import bookkeeping."""
-
-
-@dataclass(frozen=True, slots=True)
-class StudyStatus:
-    name: str
-    directions: list[Direction]
-    n_trials: int
-    n_running: int
-    metric_names: list[str] | None = None
-    stopped: Stopped | None = None
 
 
 class StudyRegistry:
@@ -180,6 +182,29 @@ class StudyRegistry:
     def trial_told(self, trial_id: int) -> None:
         if self._keeper is not None:
             self._keeper.untrack(trial_id)
+
+    # ---- trials -----------------------------------------------------------------------------
+
+    def ask(self, params: AskParams) -> AskResult:
+        """``ask`` (:func:`bridge_worker.studies.ask_tell.ask`): trials created, tracked by the
+        heartbeat and the lease sweep, and recorded as asked here."""
+        return ask_tell.ask(self, params)
+
+    def tell(self, params: TellParams) -> TellResult:
+        """``tell`` (:func:`bridge_worker.studies.ask_tell.tell`): the outcome stored once, the
+        trial no longer tracked."""
+        return ask_tell.tell(self, params)
+
+    def renew(self, params: RenewParams) -> RenewResult:
+        """``renew``: a running trial's lease extended, the sweep told its new end."""
+        return ask_tell.renew(self, params)
+
+    def reading(self, name: str) -> StudyEntry:
+        """The study the name means, about to be read: trials whose lease ended are failed
+        first, so a reader never sees one running."""
+        entry = self.get(name)
+        self.leases.sweep_before_reading(entry.study_id)
+        return entry
 
     # ---- studies ----------------------------------------------------------------------------
 
@@ -385,7 +410,7 @@ class StudyRegistry:
                 study=name,
             )
 
-    def summary(self, entry: StudyEntry) -> StudyStatus:
+    def summary(self, entry: StudyEntry) -> StudySummary:
         study_id = entry.study_id
         names = stored_metric_names(self.storage, study_id)
         return self._summary(study_id, entry.name, entry.directions, names, entry.config)
@@ -398,7 +423,7 @@ class StudyRegistry:
         )
         entry.config = config
 
-    def summaries(self) -> list[StudyStatus]:
+    def summaries(self) -> list[StudySummary]:
         """Every study in the storage, including ones this worker has not served yet (a durable
         storage holds the studies of earlier and of other workers); never an import's staging
         study or a copy still being made."""
@@ -426,7 +451,7 @@ class StudyRegistry:
             stopped = None if config is None else stopped_study(
                 config, directions, partial(storage.get_all_trials, study_id, deepcopy=False)
             )
-            summaries.append(StudyStatus(
+            summaries.append(StudySummary(
                 frozen.study_name, directions, n_trials, n_running,
                 metric_names(frozen.system_attrs), stopped,
             ))
@@ -435,14 +460,14 @@ class StudyRegistry:
     def _summary(
         self, study_id: int, name: str, directions: list[Direction],
         names: list[str] | None = None, config: StudyConfig | None = None,
-    ) -> StudyStatus:
+    ) -> StudySummary:
         storage = self.storage
         self.leases.sweep_before_reading(study_id)  # a lease that ended is not counted running
         running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
         stopped = None if config is None else stopped_study(
             config, directions, lambda: storage.get_all_trials(study_id, deepcopy=False)
         )
-        return StudyStatus(
+        return StudySummary(
             name, directions, storage.get_n_trials(study_id), len(running), names, stopped
         )
 

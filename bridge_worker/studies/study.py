@@ -35,6 +35,7 @@ from bridge_worker.studies.convert import (
     ended_lease,
     stored_metric_names,
 )
+from bridge_worker.studies.space import check_value
 from bridge_worker.studies.trial_guard import SeenDistributions
 from bridge_worker.wire.errors import (
     BridgeError,
@@ -130,6 +131,37 @@ class StudyEntry:
             raise invalid_params(field, "values must be finite; tell state 'fail' instead")
         return list(given)
 
+    def check_params(
+        self, params: Mapping[str, Any], at: str,
+        distributions: Mapping[str, BaseDistribution] | None = None,
+    ) -> dict[str, BaseDistribution]:
+        """Parameters given by the parent (``ask``'s ``fixed_params``, ``enqueue``,
+        ``add_trials``), by one rule: each is in the search space (the study's, or
+        ``distributions``: the study's with an ask's own) with a value its distribution holds, so
+        a typo is an error rather than a silently ignored value. ``at`` is the params' object
+        (``$.params.params``); returns each parameter's distribution."""
+        space = self.distributions if distributions is None else distributions
+        where = "the study's search space" if distributions is None else "the search space"
+        found = {}
+        for name, value in params.items():
+            distribution = space.get(name)
+            if distribution is None:
+                raise invalid_params(f"{at}.{name}", f"{name!r} is not in {where}")
+            check_value(distribution, value, f"{at}.{name}")
+            found[name] = distribution
+        return found
+
+    @staticmethod
+    def check_constraints(constraints: list[float] | None, state: str, at: str) -> None:
+        """A trial's constraints (``tell``, ``add_trials``): finite, and none on a failed trial.
+        ``at`` is the field (``$.params.constraints``)."""
+        if constraints is None:
+            return
+        if state == "fail":
+            raise invalid_params(at, "a failed trial takes no constraints")
+        if not all(math.isfinite(c) for c in constraints):
+            raise invalid_params(at, "constraints must be finite")
+
     def n_trials(self) -> int:
         return self.storage.get_n_trials(self.study_id)
 
@@ -168,12 +200,17 @@ class StudyEntry:
             raise trial_not_found(self.name, number) from None
         return storage.get_trial(trial_id)
 
-    def open_trial(self, number: int) -> FrozenTrial:
-        """Trial ``number`` if it is running: ``trial_finished`` if it is finished,
-        ``trial_not_found`` if it is enqueued but was never asked."""
+    def unfinished_trial(self, number: int) -> FrozenTrial:
+        """Trial ``number`` unless it is finished (``trial_finished``, with its outcome)."""
         trial = self.trial(number)
         if trial.state.is_finished():
             raise self.finished(trial)
+        return trial
+
+    def open_trial(self, number: int) -> FrozenTrial:
+        """Trial ``number`` if it is running: ``trial_finished`` if it is finished,
+        ``trial_not_found`` if it is enqueued but was never asked."""
+        trial = self.unfinished_trial(number)
         if trial.state != TrialState.RUNNING:
             raise trial_never_asked(self.name, number)
         return trial

@@ -15,7 +15,6 @@ from optuna.trial import FrozenTrial
 
 from bridge_worker.studies.convert import STATES_BY_NAME, as_param_type
 from bridge_worker.studies.registry import StudyRegistry
-from bridge_worker.studies.space import check_value
 from bridge_worker.studies.study import StudyEntry, constraint_attrs
 from bridge_worker.wire.dispatch import rpc_method
 from bridge_worker.wire.errors import invalid_params
@@ -51,17 +50,10 @@ def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsRes
 def _to_frozen(
     registry: StudyRegistry, entry: StudyEntry, trial: AddedTrial, field: str
 ) -> FrozenTrial:
-    distributions = {}
-    params = {}
-    for name, value in trial.params.items():
-        distribution = entry.distributions.get(name)
-        if distribution is None:
-            raise invalid_params(
-                f"{field}.params.{name}", f"{name!r} is not in the study's search space"
-            )
-        check_value(distribution, value, f"{field}.params.{name}")
-        distributions[name] = distribution
-        params[name] = as_param_type(distribution, value)  # 3 on a float parameter is 3.0
+    distributions = entry.check_params(trial.params, f"{field}.params")
+    params = {  # 3 on a float parameter is 3.0
+        name: as_param_type(distributions[name], value) for name, value in trial.params.items()
+    }
     values = entry.outcome_values(trial.value, trial.values, trial.state, field)
     registry.limits.check_user_attrs(trial.user_attrs, f"{field}.user_attrs")
     for step, value in trial.intermediate_values.items():
@@ -71,10 +63,7 @@ def _to_frozen(
                                  "intermediate values must be finite")
     system_attrs: dict[str, Any] = {}
     if trial.constraints is not UNSET:
-        if trial.state == "fail":
-            raise invalid_params(f"{field}.constraints", "a failed trial takes no constraints")
-        if not all(math.isfinite(c) for c in trial.constraints):
-            raise invalid_params(f"{field}.constraints", "constraints must be finite")
+        entry.check_constraints(trial.constraints, trial.state, f"{field}.constraints")
         system_attrs = constraint_attrs(trial.constraints)
     try:
         return optuna.trial.create_trial(

@@ -20,9 +20,7 @@ def set_attrs(registry: StudyRegistry, params: SetAttrsParams) -> SetAttrsResult
         entry.set_user_attrs(params.user_attrs)
         return SetAttrsResult()
     entry = registry.trial_study(params.study, params.number)
-    trial = entry.trial(params.number)
-    if trial.state.is_finished():
-        raise entry.finished(trial)
+    trial = entry.unfinished_trial(params.number)
     registry.limits.check_user_attrs(params.user_attrs, field, trial.user_attrs)
     entry.set_user_attrs(params.user_attrs, trial)
     return SetAttrsResult()

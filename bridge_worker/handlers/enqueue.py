@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from bridge_worker.studies.registry import StudyRegistry
-from bridge_worker.studies.space import check_value
 from bridge_worker.studies.trial_guard import check_enqueue
 from bridge_worker.wire.dispatch import rpc_method
-from bridge_worker.wire.errors import invalid_params
 from bridge_worker.wire.schema import EnqueueParams, EnqueueResult
 
 
@@ -20,12 +18,7 @@ def enqueue(registry: StudyRegistry, params: EnqueueParams) -> EnqueueResult:
     """
     entry = registry.get(params.study)
     registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs")
-    for name, value in params.params.items():
-        field = f"$.params.params.{name}"
-        distribution = entry.distributions.get(name)
-        if distribution is None:
-            raise invalid_params(field, f"{name!r} is not in the study's search space")
-        check_value(distribution, value, field)
+    entry.check_params(params.params, "$.params.params")
     check_enqueue(entry.config.sampler, entry.distributions, params.params)
     registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs")
     before = entry.n_trials()
