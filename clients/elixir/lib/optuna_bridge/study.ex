@@ -18,7 +18,7 @@ defmodule OptunaBridge.Study do
   ## Contract
 
     * **Nothing deletes data implicitly.** Only `delete/1` and `stop(study, delete: true)` delete
-      the study; no exit reason does (`terminate/2` only ends the worker).
+      the study; no exit reason does (the process's `terminate/2` only ends the worker).
     * **Arguments are checked in the caller.** A bad value or an unknown option raises
       `ArgumentError` in the calling process; params are encoded to JSON there too. No user
       input reaches the study process in a form that can crash it.
@@ -27,11 +27,12 @@ defmodule OptunaBridge.Study do
       a separate `OptunaBridge.PortOwner`, so a worker that stops reading never blocks this
       process; `stop/2` kills a worker that does not exit in its grace period by OS pid.
     * **Supervision-friendly.** `start_link/3` returns at once; the worker is spawned and the
-      study created in `handle_continue/2`. Calls made meanwhile are queued (their timeouts
-      run). `await_ready/2` waits for the study to exist, or returns why it could not. What
-      needs no worker (the search space, the interpreter, one owner per study on a shared
-      worker) is checked by the start call itself: `{:error, %Error{}}`, no process. A study
-      the worker refuses (an existing name) stops the process with
+      study created by the process once started (its `handle_continue/2`). Calls made
+      meanwhile are queued (their timeouts run). `await_ready/2` waits for the study to exist,
+      or returns why it could not. What needs no worker (the search space, the interpreter,
+      one owner per study on a shared worker) is checked by the start call itself:
+      `{:error, %Error{}}`, no process. A study the worker refuses (an existing name) stops
+      the process with
       `{:shutdown, {:start_failed, error}}`; use `start/3` where that must not reach the caller.
     * **Crash recovery.** A worker that exits is restarted asynchronously with exponential
       backoff; at most `:max_restarts` restarts in `:restart_window` ms, then the process stops
@@ -64,8 +65,8 @@ defmodule OptunaBridge.Study do
 
   @doc """
   Starts the study process and returns at once; the worker is spawned and the study created
-  in `handle_continue/2`. Use `await_ready/2` to wait for it. Unknown or malformed options raise
-  `ArgumentError` here. See the module doc and the README for the options.
+  by the process once started. Use `await_ready/2` to wait for it. Unknown or malformed options
+  raise `ArgumentError` here. See the module doc and the README for the options.
   """
   @spec start_link(map() | keyword(), map() | keyword(), keyword()) :: GenServer.on_start()
   def start_link(study_config, search_space, opts \\ []) do

@@ -25,7 +25,7 @@ defmodule OptunaBridge.Study.Call do
 
   # The study answers `{:error, :timeout}` itself at the deadline; the call's own limit is a
   # backstop a margin later. Without `timeout:` the study's default applies (the caller cannot
-  # know it, so its backstop is the study's default at most `@call_margin` later, see init).
+  # know it, so its backstop is the study's default at most `@call_margin` later, see Study.Server.init_state/1).
   def do_call(study, message, timeout) do
     unless timeout == nil or (is_integer(timeout) and timeout >= 0),
       do: Wire.bad_option!(:timeout, timeout)
