@@ -36,7 +36,7 @@ defmodule OptunaBridge.OptimizeOrphansTest do
   end
 
   defp start(name, storage, dir, crash_at, opts \\ []) do
-    worker_args = TestSupport.storage_args(storage, Path.join(dir, "o.db"))
+    worker_args = TestSupport.storage_args(storage, dir, "o.db")
 
     marker = Path.join(dir, "crashed")
 

@@ -14,7 +14,7 @@ defmodule OptunaBridge.OptimizeRecoveryTest do
   @moduletag :tmp_dir
 
   defp start(name, storage, dir, opts \\ []) do
-    worker_args = TestSupport.storage_args(storage, Path.join(dir, "o.db"))
+    worker_args = TestSupport.storage_args(storage, dir, "o.db")
 
     config = %{name: name, sampler: %{type: "random", seed: 7}}
     opts = [worker_args: worker_args, restart_backoff: 10] ++ opts

@@ -35,7 +35,7 @@ defmodule OptunaBridge.StudyLifecycleTest do
     } do
       study =
         start("gone",
-          worker_args: TestSupport.storage_args(@storage, Path.join(dir, "l.db")),
+          worker_args: TestSupport.storage_args(@storage, dir, "l.db"),
           checkpoint_every: 1,
           restart_backoff: 10
         )

@@ -111,10 +111,10 @@ defmodule OptunaBridge.TestSupport do
     Enum.frequencies_by(trials, & &1.state)
   end
 
-  @doc "`worker_args:` of a worker on this storage: `:memory`, or `:sqlite` in the file `path`."
-  @spec storage_args(:memory | :sqlite, Path.t()) :: [String.t()]
-  def storage_args(:memory, _path), do: []
-  def storage_args(:sqlite, path), do: ["--storage", "sqlite:///" <> path]
+  @doc "`worker_args:` of a worker on this storage: `:memory`, or `:sqlite` in `dir`/`file`."
+  @spec storage_args(:memory | :sqlite, Path.t() | nil, String.t()) :: [String.t()]
+  def storage_args(:memory, _dir, _file), do: []
+  def storage_args(:sqlite, dir, file), do: ["--storage", "sqlite:///" <> Path.join(dir, file)]
 
   @doc "nil for an empty list (so `wait_until/2` goes on waiting), else the list."
   @spec nonempty(list()) :: list() | nil
