@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,16 @@ def test_readme_layout_has_one_row_per_subpackage() -> None:
     subpackages = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
     assert sorted(rows) == subpackages
     assert set(rows) <= set(MAY_IMPORT)
+
+
+def test_the_client_is_importable_from_the_package_and_only_on_first_use() -> None:
+    """``from bridge_worker import Worker`` works; the worker's own start never loads the client."""
+    probe = (
+        "import sys; import bridge_worker, bridge_worker.wiring, bridge_worker.__main__; "
+        "loaded = 'bridge_worker.client' in sys.modules; "
+        "from bridge_worker import Worker, WorkerError; "
+        "print(loaded, Worker.__module__, WorkerError.__name__)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.split() == ["False", "bridge_worker.client", "WorkerError"]
