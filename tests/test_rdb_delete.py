@@ -170,7 +170,7 @@ def _cut_then_finished(url: str) -> None:
     assert _counts(storage)["trials"] == 3 + rdb_delete.CHUNK + 5
     # the next worker (here: this process, as the deleter is no worker alive) finishes it
     after = StudyRegistry(StorageOptions(url=url))
-    assert [s.name for s in after.summaries()] == ["kept"]
+    assert [s.study for s in after.summaries()] == ["kept"]
     after.close()
     counts = _counts(storage)
     assert counts["studies"] == 1
@@ -242,6 +242,6 @@ def test_list_never_shows_a_study_being_deleted_with_part_of_its_trials(tmp_path
 
     rdb_storage.get_all_studies = listed_then_deleted  # type: ignore[method-assign]
     try:
-        assert [(s.name, s.n_trials) for s in lister.summaries()] == [("kept", 3)]
+        assert [(s.study, s.n_trials) for s in lister.summaries()] == [("kept", 3)]
     finally:
         lister.close()

@@ -29,7 +29,7 @@ def protocol_files() -> Traversable:
     try:
         return resources.files(PROTOCOL_PACKAGE)
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "protocol"
+        return Path(__file__).resolve().parents[2] / "protocol"
 
 
 def schema_bytes() -> bytes:
