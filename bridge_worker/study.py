@@ -79,6 +79,9 @@ class StudyEntry:
     that held nothing yet when it was loaded."""
     seen: SeenDistributions = field(default_factory=SeenDistributions)
     """Distributions its parameters were sampled from before (checked before an ask creates)."""
+    _directions: tuple[Direction, ...] = ()
+    """Read once (Optuna never changes a study's directions): every tell and report counts its
+    objectives, a storage read each time otherwise (a journal replays its log for it)."""
 
     # ---- what the study is --------------------------------------------------------------
 
@@ -96,11 +99,13 @@ class StudyEntry:
 
     @property
     def directions(self) -> list[Direction]:
-        return [direction_name(d) for d in self.study.directions]
+        if not self._directions:
+            self._directions = tuple(direction_name(d) for d in self.study.directions)
+        return list(self._directions)
 
     @property
     def n_objectives(self) -> int:
-        return len(self.study.directions)
+        return len(self._directions or self.directions)
 
     def outcome_values(
         self, value: float | UnsetType, values: list[float] | UnsetType | None, state: str,
@@ -146,6 +151,8 @@ class StudyEntry:
     def set_user_attrs(self, attrs: UserAttrs, trial: FrozenTrial | None = None) -> None:
         """Set user attrs of the study, or of ``trial`` (one of its trials; ``trial_finished``
         if it was finished meanwhile)."""
+        if not attrs:  # most tells carry none
+            return
         storage = self.storage
         if trial is None:
             for key, value in attrs.items():
@@ -261,8 +268,9 @@ class StudyEntry:
         trial_id = trial._trial_id
         with self._unless_finished(trial):
             self.set_user_attrs(user_attrs, trial)
-            for key, value in constraint_attrs(constraints or []).items():
-                storage.set_trial_system_attr(trial_id, key, value)
+            if constraints:
+                for key, value in constraint_attrs(constraints).items():
+                    storage.set_trial_system_attr(trial_id, key, value)
             try:
                 told_state, told_values, _ = _tell_with_warning(
                     self.study, trial.number, values, state=state, suppress_warning=True
