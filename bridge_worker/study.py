@@ -79,9 +79,6 @@ class StudyEntry:
     that held nothing yet when it was loaded."""
     seen: SeenDistributions = field(default_factory=SeenDistributions)
     """Distributions its parameters were sampled from before (checked before an ask creates)."""
-    _directions: tuple[Direction, ...] = ()
-    """Read once (Optuna never changes a study's directions): every tell and report counts its
-    objectives, a storage read each time otherwise (a journal replays its log for it)."""
 
     # ---- what the study is --------------------------------------------------------------
 
@@ -99,13 +96,11 @@ class StudyEntry:
 
     @property
     def directions(self) -> list[Direction]:
-        if not self._directions:
-            self._directions = tuple(direction_name(d) for d in self.study.directions)
-        return list(self._directions)
+        return [direction_name(d) for d in self.study.directions]
 
     @property
     def n_objectives(self) -> int:
-        return len(self._directions or self.directions)
+        return len(self.study.directions)
 
     def outcome_values(
         self, value: float | UnsetType, values: list[float] | UnsetType | None, state: str,
