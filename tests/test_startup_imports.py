@@ -56,3 +56,25 @@ def test_a_default_start_imports_nothing_it_does_not_need() -> None:
     assert "bridge_worker.registry" in worker  # the output was read
     assert _heavy(worker - optuna_own) == set()
 
+
+
+def test_garbage_collection_is_back_on_once_the_worker_serves() -> None:
+    """Start-up runs without collections (nothing it allocates is garbage); the worker that
+    serves frames collects again, with the start-up objects frozen out of full collections."""
+    code = (
+        "import atexit, gc, os, sys\n"
+        "atexit.register(lambda: os.write(2, b'GC %d %d\\n' % (gc.isenabled(), "
+        "gc.get_freeze_count())))\n"
+        "sys.argv = ['optuna-bridge', '--log-level', 'warning']\n"
+        "from bridge_worker.__main__ import main\n"
+        "sys.exit(main())\n"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", code], cwd=ROOT, input=b'{"id":1,"method":"ping"}\n',
+        capture_output=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith(b"GC ")]
+    enabled, frozen = map(int, line.split()[1:])
+    assert enabled == 1
+    assert frozen > 10_000
