@@ -146,6 +146,8 @@ class StudyEntry:
     def set_user_attrs(self, attrs: UserAttrs, trial: FrozenTrial | None = None) -> None:
         """Set user attrs of the study, or of ``trial`` (one of its trials; ``trial_finished``
         if it was finished meanwhile)."""
+        if not attrs:  # most tells carry none
+            return
         storage = self.storage
         if trial is None:
             for key, value in attrs.items():
@@ -261,8 +263,9 @@ class StudyEntry:
         trial_id = trial._trial_id
         with self._unless_finished(trial):
             self.set_user_attrs(user_attrs, trial)
-            for key, value in constraint_attrs(constraints or []).items():
-                storage.set_trial_system_attr(trial_id, key, value)
+            if constraints:
+                for key, value in constraint_attrs(constraints).items():
+                    storage.set_trial_system_attr(trial_id, key, value)
             try:
                 told_state, told_values, _ = _tell_with_warning(
                     self.study, trial.number, values, state=state, suppress_warning=True

@@ -15,6 +15,7 @@ import optuna
 import pytest
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 
+from bridge_worker.artifacts import ARTIFACTS_ATTR_PREFIX
 from bridge_worker.client import Worker, WorkerError
 from bridge_worker.storage import StorageHandle
 from bridge_worker.storage_options import StorageOptions
@@ -85,7 +86,8 @@ def test_our_format_is_optunas(tmp_path: Path) -> None:
     source.write_bytes(b"abc")
     theirs = optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(source),
                                               study_or_trial=study, mimetype="text/plain")
-    key = f"artifacts:{theirs}"
+    key = ARTIFACTS_ATTR_PREFIX + theirs
+    assert ARTIFACTS_ATTR_PREFIX == optuna.artifacts._upload.ARTIFACTS_ATTR_PREFIX
     raw = study._storage.get_study_system_attrs(study._study_id)[key]
     assert set(__import__("json").loads(raw)) == {"artifact_id", "filename", "mimetype",
                                                   "encoding"}
