@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import races
-import servers
 
 from bridge_worker.client import Worker
 from bridge_worker.rpc import Endpoint
-from bridge_worker.wiring import build_endpoint
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "protocol" / "examples"
-PYTHON = sys.executable
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from tests import races, servers
+from tests.helpers import make_endpoint
 
 
 @pytest.fixture
@@ -69,11 +61,6 @@ def url_of(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], st
         )
 
     return make
-
-
-def make_endpoint(storage: str = "memory") -> Endpoint:
-    """The worker's logic without any process or pipe."""
-    return build_endpoint(storage)
 
 
 @pytest.fixture
