@@ -9,6 +9,7 @@ then drives ``optuna-bridge`` and ``python -m bridge_worker`` from the new venv 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -68,10 +69,18 @@ def test_schema_subcommand_prints_the_committed_schema() -> None:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh venv holding the runtime part of the lock and the wheel built from this tree."""
     tmp = tmp_path_factory.mktemp("wheel")
-    dist, venv = tmp / "dist", tmp / "venv"
+    src, dist, venv = tmp / "src", tmp / "dist", tmp / "venv"
+    # Built from a copy of what the wheel is made of: setuptools writes build/ and *.egg-info
+    # into the tree it builds, where `make dist` (the Elixir stage, run alongside) removes them.
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    for folder in ("bridge_worker", "protocol"):
+        shutil.copytree(ROOT / folder, src / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "-w", str(dist), str(ROOT)],
+         "-w", str(dist), str(src)],
         check=True, timeout=300, cwd=tmp,
     )
     [wheel] = dist.glob("*.whl")
