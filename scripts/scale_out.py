@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--trials", type=int, default=100)
     args = parser.parse_args()
-    from tests.storage.test_grpc_proxy import start_proxy
+    from tests.servers import start_proxy
 
     for server in postgres_server():
         print("| shape | workers x trials | wall time | trials/s | numbers 0..N-1 once | "

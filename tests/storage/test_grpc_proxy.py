@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from bridge_worker.client import Worker, WorkerError
-from tests.servers import free_port
+from tests.servers import PROXY, free_port, start_proxy
 
 pytest.importorskip("grpc", reason="pip install 'optuna-bridge[grpc]'")
 
@@ -26,27 +25,6 @@ SPACE = {
     "x": {"type": "float", "low": -10.0, "high": 10.0},
     "y": {"type": "int", "low": -5, "high": 5},
 }
-
-
-PROXY = [sys.executable, "-m", "bridge_worker", "proxy"]
-
-
-def start_proxy(
-    storage: str, args: Sequence[str] = ("--host", "127.0.0.1", "--port", "0")
-) -> tuple[subprocess.Popen[bytes], int]:
-    """``optuna-bridge proxy`` on a free port, once it says it listens."""
-    proc = subprocess.Popen(
-        [*PROXY, "--storage", storage, "--log-level", "warning", *args],
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], 30)
-    if not ready:
-        proc.kill()
-        raise AssertionError("the proxy did not start within 30 s")
-    line = json.loads(proc.stdout.readline())
-    assert line["proxy"] == "ready" and line["storage"] == storage.split("+")[0].split(":")[0]
-    return proc, int(line["port"])
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def test_command_line_refuses_heartbeat_on_memory() -> None:
 
 
 def test_unreachable_database_gives_storage_error_and_the_worker_stays_up() -> None:
-    from servers import free_port
+    from tests.servers import free_port
 
     url = f"postgresql+psycopg2://bob:s3cret@127.0.0.1:{free_port()}/nothing"
     with Worker.spawn(url) as worker:

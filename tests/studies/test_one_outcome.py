@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -26,6 +27,26 @@ SHARED = ["sqlite", "journal", "postgresql", "redis"]
 
 def _name() -> str:
     return f"s-{uuid.uuid4().hex[:8]}"
+
+
+def _lose_to_the_lease_sweep(
+    w: Worker, study: str, meet: Path, method: str, params: dict[str, Any], paused: str,
+) -> dict[str, Any]:
+    """Ask a trial with a short lease, hold ``method`` of it at its write (race point ``paused``)
+    until the lease sweep has failed the trial, then let it go: its reply must be
+    ``trial_finished`` with the stored state ``fail``; returns that error's data."""
+    (trial,) = w.ask(study, lease_s=0.3)
+    sent = w.send(method, {"study": study, "number": trial.number, **params})
+    wait_until((meet / paused).exists, f"the {method} to reach its write")
+    wait_until((meet / "sweep-failed-1").exists, "the lease sweep to fail the trial")
+    (meet / "go").touch()
+    reply = w.receive()
+    assert reply.id == sent
+    assert reply.error is not UNSET, reply.result
+    assert reply.error.data["kind"] == "trial_finished"
+    assert reply.error.data["state"] == "fail"
+    data: dict[str, Any] = reply.error.data
+    return data
 
 
 @pytest.mark.parametrize("kind", SHARED)
@@ -61,7 +82,7 @@ def test_two_tells_through_the_grpc_proxy_have_one_winner(
     postgres_url: str, tmp_path: Path,
 ) -> None:
     pytest.importorskip("grpc")
-    from test_grpc_proxy import start_proxy
+    from tests.servers import start_proxy
 
     proc, port = start_proxy(postgres_url)
     try:
@@ -94,17 +115,8 @@ def test_a_tell_that_loses_to_the_lease_sweep_is_trial_finished_not_a_failed_suc
     meet = tmp_path / "meet"
     with racing_worker(url, meet, "finish_waits", "sweep_marks") as w:
         w.create(study, search_space=SPACE)
-        (trial,) = w.ask(study, lease_s=0.3)
-        sent = w.send("tell", {"study": study, "number": trial.number, "value": 0.5})
-        wait_until((meet / "finish-paused").exists, "the tell to reach its write")
-        wait_until((meet / "sweep-failed-1").exists, "the lease sweep to fail the trial")
-        (meet / "go").touch()
-        reply = w.receive()
-        assert reply.id == sent
-        assert reply.error is not UNSET, reply.result
-        assert reply.error.data["kind"] == "trial_finished"
-        assert reply.error.data["state"] == "fail"
-        assert reply.error.data["values"] is None
+        data = _lose_to_the_lease_sweep(w, study, meet, "tell", {"value": 0.5}, "finish-paused")
+        assert data["values"] is None
         (stored,) = w.trials(study)
         assert stored.state == "fail"
 
@@ -151,16 +163,7 @@ def test_report_and_set_attrs_of_a_trial_finished_meanwhile_are_trial_finished(
     extra = {"step": 1, "value": 0.5} if method == "report" else {"user_attrs": {"k": 1}}
     with racing_worker(url, meet, "write_waits", "sweep_marks") as w:
         w.create(study, search_space=SPACE)
-        (trial,) = w.ask(study, lease_s=0.3)
-        sent = w.send(method, {"study": study, "number": trial.number, **extra})
-        wait_until((meet / "write-paused").exists, f"the {method} to reach its write")
-        wait_until((meet / "sweep-failed-1").exists, "the lease sweep to fail the trial")
-        (meet / "go").touch()
-        reply = w.receive()
-        assert reply.id == sent
-        assert reply.error is not UNSET, reply.result
-        assert reply.error.data["kind"] == "trial_finished"
-        assert reply.error.data["state"] == "fail"
+        _lose_to_the_lease_sweep(w, study, meet, method, extra, "write-paused")
         (stored,) = w.trials(study)
         assert stored.state == "fail" and stored.user_attrs == {}
 
