@@ -50,8 +50,9 @@ typecheck: venv
 	$(BIN)/mypy
 
 # Test files run in parallel (pytest-xdist): the suite mostly waits on real worker processes and
-# servers, so 4 processes fit 2 cores; each file stays in one process (its fixtures and servers).
-PYTEST_PARALLEL ?= -n 4 --dist loadfile
+# servers, so 4 processes fit 2 cores; each file stays in one process (its fixtures and servers),
+# the longest files first (LONGEST_FIRST in tests/conftest.py).
+PYTEST_PARALLEL ?= -n 4 --dist loadfile --no-loadscope-reorder
 pytest: venv
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 

@@ -66,3 +66,30 @@ def url_of(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], st
 @pytest.fixture
 def endpoint() -> Endpoint:
     return make_endpoint()
+
+
+LONGEST_FIRST = (
+    "tests/studies/test_import_swap.py",
+    "tests/studies/test_one_outcome.py",
+    "tests/storage/test_crash_recovery.py",
+    "tests/studies/test_determinism.py",
+    "tests/storage/test_grpc_proxy.py",
+    "tests/packaging/test_packaging.py",
+    "tests/studies/test_snapshot.py",
+    "tests/io/test_process.py",
+    "tests/protocol/test_examples.py",
+    "tests/io/test_server_liveness.py",
+    "tests/storage/test_rdb_delete.py",
+    "tests/storage/test_shared_storage.py",
+    "tests/studies/test_copy_trials.py",
+    "tests/studies/test_plot.py",
+)
+"""The files that take longest (summed test time of one `make pytest`, longest first). With
+``--dist loadfile --no-loadscope-reorder`` (the Makefile) xdist hands out files in collection
+order, so these start first and no long file starts last and runs alone at the end; xdist's own
+order (most tests first) left the long files of few tests for the end."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
