@@ -47,7 +47,9 @@ def _apt_install(package: str) -> bool:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     update = subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
     install = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", package], env=env, capture_output=True
+        # Waits for the dpkg lock: the Elixir stage of `make test` may be installing meanwhile.
+        ["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=600", package],
+        env=env, capture_output=True,
     )
     return update.returncode == 0 and install.returncode == 0
 
