@@ -13,7 +13,7 @@ seconds is discarded (checked at every artifact frame; part files of dead worker
 timeout are removed at start-up).
 
 This module is the one place that knows Optuna's artifact attr format (``ARTIFACTS_ATTR_PREFIX``,
-``ArtifactMeta``); ``tests/test_artifacts.py`` pins it against ``upload_artifact`` itself.
+``ArtifactMeta``); ``tests/studies/test_artifacts.py`` pins it against ``upload_artifact`` itself.
 """
 
 from __future__ import annotations

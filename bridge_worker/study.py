@@ -4,7 +4,8 @@ touches Optuna's private API on their behalf.
 Handlers read like the protocol (decode, call one method here, return a result struct); every
 private Optuna name they need (``Study._storage``, ``_study_id``, ``Trial._trial_id``,
 ``_suggest``, ``_fixed_params``, ``_tell_with_warning``, ``_CONSTRAINTS_KEY``) is used here, so an
-Optuna upgrade that moves one is fixed in this file. ``tests/test_handler_boundaries.py`` fails if
+Optuna upgrade that moves one is fixed in this file.
+``tests/protocol/test_handler_boundaries.py`` fails if
 a handler names a private Optuna attribute or imports another handler.
 """
 
