@@ -40,9 +40,9 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
+from bridge_worker.handlers import ALL
 from bridge_worker.wire.dispatch import build_methods
 from bridge_worker.wire.errors import ErrorKind
-from bridge_worker.handlers import ALL
 
 ROOT = Path(__file__).resolve().parent.parent
 

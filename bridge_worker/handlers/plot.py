@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from msgspec import UNSET, Raw
 
+from bridge_worker.studies.registry import StudyRegistry
 from bridge_worker.wire.dispatch import rpc_method
 from bridge_worker.wire.errors import BridgeError, ErrorKind
-from bridge_worker.studies.registry import StudyRegistry
 from bridge_worker.wire.schema import PlotParams, PlotResult
 
 REPLY_OVERHEAD = 1024
@@ -19,7 +19,9 @@ def plot(registry: StudyRegistry, params: PlotParams) -> PlotResult:
     more panels than ``--max-plot-panels`` is refused; the drawing runs in its own process under
     ``--max-plot-seconds`` and ``--max-plot-memory-mib``; a figure whose reply would not fit in
     ``--max-frame-bytes`` is ``limit_exceeded``."""
-    from bridge_worker.studies import figures  # its sandbox and Optuna's plotting: on the first plot
+    from bridge_worker.studies import (
+        figures,  # its sandbox and Optuna's plotting: on the first plot
+    )
 
     entry = registry.get(params.study)
     n_trials = entry.n_trials()

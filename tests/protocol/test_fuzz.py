@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bridge_worker.handlers import ALL
 from bridge_worker.wire.dispatch import build_methods
 from bridge_worker.wire.errors import ErrorKind
-from bridge_worker.handlers import ALL
 from scripts import fuzz
 from tests.helpers import make_endpoint
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from bridge_worker.wire import schema
-
 from bridge_worker import schema_export
-from bridge_worker.wire.dispatch import build_methods
 from bridge_worker.handlers import ALL
 from bridge_worker.schema_export import SCHEMA_FILE, build_document, render
+from bridge_worker.wire import schema
+from bridge_worker.wire.dispatch import build_methods
 from tests.helpers import ROOT
 
 

@@ -18,11 +18,11 @@ import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
 
-from bridge_worker.storage import _rdb as rdb_delete
 from bridge_worker.client import Worker
+from bridge_worker.storage import _rdb as rdb_delete
 from bridge_worker.storage.identity import read_identity
-from bridge_worker.studies.registry import StudyRegistry
 from bridge_worker.storage.options import StorageOptions
+from bridge_worker.studies.registry import StudyRegistry
 from tests.helpers import grow_sqlite_study
 
 N_TRIALS = 3000

@@ -15,10 +15,10 @@ import optuna
 import pytest
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 
-from bridge_worker.studies.artifacts import ARTIFACTS_ATTR_PREFIX
 from bridge_worker.client import Worker, WorkerError
 from bridge_worker.storage.handle import StorageHandle
 from bridge_worker.storage.options import StorageOptions
+from bridge_worker.studies.artifacts import ARTIFACTS_ATTR_PREFIX
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 

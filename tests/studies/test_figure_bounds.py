@@ -1,5 +1,6 @@
 """No figure can crash or stall the worker: its cost is checked before drawing, and the drawing
-runs in a child process with its own memory and time limits (``bridge_worker.studies.figure_sandbox``)."""
+runs in a child process with its own memory and time limits
+(``bridge_worker.studies.figure_sandbox``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bridge_worker.studies import figure_sandbox
 from bridge_worker.client import SPIN_US, Worker, WorkerError
+from bridge_worker.studies import figure_sandbox
 from bridge_worker.wire.errors import BridgeError, ErrorKind, invalid_params
 from tests.helpers import PYTHON
 

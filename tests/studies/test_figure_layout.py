@@ -1,5 +1,6 @@
 """Every figure kind, drawn at the default size, can be read: nothing outside the canvas, no tick
-labels on top of each other, a timeline's ticks distinct (``bridge_worker.studies.figure_layout``)."""
+labels on top of each other, a timeline's ticks distinct
+(``bridge_worker.studies.figure_layout``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""What keeps figures fast (``bridge_worker.studies.figures``): the drawing process reads the trials as
-stored, and the grid figures are laid out without constrained layout's repeated measuring."""
+"""What keeps figures fast (``bridge_worker.studies.figures``): the drawing process reads the trials
+as stored, and the grid figures are laid out without constrained layout's repeated measuring."""
 
 from __future__ import annotations
 
