@@ -108,16 +108,18 @@ def _panel(
     zmap = dict(zip(zip(_nearest(xi, xs), _nearest(yi, ys), strict=True),
                     (z for _, _, z in shown), strict=True))
     zi = interpolate(zmap, GRID, solved)
-    ax.contour(xi, yi, zi, LEVELS, linewidths=0.5, colors="k", rasterized=True)
-    filled = ax.contourf(xi, yi, zi, LEVELS, cmap=cmap, rasterized=True)
+    # The filled levels' edges are the contour lines: no second contour set to build and draw.
+    filled = ax.contourf(xi, yi, zi, LEVELS, cmap=cmap, rasterized=True,
+                         edgecolors=(0.0, 0.0, 0.0, 0.5), antialiased=True)
+    filled.set_linewidth(0.4)
     constraints = info.constraints or [True] * len(xaxis.values)
     feasible = [c for x, y, c in zip(xaxis.values, yaxis.values, constraints, strict=True)
                 if x is not None and y is not None]
     for ok, color in ((True, "black"), (False, "#cccccc")):
         keep = np.array([c == ok for c in feasible], dtype=bool)
         if keep.any():
-            ax.scatter(xs[keep], ys[keep], marker="o", c=color, s=20, edgecolors="grey",
-                       linewidth=2.0, rasterized=True)
+            ax.scatter(xs[keep], ys[keep], marker="o", c=color, s=12, edgecolors="grey",
+                       linewidth=1.0, rasterized=True)
     return filled
 
 
