@@ -141,3 +141,14 @@ def test_a_contour_costs_a_few_history_figures(thousand: optuna.Study) -> None:
             draw()
             best[name] = min(best[name], time.process_time() - started)
     assert best["contour"] <= 4 * best["history"], best
+
+
+@pytest.mark.parametrize("kind", ["slice", "rank", "contour"])
+def test_an_svg_draws_its_crowds_of_dots_as_images(thousand: optuna.Study, kind: str) -> None:
+    """A thousand vector dots a panel were most of a slice's or rank's ~0.7 MiB SVG (and the
+    contour's surfaces, 1.7 MiB): they are images; texts and axes stay vectors."""
+    svg = _drawing(thousand, kind, "svg")()
+    assert svg.count(b"<image") >= 1
+    assert svg.count(b"<use") < 1000  # a vector scatter is one <use> a dot (4000 here)
+    assert svg.count(b"<text") + svg.count(b"<g id=\"text_") > 10
+    assert len(svg) < 500 * 1024
