@@ -377,6 +377,23 @@ def _preload(request: FigureRequest) -> None:
         importlib.import_module("scipy.sparse.linalg")
 
 
+SVG_CROWD = 100
+"""Dots of one scatter above which an SVG draws it as an image: a thousand vector dots in each
+panel of a slice or rank figure were most of their ~0.7 MiB SVGs."""
+
+
+def _rasterize_crowds(figure: Any) -> None:
+    """In an SVG, draw every scatter of more than ``SVG_CROWD`` dots as pixels (at the figure's
+    resolution) and keep texts, axes and lines as vectors (lines across a whole figure, as
+    parallel coordinates', are smaller as vectors)."""
+    from matplotlib.collections import PathCollection
+
+    for ax in figure.axes:
+        for artist in ax.get_children():
+            if isinstance(artist, PathCollection) and len(artist.get_offsets()) > SVG_CROWD:
+                artist.set_rasterized(True)
+
+
 @functools.cache
 def _warm_up() -> None:
     """Draw one small figure here, once: the fonts it loads, the lookups it caches and the
@@ -426,6 +443,8 @@ def _print(figure: Any, format: PlotFormat) -> bytes:
     # deferred: matplotlib is an optional extra (``plots``); _preload imported the backend
     if format == "svg":
         from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+        _rasterize_crowds(figure)
 
         FigureCanvasSVG(figure).print_svg(  # type: ignore[no-untyped-call]
             out, metadata={"Date": None})
