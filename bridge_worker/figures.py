@@ -390,7 +390,7 @@ def _rasterize_crowds(figure: Any) -> None:
 
     for ax in figure.axes:
         for artist in ax.get_children():
-            if isinstance(artist, PathCollection) and len(artist.get_offsets()) > SVG_CROWD:
+            if isinstance(artist, PathCollection) and len(artist.get_offsets()) > SVG_CROWD:  # type: ignore[arg-type]
                 artist.set_rasterized(True)
 
 
