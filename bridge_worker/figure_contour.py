@@ -5,9 +5,11 @@ it interpolates each panel on a 100 x 100 grid with a system built cell by cell 
 draws 15 contour lines and 15 filled levels per panel, and measures every panel while laying
 out. This module draws the same figure (the same data, axes, colours and dots, from Optuna's
 ``_get_contour_info``) with one interpolation per pair of parameters on a coarse grid, solved
-with numpy and scipy and shared with the mirrored panel, fewer levels, and the heavy artists
-rasterized in SVG (vector polygons of every level made a 1 MiB SVG). It knows nothing of the
-protocol; :mod:`bridge_worker.figures` calls it and lays the figure out.
+with numpy and scipy and shared with the mirrored panel, fewer levels whose edges are the level
+lines (one contour set a panel, not two), no ticks on the inner panels (ticks were most of the
+grid's cost), and the surfaces and dots rasterized in SVG (vector polygons of every level made a
+1.7 MiB SVG). It knows nothing of the protocol; :mod:`bridge_worker.figures` calls it and
+:mod:`bridge_worker.figure_layout` lays the figure out.
 """
 
 from __future__ import annotations
