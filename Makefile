@@ -50,8 +50,9 @@ typecheck: venv
 	$(BIN)/mypy
 
 # Test files run in parallel (pytest-xdist): the suite mostly waits on real worker processes and
-# servers, so 4 processes fit 2 cores; each file stays in one process (its fixtures and servers).
-PYTEST_PARALLEL ?= -n 4 --dist loadfile
+# servers, so 4 processes fit 2 cores; each file stays in one process (its fixtures and servers),
+# the longest files first (LONGEST_FIRST in tests/conftest.py).
+PYTEST_PARALLEL ?= -n 4 --dist loadfile --no-loadscope-reorder
 pytest: venv
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
@@ -101,8 +102,9 @@ soak: venv
 # a test that only passes on an idle machine fails here. `make test-stress` runs everything;
 # `make test-stress-ci` the timing-sensitive subset below, which .ci/run runs after `make test`.
 STRESS_ROUNDS ?= 3
-STRESS_PYTEST_CI := tests/test_server_liveness.py tests/test_leases.py tests/test_parent_watch.py \
-	tests/test_faults.py tests/test_process.py tests/test_log_sink.py tests/test_client_deadlines.py
+STRESS_PYTEST_CI := tests/io/test_server_liveness.py tests/io/test_parent_watch.py tests/io/test_faults.py \
+	tests/io/test_process.py tests/io/test_log_sink.py tests/studies/test_leases.py \
+	tests/client/test_client_deadlines.py
 STRESS_MIX_CI := test/optuna_bridge/optimize_test.exs test/optuna_bridge/recovery_test.exs \
 	test/optuna_bridge/shared_worker_test.exs test/optuna_bridge/supervision_test.exs
 test-stress: venv

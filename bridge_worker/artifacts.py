@@ -13,7 +13,7 @@ seconds is discarded (checked at every artifact frame; part files of dead worker
 timeout are removed at start-up).
 
 This module is the one place that knows Optuna's artifact attr format (``ARTIFACTS_ATTR_PREFIX``,
-``ArtifactMeta``); ``tests/test_artifacts.py`` pins it against ``upload_artifact`` itself.
+``ArtifactMeta``); ``tests/studies/test_artifacts.py`` pins it against ``upload_artifact`` itself.
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX, ArtifactMeta
 from optuna.trial import FrozenTrial
 
 from bridge_worker.artifact_options import ArtifactOptions
 from bridge_worker.errors import BridgeError, ErrorKind, invalid_params
 
+ARTIFACTS_ATTR_PREFIX = "artifacts:"
+"""Optuna's system attr prefix for an artifact's meta (``optuna.artifacts._upload``; pinned by
+``tests/studies/test_artifacts.py``): a constant here so a worker that never stores an artifact
+does not import ``optuna.artifacts`` and its cloud back-ends at start."""
 UPLOADS = ".optuna-bridge-uploads"
 CHECKSUM_ATTR_PREFIX = "optuna_bridge:artifact:"
 """System attr (next to Optuna's meta) holding ``{"sha256", "size"}`` of an artifact."""
@@ -129,6 +132,8 @@ class ArtifactKeeper:
                                  "was stored", reason="sha256_mismatch", sha256=digest)
         artifact_id = str(uuid.uuid4())
         os.replace(upload.path, directory / artifact_id)  # complete before it is named
+        from optuna.artifacts._upload import ArtifactMeta
+
         meta = ArtifactMeta(artifact_id=artifact_id, filename=name, mimetype=content_type,
                             encoding=None)
         record = {ARTIFACTS_ATTR_PREFIX + artifact_id: json.dumps(dataclasses.asdict(meta)),

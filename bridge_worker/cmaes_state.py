@@ -7,7 +7,8 @@ therefore run code in every worker that next asks the study. Here the same bytes
 unpickler that can only build what the ``cmaes`` package's optimizers consist of (their classes,
 numpy arrays, dtypes and scalars); anything else is refused, logged (``cmaes_state_refused``),
 and that trial's state is skipped as if it had none (the sampler then uses an older saved state,
-or starts afresh). Checked by ``tests/test_cmaes_state.py`` with a pickle that would run code.
+or starts afresh). Checked by
+``tests/studies/test_cmaes_state.py`` with a pickle that would run code.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The command line, read and checked into a frozen :class:`WorkerConfig`.
 
 Everything a frame may not choose (storage, file paths, limits) is chosen here by the operator.
-This module imports neither Optuna nor numpy (``tests/test_config.py`` checks it), so
+This module imports neither Optuna nor numpy (``tests/io/test_config.py`` checks it), so
 ``optuna-bridge --help`` and a bad flag answer at once, before the worker's heavy imports.
 """
 

@@ -5,7 +5,7 @@ Optuna's matplotlib figures are laid out for an interactive window: legends sit 
 axes (cut off in a saved image), a grid of contour panels crowds its tick labels, and a timeline
 labels every tick with the same second when the trials took milliseconds. This module fixes a
 built figure in place; it knows nothing of Optuna or of the protocol, and
-``tests/test_figure_layout.py`` checks its promise on every kind of figure.
+``tests/studies/test_figure_layout.py`` checks its promise on every kind of figure.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """msgspec's validation messages turned into ``invalid_params`` replies that say how to fix them.
 
 This is the one module that reads msgspec's English messages (``Object contains unknown field
-`x` - at `$.sampler```, ``Expected `int` <= 64``, ...). ``tests/test_param_errors.py`` pins those
+`x` - at `$.sampler```, ``Expected `int` <= 64``, ...).
+``tests/protocol/test_param_errors.py`` pins those
 formats against the installed msgspec, so an upgrade that rewords them fails there and nowhere else.
 
 msgspec says *where* a request went wrong (``$.sampler``, ``$.search_space[...]``); the helpers

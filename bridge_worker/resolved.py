@@ -13,7 +13,8 @@ What is resolved: options with a JSON value the wire spec can hold. Left out: se
 "unseeded", which a value would change), options whose default is an object or ``None`` (an
 independent sampler, a crossover, ``x0``), and TPE's options Optuna 4.9 deprecated (passing them
 warns, and Optuna 6 removes them). Reading the built objects touches private attributes
-(``_<option>``); this module is the one place that does, and ``tests/test_resolved_options.py``
+(``_<option>``); this module is the one place that does, and
+``tests/studies/test_resolved_options.py``
 pins it for every sampler and pruner type.
 """
 

@@ -134,6 +134,10 @@ def stopped_study(
 
 
 def stopped_entry(entry: StudyEntry) -> Stopped | None:
+    """Checked by every ask and tell: a study without rules costs one attribute test (not its
+    directions, a storage read)."""
+    if rules_of(entry.config) is None:
+        return None
     return stopped_study(
         entry.config, entry.directions, lambda: entry.study.get_trials(deepcopy=False)
     )

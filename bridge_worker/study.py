@@ -4,7 +4,8 @@ touches Optuna's private API on their behalf.
 Handlers read like the protocol (decode, call one method here, return a result struct); every
 private Optuna name they need (``Study._storage``, ``_study_id``, ``Trial._trial_id``,
 ``_suggest``, ``_fixed_params``, ``_tell_with_warning``, ``_CONSTRAINTS_KEY``) is used here, so an
-Optuna upgrade that moves one is fixed in this file. ``tests/test_handler_boundaries.py`` fails if
+Optuna upgrade that moves one is fixed in this file.
+``tests/protocol/test_handler_boundaries.py`` fails if
 a handler names a private Optuna attribute or imports another handler.
 """
 
@@ -146,6 +147,8 @@ class StudyEntry:
     def set_user_attrs(self, attrs: UserAttrs, trial: FrozenTrial | None = None) -> None:
         """Set user attrs of the study, or of ``trial`` (one of its trials; ``trial_finished``
         if it was finished meanwhile)."""
+        if not attrs:  # most tells carry none
+            return
         storage = self.storage
         if trial is None:
             for key, value in attrs.items():
@@ -261,8 +264,9 @@ class StudyEntry:
         trial_id = trial._trial_id
         with self._unless_finished(trial):
             self.set_user_attrs(user_attrs, trial)
-            for key, value in constraint_attrs(constraints or []).items():
-                storage.set_trial_system_attr(trial_id, key, value)
+            if constraints:
+                for key, value in constraint_attrs(constraints).items():
+                    storage.set_trial_system_attr(trial_id, key, value)
             try:
                 told_state, told_values, _ = _tell_with_warning(
                     self.study, trial.number, values, state=state, suppress_warning=True

@@ -13,7 +13,9 @@ command -v dialyzer >/dev/null 2>&1 || need_apt+=(erlang-dialyzer)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "elixir-test: installing ${need_apt[*]} with apt-get" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    # DPkg::Lock::Timeout: the Python suite, run alongside, may be installing its servers.
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      -o DPkg::Lock::Timeout=600 "${need_apt[@]}" >/dev/null
   elif [ "${CI:-}" = true ]; then
     echo "elixir-test: ${need_apt[*]} not found and cannot install (not root)" >&2
     exit 1

@@ -18,7 +18,7 @@ valid study's replies are right, RSS stays bounded, and the worker is alive at t
     make fuzz FUZZ_ARGS="--frames 20000 --seed 3 --framing packet4"
 
 Inputs of bugs the fuzzer found earlier (``FOUND_BUGS``, each also a regression test in
-``tests/test_fuzz.py``) stay in the mix as the ``regression`` category.
+``tests/protocol/test_fuzz.py``) stay in the mix as the ``regression`` category.
 """
 
 from __future__ import annotations
@@ -40,13 +40,11 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bridge_worker.dispatch import build_methods
+from bridge_worker.errors import ErrorKind
+from bridge_worker.handlers import ALL
 
-from bridge_worker.dispatch import build_methods  # noqa: E402
-from bridge_worker.errors import ErrorKind  # noqa: E402
-from bridge_worker.handlers import ALL  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 CODES = {k.kind: k.code for k in ErrorKind}
 NON_INTERNAL = frozenset(CODES) - {"internal_error"}
@@ -795,7 +793,7 @@ def run(frames: int = 100_000, seed: int = 0, framing: str = "line",
         [python, "-m", "bridge_worker", "--framing", framing, "--log-level", "warning",
          "--max-frame-bytes", str(max_frame_bytes),
          # Small frames in, but replies as large as a valid frame makes them: the reply limit
-         # has its own tests (tests/test_reply_limit.py), the fuzzer judges input handling.
+         # has its own tests (tests/protocol/test_reply_limit.py), the fuzzer judges input handling.
          "--max-reply-bytes", str(16 * 1024 * 1024)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
     )

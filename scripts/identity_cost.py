@@ -6,7 +6,7 @@ the check alone (``read_identity``), and a ``best`` frame and a Random ``ask`` +
 through the endpoint with the check on and with it switched off, so the difference is what the
 check adds to a real frame.
 
-    .venv/bin/python scripts/identity_cost.py [--repeats 500] [--storages sqlite,journal,postgresql]
+    .venv/bin/python -m scripts.identity_cost [--repeats 500] [--storages sqlite,journal,postgresql]
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 
 import orjson
-from storages import throwaway_storages
 
 from bridge_worker import registry as registry_module
 from bridge_worker.identity import read_identity
 from bridge_worker.storage_options import StorageOptions
 from bridge_worker.wiring import build_endpoint
+from scripts.storages import throwaway_storages
 
 SPACE = {"x": {"type": "float", "low": 0, "high": 1}}
 

@@ -8,7 +8,7 @@ how long the import took, how many polls saw neither, and the window: from the r
 last ``old`` to the last ``neither`` (0 when no poll saw neither; the poll period bounds what a
 window shorter than one poll could hide).
 
-    .venv/bin/python scripts/import_window.py [--trials 300] [--storages sqlite,journal,postgresql]
+    .venv/bin/python -m scripts.import_window [--trials 300] [--storages sqlite,journal,postgresql]
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ import statistics
 import threading
 import time
 
-from storages import throwaway_storages
-
 from bridge_worker.client import Worker, WorkerError
+from scripts.storages import throwaway_storages
 
 
 def snapshot(n_trials: int, value: float) -> dict[str, object]:

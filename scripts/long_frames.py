@@ -1,7 +1,7 @@
 """How long the longest frames take on SQLite at the default limits, and how soon SIGTERM ends a
 worker in the middle of one (README, "Long frames and stop signals").
 
-    .venv/bin/python scripts/long_frames.py [--import-trials N] [--studies N] [--delete-trials N]
+    .venv/bin/python -m scripts.long_frames [--import-trials N] [--studies N] [--delete-trials N]
         [--only-delete]
 
 Each case runs a fresh worker on a fresh SQLite file. Wall times on a shared machine are noisy;
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -20,14 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from msgspec import UnsetType
 
-from msgspec import UnsetType  # noqa: E402
-
-from bridge_worker.client import Worker, WorkerError  # noqa: E402
-from bridge_worker.config import SQL_MAX_ADD_VALUES  # noqa: E402
+from bridge_worker.client import Worker, WorkerError
+from bridge_worker.config import SQL_MAX_ADD_VALUES
+from tests.helpers import grow_sqlite_study
 
 
 def space(params: int) -> dict[str, Any]:
@@ -62,34 +58,6 @@ def sigterm_during(url: str, method: str, params: dict[str, Any], args: list[str
         worker.close()
 
 
-def grow(db: Path, study: str, n: int) -> None:
-    """Make the study hold ``n`` trials by copying its first trial's rows with plain SQL (through
-    the worker a 25,600-trial study would take about 15 minutes to store)."""
-    con = sqlite3.connect(db)
-    try:
-        (study_id,) = con.execute(
-            "SELECT study_id FROM studies WHERE study_name = ?", (study,)).fetchone()
-        template, top = con.execute(
-            "SELECT min(trial_id), max(number) FROM trials WHERE study_id = ?", (study_id,)
-        ).fetchone()
-        for k in range(1, n - top):
-            new = con.execute(
-                "INSERT INTO trials (number, study_id, state, datetime_start, datetime_complete)"
-                " SELECT ?, study_id, state, datetime_start, datetime_complete FROM trials"
-                " WHERE trial_id = ?", (top + k, template)).lastrowid
-            for table, columns in (
-                ("trial_params", "param_name, param_value, distribution_json"),
-                ("trial_values", "objective, value, value_type"),
-                ("trial_user_attributes", "key, value_json"),
-                ("trial_system_attributes", "key, value_json"),
-            ):
-                con.execute(f"INSERT INTO {table} (trial_id, {columns}) SELECT ?, {columns}"
-                            f" FROM {table} WHERE trial_id = ?", (new, template))
-        con.commit()
-    finally:
-        con.close()
-
-
 def delete_case(db: Path, n: int) -> None:
     """``delete`` of an n-trial study, and the longest another worker on the file waited for an
     ask + tell + list meanwhile."""
@@ -98,7 +66,7 @@ def delete_case(db: Path, n: int) -> None:
         maker.create("big", search_space=space(1))
         maker.add_trials("big", [{"params": {"p0": 0.5}, "value": 1.0, "user_attrs": {"u": 1}}])
         maker.create("small", search_space=space(1))
-    grow(db, "big", n)
+    grow_sqlite_study(db, "big", n)
     with Worker.spawn(url, timeout=None) as deleter, Worker.spawn(url, timeout=None) as other:
         deleter.list_studies()
         done = threading.Event()

@@ -8,24 +8,18 @@ For each: wall time of N x M Random-sampler ask/tell trials on one shared study,
 whether every trial number 0..N*M-1 is there exactly once, and the most database connections seen
 while it ran (``pg_stat_activity``).
 
-    .venv/bin/python scripts/scale_out.py --workers 4 --trials 100
+    .venv/bin/python -m scripts.scale_out --workers 4 --trials 100
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from servers import postgres_server  # noqa: E402
-
-from bridge_worker.client import Worker  # noqa: E402
+from bridge_worker.client import Worker
+from tests.servers import postgres_server
 
 SPACE = {"x": {"type": "float", "low": -10.0, "high": 10.0}, "y": {"type": "int", "low": -5,
                                                                    "high": 5}}
@@ -100,7 +94,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--trials", type=int, default=100)
     args = parser.parse_args()
-    from test_grpc_proxy import start_proxy
+    from tests.servers import start_proxy
 
     for server in postgres_server():
         print("| shape | workers x trials | wall time | trials/s | numbers 0..N-1 once | "

@@ -7,17 +7,13 @@ import contextlib
 import sys
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
 def throwaway_storages(kinds: list[str]) -> Iterator[dict[str, str]]:
     """A fresh URL per kind (``sqlite``, ``journal``, ``postgresql``); PostgreSQL is left out,
     with a note on stderr, when it is not installed."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import servers
+    from tests import servers
 
     with tempfile.TemporaryDirectory() as tmp:
         urls: dict[str, str] = {}

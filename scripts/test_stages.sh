@@ -1,18 +1,34 @@
 #!/usr/bin/env bash
-# Runs each stage of `make test` even when an earlier one fails, so one red stage never hides
-# another; prints one summary line per stage and exits non-zero if any stage failed.
+# The stages of `make test`, all at the same time: they are independent (the Python suite and the
+# Elixir suite mostly wait on real workers and servers, so together they take about as long as
+# the longer one). Each stage's output goes to build/test-logs/STAGE.log and is printed whole when
+# the stage ends, so outputs never interleave; then one summary line per stage, in the order
+# given, and the verdict. Every stage runs even when another fails.
 # Usage: test_stages.sh "<make command>" stage...
 set -uo pipefail
+here=$(dirname "$0")
+# shellcheck source=scripts/stages.sh
+source "$here/stages.sh"
 make_cmd=$1
 shift
-summary=()
-failed=0
+logs=build/test-logs
+mkdir -p "$logs"
+declare -A stage_of=()
+lines=()
 for stage in "$@"; do
-  start=$SECONDS
-  if $make_cmd "$stage"; then verdict=ok; else verdict=FAILED; failed=1; fi
-  summary+=("$(printf 'stage %-12s %-6s %4d s' "$stage" "$verdict" $((SECONDS - start)))")
+  rm -f "$logs/$stage.log" "$logs/$stage.line"
+  lines+=("$logs/$stage.line")
+  # shellcheck disable=SC2086
+  timed "$logs/$stage.line" "stage $stage" $make_cmd "$stage" >"$logs/$stage.log" 2>&1 &
+  stage_of[$!]=$stage
+  echo "stage $stage: started (output in $logs/$stage.log)"
 done
-echo
-printf '%s\n' "${summary[@]}"
-if [ "$failed" = 0 ]; then echo "make test: every stage passed"; else echo "make test: FAILED"; fi
-exit "$failed"
+while [ ${#stage_of[@]} -gt 0 ]; do
+  wait -n -p done_pid "${!stage_of[@]}"
+  stage=${stage_of[$done_pid]}
+  unset "stage_of[$done_pid]"
+  echo
+  echo "===== stage $stage: $(cat "$logs/$stage.line" | awk '{print $3}') ====="
+  cat "$logs/$stage.log"
+done
+summarize "make test" "every stage passed" "${lines[@]}"

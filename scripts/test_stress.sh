@@ -12,24 +12,18 @@ mix_args=${3:-}
 venv=${VENV:-.venv}
 "$venv/bin/python" scripts/cpu_hog.py &
 hog=$!
-trap 'kill $hog 2>/dev/null; wait $hog 2>/dev/null' EXIT
-failed=0
-summary=()
+# shellcheck source=scripts/stages.sh
+source scripts/stages.sh
+summary=$(mktemp)
+trap 'kill $hog 2>/dev/null; wait $hog 2>/dev/null; rm -f "$summary"' EXIT
 for round in $(seq 1 "$rounds"); do
   if [ "$pytest_args" != "-" ]; then
-    start=$SECONDS
     # shellcheck disable=SC2086
-    if "$venv/bin/python" -m pytest -q -p no:cacheprovider $pytest_args; then v=ok; else v=FAILED; failed=1; fi
-    summary+=("$(printf 'round %d pytest %-6s %4d s' "$round" "$v" $((SECONDS - start)))")
+    timed "$summary" "round $round pytest" "$venv/bin/python" -m pytest -q -p no:cacheprovider $pytest_args
   fi
   if [ "$mix_args" != "-" ]; then
-    start=$SECONDS
     # shellcheck disable=SC2086
-    if VENV=$venv bash scripts/elixir_test.sh $mix_args; then v=ok; else v=FAILED; failed=1; fi
-    summary+=("$(printf 'round %d elixir %-6s %4d s' "$round" "$v" $((SECONDS - start)))")
+    timed "$summary" "round $round elixir" env VENV="$venv" bash scripts/elixir_test.sh $mix_args
   fi
 done
-echo
-printf '%s\n' "${summary[@]}"
-if [ "$failed" = 0 ]; then echo "test-stress: every round passed under load"; else echo "test-stress: FAILED"; fi
-exit "$failed"
+summarize test-stress "every round passed under load" "$summary"

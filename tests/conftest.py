@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import races
-import servers
 
 from bridge_worker.client import Worker
 from bridge_worker.rpc import Endpoint
-from bridge_worker.wiring import build_endpoint
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "protocol" / "examples"
-PYTHON = sys.executable
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from tests import races, servers
+from tests.helpers import make_endpoint
 
 
 @pytest.fixture
@@ -71,11 +63,33 @@ def url_of(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], st
     return make
 
 
-def make_endpoint(storage: str = "memory") -> Endpoint:
-    """The worker's logic without any process or pipe."""
-    return build_endpoint(storage)
-
-
 @pytest.fixture
 def endpoint() -> Endpoint:
     return make_endpoint()
+
+
+LONGEST_FIRST = (
+    "tests/studies/test_import_swap.py",
+    "tests/studies/test_one_outcome.py",
+    "tests/storage/test_crash_recovery.py",
+    "tests/studies/test_determinism.py",
+    "tests/storage/test_grpc_proxy.py",
+    "tests/install/test_packaging.py",
+    "tests/studies/test_snapshot.py",
+    "tests/io/test_process.py",
+    "tests/protocol/test_examples.py",
+    "tests/io/test_server_liveness.py",
+    "tests/storage/test_rdb_delete.py",
+    "tests/storage/test_shared_storage.py",
+    "tests/studies/test_copy_trials.py",
+    "tests/studies/test_plot.py",
+)
+"""The files that take longest (summed test time of one `make pytest`, longest first). With
+``--dist loadfile --no-loadscope-reorder`` (the Makefile) xdist hands out files in collection
+order, so these start first and no long file starts last and runs alone at the end; xdist's own
+order (most tests first) left the long files of few tests for the end."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

@@ -1,4 +1,5 @@
-"""Throw-away database servers for the tests: a real PostgreSQL and a real Redis on 127.0.0.1.
+"""Throw-away servers for the tests: a real PostgreSQL and a real Redis on 127.0.0.1, and
+``optuna-bridge proxy`` (Optuna's gRPC storage proxy) in front of a storage.
 
 Each server lives in a temporary directory on a free port and is stopped when the session ends.
 When a server's binaries are missing they are installed with apt if we are root (CI, a fresh
@@ -10,13 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
+import select
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -43,7 +47,9 @@ def _apt_install(package: str) -> bool:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     update = subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
     install = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", package], env=env, capture_output=True
+        # Waits for the dpkg lock: the Elixir stage of `make test` may be installing meanwhile.
+        ["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=600", package],
+        env=env, capture_output=True,
     )
     return update.returncode == 0 and install.returncode == 0
 
@@ -161,3 +167,24 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+PROXY = [sys.executable, "-m", "bridge_worker", "proxy"]
+
+
+def start_proxy(
+    storage: str, args: Sequence[str] = ("--host", "127.0.0.1", "--port", "0")
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``optuna-bridge proxy`` on a free port, once it says it listens."""
+    proc = subprocess.Popen(
+        [*PROXY, "--storage", storage, "--log-level", "warning", *args],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    if not ready:
+        proc.kill()
+        raise AssertionError("the proxy did not start within 30 s")
+    line = json.loads(proc.stdout.readline())
+    assert line["proxy"] == "ready" and line["storage"] == storage.split("+")[0].split(":")[0]
+    return proc, int(line["port"])

@@ -2,7 +2,8 @@
 
 A handler reads like the protocol: it takes its decoded params struct, calls the registry and the
 served study (:mod:`bridge_worker.study`) and returns a result struct. Handlers never name a
-private Optuna attribute and never import each other (``tests/test_handler_boundaries.py``).
+private Optuna attribute and never import each other
+(``tests/protocol/test_handler_boundaries.py``).
 """
 
 from collections.abc import Callable

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from msgspec import UNSET, Raw
 
-from bridge_worker import figures
 from bridge_worker.dispatch import rpc_method
 from bridge_worker.errors import BridgeError, ErrorKind
 from bridge_worker.registry import StudyRegistry
@@ -20,6 +19,8 @@ def plot(registry: StudyRegistry, params: PlotParams) -> PlotResult:
     more panels than ``--max-plot-panels`` is refused; the drawing runs in its own process under
     ``--max-plot-seconds`` and ``--max-plot-memory-mib``; a figure whose reply would not fit in
     ``--max-frame-bytes`` is ``limit_exceeded``."""
+    from bridge_worker import figures  # its sandbox and Optuna's plotting: on the first plot
+
     entry = registry.get(params.study)
     n_trials = entry.n_trials()
     registry.limits.check("max_plot_trials", f"trials in study {entry.name!r}", n_trials)
