@@ -24,7 +24,7 @@ idle study for many studies in one worker. Results: a Markdown table printed and
 ``results/bench.png``.
 
     make bench                      # the full run, a few minutes
-    make bench BENCH_ARGS=--quick   # under a minute (what tests/packaging/test_bench.py runs)
+    make bench BENCH_ARGS=--quick   # under a minute (what tests/install/test_bench.py runs)
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A study of ``--trials`` trials over 4 parameters (float, log float, int, categorical; 3 reported
 steps each) and a two-objective one; every kind is drawn ``--repeat`` times at ``--width`` x
 ``--height`` in ``--format``, and the median seconds per figure (the frame's round trip, child
-process included) and the reply size are printed, with the machine's load average beside them.
+process included), the CPU seconds of the worker and its drawing process, and the reply size
+are printed, with the machine's load average beside them.
 """
 
 from __future__ import annotations
@@ -61,15 +62,26 @@ def main() -> None:
         print(f"{args.trials} trials x 4 params, {args.format} {args.width}x{args.height}, "
               f"load average {os.getloadavg()[0]:.1f}")
         for study, kind, extra in jobs:
-            seconds = []
+            seconds, cpu = [], []
             for _ in range(args.repeat):
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), _cpu_seconds(worker.proc.pid)
                 figure = worker.call("plot", {"study": study, "kind": kind,
                                               "format": args.format, "width": args.width,
                                               "height": args.height, **extra})
                 seconds.append(time.perf_counter() - started)
+                cpu.append(_cpu_seconds(worker.proc.pid) - cpu_started)
             size = len(figure.get("data", "")) or len(str(figure.get("figure", "")))
-            print(f"{kind:<22} {statistics.median(seconds):6.2f} s  {size / 1024:8.0f} KiB")
+            print(f"{kind:<22} {statistics.median(seconds):6.2f} s  "
+                  f"{statistics.median(cpu):6.2f} s cpu  {size / 1024:8.0f} KiB")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds of the worker and of its finished children (the drawing processes): what a
+    figure costs whatever else runs on the machine, beside the wall-clock seconds that grow
+    with the load."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return sum(int(field) for field in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

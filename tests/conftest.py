@@ -100,7 +100,7 @@ LONGEST_FIRST = (
     "tests/storage/test_crash_recovery.py",
     "tests/studies/test_determinism.py",
     "tests/storage/test_grpc_proxy.py",
-    "tests/packaging/test_packaging.py",
+    "tests/install/test_packaging.py",
     "tests/studies/test_snapshot.py",
     "tests/io/test_process.py",
     "tests/protocol/test_examples.py",

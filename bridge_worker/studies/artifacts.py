@@ -38,8 +38,8 @@ from bridge_worker.wire.errors import BridgeError, ErrorKind, invalid_params
 
 ARTIFACTS_ATTR_PREFIX = "artifacts:"
 """Optuna's system attr prefix for an artifact's meta (``optuna.artifacts._upload``; pinned by
-``tests/test_artifacts.py``): a constant here so a worker that never stores an artifact does not
-import ``optuna.artifacts`` and its cloud back-ends at start."""
+``tests/studies/test_artifacts.py``): a constant here so a worker that never stores an artifact
+does not import ``optuna.artifacts`` and its cloud back-ends at start."""
 UPLOADS = ".optuna-bridge-uploads"
 CHECKSUM_ATTR_PREFIX = "optuna_bridge:artifact:"
 """System attr (next to Optuna's meta) holding ``{"sha256", "size"}`` of an artifact."""

@@ -16,6 +16,7 @@ from typing import Any
 import matplotlib.dates as mdates
 import matplotlib.ticker as mticker
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import PlaceHolderLayoutEngine, TightLayoutEngine
 from matplotlib.text import Text
@@ -90,7 +91,7 @@ def _lay_out_grid(figure: Figure, axes: list[Axes]) -> bool:
     for ax in panels:
         box = ax.get_window_extent(renderer)
         for axis in (ax.xaxis, ax.yaxis):
-            tight = axis.get_tightbbox(renderer)
+            tight = None if _bare(axis) else axis.get_tightbbox(renderer)
             if tight is None:
                 continue
             left, bottom = max(left, box.x0 - tight.x0), max(bottom, box.y0 - tight.y0)
@@ -122,9 +123,18 @@ def _lay_out_grid(figure: Figure, axes: list[Axes]) -> bool:
         start = x1 + (over_x + 2 * _PAD) / width
         bars[0].set_position((start, y0, bar_width / width, y1 - y0))
     for ax in axes:  # place the tick labels where they are now (what a draw would do first)
-        ax.xaxis.get_tightbbox(renderer)
-        ax.yaxis.get_tightbbox(renderer)
+        for axis in (ax.xaxis, ax.yaxis):
+            if not _bare(axis):
+                axis.get_tightbbox(renderer)
     return True
+
+
+def _bare(axis: Axis) -> bool:
+    """An axis without ticks or label (an inner panel's in a grid labelled on its edge): nothing
+    of it lies beyond its panel, so it is not measured (measuring is a grid's largest cost)."""
+    return (not axis.get_label_text()
+            and isinstance(axis.get_minor_locator(), mticker.NullLocator)
+            and len(axis.get_majorticklocs()) == 0)
 
 
 def outside_canvas(figure: Figure) -> list[str]:

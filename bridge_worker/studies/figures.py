@@ -10,14 +10,16 @@ id salt), so one study always gives the same bytes on one installation.
 A figure's cost is bounded before it is drawn (trials, panels; a few kinds draw a bounded part of
 the study and say so in ``warnings``), and it is drawn in a child process with its own memory and
 time limits (:mod:`bridge_worker.studies.figure_sandbox`); images are made readable at their size by
-:mod:`bridge_worker.studies.figure_layout`. This is the one module that reaches into Optuna's
-private visualization code (the contour's interpolation).
+:mod:`bridge_worker.studies.figure_layout`. The matplotlib contour is drawn by
+:mod:`bridge_worker.studies.figure_contour` (from Optuna's private contour data), every other image
+by Optuna's own matplotlib functions.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import functools
 import importlib
 import io
 import warnings
@@ -55,8 +57,6 @@ TIMELINE_MAX = 300
 pixels more bars than this are thinner than a pixel (and cost seconds)."""
 LEGEND_MAX = 12
 """More legend entries than this are not readable at any default size: the legend is left out."""
-CONTOUR_GRID = 50
-"""Points per axis of the grid a matplotlib contour is interpolated on (Optuna's: 100)."""
 GRID_KINDS = frozenset({"contour", "rank"})
 """Figures drawing one panel per pair of parameters (params x params, one for two params)."""
 
@@ -372,8 +372,40 @@ def _preload(request: FigureRequest) -> None:
         importlib.import_module(f"optuna.visualization.matplotlib._{request.kind}")
         importlib.import_module("matplotlib.backends.backend_svg" if request.format == "svg"
                                 else "PIL.PngImagePlugin")
+        _warm_up()
     if request.kind == "contour":
         importlib.import_module("scipy.sparse.linalg")
+
+
+SVG_CROWD = 100
+"""Dots of one scatter above which an SVG draws it as an image: a thousand vector dots in each
+panel of a slice or rank figure were most of their ~0.7 MiB SVGs."""
+
+
+def _rasterize_crowds(figure: Any) -> None:
+    """In an SVG, draw every scatter of more than ``SVG_CROWD`` dots as pixels (at the figure's
+    resolution) and keep texts, axes and lines as vectors (lines across a whole figure, as
+    parallel coordinates', are smaller as vectors)."""
+    from matplotlib.collections import PathCollection
+
+    for ax in figure.axes:
+        for artist in ax.get_children():
+            if isinstance(artist, PathCollection) and len(artist.get_offsets()) > SVG_CROWD:  # type: ignore[arg-type]
+                artist.set_rasterized(True)
+
+
+@functools.cache
+def _warm_up() -> None:
+    """Draw one small figure here, once: the fonts it loads, the lookups it caches and the
+    mathtext parser it builds (a log axis labels its ticks ``10^{-5}``) are then inherited by
+    every drawing process, which otherwise built them again for each figure (~0.1-0.3 s)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2, 2), dpi=DPI)
+    ax = figure.subplots()
+    ax.set(yscale="log", ylim=(1e-5, 1e-1), title="warm", xlabel="x")
+    FigureCanvasAgg(figure).draw()  # type: ignore[no-untyped-call]
 
 
 def _objective(index: int) -> Callable[[FrozenTrial], float]:
@@ -397,12 +429,30 @@ def _image(request: FigureRequest, kwargs: dict[str, Any]) -> bytes:
 
     figure = build_matplotlib_figure(request, kwargs)
     try:
-        out = io.BytesIO()
-        metadata = {"Date": None} if request.format == "svg" else {}
-        figure.savefig(out, format=request.format, dpi=DPI, metadata=metadata)
-        return out.getvalue()
+        return _print(figure, request.format)
     finally:
         plt.close(figure)
+
+
+def _print(figure: Any, format: PlotFormat) -> bytes:
+    """The image of a laid-out figure, drawn once. ``savefig`` draws every figure that has a
+    layout engine twice (once to lay it out, once to print it), and :mod:`figure_layout` has
+    laid it out already: printing on the canvas halves what saving costs."""
+    out = io.BytesIO()
+    figure.set_dpi(DPI)
+    # deferred: matplotlib is an optional extra (``plots``); _preload imported the backend
+    if format == "svg":
+        from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+        _rasterize_crowds(figure)
+
+        FigureCanvasSVG(figure).print_svg(  # type: ignore[no-untyped-call]
+            out, metadata={"Date": None})
+    else:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(figure).print_png(out)  # type: ignore[no-untyped-call]
+    return out.getvalue()
 
 
 def build_matplotlib_figure(request: FigureRequest, kwargs: dict[str, Any]) -> Any:
@@ -417,8 +467,11 @@ def build_matplotlib_figure(request: FigureRequest, kwargs: dict[str, Any]) -> A
 
     matplotlib.rcParams["svg.hashsalt"] = "optuna-bridge"
     if request.kind == "contour":
-        _use_fast_contour_interpolation()
-    axes = getattr(mpl_figures, f"plot_{request.kind}")(**kwargs)
+        from bridge_worker.studies import figure_contour
+
+        axes = figure_contour.plot_contour(**kwargs)
+    else:
+        axes = getattr(mpl_figures, f"plot_{request.kind}")(**kwargs)
     figure = _figure_of(axes)
     try:
         figure.set_size_inches(request.width / DPI, request.height / DPI)
@@ -428,69 +481,6 @@ def build_matplotlib_figure(request: FigureRequest, kwargs: dict[str, Any]) -> A
         plt.close(figure)
         raise
     return figure
-
-
-def _use_fast_contour_interpolation() -> None:
-    """Optuna's matplotlib contour fills a 100 x 100 grid by solving a sparse system that it
-    builds cell by cell in Python (~0.7 s a panel, 12 panels for 4 params). Here the same system
-    is built with numpy, on a 50 x 50 grid (a quarter of the unknowns; at 900 x 600 a panel is
-    ~150 pixels wide, so the surface looks the same). Runs in the drawing process only."""
-    from optuna.visualization.matplotlib import _contour
-
-    _contour._interpolate_zmap = _interpolate_zmap  # type: ignore[assignment]
-    _contour.CONTOUR_POINT_NUM = CONTOUR_GRID
-
-
-def _interpolate_zmap(zmap: dict[tuple[int, int], float], n: int) -> Any:
-    """Optuna's ``_interpolate_zmap`` (plotly.js's heatmap fill: a known cell keeps its value, an
-    unknown one is the mean of its neighbours), vectorised: the same matrix, the same solution.
-
-    The panel of (x=a, y=b) and the one of (x=b, y=a) fill transposed grids: the fill is the
-    same system with its cells renumbered, so the second panel transposes the first's solution
-    (half the solves of a contour grid)."""
-    key = tuple(sorted(zmap.items()))
-    swapped = tuple(sorted(((y, x), z) for (x, y), z in zmap.items()))
-    if (swapped, n) in _SOLVED:
-        return _SOLVED[swapped, n].T.copy()
-    solution = _solve_zmap(zmap, n)
-    if len(_SOLVED) >= _SOLVED_MAX:
-        _SOLVED.clear()
-    _SOLVED[key, n] = solution
-    return solution
-
-
-_SOLVED: dict[tuple[tuple[tuple[tuple[int, int], float], ...], int], Any] = {}
-"""Panels interpolated so far, for their mirrors; lives in the drawing process, which exits."""
-_SOLVED_MAX = 128
-"""More panels than one grid has at --max-plot-panels' default (100): a bound, never reached."""
-
-
-def _solve_zmap(zmap: dict[tuple[int, int], float], n: int) -> Any:
-    import numpy as np
-    import scipy.sparse  # type: ignore[import-untyped]
-    import scipy.sparse.linalg  # type: ignore[import-untyped]
-
-    size = n * n
-    known = np.zeros(size, dtype=bool)
-    b = np.zeros(size)
-    for (x, y), z in zmap.items():
-        known[y * n + x] = True
-        b[y * n + x] = z
-    index = np.arange(size)
-    xs, ys = index % n, index // n
-    rows = [index[known]]
-    cols = [index[known]]
-    data = [np.ones(int(known.sum()))]
-    for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        inside = ~known & (xs + dx >= 0) & (xs + dx < n) & (ys + dy >= 0) & (ys + dy < n)
-        cells = index[inside]
-        rows += [cells, cells]
-        cols += [cells, cells + dy * n + dx]
-        data += [np.ones(len(cells)), -np.ones(len(cells))]
-    matrix = scipy.sparse.csc_matrix(
-        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
-    )
-    return scipy.sparse.linalg.spsolve(matrix, b).reshape((n, n))
 
 
 def _figure_of(axes: Any) -> Any:

@@ -4,5 +4,5 @@ pipe in it.
 Framing (bytes <-> frames), the JSON-RPC endpoint, the msgspec schema (every params and result
 struct), the closed set of errors, the limits a frame is checked against, and the dispatcher
 (method name -> handler). Nothing here imports the storage, the studies or the handlers; the
-layering is written down once in ``tests/packaging/test_layers.py``.
+layering is written down once in ``tests/install/test_layers.py``.
 """

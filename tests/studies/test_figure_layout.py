@@ -16,11 +16,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from optuna.visualization.matplotlib import _contour
 
-from bridge_worker.studies import figure_layout, figures
+from bridge_worker.studies import figure_contour, figure_layout, figures
 from tests.helpers import figure_study
 
 OPTUNAS_INTERPOLATION = _contour._interpolate_zmap
-"""Kept before any figure is drawn here (drawing a contour replaces it in this process)."""
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 SINGLE = ["optimization_history", "intermediate_values", "param_importances",
@@ -99,10 +98,10 @@ def test_the_fast_contour_interpolation_solves_optunas_system() -> None:
     import numpy as np
 
     original = OPTUNAS_INTERPOLATION
-    assert original is not figures._interpolate_zmap
+    assert original is not figure_contour.interpolate
     rng = random.Random(5)
     zmap = {(rng.randrange(30), rng.randrange(30)): rng.uniform(-1, 1) for _ in range(40)}
-    assert np.allclose(figures._interpolate_zmap(zmap, 30), original(zmap, 30))
+    assert np.allclose(figure_contour.interpolate(zmap, 30), original(zmap, 30))
 
 
 @pytest.mark.parametrize("kind", sorted(figures.GRID_KINDS))
@@ -143,6 +142,10 @@ def test_a_mirrored_contour_panel_is_the_transposed_solution() -> None:
     rng = random.Random(6)
     zmap = {(rng.randrange(30), rng.randrange(30)): rng.uniform(-1, 1) for _ in range(40)}
     mirrored = {(y, x): z for (x, y), z in zmap.items()}
-    first = figures._interpolate_zmap(zmap, 30)
-    assert np.allclose(figures._interpolate_zmap(mirrored, 30), OPTUNAS_INTERPOLATION(mirrored, 30))
-    assert np.allclose(figures._interpolate_zmap(mirrored, 30), first.T)
+    solved: dict[Any, Any] = {}
+    first = figure_contour.interpolate(zmap, 30, solved)
+    assert len(solved) == 1
+    second = figure_contour.interpolate(mirrored, 30, solved)
+    assert len(solved) == 1  # not solved again: the first solution, transposed
+    assert np.allclose(second, OPTUNAS_INTERPOLATION(mirrored, 30))
+    assert np.allclose(second, first.T)

@@ -11,7 +11,7 @@ import pytest
 
 from bridge_worker.studies import stopping
 from bridge_worker.wire.rpc import Endpoint
-from tests.conftest import make_endpoint
+from tests.helpers import make_endpoint
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 WRITES = ("set_trial_user_attr", "set_trial_system_attr")

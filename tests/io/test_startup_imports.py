@@ -10,11 +10,8 @@ regression of the start-up time.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
-from tests.conftest import PYTHON
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import PYTHON, ROOT
 
 DEFERRED = {
     "matplotlib", "plotly", "kaleido", "sqlalchemy", "alembic", "psycopg2", "grpc", "redis",
