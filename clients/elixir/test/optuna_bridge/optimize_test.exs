@@ -116,7 +116,8 @@ defmodule OptunaBridge.OptimizeTest do
       end
     end
 
-    run = Task.async(fn -> OptunaBridge.optimize(study, objective, n_trials: 4, concurrency: 4) end)
+    run =
+      Task.async(fn -> OptunaBridge.optimize(study, objective, n_trials: 4, concurrency: 4) end)
 
     running =
       for _ <- 1..4 do

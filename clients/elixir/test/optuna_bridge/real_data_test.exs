@@ -383,7 +383,7 @@ defmodule OptunaBridge.RealDataTest do
       end
 
       assert_receive {:EXIT, ^study, {:worker_restart_limit, %Error{kind: :worker_crashed}}},
-                     10_000
+                     60_000
     end)
   end
 
@@ -400,7 +400,7 @@ defmodule OptunaBridge.RealDataTest do
         )
 
       assert_receive {:EXIT, ^study, {:worker_restart_limit, %Error{kind: :storage_error}}},
-                     30_000
+                     60_000
     end)
   end
 
