@@ -4,11 +4,14 @@ made, and a frame over ``--frame-budget`` ends the worker with its own exit stat
 
 from __future__ import annotations
 
+import array
 import contextlib
+import fcntl
 import os
 import queue
 import signal
 import subprocess
+import termios
 import threading
 import time
 from typing import Any
@@ -79,6 +82,20 @@ def read_reply(proc: subprocess.Popen[bytes], timeout: float = 60) -> Any:
     except queue.Empty:
         raise AssertionError(f"no reply within {timeout} s") from None
     return orjson.loads(line) if line else None
+
+
+def wait_read_by_worker(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the worker has taken every byte sent from its stdin pipe: the frames are in its
+    hands (the first one being answered), whatever the machine's load (a fixed sleep raced it)."""
+    assert proc.stdin is not None
+    pending = array.array("i", [0])
+    deadline = time.monotonic() + timeout
+    while True:
+        fcntl.ioctl(proc.stdin.fileno(), termios.FIONREAD, pending)
+        if pending[0] == 0:
+            return
+        assert time.monotonic() < deadline, f"the worker left {pending[0]} bytes unread"
+        time.sleep(0.01)
 
 
 def read_until_eof(proc: subprocess.Popen[bytes]) -> list[bytes]:
@@ -199,14 +216,17 @@ def test_sigterm_is_honoured_while_stdout_is_full() -> None:
 def test_sigterm_between_the_items_of_a_batch() -> None:
     """Items not started when the signal came are answered ``worker_stopping``; the batch's
     reply comes within 2 s (a batch of 10 long asks used to end 193 s later)."""
+    # the item being answered finishes first: the bound is one of them (measured now; x 3, the
+    # load swings) + 2 s; the 19 others answered would take 19 of them
+    bound = 3 * _one_long_ask_seconds(n=200) + SIGNAL_DEADLINE_S + MARGIN_S
     proc = spawn()
     create_wide(proc)
     send(proc, orjson.dumps([long_ask(i) for i in range(20)]) + b"\n")
-    time.sleep(1.0)
+    wait_read_by_worker(proc)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    batch = read_reply(proc, timeout=SIGNAL_DEADLINE_S + MARGIN_S)
-    assert time.monotonic() - sent < SIGNAL_DEADLINE_S + MARGIN_S
+    batch = read_reply(proc, timeout=bound)
+    assert time.monotonic() - sent < bound
     assert [r["id"] for r in batch] == list(range(20))
     done = [r for r in batch if "result" in r]
     stopped = [r for r in batch if "error" in r]
@@ -221,16 +241,19 @@ def test_sigterm_between_the_items_of_a_batch() -> None:
 
 def test_sigterm_with_long_frames_queued_behind_the_current_one() -> None:
     """The frame being answered finishes; the queued ones get no work."""
+    # the frame being answered finishes first: the bound is one of them (measured now; x 3, the
+    # load swings) + 2 s
+    bound = 3 * _one_long_ask_seconds(n=200) + SIGNAL_DEADLINE_S + MARGIN_S
     proc = spawn()
     create_wide(proc)
     send(proc, lines(*(long_ask(i) for i in range(6))))
-    time.sleep(0.3)
+    wait_read_by_worker(proc)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     replies = []
-    while (reply := read_reply(proc, timeout=SIGNAL_DEADLINE_S + MARGIN_S)) is not None:
+    while (reply := read_reply(proc, timeout=bound)) is not None:
         replies.append(reply)
-    assert time.monotonic() - sent < SIGNAL_DEADLINE_S + MARGIN_S
+    assert time.monotonic() - sent < bound
     assert [r["id"] for r in replies] == [0]
     assert proc.wait(5) == 0
     close_all(proc)
@@ -251,11 +274,11 @@ def test_a_vanished_parent_is_noticed_before_the_next_frame() -> None:
     assert time.monotonic() - started < 2.5 * one_frame + MARGIN_S, one_frame
 
 
-def _one_long_ask_seconds() -> float:
+def _one_long_ask_seconds(n: int = 300) -> float:
     proc = spawn()
     create_wide(proc)
     started = time.monotonic()
-    send(proc, lines(long_ask(0, n=300)))
+    send(proc, lines(long_ask(0, n=n)))
     read_reply(proc)
     elapsed = time.monotonic() - started
     close_all(proc)
@@ -270,9 +293,14 @@ def test_each_reply_is_written_before_the_next_frame_is_answered() -> None:
     computed (replies of one read used to be written together, and lost together on kill -9)."""
     proc = spawn()
     create_wide(proc)
+    started = time.monotonic()
     send(proc, lines({"id": "fast", "method": "ping"}, long_ask("slow", n=300)))
-    assert read_reply(proc, timeout=1.0)["id"] == "fast"
+    assert read_reply(proc)["id"] == "fast"
+    fast = time.monotonic() - started
     assert read_reply(proc)["id"] == "slow"
+    # held until the slow one was answered, it would have come at about the same time (a fixed
+    # 1 s for the first reply raced a busy machine; the slow frame is the baseline)
+    assert fast < (time.monotonic() - started) / 2
     close_all(proc)
 
 
