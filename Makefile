@@ -104,7 +104,9 @@ STRESS_ROUNDS ?= 3
 STRESS_PYTEST_CI := tests/test_server_liveness.py tests/test_leases.py tests/test_parent_watch.py \
 	tests/test_faults.py tests/test_process.py tests/test_log_sink.py tests/test_client_deadlines.py
 STRESS_MIX_CI := test/optuna_bridge/optimize_test.exs test/optuna_bridge/recovery_test.exs \
-	test/optuna_bridge/shared_worker_test.exs test/optuna_bridge/supervision_test.exs
+	test/optuna_bridge/shared_worker_test.exs test/optuna_bridge/supervision_test.exs \
+	test/optuna_bridge/study_test.exs test/optuna_bridge/real_data_test.exs \
+	test/optuna_bridge/stop_rules_test.exs test/optuna_bridge/worker_test.exs
 test-stress: venv
 	VENV=$(VENV) bash scripts/test_stress.sh $(STRESS_ROUNDS) "$(PYTEST_PARALLEL)" ""
 
