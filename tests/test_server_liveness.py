@@ -317,10 +317,11 @@ def test_kill_9_loses_no_acknowledged_tell(tmp_path: Any) -> None:
                                                                  "sampler": {"type": "random"}}}))
     read_reply(proc)
     send(proc, lines({"id": "a", "method": "ask", "params": {"study": "k", "n": 300}}))
-    numbers = [t["number"] for t in read_reply(proc)["result"]["trials"]]
+    # hang bounds, not speed measurements: 300 SQLite inserts took over 60 s on a busy machine
+    numbers = [t["number"] for t in read_reply(proc, timeout=600)["result"]["trials"]]
     send(proc, lines(*({"id": n, "method": "tell", "params": {"study": "k", "number": n,
                                                               "value": 0.5}} for n in numbers)))
-    acknowledged = [read_reply(proc)["id"] for _ in range(100)]
+    acknowledged = [read_reply(proc, timeout=600)["id"] for _ in range(100)]
     proc.kill()
     proc.wait()
     acknowledged += [orjson.loads(line)["id"] for line in read_until_eof(proc)
