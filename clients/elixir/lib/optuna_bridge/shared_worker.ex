@@ -233,12 +233,12 @@ defmodule OptunaBridge.SharedWorker do
   def terminate(_reason, %{owner: nil}), do: :ok
 
   def terminate(_reason, state) do
-    PortOwner.close(state.owner)
-    deadline = Worker.deadline(Keyword.get(state.opts, :grace, 2_000))
+    close = fn -> PortOwner.close(state.owner) end
 
-    unless wait_gone(state.os_pid, deadline) do
-      Worker.kill_os_pid(state.os_pid)
-    end
+    Worker.stop_os_process(state.os_pid,
+      close: close,
+      grace: Keyword.get(state.opts, :grace, 2_000)
+    )
 
     :ok
   end
@@ -368,19 +368,4 @@ defmodule OptunaBridge.SharedWorker do
   end
 
   defp route(state, _frame, _other), do: state
-
-  defp wait_gone(nil, _deadline), do: true
-
-  defp wait_gone(os_pid, deadline) do
-    cond do
-      not Worker.os_alive?(os_pid) -> true
-      Worker.remaining(deadline) == 0 -> false
-      true -> sleep_then(fn -> wait_gone(os_pid, deadline) end)
-    end
-  end
-
-  defp sleep_then(fun) do
-    Process.sleep(20)
-    fun.()
-  end
 end

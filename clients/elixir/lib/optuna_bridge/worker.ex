@@ -284,15 +284,24 @@ defmodule OptunaBridge.Worker do
   OS process to go, then kills it with SIGKILL. Returns how it ended.
   """
   @spec close(t(), non_neg_integer()) :: :exited | :killed
-  def close(%__MODULE__{} = worker, grace) do
-    safe_close(worker.port)
-    deadline = deadline(grace)
+  def close(%__MODULE__{} = worker, grace),
+    do: stop_os_process(worker.os_pid, close: fn -> safe_close(worker.port) end, grace: grace)
 
-    if wait_gone(worker.os_pid, deadline) do
+  @doc """
+  The one way a worker's OS process is ended: `close:` (a function that closes its stdin, so it
+  exits 0 at the end of its input), then up to `grace:` ms (default 2 s) for the process to go,
+  then SIGKILL and up to 1 s more. Returns how it ended; a nil pid (never opened) is `:exited`.
+  Used by `close/2`, `OptunaBridge.SharedWorker` and the study process.
+  """
+  @spec stop_os_process(non_neg_integer() | nil, keyword()) :: :exited | :killed
+  def stop_os_process(os_pid, opts) do
+    Keyword.get(opts, :close, fn -> :ok end).()
+
+    if wait_gone(os_pid, deadline(Keyword.get(opts, :grace, 2_000))) do
       :exited
     else
-      kill(worker)
-      wait_gone(worker.os_pid, deadline(1_000))
+      kill_os_pid(os_pid)
+      wait_gone(os_pid, deadline(1_000))
       :killed
     end
   end

@@ -5,16 +5,14 @@ defmodule OptunaBridge.ClientIdTest do
   """
   use ExUnit.Case, async: true
 
-  alias OptunaBridge.{ClientId, Study, Trial}
+  alias OptunaBridge.{ClientId, Study, TestSupport, Trial}
 
   doctest OptunaBridge.ClientId
 
   @space [x: [type: "float", low: 0.0, high: 1.0]]
 
   defp start(config, opts) do
-    study = start_supervised!({Study, {config, @space, opts}}, id: make_ref())
-    :ok = Study.await_ready(study)
-    study
+    TestSupport.start_study!(config, @space, opts, id: make_ref())
   end
 
   @tag :tmp_dir

@@ -2,7 +2,7 @@ defmodule OptunaBridge.MethodsTest do
   @moduledoc "Every protocol method has a typed function on OptunaBridge.Study (real worker)."
   use ExUnit.Case, async: true
 
-  alias OptunaBridge.{Error, Study, Trial}
+  alias OptunaBridge.{Error, Study, TestSupport, Trial}
 
   @space [x: [type: "float", low: 0.0, high: 1.0], y: [type: "int", low: 0, high: 3]]
 
@@ -13,13 +13,6 @@ defmodule OptunaBridge.MethodsTest do
     on_exit(fn -> Process.alive?(pid) && Study.stop(pid) end)
     :ok = Study.await_ready(pid)
     pid
-  end
-
-  defp run(study, n) do
-    for _ <- 1..n do
-      {:ok, [t]} = Study.ask(study)
-      {:ok, _} = Study.tell(study, t.number, t.params["x"] + t.params["y"])
-    end
   end
 
   test "enqueue: the next ask hands out the enqueued params" do
@@ -46,7 +39,7 @@ defmodule OptunaBridge.MethodsTest do
 
   test "importance, export, import (under another name), list, ping, raw request" do
     study = start("imp")
-    run(study, 12)
+    TestSupport.run_trials(study, 12, &(&1["x"] + &1["y"]))
     assert {:ok, %{"x" => fx, "y" => fy}} = Study.importance(study)
     assert is_float(fx) and is_float(fy)
     assert {:ok, %{"x" => _} = only_x} = Study.importance(study, params: [:x], objective: 0)

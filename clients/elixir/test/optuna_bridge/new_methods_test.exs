@@ -13,26 +13,7 @@ defmodule OptunaBridge.NewMethodsTest do
 
   defp start(name, config \\ %{}, opts \\ []) do
     config = Map.merge(%{name: name, sampler: %{type: "random", seed: 5}}, config)
-    study = start_supervised!({Study, {config, @space, opts}})
-    :ok = Study.await_ready(study)
-    study
-  end
-
-  defp run(study, n) do
-    for _ <- 1..n do
-      {:ok, [t]} = Study.ask(study)
-      {:ok, _} = Study.tell(study, t.number, t.params["x"] + t.params["y"])
-    end
-  end
-
-  defp kill_and_wait_for_new_worker(study) do
-    %{os_pid: old} = Study.info(study)
-    TestSupport.signal(old, "KILL")
-
-    TestSupport.wait_until(fn ->
-      info = Study.info(study)
-      info.status == :ready and info.os_pid != old
-    end)
+    TestSupport.start_study!(config, @space, opts)
   end
 
   # the checkpoint's export has been answered (a snapshot the next worker is rebuilt from)
@@ -75,7 +56,7 @@ defmodule OptunaBridge.NewMethodsTest do
 
     test "trials of another study (structs) are copied; the worker checks params" do
       source = start("add-src")
-      run(source, 3)
+      TestSupport.run_trials(source, 3, &(&1["x"] + &1["y"]))
       {:ok, copied} = Study.trials(source)
       target = start("add-dst")
       assert {:ok, [0, 1, 2]} = Study.add_trials(target, copied)
@@ -117,7 +98,7 @@ defmodule OptunaBridge.NewMethodsTest do
     test "in memory: added trials lost with the worker are reported; their numbers not reused" do
       study = start("add-lost", %{}, checkpoint_every: 0, checkpoint_interval: 600_000)
       {:ok, [0, 1]} = Study.add_trials(study, [%{params: %{x: 0.5}, value: 1.0}, %{value: 2.0}])
-      kill_and_wait_for_new_worker(study)
+      TestSupport.kill_worker_and_wait(study)
 
       errors = Study.errors(study)
       assert [0, 1] == for(%Error{kind: :trial_lost} = e <- errors, do: e.data["number"])
@@ -129,7 +110,7 @@ defmodule OptunaBridge.NewMethodsTest do
       study = start("add-kept", %{}, checkpoint_every: 1, checkpoint_spacing: 0)
       {:ok, [0]} = Study.add_trials(study, [%{params: %{x: 0.5, y: 1}, value: 1.5}])
       wait_for_snapshot(study)
-      kill_and_wait_for_new_worker(study)
+      TestSupport.kill_worker_and_wait(study)
       assert [] == Study.errors(study)
       assert {:ok, %Trial{number: 0, values: [1.5]}} = Study.best_trial(study)
     end
@@ -138,7 +119,7 @@ defmodule OptunaBridge.NewMethodsTest do
   describe "plot" do
     test "a plotly figure with data traces, a PNG and an SVG" do
       study = start("plot", %{metric_names: [:loss]})
-      run(study, 6)
+      TestSupport.run_trials(study, 6, &(&1["x"] + &1["y"]))
 
       assert {:ok, %{"data" => [_ | _] = traces, "layout" => layout}} =
                Study.plot(study, :optimization_history, width: 500, height: 300)
@@ -155,7 +136,7 @@ defmodule OptunaBridge.NewMethodsTest do
 
     test "wrong combinations are the worker's invalid_params; arguments checked in the caller" do
       study = start("plot-args")
-      run(study, 3)
+      TestSupport.run_trials(study, 3, &(&1["x"] + &1["y"]))
 
       assert {:error, %Error{kind: :invalid_params, method: "plot"}} =
                Study.plot(study, :pareto_front)
@@ -231,9 +212,9 @@ defmodule OptunaBridge.NewMethodsTest do
         t["state"] == "fail"
       end)
 
-      run(study, 1)
+      TestSupport.run_trials(study, 1, &(&1["x"] + &1["y"]))
       wait_for_snapshot(study)
-      kill_and_wait_for_new_worker(study)
+      TestSupport.kill_worker_and_wait(study)
 
       assert {:error, %Error{kind: :trial_finished}} = Study.tell(study, n, 1.0)
       assert [] == Study.errors(study)
@@ -242,7 +223,7 @@ defmodule OptunaBridge.NewMethodsTest do
     test "renew of a trial handed out by a worker that died (and lacks it) is :trial_lost" do
       study = start("lease-lost", %{}, checkpoint_every: 0, checkpoint_interval: 0)
       {:ok, [%Trial{number: n}]} = Study.ask(study, 1, lease_s: 60)
-      kill_and_wait_for_new_worker(study)
+      TestSupport.kill_worker_and_wait(study)
       assert {:error, %Error{kind: :trial_lost, method: "renew"}} = Study.renew(study, n)
       assert {:ok, [%Trial{number: next}]} = Study.ask(study)
       assert next > n
@@ -272,7 +253,7 @@ defmodule OptunaBridge.NewMethodsTest do
   describe "trials paging and metric names" do
     test "offset and limit select one page in number order" do
       study = start("pages")
-      run(study, 7)
+      TestSupport.run_trials(study, 7, &(&1["x"] + &1["y"]))
 
       numbers = fn opts ->
         with {:ok, ts} <- Study.trials(study, opts), do: Enum.map(ts, & &1.number)

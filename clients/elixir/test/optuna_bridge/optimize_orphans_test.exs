@@ -36,11 +36,7 @@ defmodule OptunaBridge.OptimizeOrphansTest do
   end
 
   defp start(name, storage, dir, crash_at, opts \\ []) do
-    worker_args =
-      case storage do
-        :memory -> []
-        :sqlite -> ["--storage", "sqlite:///#{Path.join(dir, "o.db")}"]
-      end
+    worker_args = TestSupport.storage_args(storage, dir, "o.db")
 
     marker = Path.join(dir, "crashed")
 
@@ -53,14 +49,7 @@ defmodule OptunaBridge.OptimizeOrphansTest do
       ] ++ opts
 
     config = %{name: name, sampler: %{type: "random", seed: 7}}
-    study = start_supervised!({Study, {config, @space, opts}}, restart: :temporary)
-    :ok = Study.await_ready(study)
-    {study, marker}
-  end
-
-  defp by_state(study) do
-    {:ok, trials} = Study.trials(study)
-    Enum.frequencies_by(trials, & &1.state)
+    {TestSupport.start_study!(config, @space, opts, restart: :temporary), marker}
   end
 
   defp objective(trial) do
@@ -90,7 +79,7 @@ defmodule OptunaBridge.OptimizeOrphansTest do
 
       assert File.read!(marker) == "5", log
       assert_received {:summary, _summary}
-      states = by_state(study)
+      states = TestSupport.count_by_state(study)
       refute Map.has_key?(states, :running), inspect(states)
       assert states[:complete] == 12, inspect(states)
       assert Study.info(study).restarts == 1
@@ -112,7 +101,7 @@ defmodule OptunaBridge.OptimizeOrphansTest do
       # on SQLite trial 0 completed; in memory the restart lost it and it ran again
       assert %{completed: 1, failed: 0, best: %Trial{state: :complete}} = summary
 
-      states = by_state(study)
+      states = TestSupport.count_by_state(study)
       refute Map.has_key?(states, :running), inspect(states)
       assert states[:complete] == 1
 
@@ -138,9 +127,9 @@ defmodule OptunaBridge.OptimizeOrphansTest do
     assert %{completed: 1, failed: 0, abandoned: 1} = summary
 
     assert %{held: [0], client: "orphan-held@" <> _} = Study.info(study)
-    assert by_state(study) == %{running: 1, complete: 1, fail: 1}
+    assert TestSupport.count_by_state(study) == %{running: 1, complete: 1, fail: 1}
     assert {:ok, _} = Study.tell(study, mine.number, 1.0)
-    assert by_state(study) == %{complete: 2, fail: 1}
+    assert TestSupport.count_by_state(study) == %{complete: 2, fail: 1}
   end
 
   test "client: false: the orphan cannot be told from another client's trial", %{tmp_dir: dir} do
@@ -150,7 +139,7 @@ defmodule OptunaBridge.OptimizeOrphansTest do
     # the ask made again after the crash is a new trial (nothing comes back resumed): it runs
     assert %{completed: 2, abandoned: 0} = summary
     assert %{client: nil} = Study.info(study)
-    assert by_state(study) == %{running: 1, complete: 2}
+    assert TestSupport.count_by_state(study) == %{running: 1, complete: 2}
     assert {:ok, [%Trial{number: 1, state: :running}]} = Study.trials(study, states: [:running])
   end
 

@@ -14,17 +14,11 @@ defmodule OptunaBridge.OptimizeRecoveryTest do
   @moduletag :tmp_dir
 
   defp start(name, storage, dir, opts \\ []) do
-    worker_args =
-      case storage do
-        :memory -> []
-        :sqlite -> ["--storage", "sqlite:///#{Path.join(dir, "o.db")}"]
-      end
+    worker_args = TestSupport.storage_args(storage, dir, "o.db")
 
     config = %{name: name, sampler: %{type: "random", seed: 7}}
     opts = [worker_args: worker_args, restart_backoff: 10] ++ opts
-    study = start_supervised!({Study, {config, @space, opts}})
-    :ok = Study.await_ready(study)
-    study
+    TestSupport.start_study!(config, @space, opts)
   end
 
   defp kill_worker(study) do
@@ -43,11 +37,6 @@ defmodule OptunaBridge.OptimizeRecoveryTest do
       end,
       60_000
     )
-  end
-
-  defp by_state(study) do
-    {:ok, trials} = Study.trials(study)
-    Enum.frequencies_by(trials, & &1.state)
   end
 
   for storage <- [:memory, :sqlite] do
@@ -79,7 +68,7 @@ defmodule OptunaBridge.OptimizeRecoveryTest do
 
       assert_received {:summary, summary}
       assert summary.retried >= 0
-      states = by_state(study)
+      states = TestSupport.count_by_state(study)
       assert states[:complete] == 20
       refute Map.has_key?(states, :running)
       assert Study.info(study).restarts == 1
@@ -98,7 +87,7 @@ defmodule OptunaBridge.OptimizeRecoveryTest do
         wait_restarted(study, old)
       end)
 
-      states = by_state(study)
+      states = TestSupport.count_by_state(study)
       assert states[:complete] == 20
       assert map_size(states) == 1
 
@@ -137,7 +126,7 @@ defmodule OptunaBridge.OptimizeRecoveryTest do
     assert {:ok, %{completed: 510, retried: 0}} =
              OptunaBridge.optimize(study, & &1.params["x"], n_trials: 510, report: true)
 
-    assert by_state(study) == %{complete: 510}
+    assert TestSupport.count_by_state(study) == %{complete: 510}
   end
 
   test "report: true with nothing completed is a summary with best: nil" do
@@ -175,7 +164,7 @@ defmodule OptunaBridge.OptimizeRecoveryTest do
 
         TestSupport.wait_until(
           fn ->
-            states = by_state(study)
+            states = TestSupport.count_by_state(study)
             states == %{fail: 2}
           end,
           30_000
@@ -203,6 +192,6 @@ defmodule OptunaBridge.OptimizeRecoveryTest do
                report: true
              )
 
-    assert by_state(study) == %{complete: 2}
+    assert TestSupport.count_by_state(study) == %{complete: 2}
   end
 end

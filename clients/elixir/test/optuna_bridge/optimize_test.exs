@@ -4,15 +4,13 @@ defmodule OptunaBridge.OptimizeTest do
 
   import ExUnit.CaptureLog
 
-  alias OptunaBridge.{Error, Study, Trial}
+  alias OptunaBridge.{Error, Study, TestSupport, Trial}
 
   @space [x: [type: "float", low: -10.0, high: 10.0]]
 
   defp start(name, config \\ %{}) do
     config = Map.merge(%{name: name, sampler: %{type: "random", seed: 7}}, config)
-    study = start_supervised!({Study, {config, @space, []}})
-    :ok = Study.await_ready(study)
-    study
+    TestSupport.start_study!(config, @space)
   end
 
   test "a toy objective: n_trials run, the best trial is returned" do

@@ -17,13 +17,6 @@ defmodule OptunaBridge.RealDataTest do
     start_supervised!({Study, {config, @space, opts}}, id: make_ref())
   end
 
-  defp run_trials(study, n) do
-    for _ <- 1..n do
-      {:ok, [%{number: number, params: %{"x" => x}}]} = Study.ask(study)
-      {:ok, _} = Study.tell(study, number, x * x)
-    end
-  end
-
   defp status(study) do
     case Study.info(study) do
       %{} = info -> Map.get(info, :status, :ready)
@@ -56,7 +49,7 @@ defmodule OptunaBridge.RealDataTest do
     config = %{name: "durable", sampler: %{type: "random", seed: 1}, load_if_exists: true}
 
     {:ok, study} = Study.start(config, @space, worker_args: args)
-    run_trials(study, 5)
+    TestSupport.run_trials(study, 5, &(&1["x"] * &1["x"]))
     # an orderly application stop (every deploy) ...
     :ok = GenServer.stop(study, :shutdown)
 
@@ -78,7 +71,7 @@ defmodule OptunaBridge.RealDataTest do
   # 2 -------------------------------------------------------------------------------------------
   test "2: bad input raises ArgumentError in the caller; the study process never crashes" do
     study = start_study("input")
-    run_trials(study, 2)
+    TestSupport.run_trials(study, 2, &(&1["x"] * &1["x"]))
 
     assert_raise ArgumentError, fn -> Study.tell_async(study, 0, "0.5") end
     assert_raise ArgumentError, fn -> Study.tell_async(study, 0, :nan) end
@@ -103,7 +96,7 @@ defmodule OptunaBridge.RealDataTest do
   # 3 -------------------------------------------------------------------------------------------
   test "3: a worker that does not read never blocks the caller, a timeout or stop/1" do
     study = start_study("busy", grace: 500)
-    run_trials(study, 1)
+    TestSupport.run_trials(study, 1, &(&1["x"] * &1["x"]))
     %{os_pid: os_pid} = Study.info(study)
     TestSupport.signal(os_pid, "STOP")
 
@@ -201,7 +194,7 @@ defmodule OptunaBridge.RealDataTest do
   # 5 -------------------------------------------------------------------------------------------
   test "5: the default checkpoint policy does not export after every tell" do
     study = start_study("checkpoints")
-    run_trials(study, 250)
+    TestSupport.run_trials(study, 250, &(&1["x"] * &1["x"]))
     assert %{checkpoints: checkpoints} = Study.info(study)
     assert checkpoints in 1..10
 
@@ -276,7 +269,7 @@ defmodule OptunaBridge.RealDataTest do
       assert next == t.number + 1
 
       assert [%Error{kind: :frame_too_large, method: "tell", data: %{"number" => n}}] =
-               TestSupport.wait_until(fn -> nonempty(Study.errors(study)) end)
+               TestSupport.wait_until(fn -> TestSupport.nonempty(Study.errors(study)) end)
 
       assert n == t.number
     end)
@@ -403,7 +396,4 @@ defmodule OptunaBridge.RealDataTest do
                      60_000
     end)
   end
-
-  defp nonempty([]), do: nil
-  defp nonempty(list), do: list
 end

@@ -2,36 +2,14 @@ defmodule OptunaBridge.RecoveryTest do
   @moduledoc "kill -9 of the worker mid-run: callers get :worker_crashed, the study comes back."
   use ExUnit.Case, async: true
 
-  alias OptunaBridge.{Error, Study, Worker}
+  alias OptunaBridge.{Error, Study}
   alias OptunaBridge.TestSupport
 
   @space %{x: [type: "float", low: -10.0, high: 10.0]}
 
   defp start_study(name, opts) do
     config = %{name: name, sampler: %{type: "random", seed: 3}}
-    study = start_supervised!({Study, {config, @space, opts}})
-    :ok = Study.await_ready(study)
-    study
-  end
-
-  defp run_trials(study, n) do
-    for _ <- 1..n do
-      {:ok, [%{number: number, params: %{"x" => x}}]} = Study.ask(study)
-      {:ok, _} = Study.tell(study, number, x * x)
-    end
-  end
-
-  defp kill_and_wait_for_new_worker(study) do
-    %{os_pid: old} = Study.info(study)
-    TestSupport.signal(old, "KILL")
-
-    TestSupport.wait_until(fn ->
-      info = Study.info(study)
-      info.status == :ready and info.os_pid != old
-    end)
-
-    refute Worker.os_alive?(old)
-    Study.info(study)
+    TestSupport.start_study!(config, @space, opts)
   end
 
   defp complete_trials(study) do
@@ -41,11 +19,11 @@ defmodule OptunaBridge.RecoveryTest do
 
   test "in memory: the study is rebuilt from the last snapshot" do
     study = start_study("mem", checkpoint_every: 1, checkpoint_spacing: 0)
-    run_trials(study, 5)
+    TestSupport.run_trials(study, 5, &(&1["x"] * &1["x"]))
     before = complete_trials(study)
     assert length(before) == 5
 
-    info = kill_and_wait_for_new_worker(study)
+    info = TestSupport.kill_worker_and_wait(study)
     assert %{storage: "memory", restarts: 1} = info
 
     assert complete_trials(study) == before
@@ -60,24 +38,24 @@ defmodule OptunaBridge.RecoveryTest do
     before = complete_trials(study)
     assert length(before) == 4
 
-    kill_and_wait_for_new_worker(study)
+    TestSupport.kill_worker_and_wait(study)
     assert complete_trials(study) == before
   end
 
   @tag :tmp_dir
   test "durable sqlite: the study is loaded again", %{tmp_dir: dir} do
     study = start_study("durable", worker_args: ["--storage", "sqlite:///#{dir}/x.db"])
-    run_trials(study, 4)
+    TestSupport.run_trials(study, 4, &(&1["x"] * &1["x"]))
     before = complete_trials(study)
 
-    assert %{storage: "sqlite", restarts: 1} = kill_and_wait_for_new_worker(study)
+    assert %{storage: "sqlite", restarts: 1} = TestSupport.kill_worker_and_wait(study)
     assert complete_trials(study) == before
     assert {:ok, [%{number: 4}]} = Study.ask(study)
   end
 
   test "pending callers get :worker_crashed at once, never a hang" do
     study = start_study("pending", timeout: 60_000)
-    run_trials(study, 2)
+    TestSupport.run_trials(study, 2, &(&1["x"] * &1["x"]))
     %{os_pid: os_pid} = Study.info(study)
     TestSupport.signal(os_pid, "STOP")
 

@@ -14,9 +14,7 @@ defmodule OptunaBridge.SharedWorkerTest do
 
   defp study(name, opts) do
     config = %{name: name, sampler: %{type: "random", seed: 3}}
-    pid = start_supervised!({Study, {config, @space, opts}})
-    :ok = Study.await_ready(pid)
-    pid
+    TestSupport.start_study!(config, @space, opts)
   end
 
   test "three studies on one worker: one OS process, independent trials" do

@@ -6,7 +6,7 @@ defmodule OptunaBridge.StopRulesTest do
   # telemetry handlers are global: not async
   use ExUnit.Case, async: false
 
-  alias OptunaBridge.{Error, StopRules, Study, Trial}
+  alias OptunaBridge.{Error, StopRules, Study, TestSupport, Trial}
 
   doctest OptunaBridge.StopRules
 
@@ -14,9 +14,7 @@ defmodule OptunaBridge.StopRulesTest do
 
   defp start(name, config) do
     config = Map.merge(%{name: name, sampler: %{type: "random", seed: 5}}, config)
-    study = start_supervised!({Study, {config, @space, []}})
-    :ok = Study.await_ready(study)
-    study
+    TestSupport.start_study!(config, @space)
   end
 
   test "optimize/3 ends cleanly when a rule holds and returns the best and the rule" do

@@ -14,13 +14,8 @@ defmodule OptunaBridge.StudyLifecycleTest do
 
   @moduletag :tmp_dir
 
-  defp worker_args(:memory, _dir), do: []
-  defp worker_args(:sqlite, dir), do: ["--storage", "sqlite:///#{Path.join(dir, "l.db")}"]
-
   defp start(name, opts) do
-    study = start_supervised!({Study, {%{name: name}, @space, opts}}, id: name)
-    :ok = Study.await_ready(study)
-    study
+    TestSupport.start_study!(%{name: name}, @space, opts, id: name)
   end
 
   defp restarted(study, old) do
@@ -40,7 +35,7 @@ defmodule OptunaBridge.StudyLifecycleTest do
     } do
       study =
         start("gone",
-          worker_args: worker_args(@storage, dir),
+          worker_args: TestSupport.storage_args(@storage, dir, "l.db"),
           checkpoint_every: 1,
           restart_backoff: 10
         )
@@ -112,7 +107,9 @@ defmodule OptunaBridge.StudyLifecycleTest do
 
         assert [%Error{kind: :timeout, method: "ask", data: %{"numbers" => [0, 1, 2]}}] =
                  TestSupport.wait_until(fn ->
-                   Study.errors(study) |> Enum.filter(&(&1.method == "ask")) |> nonempty()
+                   Study.errors(study)
+                   |> Enum.filter(&(&1.method == "ask"))
+                   |> TestSupport.nonempty()
                  end)
       end)
 
@@ -136,7 +133,9 @@ defmodule OptunaBridge.StudyLifecycleTest do
 
         assert [%Error{kind: :timeout, data: %{"applied" => true, "number" => n}}] =
                  TestSupport.wait_until(fn ->
-                   Study.errors(study) |> Enum.filter(&(&1.method == "tell")) |> nonempty()
+                   Study.errors(study)
+                   |> Enum.filter(&(&1.method == "tell"))
+                   |> TestSupport.nonempty()
                  end)
 
         assert n == trial.number
@@ -202,7 +201,4 @@ defmodule OptunaBridge.StudyLifecycleTest do
     assert Study.errors(study) == []
     assert {:ok, [%{state: :complete, values: [1.0]}]} = Study.trials(study)
   end
-
-  defp nonempty([]), do: nil
-  defp nonempty(list), do: list
 end

@@ -10,9 +10,7 @@ defmodule OptunaBridge.StudyTest do
 
   defp start_study(name, opts \\ []) do
     config = %{name: name, direction: "minimize", sampler: %{type: "tpe", seed: 42}}
-    study = start_supervised!({Study, {config, @space, opts}})
-    :ok = Study.await_ready(study)
-    study
+    TestSupport.start_study!(config, @space, opts)
   end
 
   defp objective(%{"x" => x, "y" => y}), do: (x - 2) ** 2 + y * y
@@ -102,7 +100,7 @@ defmodule OptunaBridge.StudyTest do
 
           assert [%Error{kind: :trial_not_found, method: "tell"}] =
                    TestSupport.wait_until(fn ->
-                     Study.errors(study) |> Enum.take(1) |> nonempty()
+                     Study.errors(study) |> Enum.take(1) |> TestSupport.nonempty()
                    end)
         end)
 
@@ -232,7 +230,4 @@ defmodule OptunaBridge.StudyTest do
     assert {:error, %Error{kind: :study_not_found}} = Study.trials(third)
     :ok = Study.stop(third)
   end
-
-  defp nonempty([]), do: nil
-  defp nonempty(list), do: list
 end

@@ -1,7 +1,8 @@
 # A stand-in for the `:telemetry` application, compiled for the tests only and only when the real
 # one is absent (Hex, which ships it, is unreachable where this client is tested). It keeps the
-# handful of functions the client and its tests call, with the same signatures and event shapes,
-# so the tests prove what the client emits, not how `:telemetry` dispatches.
+# handful of functions the client and its tests call (attach, detach, execute: the client's own
+# spans are built on execute by OptunaBridge.Telemetry), with the same signatures, so the tests
+# prove what the client emits, not how `:telemetry` dispatches.
 unless Code.ensure_loaded?(:telemetry) do
   defmodule :telemetry do
     @moduledoc false
@@ -26,34 +27,6 @@ unless Code.ensure_loaded?(:telemetry) do
           do: fun.(event, measurements, metadata, config) && id
 
       :ok
-    end
-
-    def span(prefix, metadata, fun) do
-      start = System.monotonic_time()
-
-      execute(
-        prefix ++ [:start],
-        %{system_time: System.system_time(), monotonic_time: start},
-        metadata
-      )
-
-      try do
-        {result, stop_metadata} = fun.()
-        stop = System.monotonic_time()
-        execute(prefix ++ [:stop], %{duration: stop - start, monotonic_time: stop}, stop_metadata)
-        result
-      catch
-        kind, reason ->
-          stop = System.monotonic_time()
-
-          execute(
-            prefix ++ [:exception],
-            %{duration: stop - start, monotonic_time: stop},
-            Map.merge(metadata, %{kind: kind, reason: reason, stacktrace: __STACKTRACE__})
-          )
-
-          :erlang.raise(kind, reason, __STACKTRACE__)
-      end
     end
   end
 end
