@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.conftest import PYTHON
 
@@ -333,6 +334,7 @@ def test_each_reply_is_written_before_the_next_frame_is_answered() -> None:
     close_all(proc)
 
 
+@pytest.mark.timeout(900)  # 300 SQLite trials and their tells: minutes on a busy machine
 def test_kill_9_loses_no_acknowledged_tell(tmp_path: Any) -> None:
     """Every ``tell`` the parent saw acknowledged is stored, and every ``tell`` stored before the
     kill was acknowledged except those of the group being answered (issue 18, item 4)."""
