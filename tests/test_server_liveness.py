@@ -214,20 +214,16 @@ def test_sigterm_is_honoured_while_stdout_is_full() -> None:
     close_all(proc)
 
 
+@pytest.mark.timeout(900)  # three workers' long asks: minutes on a busy machine
 def test_sigterm_between_the_items_of_a_batch() -> None:
     """Items not started when the signal came are answered ``worker_stopping``; the batch's
-    reply comes within 2 s (a batch of 10 long asks used to end 193 s later)."""
-    # the item being answered finishes first: the bound is one of them (measured now; x 3, the
-    # load swings) + 2 s; the 19 others answered would take 19 of them
-    bound = 3 * _one_long_ask_seconds(n=200) + SIGNAL_DEADLINE_S + MARGIN_S
+    reply comes after the item being answered (a batch of 10 long asks used to end 193 s later)."""
     proc = spawn()
     create_wide(proc)
     send(proc, orjson.dumps([long_ask(i) for i in range(20)]) + b"\n")
     wait_read_by_worker(proc)
-    sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    batch = read_reply(proc, timeout=bound)
-    assert time.monotonic() - sent < bound
+    batch = read_reply(proc, timeout=600)
     assert [r["id"] for r in batch] == list(range(20))
     done = [r for r in batch if "result" in r]
     stopped = [r for r in batch if "error" in r]
@@ -236,30 +232,38 @@ def test_sigterm_between_the_items_of_a_batch() -> None:
     assert {r["error"]["data"]["kind"] for r in stopped} == {"worker_stopping"}
     assert {r["error"]["code"] for r in stopped} == {-32011}
     assert read_reply(proc) is None  # EOF: nothing after the batch
-    assert proc.wait(5) == 0
+    _assert_one_long_ask_of_work(proc)
     close_all(proc)
 
 
+def _assert_one_long_ask_of_work(proc: subprocess.Popen[bytes]) -> None:
+    """The worker exits 0 having spent the CPU of about one long ask (the one being answered when
+    the signal came), not of the frames queued behind it. CPU seconds, not wall time: a wall-clock
+    bound from a baseline measured a moment earlier raced the load's swings."""
+    status, spent = _exit_and_cpu_seconds(proc)
+    assert status == 0
+    start_up = _cpu_seconds(asks=0)
+    one_ask = _cpu_seconds(asks=1, n=200) - start_up
+    assert spent < start_up + 2.5 * one_ask, (spent, start_up, one_ask)
+
+
+@pytest.mark.timeout(900)  # three workers' long asks: minutes on a busy machine
 def test_sigterm_with_long_frames_queued_behind_the_current_one() -> None:
     """The frame being answered finishes; the queued ones get no work."""
-    # the frame being answered finishes first: the bound is one of them (measured now; x 3, the
-    # load swings) + 2 s
-    bound = 3 * _one_long_ask_seconds(n=200) + SIGNAL_DEADLINE_S + MARGIN_S
     proc = spawn()
     create_wide(proc)
     send(proc, lines(*(long_ask(i) for i in range(6))))
     wait_read_by_worker(proc)
-    sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     replies = []
-    while (reply := read_reply(proc, timeout=bound)) is not None:
+    while (reply := read_reply(proc, timeout=600)) is not None:
         replies.append(reply)
-    assert time.monotonic() - sent < bound
     assert [r["id"] for r in replies] == [0]
-    assert proc.wait(30) == 0
+    _assert_one_long_ask_of_work(proc)
     close_all(proc)
 
 
+@pytest.mark.timeout(900)  # three workers' long asks: minutes on a busy machine
 def test_a_vanished_parent_is_noticed_before_the_next_frame() -> None:
     """5 long asks queued, then the parent goes: the worker stops after the one it was answering
     (it used to spend the CPU of all five before noticing)."""
@@ -278,12 +282,12 @@ def test_a_vanished_parent_is_noticed_before_the_next_frame() -> None:
     assert spent < start_up + 2.5 * one_ask, (spent, start_up, one_ask)
 
 
-def _cpu_seconds(asks: int) -> float:
+def _cpu_seconds(asks: int, n: int = 300) -> float:
     """The CPU a worker spends to start, create the wide study, answer ``asks`` long asks, end."""
     proc = spawn()
     create_wide(proc)
     for i in range(asks):
-        send(proc, lines(long_ask(i, n=300)))
+        send(proc, lines(long_ask(i, n=n)))
         read_reply(proc, timeout=600)
     proc.stdin.close()  # type: ignore[union-attr]
     status, spent = _exit_and_cpu_seconds(proc)
@@ -302,20 +306,6 @@ def _exit_and_cpu_seconds(proc: subprocess.Popen[bytes], timeout: float = 600) -
             return proc.returncode, usage.ru_utime + usage.ru_stime
         assert time.monotonic() < deadline, "the worker did not exit"
         time.sleep(0.02)
-
-
-def _one_long_ask_seconds(n: int = 300) -> float:
-    proc = spawn()
-    create_wide(proc)
-    started = time.monotonic()
-    send(proc, lines(long_ask(0, n=n)))
-    read_reply(proc)
-    elapsed = time.monotonic() - started
-    close_all(proc)
-    return elapsed
-
-
-# ---- each reply leaves as soon as it is made --------------------------------------------------
 
 
 def test_each_reply_is_written_before_the_next_frame_is_answered() -> None:
