@@ -30,11 +30,11 @@ EXPECTED_ROWS = [
 ]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(960)
 def test_quick_bench_writes_the_table(tmp_path: Path) -> None:
     done = subprocess.run(
         [PYTHON, str(ROOT / "scripts" / "bench.py"), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=280,
+        capture_output=True, text=True, timeout=900,  # a hang bound: the quick bench took 280 s+ on a loaded machine
     )
     assert done.returncode == 0, done.stderr[-3000:]
     table = (tmp_path / "bench.md").read_text()
