@@ -17,6 +17,7 @@ Cost: a fork of the worker (~5-15 ms for a few hundred MB of address space).
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import resource
 import select
@@ -136,6 +137,9 @@ def _child(
     """Draw and report; never returns (``os._exit``)."""
     code = 0
     try:
+        # A crash here is reported by the parent (the signal); an inherited faulthandler would
+        # also dump a traceback on the worker's stderr, which carries only JSON log lines.
+        faulthandler.disable()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
             signal.signal(signum, signal.SIG_DFL)  # the worker's handlers are not ours
         # Ends the child on its own should the worker die before it could kill it.

@@ -184,5 +184,7 @@ def test_journal_heartbeats_are_per_worker_not_per_trial(tmp_path: Path) -> None
         before = len(log.read_bytes().splitlines())
         time.sleep(3.0)
         after = len(log.read_bytes().splitlines())
-        assert 2 <= after - before <= 5  # one record per interval for the worker, not 50
+        # one record per interval for the worker, not 50 (a busy machine may delay a beat: the
+        # lower bound only says heartbeats were written at all)
+        assert 1 <= after - before <= 5
         assert {t.state for t in worker.trials("many")} == {"running"}

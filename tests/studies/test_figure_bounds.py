@@ -55,6 +55,26 @@ def test_a_drawing_that_crashes_is_reported() -> None:
         figure_sandbox.run_isolated(draw, memory_bytes=1 << 28, timeout_s=60)
 
 
+def test_a_crashing_drawing_dumps_nothing_on_stderr() -> None:
+    """The child inherits faulthandler (pytest and ``python -X faulthandler`` enable it): its
+    "Fatal Python error" traceback dump would land on the worker's stderr, which carries only JSON
+    log lines. The parent reports the signal; the child says nothing."""
+    code = (
+        "import os, signal\n"
+        "from bridge_worker import figure_sandbox\n"
+        "def draw():\n"
+        "    os.kill(os.getpid(), signal.SIGSEGV)\n"
+        "try:\n"
+        "    figure_sandbox.run_isolated(draw, memory_bytes=1 << 28, timeout_s=60)\n"
+        "except figure_sandbox.SandboxMemoryError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([PYTHON, "-X", "faulthandler", "-c", code], capture_output=True,
+                          timeout=120, check=True)
+    assert b"SIGSEGV" in done.stdout
+    assert done.stderr == b""
+
+
 def test_a_drawing_that_stalls_is_stopped_at_its_deadline() -> None:
     started = time.monotonic()
     with pytest.raises(figure_sandbox.SandboxTimeout):

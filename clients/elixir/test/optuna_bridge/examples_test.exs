@@ -12,7 +12,8 @@ defmodule OptunaBridge.ExamplesTest do
   alias OptunaBridge.{JSON, Worker}
   alias OptunaBridge.TestSupport
 
-  @timeout 15_000
+  # a hang bound, not a speed measurement: a worker starting while every core is busy is slow
+  @timeout 60_000
 
   for file <- TestSupport.conversation_files(), framing <- [:line, :packet4] do
     @file_path file

@@ -154,7 +154,7 @@ defmodule OptunaBridge.OptimizeOrphansTest do
       end)
 
     assert File.read!(marker) == "0", log
-    assert_receive {:DOWN, ^ref, :process, ^study, {:worker_restart_limit, _}}, 10_000
+    assert_receive {:DOWN, ^ref, :process, ^study, {:worker_restart_limit, _}}, 60_000
     assert log =~ "could not look for trials whose ask died"
   end
 

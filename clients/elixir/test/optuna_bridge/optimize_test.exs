@@ -99,25 +99,64 @@ defmodule OptunaBridge.OptimizeTest do
     end)
   end
 
-  test "concurrency runs objectives at once; timeout stops starting trials" do
+  test "concurrency runs objectives at once: each waits until all 4 are running" do
     study = start("concurrent")
     parent = self()
 
+    # a barrier, not a count in a fixed time: no objective returns before the test saw 4 running
     objective = fn trial ->
-      send(parent, {:running, trial.number, self()})
-      Process.sleep(150)
+      send(parent, {:running, self()})
+
+      receive do
+        :go -> trial.params["x"]
+      after
+        120_000 -> raise "fewer than 4 objectives ran at once"
+      end
+    end
+
+    run =
+      Task.async(fn -> OptunaBridge.optimize(study, objective, n_trials: 4, concurrency: 4) end)
+
+    running =
+      for _ <- 1..4 do
+        assert_receive {:running, pid}, 60_000
+        pid
+      end
+
+    assert length(Enum.uniq(running)) == 4
+    Enum.each(running, &send(&1, :go))
+    assert {:ok, _} = Task.await(run, 120_000)
+
+    {:ok, trials} = Study.trials(study)
+    assert length(trials) == 4
+    assert Enum.all?(trials, &(&1.state == :complete))
+  end
+
+  test "timeout stops starting trials: none starts once it passed, running ones finish" do
+    study = start("timeout")
+
+    # the baseline of this run: one trial's ask + tell under whatever load the machine has now
+    {baseline, {:ok, _}} =
+      :timer.tc(fn -> OptunaBridge.optimize(study, fn t -> t.params["x"] end, n_trials: 1) end)
+
+    baseline_ms = div(baseline, 1000)
+    timeout = 300
+    # every objective outlasts the timeout: when the first one finishes, the deadline has passed,
+    # so no trial may start after it, whatever the machine's speed (at most `concurrency` ran)
+    objective = fn trial ->
+      Process.sleep(timeout + 100)
       trial.params["x"]
     end
 
     started = System.monotonic_time(:millisecond)
-    assert {:ok, _} = OptunaBridge.optimize(study, objective, timeout: 600, concurrency: 4)
+    assert {:ok, _} = OptunaBridge.optimize(study, objective, timeout: timeout, concurrency: 4)
     elapsed = System.monotonic_time(:millisecond) - started
 
-    {:ok, trials} = Study.trials(study)
-    # 4 at a time for ~600 ms of 150 ms trials: more than one at a time could start (4)
-    assert length(trials) >= 6
+    {:ok, [_baseline | trials]} = Study.trials(study)
+    assert length(trials) in 1..4
     assert Enum.all?(trials, &(&1.state == :complete))
-    assert elapsed < 5_000
+    # the deadline, one objective, and the asks and tells of the (at most 4) trials it started
+    assert elapsed < timeout + (timeout + 100) + 8 * baseline_ms + 2_000
   end
 
   test "trial_timeout kills a stuck objective and fails its trial" do

@@ -109,7 +109,7 @@ defmodule OptunaBridge.ProcessHygieneTest do
 
     ref = Process.monitor(study)
     :ok = Study.stop(study)
-    assert_receive {:DOWN, ^ref, :process, _, _}, 1_000
+    assert_receive {:DOWN, ^ref, :process, _, _}, 30_000
     TestSupport.wait_until(fn -> not Worker.os_alive?(os_pid) end, 30_000)
   end
 

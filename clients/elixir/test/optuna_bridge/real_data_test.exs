@@ -24,10 +24,14 @@ defmodule OptunaBridge.RealDataTest do
     end
   end
 
+  # Study.info/1 may time out while the study process is busy with the restart (a loaded
+  # machine): that is "not yet", not a failure
   defp wait_new_worker(study, old_os_pid) do
     TestSupport.wait_until(fn ->
-      info = Study.info(study)
-      status(study) == :ready and is_integer(info.os_pid) and info.os_pid != old_os_pid
+      match?(
+        %{status: :ready, os_pid: pid} when is_integer(pid) and pid != old_os_pid,
+        Study.info(study)
+      )
     end)
   end
 
@@ -108,16 +112,18 @@ defmodule OptunaBridge.RealDataTest do
 
       task = Task.async(fn -> Study.ask(study, 1, timeout: 1_000) end)
 
+      # generous bounds: what they catch is a hang (a call blocked behind the busy port)
       assert {:ok, {:error, %Error{kind: :timeout}}} =
-               Task.yield(task, 4_000) || Task.shutdown(task)
+               Task.yield(task, 30_000) || Task.shutdown(task)
 
       info = Task.async(fn -> Study.info(study) end)
-      assert {:ok, %{os_pid: ^os_pid}} = Task.yield(info, 2_000) || Task.shutdown(info)
+      assert {:ok, %{os_pid: ^os_pid}} = Task.yield(info, 30_000) || Task.shutdown(info)
 
       stopper = Task.async(fn -> :timer.tc(fn -> Study.stop(study) end) end)
-      assert {:ok, {micros, :ok}} = Task.yield(stopper, 5_000) || Task.shutdown(stopper)
-      assert micros < 2_500_000
-      TestSupport.wait_until(fn -> os_gone?(os_pid) end, 2_000)
+      assert {:ok, {micros, :ok}} = Task.yield(stopper, 30_000) || Task.shutdown(stopper)
+      # the grace (500 ms) and the kill, well under the 30 s of a stop that waited on the port
+      assert micros < 10_000_000
+      TestSupport.wait_until(fn -> os_gone?(os_pid) end, 30_000)
     after
       System.cmd("kill", ["-9", Integer.to_string(os_pid)], stderr_to_stdout: true)
     end
@@ -196,11 +202,24 @@ defmodule OptunaBridge.RealDataTest do
     assert %{checkpoints: checkpoints} = Study.info(study)
     assert checkpoints in 1..10
 
-    # what the policy promises: a crash loses at most the trials since the last checkpoint
+    # what the policy promises: a crash loses at most the trials since the last checkpoint.
+    # How many the last one holds depends on the machine's speed (a slow export spaces the next
+    # one out), so the test reads the checkpoint the client keeps instead of assuming a count.
+    saved =
+      TestSupport.wait_until(fn ->
+        case :sys.get_state(study).snapshot do
+          %{"body" => %{"trials" => [_ | _] = trials}} ->
+            Enum.count(trials, &(&1["state"] == "complete"))
+
+          _ ->
+            nil
+        end
+      end)
+
     %{os_pid: os_pid} = Study.info(study)
     capture_log(fn -> TestSupport.signal(os_pid, "KILL") && wait_new_worker(study, os_pid) end)
     assert {:ok, trials} = Study.trials(study, states: [:complete])
-    assert length(trials) >= 100
+    assert length(trials) >= saved
   end
 
   # 6 -------------------------------------------------------------------------------------------
@@ -313,6 +332,8 @@ defmodule OptunaBridge.RealDataTest do
   test "9: starts do not block the supervisor; calls time out; restarts do not block callers" do
     {:ok, sup} = DynamicSupervisor.start_link(strategy: :one_for_one)
 
+    began = System.monotonic_time(:microsecond)
+
     {micros, studies} =
       :timer.tc(fn ->
         for i <- 1..6 do
@@ -322,10 +343,12 @@ defmodule OptunaBridge.RealDataTest do
         end
       end)
 
-    assert micros < 500_000, "6 starts took #{div(micros, 1000)} ms"
-
     # six workers starting at once on a loaded machine: give them time
     for study <- studies, do: assert({:ok, [%{number: 0}]} = Study.ask(study, 1, timeout: 60_000))
+
+    # the baseline of this run: the workers' start. Starts that waited for it would take 6 of them
+    ready = System.monotonic_time(:microsecond) - began
+    assert micros * 2 < ready, "6 starts took #{div(micros, 1000)} of #{div(ready, 1000)} ms"
 
     study = hd(studies)
     %{os_pid: os_pid} = Study.info(study)
@@ -333,16 +356,19 @@ defmodule OptunaBridge.RealDataTest do
     task = Task.async(fn -> Study.ask(study, 1, timeout: 300) end)
 
     assert {:ok, {:error, %Error{kind: :timeout}}} =
-             Task.yield(task, 2_000) || Task.shutdown(task)
+             Task.yield(task, 30_000) || Task.shutdown(task)
 
     capture_log(fn ->
+      killed = System.monotonic_time(:microsecond)
       TestSupport.signal(os_pid, "KILL")
-      TestSupport.wait_until(fn -> status(study) != :ready end, 2_000)
+      TestSupport.wait_until(fn -> status(study) != :ready end)
       # the restart runs in the background: the study answers at once meanwhile
       {micros, info} = :timer.tc(fn -> Study.info(study) end)
-      assert micros < 200_000
       assert info.status in [:restarting, :starting, :establishing]
       wait_new_worker(study, os_pid)
+      # the baseline: this restart. An info that waited for it would take most of it
+      restart = System.monotonic_time(:microsecond) - killed
+      assert micros * 2 < restart, "info took #{div(micros, 1000)} of #{div(restart, 1000)} ms"
     end)
 
     assert {:ok, [_]} = Study.ask(study)
@@ -360,14 +386,19 @@ defmodule OptunaBridge.RealDataTest do
     capture_log(fn ->
       for _ <- 1..2 do
         %{os_pid: os_pid} =
-          TestSupport.wait_until(fn -> status(study) == :ready && Study.info(study) end)
+          TestSupport.wait_until(fn ->
+            with :ready <- status(study),
+                 %{} = info <- Study.info(study),
+                 do: info,
+                 else: (_ -> nil)
+          end)
 
         TestSupport.signal(os_pid, "KILL")
         TestSupport.wait_until(fn -> not Process.alive?(study) or status(study) != :ready end)
       end
 
       assert_receive {:EXIT, ^study, {:worker_restart_limit, %Error{kind: :worker_crashed}}},
-                     10_000
+                     60_000
     end)
   end
 
@@ -384,7 +415,7 @@ defmodule OptunaBridge.RealDataTest do
         )
 
       assert_receive {:EXIT, ^study, {:worker_restart_limit, %Error{kind: :storage_error}}},
-                     30_000
+                     60_000
     end)
   end
 end

@@ -66,7 +66,7 @@ defmodule OptunaBridge.RecoveryTest do
 
     for task <- tasks do
       assert {:error, %Error{kind: :worker_crashed, method: "ask", data: %{"exit_status" => 137}}} =
-               Task.await(task, 5_000)
+               Task.await(task, 30_000)
     end
 
     assert {:ok, [%{number: 2}]} = Study.ask(study)

@@ -172,7 +172,7 @@ defmodule OptunaBridge.SharedWorkerFailureTest do
 
     capture_log(fn ->
       {:ok, study} = Study.start(%{name: "silent"}, @space, worker: :sw_silent)
-      assert {:error, %Error{kind: :start_failed}} = Study.await_ready(study, 10_000)
+      assert {:error, %Error{kind: :start_failed}} = Study.await_ready(study, 60_000)
     end)
   end
 
@@ -198,7 +198,7 @@ defmodule OptunaBridge.SharedWorkerFailureTest do
 
     capture_log(fn ->
       Process.exit(Process.whereis(:sw_crash), :kill)
-      TestSupport.wait_until(fn -> not OptunaBridge.Worker.os_alive?(os_pid) end, 5_000)
+      TestSupport.wait_until(fn -> not OptunaBridge.Worker.os_alive?(os_pid) end, 30_000)
 
       TestSupport.wait_until(fn ->
         info = Study.info(study)

@@ -39,7 +39,7 @@ defmodule OptunaBridge.StopRulesTest do
 
     assert detail["max_trials"] == 5
     assert best.state == :complete
-    assert_receive {:stopped, %{count: 1}, %{study: "stop-optimize", rule: "max_trials"}}
+    assert_receive {:stopped, %{count: 1}, %{study: "stop-optimize", rule: "max_trials"}}, 30_000
     refute_receive {:stopped, _, _}
     {:ok, trials} = Study.trials(study)
     # no trial left running; concurrency may have started one more before the rule held

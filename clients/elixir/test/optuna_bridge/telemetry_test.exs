@@ -84,13 +84,13 @@ defmodule OptunaBridge.TelemetryTest do
       :ok = Study.await_ready(study)
       %{os_pid: os_pid} = Study.info(study)
       TestSupport.signal(os_pid, "KILL")
-      assert_receive {:event, [:optuna_bridge, :worker, :restart] = e, m, meta}, 10_000
+      assert_receive {:event, [:optuna_bridge, :worker, :restart] = e, m, meta}, 60_000
       send(self(), {:event, e, m, meta})
       :ok = Study.await_ready(study)
     end)
 
     # The checkpoint after the last tell may still be on its way: wait for one, keep everything.
-    recorded = collect(System.monotonic_time(:millisecond) + 10_000, [])
+    recorded = collect(System.monotonic_time(:millisecond) + 60_000, [])
 
     for {event, measurements, metadata} <- @table do
       seen = for {^event, m, meta} <- recorded, do: {m, meta}
@@ -141,9 +141,9 @@ defmodule OptunaBridge.TelemetryTest do
     log =
       capture_log([metadata: [:study, :os_pid]], fn ->
         TestSupport.signal(os_pid, "KILL")
-        assert_receive {:event, [:optuna_bridge, :worker, :exit], %{count: 1}, meta}, 5_000
+        assert_receive {:event, [:optuna_bridge, :worker, :exit], %{count: 1}, meta}, 60_000
         assert %{study: "tele-kill", os_pid: ^os_pid} = meta
-        assert_receive {:event, [:optuna_bridge, :worker, :restart], _, %{restarts: 1}}, 5_000
+        assert_receive {:event, [:optuna_bridge, :worker, :restart], _, %{restarts: 1}}, 60_000
         :ok = Study.await_ready(study)
       end)
 

@@ -12,7 +12,7 @@ defmodule OptunaBridge.WorkerTest do
     assert {:frame, pong, worker} = Worker.receive_frame(worker, :infinity)
     assert pong =~ "pong"
     assert {:timeout, worker} = Worker.receive_frame(worker, 50)
-    assert Worker.close(worker, 5_000) == :exited
+    assert Worker.close(worker, 30_000) == :exited
     assert {:error, :closed} = Worker.send_frame(worker, "{}")
     refute Worker.os_alive?(worker.os_pid)
     refute Worker.os_alive?(nil)
@@ -28,7 +28,7 @@ defmodule OptunaBridge.WorkerTest do
     {:ok, worker} = Worker.open([])
     {:frame, _ready, worker} = Worker.receive_frame(worker, 30_000)
     :ok = Worker.kill(worker)
-    assert {:exit, 137, _} = Worker.receive_frame(worker, 5_000)
+    assert {:exit, 137, _} = Worker.receive_frame(worker, 30_000)
   end
 
   test "a bad framing or a missing interpreter is a start error" do

@@ -36,9 +36,14 @@ defmodule OptunaBridge.TestSupport do
     end)
   end
 
-  @doc "Polls `fun` every 20 ms until it returns a truthy value (returned) or `timeout` ms pass."
+  @doc """
+  Polls `fun` every 20 ms until it returns a truthy value (returned) or `timeout` ms pass.
+
+  The default is generous (a minute): it bounds a hang, it is not a speed measurement, and a
+  worker restart on a machine whose every core is busy takes several seconds.
+  """
   @spec wait_until((() -> term()), non_neg_integer()) :: term()
-  def wait_until(fun, timeout \\ 10_000) do
+  def wait_until(fun, timeout \\ 60_000) do
     deadline = System.monotonic_time(:millisecond) + timeout
     do_wait(fun, deadline)
   end
