@@ -61,7 +61,7 @@ def test_a_crashing_drawing_dumps_nothing_on_stderr() -> None:
     log lines. The parent reports the signal; the child says nothing."""
     code = (
         "import os, signal\n"
-        "from bridge_worker import figure_sandbox\n"
+        "from bridge_worker.studies import figure_sandbox\n"
         "def draw():\n"
         "    os.kill(os.getpid(), signal.SIGSEGV)\n"
         "try:\n"
