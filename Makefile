@@ -19,7 +19,7 @@ TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 COMPILE = $(UV) pip compile pyproject.toml requirements/build.in $(addprefix --extra ,$(EXTRAS)) \
 	--generate-hashes $(TARGET) --quiet
 
-.PHONY: venv demo test lint typecheck pytest elixir-test lock upgrade-lock test-latest test-oldest \
+.PHONY: venv demo test lint format typecheck pytest elixir-test lock upgrade-lock test-latest test-oldest \
 	bench bench-curves fuzz soak test-stress test-stress-ci dashboard schema dist clean
 
 venv: $(STAMP)
@@ -43,8 +43,15 @@ test: venv
 	@bash scripts/test_stages.sh "$(MAKE) --no-print-directory VENV=$(VENV) LOCK=$(LOCK)" \
 		lint typecheck pytest elixir-test
 
+# ruff is both the linter and the formatter: `make format` rewrites, `make lint` fails on any
+# file the formatter would change.
 lint: venv
 	$(BIN)/ruff check bridge_worker tests scripts
+	$(BIN)/ruff format --check bridge_worker tests scripts
+
+format: venv
+	$(BIN)/ruff format bridge_worker tests scripts
+	$(BIN)/ruff check --fix bridge_worker tests scripts
 
 typecheck: venv
 	$(BIN)/mypy

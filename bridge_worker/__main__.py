@@ -24,7 +24,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["proxy"]:  # optuna-bridge proxy --storage URL --host H --port P
         from bridge_worker.proxy import main as proxy_main  # only the proxy needs grpc
 
-
         return proxy_main(argv[1:])
     if argv[:1] == ["schema"]:
         return _print_schema(argv[1:])
@@ -69,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def frame_overran(elapsed: float, frame: Frame) -> None:
         log.error(
-            "frame_budget_exceeded", budget_s=config.frame_budget, elapsed_s=round(elapsed, 3),
+            "frame_budget_exceeded",
+            budget_s=config.frame_budget,
+            elapsed_s=round(elapsed, 3),
             **frame_summary(frame),
         )
         log.debug("frame_budget_exceeded_frame", frame_head=frame_head(frame))
@@ -81,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage = StorageHandle(config.storage)
     storage_kind = storage.kind
     endpoint = build_endpoint(
-        storage, config.limits, strict=config.strict, snapshot_key=config.snapshot_key,
+        storage,
+        config.limits,
+        strict=config.strict,
+        snapshot_key=config.snapshot_key,
         artifacts=config.artifacts,
     )
     registry = endpoint.dispatcher.registry
@@ -102,7 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     log.info(
-        "started", storage=storage_kind, framing=config.framing, jsonrpc=config.jsonrpc,
+        "started",
+        storage=storage_kind,
+        framing=config.framing,
+        jsonrpc=config.jsonrpc,
         pid=os.getpid(),
     )
     gc.freeze()
@@ -120,8 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Replies of frames read together share a write where that loses nothing: memory
             # (dies with the worker) or a storage that syncs the group before the replies.
             gather_s=(
-                GROUP_COMMIT_MAX_S if storage.group_commits
-                else GATHER_MAX_S if not storage.backend.durable else 0.0
+                GROUP_COMMIT_MAX_S
+                if storage.group_commits
+                else GATHER_MAX_S
+                if not storage.backend.durable
+                else 0.0
             ),
             commit=storage.commit if storage.group_commits else None,
         )

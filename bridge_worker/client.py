@@ -155,7 +155,8 @@ class WorkerExited(ConnectionError):
         self.status = status
         self.stderr_lines = list(stderr_lines)
         message = (
-            f"worker exited with status {status}" if status is not None
+            f"worker exited with status {status}"
+            if status is not None
             else "worker closed its pipes but has not exited"
         )
         if self.stderr_lines:
@@ -272,9 +273,13 @@ class Worker:
                 return
             ready = self._read_frame(_deadline(ready_timeout))
         except WorkerTimeout:
-            hint = "" if strict else (
-                " (a worker started with --jsonrpc strict sends no ready frame: pass its "
-                "arguments to spawn, or strict=True)"
+            hint = (
+                ""
+                if strict
+                else (
+                    " (a worker started with --jsonrpc strict sends no ready frame: pass its "
+                    "arguments to spawn, or strict=True)"
+                )
             )
             raise WorkerTimeout(
                 f"the worker did not come up within {ready_timeout} s{hint}"
@@ -303,8 +308,16 @@ class Worker:
         or a ``ping`` reply when ``args`` select ``--jsonrpc strict``. ``timeout`` is the
         default deadline of every call."""
         command = [
-            python, "-m", "bridge_worker",
-            "--storage", storage, "--framing", framing, "--log-level", log_level, *args,
+            python,
+            "-m",
+            "bridge_worker",
+            "--storage",
+            storage,
+            "--framing",
+            framing,
+            "--log-level",
+            log_level,
+            *args,
         ]
         proc = subprocess.Popen(
             command,
@@ -315,8 +328,15 @@ class Worker:
         )
         tail = _StderrTail(proc.stderr) if stderr is None and proc.stderr is not None else None
         try:
-            return cls(proc, framing, spin_us, tail, timeout=timeout,
-                       ready_timeout=ready_timeout, strict=_is_strict(args))
+            return cls(
+                proc,
+                framing,
+                spin_us,
+                tail,
+                timeout=timeout,
+                ready_timeout=ready_timeout,
+                strict=_is_strict(args),
+            )
         except BaseException:
             if proc.poll() is None:
                 proc.kill()
@@ -335,15 +355,13 @@ class Worker:
         data = memoryview(self._encode_frame(payload))
         while data:
             try:
-                data = data[os.write(self._wfd, data):]
+                data = data[os.write(self._wfd, data) :]
                 continue
             except BlockingIOError:
                 pass
             except (BrokenPipeError, OSError):  # OSError: we closed stdin ourselves
                 raise self._exited() from None
-            readable, writable, _ = select.select(
-                [self._fd], [self._wfd], [], _remaining(deadline)
-            )
+            readable, writable, _ = select.select([self._fd], [self._wfd], [], _remaining(deadline))
             if not readable and not writable:
                 raise WorkerTimeout(f"the worker read none of our request for {self._waited()}")
             if readable:
@@ -363,9 +381,11 @@ class Worker:
         """Read what the worker wrote. A reply usually follows within microseconds, so poll for
         ``spin_us`` before sleeping in ``read``: waking a sleeping process costs more here."""
         ready = bool(self._spin_s) and await_readable(self._fd, self._spin_s)
-        if not ready and deadline is not None and not select.select(
-            [self._fd], [], [], _remaining(deadline)
-        )[0]:
+        if (
+            not ready
+            and deadline is not None
+            and not select.select([self._fd], [], [], _remaining(deadline))[0]
+        ):
             raise WorkerTimeout(f"no reply from the worker within {self._waited()}")
         self._read_some()
 
@@ -408,8 +428,12 @@ class Worker:
         return request_id, request
 
     def send(
-        self, method: str, params: Mapping[str, Any] | None = None, notify: bool = False,
-        *, timeout: float | UnsetType | None = UNSET,
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        notify: bool = False,
+        *,
+        timeout: float | UnsetType | None = UNSET,
     ) -> RequestId | None:
         """Write one request (or notification) without waiting for its reply; returns its id.
         Waits at most ``timeout`` (default: the worker's) for room in the pipe."""
@@ -423,8 +447,12 @@ class Worker:
         return self._receive_by(self._deadline(timeout))
 
     def call(
-        self, method: str, params: Mapping[str, Any] | None = None, result_type: type[T] = Any,  # type: ignore[assignment]
-        *, timeout: float | UnsetType | None = UNSET,
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        result_type: type[T] = Any,  # type: ignore[assignment]
+        *,
+        timeout: float | UnsetType | None = UNSET,
     ) -> T:
         """One request and its reply, within ``timeout`` seconds (default: the worker's
         ``timeout``; None: wait forever), else :class:`WorkerTimeout`."""
@@ -451,8 +479,10 @@ class Worker:
                 return frame
 
     def batch(
-        self, calls: Iterable[tuple[str, Mapping[str, Any] | None]],
-        *, timeout: float | UnsetType | None = UNSET,
+        self,
+        calls: Iterable[tuple[str, Mapping[str, Any] | None]],
+        *,
+        timeout: float | UnsetType | None = UNSET,
     ) -> list[Reply]:
         """Send one JSON-RPC batch; the replies come back as one array, in request order
         (within ``timeout``, default: the worker's)."""
@@ -506,9 +536,16 @@ class Worker:
         """``stop``: stop rules (``target``, ``patience``, ``min_delta``, ``max_trials``,
         ``max_seconds``); once one holds, ``ask`` raises :class:`StudyStopped`."""
         params = _params(
-            study=study, direction=direction, directions=directions, sampler=sampler,
-            pruner=pruner, search_space=search_space, load_if_exists=load_if_exists or None,
-            user_attrs=user_attrs, metric_names=metric_names, stop=stop,
+            study=study,
+            direction=direction,
+            directions=directions,
+            sampler=sampler,
+            pruner=pruner,
+            search_space=search_space,
+            load_if_exists=load_if_exists or None,
+            user_attrs=user_attrs,
+            metric_names=metric_names,
+            stop=stop,
         )
         return self.call("create", params, CreateResult)
 
@@ -527,20 +564,27 @@ class Worker:
         with ``retry`` asks its parameters again); ``AskedTrial.lease_end`` says until when.
         ``client``: this client's stable id; its trials still running from before a restart are
         returned first, with ``resumed`` True."""
-        params = _params(study=study, n=n, search_space=search_space, fixed_params=fixed_params,
-                         lease_s=lease_s, retry=retry, client=client)
+        params = _params(
+            study=study,
+            n=n,
+            search_space=search_space,
+            fixed_params=fixed_params,
+            lease_s=lease_s,
+            retry=retry,
+            client=client,
+        )
         return self.call("ask", params, AskResult).trials
 
     def renew(self, study: str, number: int, lease_s: float | None = None) -> RenewResult:
         """Extend a running trial's lease from now (by ``lease_s`` or its own length)."""
-        return self.call("renew", _params(study=study, number=number, lease_s=lease_s),
-                         RenewResult)
+        return self.call("renew", _params(study=study, number=number, lease_s=lease_s), RenewResult)
 
     def add_trials(self, study: str, trials: Sequence[Mapping[str, Any]]) -> list[int]:
         """Record trials evaluated elsewhere (``{"params", "value"|"values", "state",
         "user_attrs", "intermediate_values", "constraints"}``); returns their numbers."""
-        return self.call("add_trials", {"study": study, "trials": list(trials)},
-                         AddTrialsResult).numbers
+        return self.call(
+            "add_trials", {"study": study, "trials": list(trials)}, AddTrialsResult
+        ).numbers
 
     def plot(
         self,
@@ -556,9 +600,16 @@ class Worker:
     ) -> bytes | dict[str, Any]:
         """A figure of ``optuna.visualization``: the image bytes for ``png``/``svg``, the
         plotly figure (a dict for plotly.js) for ``plotly``."""
-        request = _params(study=study, kind=kind, format=format, params=params,
-                          objective=objective, width=width, height=height,
-                          reference_point=reference_point)
+        request = _params(
+            study=study,
+            kind=kind,
+            format=format,
+            params=params,
+            objective=objective,
+            width=width,
+            height=height,
+            reference_point=reference_point,
+        )
         result = self.call("plot", request, PlotResult)
         if isinstance(result.figure, Raw):
             figure: dict[str, Any] = msgspec.json.decode(result.figure)
@@ -581,8 +632,13 @@ class Worker:
         """``values`` for several objectives (a list or a 1-D numpy array); ``constraints``:
         feasible when all are <= 0."""
         params = _params(
-            study=study, number=number, value=value, values=values, state=state,
-            skip_if_finished=skip_if_finished or None, user_attrs=user_attrs,
+            study=study,
+            number=number,
+            value=value,
+            values=values,
+            state=state,
+            skip_if_finished=skip_if_finished or None,
+            user_attrs=user_attrs,
             constraints=constraints,
         )
         return self.call("tell", params, TellResult)
@@ -635,7 +691,9 @@ class Worker:
     ) -> bool:
         """Queue parameters for the next ``ask``; False when ``skip_if_exists`` made it a no-op."""
         frame = _params(
-            study=study, params=params, user_attrs=user_attrs,
+            study=study,
+            params=params,
+            user_attrs=user_attrs,
             skip_if_exists=skip_if_exists or None,
         )
         return self.call("enqueue", frame, EnqueueResult).enqueued
@@ -672,8 +730,9 @@ class Worker:
         if isinstance(data, bytes):
             if name is None:
                 raise ValueError("name is required for bytes")
-            chunks: Iterator[bytes] = (data[i:i + chunk_size]
-                                       for i in range(0, max(len(data), 1), chunk_size))
+            chunks: Iterator[bytes] = (
+                data[i : i + chunk_size] for i in range(0, max(len(data), 1), chunk_size)
+            )
             digest = hashlib.sha256(data).hexdigest()
         else:
             path = Path(data)
@@ -686,9 +745,16 @@ class Worker:
         while True:
             following: bytes | None = next(chunks, None)
             final = following is None
-            params = _params(study=study, number=number, name=name, content_type=content_type,
-                             data=base64.b64encode(pending).decode(), offset=offset,
-                             final=final, sha256=digest if final else None)
+            params = _params(
+                study=study,
+                number=number,
+                name=name,
+                content_type=content_type,
+                data=base64.b64encode(pending).decode(),
+                offset=offset,
+                final=final,
+                sha256=digest if final else None,
+            )
             result = self.call("artifact_put", params, ArtifactPutResult)
             offset += len(pending)
             if following is None:
@@ -697,8 +763,9 @@ class Worker:
 
     def artifacts(self, study: str, number: int | None = None) -> list[ArtifactInfo]:
         """The study's artifacts (its own and every trial's), or trial ``number``'s."""
-        return self.call("artifacts", _params(study=study, number=number),
-                         ArtifactsResult).artifacts
+        return self.call(
+            "artifacts", _params(study=study, number=number), ArtifactsResult
+        ).artifacts
 
     def get_artifact(
         self, study: str, artifact_id: str, path: str | os.PathLike[str] | None = None
@@ -707,8 +774,11 @@ class Worker:
         parts: list[bytes] = []
         offset = 0
         while True:
-            got = self.call("artifact_get", {"study": study, "artifact_id": artifact_id,
-                                             "offset": offset}, ArtifactGetResult)
+            got = self.call(
+                "artifact_get",
+                {"study": study, "artifact_id": artifact_id, "offset": offset},
+                ArtifactGetResult,
+            )
             chunk = base64.b64decode(got.data)
             parts.append(chunk)
             offset += len(chunk)
@@ -731,8 +801,13 @@ class Worker:
     ) -> CopyTrialsResult:
         """Warm-start ``to_study`` with the trials of ``from_study`` (``states``: default
         complete); ``params_only`` enqueues their parameters instead of copying results."""
-        params = _params(**{"from": from_study}, to=to_study, states=states, limit=limit,
-                         params_only=params_only or None)
+        params = _params(
+            **{"from": from_study},
+            to=to_study,
+            states=states,
+            limit=limit,
+            params_only=params_only or None,
+        )
         return self.call("copy_trials", params, CopyTrialsResult)
 
     def set_stop(self, study: str, stop: Mapping[str, Any] | None) -> SetStopResult:
@@ -780,7 +855,9 @@ class Worker:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.close()
@@ -828,5 +905,11 @@ def _params(**fields: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "Reply", "StudyStopped", "Worker", "WorkerError", "WorkerExited", "decode_result", "unwrap",
+    "Reply",
+    "StudyStopped",
+    "Worker",
+    "WorkerError",
+    "WorkerExited",
+    "decode_result",
+    "unwrap",
 ]

@@ -63,91 +63,128 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         "see optuna-bridge proxy --help",
     )
     parser.add_argument(
-        "--storage", default="memory",
+        "--storage",
+        default="memory",
         help="where studies live: memory (default), sqlite:///path.db, journal:///path.log, "
         "postgresql+psycopg2://user@host/db, grpc://host:port (optuna-bridge proxy), ...",
     )
     parser.add_argument(
-        "--heartbeat", type=int, metavar="SECONDS",
+        "--heartbeat",
+        type=int,
+        metavar="SECONDS",
         help="record heartbeats of running trials; trials of a dead worker are failed after the "
         "grace period (durable storages only)",
     )
     parser.add_argument(
-        "--grace-period", type=int, metavar="SECONDS",
+        "--grace-period",
+        type=int,
+        metavar="SECONDS",
         help="seconds without heartbeat before a running trial is failed (default: 2 x heartbeat)",
     )
     parser.add_argument(
-        "--retry-failed", type=int, metavar="N",
+        "--retry-failed",
+        type=int,
+        metavar="N",
         help="ask the parameters of a trial failed by the heartbeat check again, at most N times",
     )
     parser.add_argument(
-        "--proxy-token-file", metavar="FILE",
+        "--proxy-token-file",
+        metavar="FILE",
         help="grpc:// storage: the proxy's shared token (optuna-bridge proxy --token-file)",
     )
     parser.add_argument(
-        "--proxy-tls-ca", metavar="FILE",
+        "--proxy-tls-ca",
+        metavar="FILE",
         help="grpc:// storage: talk TLS to the proxy and check its certificate against these "
         "CA certificates (PEM)",
     )
     parser.add_argument(
-        "--proxy-timeout", type=float, default=10.0, metavar="SECONDS",
+        "--proxy-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
         help="grpc:// storage: a call the proxy has not answered after this long is a "
         "storage_error (default 10)",
     )
     parser.add_argument("--framing", choices=("line", "packet4"), default="line")
     parser.add_argument(
-        "--spin-us", type=int, default=200, metavar="US",
+        "--spin-us",
+        type=int,
+        default=200,
+        metavar="US",
         help="poll for the next frame this long before sleeping (lower latency, more CPU)",
     )
     parser.add_argument(
-        "--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES, metavar="N",
+        "--max-frame-bytes",
+        type=int,
+        default=DEFAULT_MAX_FRAME_BYTES,
+        metavar="N",
         help="longer frames get a frame_too_large error (default: 16 MiB)",
     )
     parser.add_argument(
-        "--max-reply-bytes", type=int, metavar="N",
+        "--max-reply-bytes",
+        type=int,
+        metavar="N",
         help="a larger reply is answered with limit_exceeded saying how to get the data in "
         "parts (default: --max-frame-bytes)",
     )
     defaults = Limits()
     with_own_flag = ("max_frame_bytes", "max_reply_bytes", "max_add_values")  # see above/below
     parser.add_argument(
-        "--max-add-values", type=int, default=None, metavar="N",
+        "--max-add-values",
+        type=int,
+        default=None,
+        metavar="N",
         help=f"limit (default {defaults.max_add_values}, or {SQL_MAX_ADD_VALUES} on SQL storages "
         "and the gRPC proxy, where each value is a transaction's worth of writes)",
     )
     for name in (n for n in NAMES if n not in with_own_flag):
         parser.add_argument(
-            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name),
-            metavar="N", help=f"limit (default {getattr(defaults, name)})",
+            f"--{name.replace('_', '-')}",
+            type=int,
+            default=getattr(defaults, name),
+            metavar="N",
+            help=f"limit (default {getattr(defaults, name)})",
         )
     parser.add_argument(
-        "--frame-budget", type=float, metavar="SECONDS",
+        "--frame-budget",
+        type=float,
+        metavar="SECONDS",
         help="end the worker (exit status 75) when one frame runs longer than this, after "
         "logging the frame; its supervisor restarts it (default: no budget)",
     )
     parser.add_argument(
-        "--snapshot-key", metavar="FILE",
+        "--snapshot-key",
+        metavar="FILE",
         help="sign exported snapshots with this secret (HMAC-SHA256) and import only snapshots "
         "signed with it",
     )
     parser.add_argument(
-        "--jsonrpc", choices=("default", "strict"), default="default",
+        "--jsonrpc",
+        choices=("default", "strict"),
+        default="default",
         help="strict: JSON-RPC 2.0 to the letter for generic client libraries - no ready frame, "
         'no error notifications (failed notifications are logged), "jsonrpc":"2.0" required',
     )
     parser.add_argument(
-        "--log-level", choices=LEVELS, default=None,
+        "--log-level",
+        choices=LEVELS,
+        default=None,
         help="stderr log level (default: info, or warning when stdin is a terminal, so a person "
         "typing frames sees replies, not logs)",
     )
     parser.add_argument(
-        "--artifacts", metavar="DIR",
+        "--artifacts",
+        metavar="DIR",
         help="enable artifact_put/artifacts/artifact_get, storing files in DIR (Optuna's "
         "FileSystemArtifactStore; give optuna-dashboard the same --artifact-dir)",
     )
     parser.add_argument(
-        "--artifact-upload-timeout", type=float, default=DEFAULT_UPLOAD_TIMEOUT,
-        metavar="SECONDS", help="discard an unfinished upload after this long without a chunk "
+        "--artifact-upload-timeout",
+        type=float,
+        default=DEFAULT_UPLOAD_TIMEOUT,
+        metavar="SECONDS",
+        help="discard an unfinished upload after this long without a chunk "
         f"(default {DEFAULT_UPLOAD_TIMEOUT:g})",
     )
     parser.add_argument(
@@ -162,9 +199,11 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
             heartbeat=args.heartbeat,
             grace_period=args.grace_period,
             retry_failed=args.retry_failed,
-            proxy_token=None if args.proxy_token_file is None
+            proxy_token=None
+            if args.proxy_token_file is None
             else read_token(args.proxy_token_file),
-            proxy_tls_ca=None if args.proxy_tls_ca is None
+            proxy_tls_ca=None
+            if args.proxy_tls_ca is None
             else read_pem(args.proxy_tls_ca, "CA certificate"),
             proxy_timeout=args.proxy_timeout,
         )
@@ -172,8 +211,11 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        snapshot_key = None if args.snapshot_key is None else read_token(
-            args.snapshot_key, "snapshot key").encode()
+        snapshot_key = (
+            None
+            if args.snapshot_key is None
+            else read_token(args.snapshot_key, "snapshot key").encode()
+        )
     except ValueError as exc:
         parser.error(str(exc))
     if args.frame_budget is not None and not 0 < args.frame_budget <= 86_400:
@@ -191,8 +233,9 @@ def parse_args(argv: Sequence[str] | None) -> WorkerConfig:
         if value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
         if value > HARD_BOUNDS.get(name, value):
-            parser.error(f"--{name.replace('_', '-')} cannot exceed the protocol's bound "
-                         f"{HARD_BOUNDS[name]}")
+            parser.error(
+                f"--{name.replace('_', '-')} cannot exceed the protocol's bound {HARD_BOUNDS[name]}"
+            )
     return WorkerConfig(
         storage=storage,
         limits=limits,
@@ -228,5 +271,3 @@ def _stdin_is_terminal() -> bool:
         return os.isatty(sys.stdin.fileno())
     except (AttributeError, ValueError, OSError):  # no stdin at all
         return False
-
-

@@ -82,8 +82,10 @@ def _token_check(expected: bytes) -> Any:
     log = structlog.get_logger("bridge_worker.proxy")
 
     def refuse(request: bytes, context: Any) -> None:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                      "this storage proxy needs its token (worker: --proxy-token-file)")
+        context.abort(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "this storage proxy needs its token (worker: --proxy-token-file)",
+        )
 
     denied = grpc.unary_unary_rpc_method_handler(refuse)
 
@@ -105,24 +107,30 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "code in workers: it listens on loopback unless --token-file is given.",
     )
     parser.add_argument(
-        "--storage", required=True,
+        "--storage",
+        required=True,
         help="the storage to serve: postgresql+psycopg2://..., mysql+pymysql://..., "
         "sqlite:///path.db or memory (journal storages are not supported by Optuna's proxy)",
     )
     parser.add_argument(
-        "--host", default="127.0.0.1",
+        "--host",
+        default="127.0.0.1",
         help="address to listen on (default 127.0.0.1; any other address needs --token-file)",
     )
     parser.add_argument("--port", type=int, default=13000, help="port to listen on (0: any)")
     parser.add_argument(
-        "--token-file", metavar="FILE",
+        "--token-file",
+        metavar="FILE",
         help="a shared secret (one line, at least 16 characters) every call must carry; "
         "workers read it with --proxy-token-file",
     )
     parser.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate (PEM)")
     parser.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     parser.add_argument(
-        "--threads", type=int, default=32, metavar="N",
+        "--threads",
+        type=int,
+        default=32,
+        metavar="N",
         help="threads answering calls (default 32)",
     )
     parser.add_argument("--log-level", choices=LEVELS, default="info")
@@ -132,8 +140,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     except ValueError as exc:
         parser.error(str(exc))
     if not backend_for(args.storage).proxied:
-        parser.error(f"Optuna's gRPC proxy cannot serve a {kind} storage; use an RDB storage "
-                     "(postgresql, mysql, sqlite) or memory")
+        parser.error(
+            f"Optuna's gRPC proxy cannot serve a {kind} storage; use an RDB storage "
+            "(postgresql, mysql, sqlite) or memory"
+        )
     try:
         check_options(StorageOptions(args.storage))
         args.token = None if args.token_file is None else read_token(args.token_file)
@@ -145,9 +155,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     if args.token is None and not is_loopback(args.host):
-        parser.error(f"--host {args.host} lets other machines call the proxy, and anyone who can "
-                     "call it can change every study and run code in workers: give --token-file "
-                     "(and --tls-cert/--tls-key), or listen on 127.0.0.1")
+        parser.error(
+            f"--host {args.host} lets other machines call the proxy, and anyone who can "
+            "call it can change every study and run code in workers: give --token-file "
+            "(and --tls-cert/--tls-key), or listen on 127.0.0.1"
+        )
     args.kind = kind
     return args
 
@@ -212,21 +224,38 @@ def _serve(args: argparse.Namespace, ready_out: Any) -> int:
         error = "grpc could not bind it"
     if not port:
         log.error(
-            "cannot_listen", host=args.host, port=args.port,
+            "cannot_listen",
+            host=args.host,
+            port=args.port,
             error=f"cannot listen on {address}: the port is in use (another proxy?) or the "
             f"address is not this machine's ({error})",
         )
         return EXIT_UNAVAILABLE
     server.start()
-    ready = {"proxy": "ready", "host": args.host, "port": port, "storage": args.kind,
-             "pid": os.getpid(), "tls": args.tls is not None}
+    ready = {
+        "proxy": "ready",
+        "host": args.host,
+        "port": port,
+        "storage": args.kind,
+        "pid": os.getpid(),
+        "tls": args.tls is not None,
+    }
     ready_out.write(json.dumps(ready, separators=(",", ":")) + "\n")  # the proxy's own stdout
     ready_out.flush()
-    log.info("proxy_listening", host=args.host, port=port, storage=args.kind,
-             tls=args.tls is not None, token=args.token is not None)
+    log.info(
+        "proxy_listening",
+        host=args.host,
+        port=port,
+        storage=args.kind,
+        tls=args.tls is not None,
+        token=args.token is not None,
+    )
     if args.token is not None and args.tls is None and not is_loopback(args.host):
-        log.warning("token_in_clear", hint="without --tls-cert/--tls-key the token and all data "
-                    "cross the network unencrypted")
+        log.warning(
+            "token_in_clear",
+            hint="without --tls-cert/--tls-key the token and all data "
+            "cross the network unencrypted",
+        )
     # A timed wait: a signal delivered to one of grpc's threads only runs its Python handler
     # when the main thread next runs bytecode, which an untimed wait may never do.
     while not stopped.wait(SIGNAL_POLL_S):

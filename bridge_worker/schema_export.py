@@ -58,7 +58,8 @@ def _normalized(node: Any) -> Any:
     depend on our types only, never on which msgspec the lock or a user's pins chose."""
     if isinstance(node, dict):
         return {
-            key: inspect.cleandoc(value) if key == "description" and isinstance(value, str)
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
             else _normalized(value)
             for key, value in node.items()
         }

@@ -156,14 +156,26 @@ class Settings:
     def from_args(cls, args: argparse.Namespace) -> Settings:
         if args.quick:
             base: dict[str, Any] = dict(
-                repeats=3, random_trials=300, tpe_trials=100, tpe_repeats=1, cli_steps=2,
-                pings=20_000, startup_repeats=3, studies=300,
+                repeats=3,
+                random_trials=300,
+                tpe_trials=100,
+                tpe_repeats=1,
+                cli_steps=2,
+                pings=20_000,
+                startup_repeats=3,
+                studies=300,
                 checkpoints={"random": (100, 300), "tpe": (50, 100)},
             )
         else:
             base = dict(
-                repeats=5, random_trials=5000, tpe_trials=1000, tpe_repeats=3, cli_steps=6,
-                pings=200_000, startup_repeats=7, studies=1000,
+                repeats=5,
+                random_trials=5000,
+                tpe_trials=1000,
+                tpe_repeats=3,
+                cli_steps=6,
+                pings=200_000,
+                startup_repeats=7,
+                studies=1000,
                 checkpoints={"random": (100, 1000, 5000), "tpe": (100, 500, 1000)},
             )
         for name in ("repeats", "random_trials", "tpe_trials", "cli_steps", "studies"):
@@ -249,8 +261,9 @@ def run_pipelined(worker: Worker, study: str, sampler: str, n: int, batch: int) 
     worker.send("ask", ask)
     for i in range(n):
         (trial,) = unwrap(worker.receive(), AskResult).trials
-        worker.send("tell", {"study": study, "number": trial.number,
-                             "value": objective(trial.params)})
+        worker.send(
+            "tell", {"study": study, "number": trial.number, "value": objective(trial.params)}
+        )
         if i + 1 < n:
             worker.send("ask", ask)
         unwrap(worker.receive(), Any)  # the tell's reply, checked for errors
@@ -304,8 +317,12 @@ def run_echo(proc: subprocess.Popen[bytes], study: str, sampler: str, n: int, ba
         stdin.write(encode(ask) + b"\n")
         stdin.flush()
         decode(stdout.readline())
-        tell = {"jsonrpc": "2.0", "id": 2 * i + 2, "method": "tell",
-                "params": {"study": study, "number": i, "value": 0.5, "state": "complete"}}
+        tell = {
+            "jsonrpc": "2.0",
+            "id": 2 * i + 2,
+            "method": "tell",
+            "params": {"study": study, "number": i, "value": 0.5, "state": "complete"},
+        }
         stdin.write(encode(tell) + b"\n")
         stdin.flush()
         decode(stdout.readline())
@@ -316,12 +333,14 @@ def run_echo(proc: subprocess.Popen[bytes], study: str, sampler: str, n: int, ba
 def ask_tell(settings: Settings, log: Callable[[str], None]) -> dict[str, dict[str, list[Run]]]:
     """``{sampler: {mode: [run per repeat]}}``."""
     runs: dict[str, dict[str, list[Run]]] = {s: {m: [] for m in MODES} for s in SAMPLERS}
-    plan = [("random", settings.random_trials, settings.repeats),
-            ("tpe", settings.tpe_trials, settings.tpe_repeats)]
+    plan = [
+        ("random", settings.random_trials, settings.repeats),
+        ("tpe", settings.tpe_trials, settings.tpe_repeats),
+    ]
     for sampler, n, repeats in plan:
         for r in range(repeats):
             log(f"ask+tell {SAMPLER_LABELS[sampler]}: repeat {r + 1}/{repeats}, {n} trials/mode")
-            order = MODES[r % len(MODES):] + MODES[: r % len(MODES)]
+            order = MODES[r % len(MODES) :] + MODES[: r % len(MODES)]
             with Worker.spawn(python=PYTHON) as worker, echo_child() as echo:
                 for mode in order:
                     study = f"bench-{sampler}-{mode}-{r}"
@@ -331,8 +350,11 @@ def ask_tell(settings: Settings, log: Callable[[str], None]) -> dict[str, dict[s
                     elif mode == "echo":
                         run = run_echo(echo, study, sampler, n, settings.batch)
                     else:
-                        loop = {"lock-step": run_lock_step, "pipelined": run_pipelined,
-                                "batched": run_batched}[mode]
+                        loop = {
+                            "lock-step": run_lock_step,
+                            "pipelined": run_pipelined,
+                            "batched": run_batched,
+                        }[mode]
                         run = loop(worker, study, sampler, n, settings.batch)
                     runs[sampler][mode].append(run)
     return runs
@@ -392,15 +414,33 @@ def optuna_cli(settings: Settings, log: Callable[[str], None]) -> list[float]:
             log(f"optuna CLI: step {step + 1}/{settings.cli_steps}")
             t0 = time.perf_counter()
             asked = subprocess.run(
-                [cli, "ask", *common, "--sampler", "RandomSampler", "--search-space", space,
-                 "-f", "json"],
-                check=True, capture_output=True,
+                [
+                    cli,
+                    "ask",
+                    *common,
+                    "--sampler",
+                    "RandomSampler",
+                    "--search-space",
+                    space,
+                    "-f",
+                    "json",
+                ],
+                check=True,
+                capture_output=True,
             )
             trial = json.loads(asked.stdout)
             subprocess.run(
-                [cli, "tell", *common, "--trial-number", str(trial["number"]),
-                 "--values", str(objective(trial["params"]))],
-                check=True, capture_output=True,
+                [
+                    cli,
+                    "tell",
+                    *common,
+                    "--trial-number",
+                    str(trial["number"]),
+                    "--values",
+                    str(objective(trial["params"])),
+                ],
+                check=True,
+                capture_output=True,
             )
             steps.append(time.perf_counter() - t0)
     return steps
@@ -414,7 +454,8 @@ def sqlite_runs(settings: Settings, log: Callable[[str], None]) -> dict[str, lis
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(min(settings.repeats, 3)):
             study = optuna.create_study(
-                storage=f"sqlite:///{tmp}/in-process.db", study_name=f"s{r}",
+                storage=f"sqlite:///{tmp}/in-process.db",
+                study_name=f"s{r}",
                 sampler=make_sampler("random"),
             )
             t0 = time.perf_counter()
@@ -607,15 +648,20 @@ def build_rows(
         for s, modes in runs.items()
     }
     targets = {
-        ("random", "lock-step"): 1.15, ("random", "pipelined"): 1.0, ("random", "batched"): 1.0,
+        ("random", "lock-step"): 1.15,
+        ("random", "pipelined"): 1.0,
+        ("random", "batched"): 1.0,
     }
     for sampler, modes in per_trial.items():
         n = settings.random_trials if sampler == "random" else settings.tpe_trials
         base = statistics.median(modes["in-process"])
         for mode in MODES:
             label = MODE_LABELS[mode].format(batch=settings.batch)
-            row = Row(f"{SAMPLER_LABELS[sampler]} ask+tell per trial ({n} trials): {label}",
-                      modes[mode], "s")
+            row = Row(
+                f"{SAMPLER_LABELS[sampler]} ask+tell per trial ({n} trials): {label}",
+                modes[mode],
+                "s",
+            )
             if mode == "in-process":
                 row.ratio = "baseline"
             else:
@@ -628,55 +674,131 @@ def build_rows(
             rows.append(row)
     one_base = statistics.median(one["in-process"])
     n_one = min(settings.random_trials, 2000)
-    rows.append(Row(f"Random ask+tell per trial ({n_one} trials), parent and worker pinned to one "
-                    "CPU: in-process Optuna", one["in-process"], "s", ratio="baseline (one CPU)"))
+    rows.append(
+        Row(
+            f"Random ask+tell per trial ({n_one} trials), parent and worker pinned to one "
+            "CPU: in-process Optuna",
+            one["in-process"],
+            "s",
+            ratio="baseline (one CPU)",
+        )
+    )
     for mode, limit in (("lock-step", 1.15), ("pipelined", 1.0)):
-        row = Row(f"Random ask+tell per trial ({n_one} trials), parent and worker pinned to one "
-                  f"CPU: worker {mode}", one[mode], "s", target=f"≤ {limit:.2f}{X}")
+        row = Row(
+            f"Random ask+tell per trial ({n_one} trials), parent and worker pinned to one "
+            f"CPU: worker {mode}",
+            one[mode],
+            "s",
+            target=f"≤ {limit:.2f}{X}",
+        )
         row.ratio = ratio(f"{mode}/in-process", row.median, one_base)
         row.met = row.median <= limit * one_base
         rows.append(row)
     worker_step = statistics.median(per_trial["random"]["lock-step"])
-    cli_row = Row("Optuna CLI per step on SQLite (`optuna ask` + `optuna tell`)", cli, "s",
-                  ratio=ratio("CLI/worker lock-step (memory)", statistics.median(cli),
-                              worker_step),
-                  target=f"≥ 100{X} worker", met=statistics.median(cli) >= 100 * worker_step)
+    cli_row = Row(
+        "Optuna CLI per step on SQLite (`optuna ask` + `optuna tell`)",
+        cli,
+        "s",
+        ratio=ratio("CLI/worker lock-step (memory)", statistics.median(cli), worker_step),
+        target=f"≥ 100{X} worker",
+        met=statistics.median(cli) >= 100 * worker_step,
+    )
     rows.append(cli_row)
     if sqlite["in-process"]:
-        rows.append(Row("Random ask+tell per trial on SQLite: in-process Optuna",
-                        sqlite["in-process"], "s", ratio="baseline (SQLite)"))
+        rows.append(
+            Row(
+                "Random ask+tell per trial on SQLite: in-process Optuna",
+                sqlite["in-process"],
+                "s",
+                ratio="baseline (SQLite)",
+            )
+        )
     if sqlite["lock-step"]:
-        rows.append(Row("Random ask+tell per trial on SQLite: worker lock-step",
-                        sqlite["lock-step"], "s",
-                        ratio=ratio("worker/in-process", statistics.median(sqlite["lock-step"]),
-                                    statistics.median(sqlite["in-process"]))))
-        cli_row.ratio += "; " + ratio("CLI/worker (SQLite)", statistics.median(cli),
-                                      statistics.median(sqlite["lock-step"]))
+        rows.append(
+            Row(
+                "Random ask+tell per trial on SQLite: worker lock-step",
+                sqlite["lock-step"],
+                "s",
+                ratio=ratio(
+                    "worker/in-process",
+                    statistics.median(sqlite["lock-step"]),
+                    statistics.median(sqlite["in-process"]),
+                ),
+            )
+        )
+        cli_row.ratio += "; " + ratio(
+            "CLI/worker (SQLite)", statistics.median(cli), statistics.median(sqlite["lock-step"])
+        )
     echo_rate = statistics.median(pings["echo"])
-    rows.append(Row("`ping` pipelined through the worker", pings["worker"], "/s",
-                    ratio=ratio("worker/echo", statistics.median(pings["worker"]), echo_rate),
-                    target="≥ 50,000 /s", met=statistics.median(pings["worker"]) >= 50_000))
-    rows.append(Row("`ping` lines pipelined through the raw echo child", pings["echo"], "/s",
-                    ratio="transport floor"))
+    rows.append(
+        Row(
+            "`ping` pipelined through the worker",
+            pings["worker"],
+            "/s",
+            ratio=ratio("worker/echo", statistics.median(pings["worker"]), echo_rate),
+            target="≥ 50,000 /s",
+            met=statistics.median(pings["worker"]) >= 50_000,
+        )
+    )
+    rows.append(
+        Row(
+            "`ping` lines pipelined through the raw echo child",
+            pings["echo"],
+            "/s",
+            ratio="transport floor",
+        )
+    )
     rows.append(Row("`ping` lock-step round trip (Python client)", pings["lock-step"], "s"))
     import_time = statistics.median(startup["import optuna"])
     ready = statistics.median(startup["ready"])
-    rows.append(Row("start-up: spawn to `ready` frame", startup["ready"], "s",
-                    ratio=ratio("ready/import optuna", ready, import_time),
-                    target=f"≤ 1.20{X}", met=ready <= 1.2 * import_time))
-    rows.append(Row('start-up: `python -c "import optuna"`', startup["import optuna"], "s",
-                    ratio="baseline"))
+    rows.append(
+        Row(
+            "start-up: spawn to `ready` frame",
+            startup["ready"],
+            "s",
+            ratio=ratio("ready/import optuna", ready, import_time),
+            target=f"≤ 1.20{X}",
+            met=ready <= 1.2 * import_time,
+        )
+    )
+    rows.append(
+        Row(
+            'start-up: `python -c "import optuna"`', startup["import optuna"], "s", ratio="baseline"
+        )
+    )
     rows.append(Row('start-up: `python -c "pass"`', startup["python"], "s"))
-    rows.append(Row(f"RSS per idle study, worker ({settings.studies}{X} `create`, Random sampler)",
-                    rss["worker"], "KiB", target="≤ 30 KiB",
-                    met=statistics.median(rss["worker"]) <= 30,
-                    ratio=ratio("worker/in-process", statistics.median(rss["worker"]),
-                                statistics.median(rss["in-process"]))))
-    rows.append(Row(f"RSS per idle study, worker ({settings.studies}{X} `create` with a 3-param "
-                    "search space)", rss["worker-space"], "KiB", target="≤ 30 KiB",
-                    met=statistics.median(rss["worker-space"]) <= 30))
-    rows.append(Row(f"RSS per idle study, in-process Optuna ({settings.studies}{X} "
-                    "`create_study`)", rss["in-process"], "KiB", ratio="baseline"))
+    rows.append(
+        Row(
+            f"RSS per idle study, worker ({settings.studies}{X} `create`, Random sampler)",
+            rss["worker"],
+            "KiB",
+            target="≤ 30 KiB",
+            met=statistics.median(rss["worker"]) <= 30,
+            ratio=ratio(
+                "worker/in-process",
+                statistics.median(rss["worker"]),
+                statistics.median(rss["in-process"]),
+            ),
+        )
+    )
+    rows.append(
+        Row(
+            f"RSS per idle study, worker ({settings.studies}{X} `create` with a 3-param "
+            "search space)",
+            rss["worker-space"],
+            "KiB",
+            target="≤ 30 KiB",
+            met=statistics.median(rss["worker-space"]) <= 30,
+        )
+    )
+    rows.append(
+        Row(
+            f"RSS per idle study, in-process Optuna ({settings.studies}{X} `create_study`)",
+            rss["in-process"],
+            "KiB",
+            ratio="baseline",
+        )
+    )
     return rows
 
 
@@ -686,17 +808,25 @@ def growth_table(settings: Settings, runs: dict[str, dict[str, list[Run]]]) -> l
         marks = settings.checkpoints[sampler]
         window = min(100, marks[0])
         header = " | ".join(f"trials {m - window + 1}{DASH}{m}" for m in marks)
-        lines += [f"**{SAMPLER_LABELS[sampler]}**: mean µs per trial over the last {window} "
-                  "trials before each mark (median of repeats)", "",
-                  f"| mode | {header} |", "|---|" + "---:|" * len(marks)]
-        base = [statistics.median(r.per_trial(m - window, m) for r in modes["in-process"])
-                for m in marks]
+        lines += [
+            f"**{SAMPLER_LABELS[sampler]}**: mean µs per trial over the last {window} "
+            "trials before each mark (median of repeats)",
+            "",
+            f"| mode | {header} |",
+            "|---|" + "---:|" * len(marks),
+        ]
+        base = [
+            statistics.median(r.per_trial(m - window, m) for r in modes["in-process"])
+            for m in marks
+        ]
         for mode in MODES:
             cells = []
             for m, b in zip(marks, base, strict=True):
                 value = statistics.median(r.per_trial(m - window, m) for r in modes[mode])
-                cells.append(f"{value * 1e6:.0f}" + ("" if mode == "in-process"
-                                                     else f" ({value / b:.2f}{X})"))
+                cells.append(
+                    f"{value * 1e6:.0f}"
+                    + ("" if mode == "in-process" else f" ({value / b:.2f}{X})")
+                )
             lines.append(f"| {mode} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -704,8 +834,10 @@ def growth_table(settings: Settings, runs: dict[str, dict[str, list[Run]]]) -> l
 
 def render(settings: Settings, rows: list[Row], growth: list[str], meta: dict[str, str]) -> str:
     lines = [
-        f"# optuna-bridge benchmark{' (quick)' if settings.quick else ''}", "",
-        " · ".join(f"{k}: {v}" for k, v in meta.items()), "",
+        f"# optuna-bridge benchmark{' (quick)' if settings.quick else ''}",
+        "",
+        " · ".join(f"{k}: {v}" for k, v in meta.items()),
+        "",
         f"| measurement | median | spread (min {DASH} max) | ratio | target | met |",
         "|---|---:|---|---|---|---|",
     ]
@@ -730,8 +862,10 @@ def plot(settings: Settings, runs: dict[str, dict[str, list[Run]]], path: Path) 
         window = max(settings.batch, n // 50)
         edges = list(range(window, n + 1, window))
         for mode in MODES:
-            ys = [statistics.median(r.per_trial(e - window, e) for r in modes[mode]) * 1e6
-                  for e in edges]
+            ys = [
+                statistics.median(r.per_trial(e - window, e) for r in modes[mode]) * 1e6
+                for e in edges
+            ]
             ax.plot(edges, ys, label=mode, marker="." if len(edges) < 60 else None)
         ax.set_title(f"{SAMPLER_LABELS[sampler]}: cost per trial (window of {window})")
         ax.set_xlabel("trials in the study")
@@ -765,8 +899,9 @@ def machine() -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: under a minute")
-    parser.add_argument("--out", type=Path, default=ROOT / "results",
-                        help="results folder (default: results/)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "results", help="results folder (default: results/)"
+    )
     parser.add_argument("--repeats", type=int, help="repeats of each measurement")
     parser.add_argument("--random-trials", type=int, help="trials per Random run")
     parser.add_argument("--tpe-trials", type=int, help="trials per TPE run")
@@ -798,17 +933,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = {
         "settings": {k: str(v) for k, v in vars(settings).items()},
         "machine": meta,
-        "rows": [{"what": r.what, "unit": r.unit, "median": r.median, "values": r.values,
-                  "ratio": r.ratio, "target": r.target, "met": r.met} for r in rows],
-        "runs": {s: {m: [{"n": r.marks_n[::10] + r.marks_n[-1:],
-                          "t": r.marks_t[::10] + r.marks_t[-1:]} for r in rs]
-                     for m, rs in modes.items()} for s, modes in runs.items()},
+        "rows": [
+            {
+                "what": r.what,
+                "unit": r.unit,
+                "median": r.median,
+                "values": r.values,
+                "ratio": r.ratio,
+                "target": r.target,
+                "met": r.met,
+            }
+            for r in rows
+        ],
+        "runs": {
+            s: {
+                m: [
+                    {"n": r.marks_n[::10] + r.marks_n[-1:], "t": r.marks_t[::10] + r.marks_t[-1:]}
+                    for r in rs
+                ]
+                for m, rs in modes.items()
+            }
+            for s, modes in runs.items()
+        },
     }
     (settings.out / "bench.json").write_text(json.dumps(raw))
     if settings.plot:
         plot(settings, runs, settings.out / "bench.png")
-    log(f"written: {settings.out / 'bench.md'}, bench.json"
-        + (", bench.png" if settings.plot else ""))
+    log(
+        f"written: {settings.out / 'bench.md'}, bench.json"
+        + (", bench.png" if settings.plot else "")
+    )
     return 0
 
 

@@ -68,7 +68,8 @@ class Pipe:
     def __init__(self, storage: str) -> None:
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "bridge_worker", "--storage", storage, "--log-level", "warning"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin.fileno()
@@ -93,7 +94,7 @@ class Pipe:
 
     def _write_all(self, data: bytes) -> None:
         while data:
-            data = data[os.write(self._in, data):]
+            data = data[os.write(self._in, data) :]
 
     def line(self) -> Any:
         lines = self._lines
@@ -135,8 +136,9 @@ def _study_name() -> str:
 
 
 def inproc(storage: Any, trials: int, warmup: int, mode: str) -> float:
-    study = optuna.create_study(storage=storage, study_name=_study_name(),
-                                sampler=optuna.samplers.RandomSampler(seed=1))
+    study = optuna.create_study(
+        storage=storage, study_name=_study_name(), sampler=optuna.samplers.RandomSampler(seed=1)
+    )
     started = 0.0
     done = 0
     while done < warmup + trials:
@@ -153,8 +155,9 @@ def inproc(storage: Any, trials: int, warmup: int, mode: str) -> float:
 def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
     pipe = Pipe(storage_url)
     study = _study_name()
-    pipe.call("create", {"study": study, "search_space": SPACE,
-                         "sampler": {"type": "random", "seed": 1}})
+    pipe.call(
+        "create", {"study": study, "search_space": SPACE, "sampler": {"type": "random", "seed": 1}}
+    )
     ask = {"study": study}
     started = 0.0
     done = 0
@@ -164,8 +167,15 @@ def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
                 started, trials = time.perf_counter(), warmup + trials - done
             pipe.write([pipe.frame("ask", ask) for _ in range(BURST)])
             asked = [pipe.line()["result"]["trials"][0] for _ in range(BURST)]
-            pipe.write([pipe.frame("tell", {"study": study, "number": t["number"],
-                                            "value": objective(t["params"])}) for t in asked])
+            pipe.write(
+                [
+                    pipe.frame(
+                        "tell",
+                        {"study": study, "number": t["number"], "value": objective(t["params"])},
+                    )
+                    for t in asked
+                ]
+            )
             for _ in range(BURST):
                 pipe.line()
             done += BURST
@@ -184,8 +194,10 @@ def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
             if done == warmup:
                 started = time.perf_counter()
             trial = pipe.call("ask", ask)["trials"][0]
-            pipe.call("tell", {"study": study, "number": trial["number"],
-                               "value": objective(trial["params"])})
+            pipe.call(
+                "tell",
+                {"study": study, "number": trial["number"], "value": objective(trial["params"])},
+            )
             done += 1
     elapsed = time.perf_counter() - started
     pipe.close()
@@ -197,7 +209,10 @@ def erlang_port(trials: int, warmup: int) -> float:
     env = {**os.environ, "TRIALS": str(trials), "WARMUP": str(warmup)}
     out = subprocess.run(
         ["bash", str(ROOT / "scripts" / "elixir_bench.sh"), "bench/port_lockstep.exs"],
-        env=env, capture_output=True, check=True, timeout=3600,
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=3600,
     ).stdout
     return float(orjson.loads(out.splitlines()[-1])["seconds_per_trial"])
 
@@ -293,10 +308,12 @@ def run(args: argparse.Namespace) -> dict[str, list[float]]:
             "sqlite tell+ask one write": lambda: worker(sqlite_url(), dn, dw, "pipelined"),
             "sqlite burst": lambda: worker(sqlite_url(), dn, dw, "burst"),
             "journal in-process": lambda: inproc(journal_storage(), dn, dw, "lock-step"),
-            "journal lock-step": lambda: worker(f"journal:///{journal_path()}", dn, dw,
-                                                "lock-step"),
-            "journal tell+ask one write": lambda: worker(f"journal:///{journal_path()}", dn, dw,
-                                                         "pipelined"),
+            "journal lock-step": lambda: worker(
+                f"journal:///{journal_path()}", dn, dw, "lock-step"
+            ),
+            "journal tell+ask one write": lambda: worker(
+                f"journal:///{journal_path()}", dn, dw, "pipelined"
+            ),
             "journal burst": lambda: worker(f"journal:///{journal_path()}", dn, dw, "burst"),
         }
     names = list(modes)
@@ -328,8 +345,11 @@ def table(results: dict[str, list[float]], args: argparse.Namespace) -> str:
         row("memory in-process", None),
         row("memory lock-step", "memory in-process"),
         row("memory tell+ask one write", "memory in-process"),
-        *([row("memory lock-step (Erlang Port)", "memory in-process")]
-          if "memory lock-step (Erlang Port)" in results else []),
+        *(
+            [row("memory lock-step (Erlang Port)", "memory in-process")]
+            if "memory lock-step (Erlang Port)" in results
+            else []
+        ),
         row("memory in-process burst", None),
         row("memory burst", "memory in-process burst"),
         row("ping lock-step", None),

@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("storage", help="the URL given to the workers' --storage")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--check", action="store_true",
-                        help="open the storage and exit (what the tests run)")
+    parser.add_argument(
+        "--check", action="store_true", help="open the storage and exit (what the tests run)"
+    )
     args = parser.parse_args(argv)
     options = StorageOptions(url=args.storage)
     try:
@@ -32,14 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     if options.kind == "memory":
-        parser.error("a memory storage lives inside one worker and cannot be shown from "
-                     "outside: start the workers with a durable --storage (sqlite:///x.db, "
-                     "journal:///x.log, ...) and give the dashboard the same URL")
+        parser.error(
+            "a memory storage lives inside one worker and cannot be shown from "
+            "outside: start the workers with a durable --storage (sqlite:///x.db, "
+            "journal:///x.log, ...) and give the dashboard the same URL"
+        )
     try:
         import optuna_dashboard
     except ImportError:
-        parser.error("optuna-dashboard is not installed: pip install 'optuna-bridge[dashboard]' "
-                     "(make venv installs it from the lock)")
+        parser.error(
+            "optuna-dashboard is not installed: pip install 'optuna-bridge[dashboard]' "
+            "(make venv installs it from the lock)"
+        )
     # deferred: Optuna and the storage drivers load only once the URL was checked
     from bridge_worker.storage.handle import open_storage
 

@@ -48,8 +48,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--results", type=Path, default=RESULTS,
-                        help="where the figures go (default: results/)")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="where the figures go (default: results/)"
+    )
     args = parser.parse_args()
     interactive = sys.stdout.isatty()
 
@@ -57,8 +58,10 @@ def main() -> None:
     with Worker.spawn() as worker:
         ready = worker.ready
         assert ready is not None  # None only for a --jsonrpc strict worker
-        print(f"worker pid {ready.pid} ready: optuna {ready.optuna}, storage {ready.storage}, "
-              f"protocol {ready.protocol}")
+        print(
+            f"worker pid {ready.pid} ready: optuna {ready.optuna}, storage {ready.storage}, "
+            f"protocol {ready.protocol}"
+        )
         worker.create(
             "demo",
             direction="minimize",
@@ -73,8 +76,10 @@ def main() -> None:
             worker.tell("demo", trial.number, loss)
             if loss < best_value:
                 best_value, best_number = loss, trial.number
-            line = (f"trial {i:3d}/{args.trials}  loss {loss:.4f}  "
-                    f"best {best_value:.4f} (trial {best_number})  {_bar(i, args.trials)}")
+            line = (
+                f"trial {i:3d}/{args.trials}  loss {loss:.4f}  "
+                f"best {best_value:.4f} (trial {best_number})  {_bar(i, args.trials)}"
+            )
             if interactive:
                 print("\r" + line, end="", flush=True)
             elif i % 10 == 0 or i == args.trials:
@@ -86,14 +91,21 @@ def main() -> None:
         importances = worker.importance("demo")
         written = _write_figures(worker, args.results)
 
-    print(f"\nbest trial #{best.number}: validation loss {best.values[0]:.5f}"  # type: ignore[index]
-          f"  (optimum 0.08000)")
+    print(
+        f"\nbest trial #{best.number}: validation loss {best.values[0]:.5f}"  # type: ignore[index]
+        f"  (optimum 0.08000)"
+    )
     for name, value in best.params.items():
         print(f"  {name:<10} {value:.6g}" if isinstance(value, float) else f"  {name:<10} {value}")
-    print(f"{args.trials} trials in {elapsed:.2f} s through the worker "
-          f"({elapsed / args.trials * 1000:.1f} ms per trial, TPE included)")
-    print("\nparameter importances (" + ", ".join(f"{name} {value:.2f}"
-                                             for name, value in importances.items()) + ")")
+    print(
+        f"{args.trials} trials in {elapsed:.2f} s through the worker "
+        f"({elapsed / args.trials * 1000:.1f} ms per trial, TPE included)"
+    )
+    print(
+        "\nparameter importances ("
+        + ", ".join(f"{name} {value:.2f}" for name, value in importances.items())
+        + ")"
+    )
     print(IMPORTANCE_NOTE)
     for path in written:
         print(f"figure: {path}")

@@ -17,8 +17,17 @@ import time
 
 from bridge_worker.client import Worker
 
-KINDS = ["optimization_history", "intermediate_values", "param_importances",
-         "parallel_coordinate", "contour", "slice", "edf", "rank", "timeline"]
+KINDS = [
+    "optimization_history",
+    "intermediate_values",
+    "param_importances",
+    "parallel_coordinate",
+    "contour",
+    "slice",
+    "edf",
+    "rank",
+    "timeline",
+]
 CHOICES = ["adam", "sgd", "rmsprop"]
 FRAME_TRIALS = 200
 """Trials per add_trials frame: 8 values each stays within --max-add-values (2000)."""
@@ -34,45 +43,78 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(0)
     with Worker.spawn() as worker:
-        worker.create("s", search_space={
-            "x": {"type": "float", "low": -3, "high": 3},
-            "lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
-            "layers": {"type": "int", "low": 1, "high": 8},
-            "optimizer": {"type": "categorical", "choices": CHOICES}})
+        worker.create(
+            "s",
+            search_space={
+                "x": {"type": "float", "low": -3, "high": 3},
+                "lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
+                "layers": {"type": "int", "low": 1, "high": 8},
+                "optimizer": {"type": "categorical", "choices": CHOICES},
+            },
+        )
         trials = []
         for _ in range(args.trials):
             x, layers, optimizer = rng.uniform(-3, 3), rng.randint(1, 8), rng.choice(CHOICES)
             value = x * x + 0.1 * layers + (optimizer == "sgd")
-            trials.append({"params": {"x": x, "lr": 10 ** rng.uniform(-5, -1), "layers": layers,
-                                      "optimizer": optimizer},
-                           "value": value,
-                           "intermediate_values": {str(s): value + 3 - s for s in range(3)}})
+            trials.append(
+                {
+                    "params": {
+                        "x": x,
+                        "lr": 10 ** rng.uniform(-5, -1),
+                        "layers": layers,
+                        "optimizer": optimizer,
+                    },
+                    "value": value,
+                    "intermediate_values": {str(s): value + 3 - s for s in range(3)},
+                }
+            )
         for start in range(0, len(trials), FRAME_TRIALS):
-            worker.add_trials("s", trials[start:start + FRAME_TRIALS])
-        worker.create("m", directions=["minimize", "minimize"],
-                      search_space={"x": {"type": "float", "low": -3, "high": 3}})
+            worker.add_trials("s", trials[start : start + FRAME_TRIALS])
+        worker.create(
+            "m",
+            directions=["minimize", "minimize"],
+            search_space={"x": {"type": "float", "low": -3, "high": 3}},
+        )
         xs = [rng.uniform(-3, 3) for _ in range(min(args.trials, 1000))]
         for start in range(0, len(xs), FRAME_TRIALS):
-            worker.add_trials("m", [{"params": {"x": x}, "values": [x * x, (x - 1) ** 2]}
-                                    for x in xs[start:start + FRAME_TRIALS]])
+            worker.add_trials(
+                "m",
+                [
+                    {"params": {"x": x}, "values": [x * x, (x - 1) ** 2]}
+                    for x in xs[start : start + FRAME_TRIALS]
+                ],
+            )
         jobs = [("s", kind, {}) for kind in KINDS] + [
             ("m", "pareto_front", {}),
-            ("m", "hypervolume_history", {"reference_point": [10.0, 10.0]})]
+            ("m", "hypervolume_history", {"reference_point": [10.0, 10.0]}),
+        ]
         worker.plot("s", "edf", args.format)  # the first figure imports the plotting libraries
-        print(f"{args.trials} trials x 4 params, {args.format} {args.width}x{args.height}, "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"{args.trials} trials x 4 params, {args.format} {args.width}x{args.height}, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         for study, kind, extra in jobs:
             seconds, cpu = [], []
             for _ in range(args.repeat):
                 started, cpu_started = time.perf_counter(), _cpu_seconds(worker.proc.pid)
-                figure = worker.call("plot", {"study": study, "kind": kind,
-                                              "format": args.format, "width": args.width,
-                                              "height": args.height, **extra})
+                figure = worker.call(
+                    "plot",
+                    {
+                        "study": study,
+                        "kind": kind,
+                        "format": args.format,
+                        "width": args.width,
+                        "height": args.height,
+                        **extra,
+                    },
+                )
                 seconds.append(time.perf_counter() - started)
                 cpu.append(_cpu_seconds(worker.proc.pid) - cpu_started)
             size = len(figure.get("data", "")) or len(str(figure.get("figure", "")))
-            print(f"{kind:<22} {statistics.median(seconds):6.2f} s  "
-                  f"{statistics.median(cpu):6.2f} s cpu  {size / 1024:8.0f} KiB")
+            print(
+                f"{kind:<22} {statistics.median(seconds):6.2f} s  "
+                f"{statistics.median(cpu):6.2f} s cpu  {size / 1024:8.0f} KiB"
+            )
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -154,8 +154,12 @@ class Expect:
     frame: bytes = b""
 
 
-def reply(category: str, ids: tuple[Any, ...], allowed: frozenset[str] | set[str] | str,
-          check: Callable[[Any], None] | None = None) -> Expect:
+def reply(
+    category: str,
+    ids: tuple[Any, ...],
+    allowed: frozenset[str] | set[str] | str,
+    check: Callable[[Any], None] | None = None,
+) -> Expect:
     if isinstance(allowed, str):
         allowed = {allowed}
     return Expect(category, "reply", ids, frozenset(allowed), check)
@@ -182,8 +186,7 @@ def match_reply(expect: Expect, frame: OutFrame) -> str:
 
 def dumps(value: Any) -> bytes:
     """Compact JSON of any value (integers of any size, no NaN)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def objective(number: int) -> float:
@@ -221,14 +224,38 @@ class Generator:
         return self.next_id
 
     def text(self, max_len: int = 12) -> str:
-        alphabet = "abcXYZ019 _-.$\"\\/\u00e9\u2603\U0001f600\u0000\u001f\u2028\t"
+        alphabet = 'abcXYZ019 _-.$"\\/\u00e9\u2603\U0001f600\u0000\u001f\u2028\t'
         return "".join(self.rng.choice(alphabet) for _ in range(self.rng.randint(0, max_len)))
 
     def scalar(self) -> Any:
-        return self.rng.choice([
-            None, True, False, 0, -1, 1, 7, 2**31, 2**63 - 1, -(2**63), 2**64, 10**30, 0.5, -0.0,
-            1e308, -1e308, 5e-324, 1e-320, self.text(), "", "NaN", "Infinity", "-1", "1e400",
-        ])
+        return self.rng.choice(
+            [
+                None,
+                True,
+                False,
+                0,
+                -1,
+                1,
+                7,
+                2**31,
+                2**63 - 1,
+                -(2**63),
+                2**64,
+                10**30,
+                0.5,
+                -0.0,
+                1e308,
+                -1e308,
+                5e-324,
+                1e-320,
+                self.text(),
+                "",
+                "NaN",
+                "Infinity",
+                "-1",
+                "1e400",
+            ]
+        )
 
     def value(self, depth: int = 0) -> Any:
         roll = self.rng.random()
@@ -256,12 +283,22 @@ class Generator:
         study = self.rng.choice(POOL)
         space = {"x": {"type": "float", "low": 0, "high": 1}}
         templates: dict[str, dict[str, Any]] = {
-            "create": {"study": study, "search_space": space, "load_if_exists": True,
-                       "sampler": {"type": "random", "seed": 1}},
+            "create": {
+                "study": study,
+                "search_space": space,
+                "load_if_exists": True,
+                "sampler": {"type": "random", "seed": 1},
+            },
             "ask": {"study": study, "n": self.rng.randint(1, 3)},
             "tell": {"study": study, "number": self.rng.randint(0, 5), "value": 1.0},
-            "import": {"snapshot": {"format": "optuna-bridge.snapshot", "version": 1,
-                                    "checksum": "sha256:" + "0" * 64, "body": {}}},
+            "import": {
+                "snapshot": {
+                    "format": "optuna-bridge.snapshot",
+                    "version": 1,
+                    "checksum": "sha256:" + "0" * 64,
+                    "body": {},
+                }
+            },
         }
         if method in templates:
             return templates[method]
@@ -300,8 +337,12 @@ class Generator:
                     raise Mismatch(f"ask numbers {numbers}, expected {first}..{first + n - 1}")
                 for t in result["trials"]:
                     p = t["params"]
-                    ok = (set(p) == set(VALID_SPACE) and -5 <= p["x"] <= 5
-                          and p["k"] in range(11) and p["c"] in ["a", "b", None, 1.5, True])
+                    ok = (
+                        set(p) == set(VALID_SPACE)
+                        and -5 <= p["x"] <= 5
+                        and p["k"] in range(11)
+                        and p["c"] in ["a", "b", None, 1.5, True]
+                    )
                     if not ok:
                         raise Mismatch(f"asked params out of the space: {p}")
 
@@ -321,20 +362,24 @@ class Generator:
                     raise Mismatch(f"tell result {result}, expected {expected}")
 
             return dumps(self.request("tell", params, rid)), [
-                reply("valid", (rid,), RESULT, check_tell)]
+                reply("valid", (rid,), RESULT, check_tell)
+            ]
         if roll < 0.8 and self.told:
             number = self.rng.choice(list(self.told))
             params = {"study": VALID, "number": number, "value": 1.0}
             return dumps(self.request("tell", params, rid)), [
-                reply("valid", (rid,), "trial_finished")]
+                reply("valid", (rid,), "trial_finished")
+            ]
         if roll < 0.85:
             params = {"study": VALID, "number": self.asked + 10**6, "value": 1.0}
             return dumps(self.request("tell", params, rid)), [
-                reply("valid", (rid,), "trial_not_found")]
+                reply("valid", (rid,), "trial_not_found")
+            ]
         if roll < 0.9:
             if not self.told:
                 return dumps(self.request("best", {"study": VALID}, rid)), [
-                    reply("valid", (rid,), "no_completed_trials")]
+                    reply("valid", (rid,), "no_completed_trials")
+                ]
             best_number = min(self.told, key=self.told.__getitem__)
             best_value = self.told[best_number]
 
@@ -344,7 +389,8 @@ class Generator:
                     raise Mismatch(f"best {trial}, expected number {best_number}")
 
             return dumps(self.request("best", {"study": VALID}, rid)), [
-                reply("valid", (rid,), RESULT, check_best)]
+                reply("valid", (rid,), RESULT, check_best)
+            ]
         if roll < 0.91:
             told = sorted(self.told)
 
@@ -355,7 +401,8 @@ class Generator:
 
             params = {"study": VALID, "states": ["complete"]}
             return dumps(self.request("trials", params, rid)), [
-                reply("valid", (rid,), RESULT, check_trials)]
+                reply("valid", (rid,), RESULT, check_trials)
+            ]
         if roll < 0.93:
             asked, running = self.asked, len(self.pending)
 
@@ -365,7 +412,8 @@ class Generator:
                     raise Mismatch(f"list {mine}, expected {asked} trials, {running} running")
 
             return dumps(self.request("list", UNSET, rid)), [
-                reply("valid", (rid,), RESULT, check_list)]
+                reply("valid", (rid,), RESULT, check_list)
+            ]
         if roll < 0.96:
             return dumps(self.request("ping", UNSET)), [Expect("valid", "none")]
 
@@ -401,15 +449,28 @@ class Generator:
         params["zz" + self.text(5)] = self.value()
         rid = self.new_id()
         return dumps(self.request(method, params, rid)), [
-            reply("unknown_field", (rid,), "invalid_params")]
+            reply("unknown_field", (rid,), "invalid_params")
+        ]
 
     def unknown_method(self) -> tuple[bytes, list[Expect]]:
-        name = self.rng.choice(["Ping", "shutdown ", " shutdown", "SHUTDOWN", "ask\u0000", "",
-                                "rpc.discover", self.text(20), "x" * 200])
+        name = self.rng.choice(
+            [
+                "Ping",
+                "shutdown ",
+                " shutdown",
+                "SHUTDOWN",
+                "ask\u0000",
+                "",
+                "rpc.discover",
+                self.text(20),
+                "x" * 200,
+            ]
+        )
         rid = self.new_id()
         frame = self.request(name, self.value(), rid)
-        return dumps(frame), [reply("unknown_method", (rid,),
-                                    {"method_not_found", "invalid_request"})]
+        return dumps(frame), [
+            reply("unknown_method", (rid,), {"method_not_found", "invalid_request"})
+        ]
 
     def envelope(self) -> tuple[bytes, list[Expect]]:
         rid = self.new_id()
@@ -437,8 +498,11 @@ class Generator:
             (b'{"id":%s,"id":%s,"method":"ping"}' % (dumps(a), dumps(b)), (a, b)),
             (b'{"id":%s,"method":"ping","method":"nope"}' % dumps(a), (a,)),
             (b'{"id":%s,"method":"nope","method":"ping"}' % dumps(a), (a,)),
-            (b'{"id":%s,"method":"ask","params":{"study":"g0","study":"g1","n":1,"n":2}}'
-             % dumps(a), (a,)),
+            (
+                b'{"id":%s,"method":"ask","params":{"study":"g0","study":"g1","n":1,"n":2}}'
+                % dumps(a),
+                (a,),
+            ),
             (b'{"id":%s,"method":"ping","params":{},"params":[]}' % dumps(a), (a,)),
         ]
         frame, ids = self.rng.choice(frames)
@@ -446,26 +510,49 @@ class Generator:
 
     def nan_literals(self) -> tuple[bytes, list[Expect]]:
         rid = self.new_id()
-        literal = self.rng.choice([b"NaN", b"Infinity", b"-Infinity", b"nan", b"inf", b"1e400",
-                                   b"-1e400", b"1E+999999999999", b"1" + b"0" * 400])
-        template = self.rng.choice([
-            b'{"id":%s,"method":"tell","params":{"study":"g0","number":0,"value":%s}}',
-            b'{"id":%s,"method":"tell","params":{"study":"g0","number":0,"values":[1,%s]}}',
-            b'{"id":%s,"method":"ask","params":{"study":"g0","n":%s}}',
-            b'{"id":%s,"method":"create","params":{"study":"g1","search_space":{"x":{"type":'
-            b'"float","low":0,"high":%s}}}}',
-        ])
+        literal = self.rng.choice(
+            [
+                b"NaN",
+                b"Infinity",
+                b"-Infinity",
+                b"nan",
+                b"inf",
+                b"1e400",
+                b"-1e400",
+                b"1E+999999999999",
+                b"1" + b"0" * 400,
+            ]
+        )
+        template = self.rng.choice(
+            [
+                b'{"id":%s,"method":"tell","params":{"study":"g0","number":0,"value":%s}}',
+                b'{"id":%s,"method":"tell","params":{"study":"g0","number":0,"values":[1,%s]}}',
+                b'{"id":%s,"method":"ask","params":{"study":"g0","n":%s}}',
+                b'{"id":%s,"method":"create","params":{"study":"g1","search_space":{"x":{"type":'
+                b'"float","low":0,"high":%s}}}}',
+            ]
+        )
         # a literal JSON does not have makes the whole frame unreadable: parse_error (with the
         # id for NaN/Infinity); a number out of range is JSON: invalid_params with the id, or
         # limit_exceeded for an `n` over --max-ask
         return template % (dumps(rid), literal), [
-            reply("nan_literals", (rid, None), {"parse_error", "invalid_params", "limit_exceeded"})]
+            reply("nan_literals", (rid, None), {"parse_error", "invalid_params", "limit_exceeded"})
+        ]
 
     def huge_number(self) -> tuple[bytes, list[Expect]]:
         rid = self.new_id()
-        number = self.rng.choice([b"1" + b"0" * self.rng.randint(20, 2000), b"-9223372036854775809",
-                                  b"18446744073709551616", b"1.7976931348623157e308",
-                                  b"4.9e-324", b"1e-400", b"-0", b"0.0000000000000000000001"])
+        number = self.rng.choice(
+            [
+                b"1" + b"0" * self.rng.randint(20, 2000),
+                b"-9223372036854775809",
+                b"18446744073709551616",
+                b"1.7976931348623157e308",
+                b"4.9e-324",
+                b"1e-400",
+                b"-0",
+                b"0.0000000000000000000001",
+            ]
+        )
         method = self.rng.choice(SENDABLE)
         params = self.base_params(method)
         name = self.rng.choice(self.field_names(method) or ["study"])
@@ -497,8 +584,9 @@ class Generator:
         params = self.base_params(method)
         name = self.rng.choice([*self.field_names(method), "user_attrs"])
         params[name] = "@@NESTED@@"
-        frame = dumps(self.request(method, params, rid)).replace(b'"@@NESTED@@"',
-                                                                 self.nested(depth))
+        frame = dumps(self.request(method, params, rid)).replace(
+            b'"@@NESTED@@"', self.nested(depth)
+        )
         return frame, [reply("deep", (rid, None), ANY_OUTCOME)]
 
     def truncated(self) -> tuple[bytes, list[Expect]]:
@@ -508,19 +596,31 @@ class Generator:
 
     def invalid_utf8(self) -> tuple[bytes, list[Expect]]:
         rid = self.new_id()
-        bad = self.rng.choice([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
-                               b"\xe2\x82", b"\xc0\xaf", b"\xfe\xfe"])
-        template = self.rng.choice([
-            b'{"id":%s,"method":"pi@ng"}',
-            b'{"id":%s,"method":"ask","params":{"study":"g@0"}}',
-            b'{"id":%s,"method":"create","params":{"study":"g0","user_attrs":{"k@":1}}}',
-            b'{"id":%s,"method":"tell","params":{"study":"g0","number":0,"value":1,'
-            b'"user_attrs":{"k":"v@"}}}',
-            b'{"id":%s,"method":"ask","params":{"study":"g0","fixed_params":{"x":"@"}}}',
-        ])
+        bad = self.rng.choice(
+            [
+                b"\xff",
+                b"\xc3\x28",
+                b"\xed\xa0\x80",
+                b"\xf4\x90\x80\x80",
+                b"\xe2\x82",
+                b"\xc0\xaf",
+                b"\xfe\xfe",
+            ]
+        )
+        template = self.rng.choice(
+            [
+                b'{"id":%s,"method":"pi@ng"}',
+                b'{"id":%s,"method":"ask","params":{"study":"g@0"}}',
+                b'{"id":%s,"method":"create","params":{"study":"g0","user_attrs":{"k@":1}}}',
+                b'{"id":%s,"method":"tell","params":{"study":"g0","number":0,"value":1,'
+                b'"user_attrs":{"k":"v@"}}}',
+                b'{"id":%s,"method":"ask","params":{"study":"g0","fixed_params":{"x":"@"}}}',
+            ]
+        )
         frame = (template % dumps(rid)).replace(b"@", bad)
-        return frame, [reply("invalid_utf8", (rid, None), {"parse_error", "invalid_params",
-                                                            "invalid_request"})]
+        return frame, [
+            reply("invalid_utf8", (rid, None), {"parse_error", "invalid_params", "invalid_request"})
+        ]
 
     def random_bytes(self) -> tuple[bytes, list[Expect]]:
         while True:
@@ -550,11 +650,13 @@ class Generator:
             return dumps(self.request("ping", UNSET)), [Expect("notification", "none")]
         if roll < 0.7:
             frame = self.request("no_such_method", {})
-            return dumps(frame), [Expect("notification", "notify",
-                                         allowed=frozenset({"method_not_found"}))]
+            return dumps(frame), [
+                Expect("notification", "notify", allowed=frozenset({"method_not_found"}))
+            ]
         frame = self.request("tell", {"study": "g0", "number": "zero"})
-        return dumps(frame), [Expect("notification", "notify",
-                                     allowed=frozenset({"invalid_params"}))]
+        return dumps(frame), [
+            Expect("notification", "notify", allowed=frozenset({"invalid_params"}))
+        ]
 
     def batch(self) -> tuple[bytes, list[Expect]]:
         roll = self.rng.random()
@@ -564,8 +666,13 @@ class Generator:
             # over --max-batch: one limit_exceeded per request id, entries without one get
             # nothing (entries are not even read: a bare id keeps the frame small)
             over = [{"id": i} if i % 3 else {} for i in range(1001)]
-            return dumps(over), [Expect("batch", "batch", entries=[
-                reply("batch", (i,), "limit_exceeded") for i in range(1001) if i % 3])]
+            return dumps(over), [
+                Expect(
+                    "batch",
+                    "batch",
+                    entries=[reply("batch", (i,), "limit_exceeded") for i in range(1001) if i % 3],
+                )
+            ]
         items: list[Any] = []
         entries: list[Expect] = []
         notes = 0
@@ -619,12 +726,19 @@ class Generator:
             study, space = "g0", {"x": {"type": "float", "low": -1.7e308, "high": 1.7e308}}
             create_id = self.new_id()
             create = self.request(
-                "create", {"study": study, "search_space": space, "load_if_exists": True},
-                create_id)
+                "create", {"study": study, "search_space": space, "load_if_exists": True}, create_id
+            )
             ask = self.request("ask", {"study": study, "search_space": space}, rid)
-            return dumps([create, ask]), [Expect("regression", "batch", entries=[
-                reply("regression", (create_id,), {RESULT, "invalid_params"}),
-                reply("regression", (rid,), {RESULT, "invalid_params", "study_not_found"})])]
+            return dumps([create, ask]), [
+                Expect(
+                    "regression",
+                    "batch",
+                    entries=[
+                        reply("regression", (create_id,), {RESULT, "invalid_params"}),
+                        reply("regression", (rid,), {RESULT, "invalid_params", "study_not_found"}),
+                    ],
+                )
+            ]
         space = {"x": {"type": "float", "low": 0, "high": 1, "step": 1e-320}}
         frame = self.request("create", {"study": "g1", "search_space": space}, rid)
         return dumps(frame), [reply("regression", (rid,), {RESULT, "invalid_params"})]
@@ -654,18 +768,31 @@ class Generator:
         params: dict[str, Any]
         if roll == 0:
             method = "create"
-            sampler = self.rng.choice([
-                {"type": "grid", "search_space": {n: [value(), value()] for n in
-                                                  self.rng.sample(names[:3], 2)}},
-                {"type": "cmaes", "x0": {n: value() for n in self.rng.sample(names[:3], 2)}},
-                {"type": "random", "seed": 1},
-            ])
-            params = {"study": study, "search_space": space(2), "sampler": sampler,
-                      "load_if_exists": self.rng.random() < 0.5}
+            sampler = self.rng.choice(
+                [
+                    {
+                        "type": "grid",
+                        "search_space": {
+                            n: [value(), value()] for n in self.rng.sample(names[:3], 2)
+                        },
+                    },
+                    {"type": "cmaes", "x0": {n: value() for n in self.rng.sample(names[:3], 2)}},
+                    {"type": "random", "seed": 1},
+                ]
+            )
+            params = {
+                "study": study,
+                "search_space": space(2),
+                "sampler": sampler,
+                "load_if_exists": self.rng.random() < 0.5,
+            }
         elif roll in (1, 2, 3):
             method = "ask"
-            params = {"study": study, "search_space": space(self.rng.randint(1, 3)),
-                      "n": self.rng.randint(1, 3)}
+            params = {
+                "study": study,
+                "search_space": space(self.rng.randint(1, 3)),
+                "n": self.rng.randint(1, 3),
+            }
             if self.rng.random() < 0.3:
                 params["fixed_params"] = {self.rng.choice(names[:3]): value()}
             if self.rng.random() < 0.2:
@@ -675,8 +802,12 @@ class Generator:
             params = {"study": study, "params": {self.rng.choice(names[:3]): value()}}
         elif roll == 5:
             method = "report"
-            params = {"study": study, "number": self.rng.randint(0, 5),
-                      "step": self.rng.choice([0, 2**31, 2**63, 2**64 - 1]), "value": 1.0}
+            params = {
+                "study": study,
+                "number": self.rng.randint(0, 5),
+                "step": self.rng.choice([0, 2**31, 2**63, 2**64 - 1]),
+                "value": 1.0,
+            }
         elif roll == 6:
             method = "set_attrs"
             params = {"study": study, "user_attrs": {self.rng.choice(names): value()}}
@@ -684,24 +815,45 @@ class Generator:
                 params["number"] = self.rng.choice([0, 1, 2**63, 2**64 - 1])
         else:
             method = "add_trials"
-            trial = {"params": {self.rng.choice(names[:3]): value()}, "value": 1.0,
-                     "intermediate_values": {str(self.rng.choice([1, 2**31, 2**63])): 1.0},
-                     "user_attrs": {self.rng.choice(names): 1}}
+            trial = {
+                "params": {self.rng.choice(names[:3]): value()},
+                "value": 1.0,
+                "intermediate_values": {str(self.rng.choice([1, 2**31, 2**63])): 1.0},
+                "user_attrs": {self.rng.choice(names): 1},
+            }
             params = {"study": study, "trials": [trial]}
         rid = self.new_id()
         return dumps(self.request(method, params, rid)), [reply("semantic", (rid,), ANY_OUTCOME)]
 
     WEIGHTS: dict[str, float] = {
-        "valid": 28, "wrong_type": 16, "random_bytes": 8, "truncated": 6, "invalid_utf8": 5,
-        "batch": 7, "envelope": 5, "unknown_field": 4, "unknown_method": 3, "duplicate_keys": 3,
-        "nan_literals": 3, "huge_number": 3, "huge_string": 1, "deep": 2, "notification": 3,
-        "size_limit": 1, "blank": 1, "regression": 0.3, "semantic": 6,
+        "valid": 28,
+        "wrong_type": 16,
+        "random_bytes": 8,
+        "truncated": 6,
+        "invalid_utf8": 5,
+        "batch": 7,
+        "envelope": 5,
+        "unknown_field": 4,
+        "unknown_method": 3,
+        "duplicate_keys": 3,
+        "nan_literals": 3,
+        "huge_number": 3,
+        "huge_string": 1,
+        "deep": 2,
+        "notification": 3,
+        "size_limit": 1,
+        "blank": 1,
+        "regression": 0.3,
+        "semantic": 6,
     }
 
     def frames(self, n: int) -> Iterator[tuple[bytes, list[Expect]]]:
         rid = self.new_id()
-        create = {"study": VALID, "search_space": VALID_SPACE,
-                  "sampler": {"type": "random", "seed": 7}}
+        create = {
+            "study": VALID,
+            "search_space": VALID_SPACE,
+            "sampler": {"type": "random", "seed": 7},
+        }
         yield dumps(self.request("create", create, rid)), [reply("valid", (rid,), RESULT)]
         weights = dict(self.WEIGHTS)
         names, cum = list(weights), list(weights.values())
@@ -752,25 +904,33 @@ class Summary:
         """RSS at the end minus RSS after the first tenth of the frames (warm-up)."""
         if len(self.rss_kib) < 2:
             return 0
-        start = next((r for done, r in self.rss_kib if done >= self.frames // 10),
-                     self.rss_kib[0][1])
+        start = next(
+            (r for done, r in self.rss_kib if done >= self.frames // 10), self.rss_kib[0][1]
+        )
         return self.rss_kib[-1][1] - start
 
     def report(self) -> str:
-        lines = [f"fuzz: {self.frames} frames in {self.seconds:.1f} s "
-                 f"({self.frames / max(self.seconds, 1e-9):,.0f} frames/s)"]
-        lines.append("sent by category: " + ", ".join(
-            f"{k} {v}" for k, v in self.sent.most_common()))
+        lines = [
+            f"fuzz: {self.frames} frames in {self.seconds:.1f} s "
+            f"({self.frames / max(self.seconds, 1e-9):,.0f} frames/s)"
+        ]
+        lines.append(
+            "sent by category: " + ", ".join(f"{k} {v}" for k, v in self.sent.most_common())
+        )
         lines.append(f"replies: {self.replies} (+ {self.notifications} error notifications)")
         lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in self.outcomes.most_common()))
         if self.rss_kib:
             rss = [r for _, r in self.rss_kib]
-            lines.append(f"RSS: start {rss[0] / 1024:.1f} MiB, max {max(rss) / 1024:.1f} MiB, "
-                         f"end {rss[-1] / 1024:.1f} MiB; growth after warm-up "
-                         f"{self.rss_growth_kib() / 1024:.1f} MiB for {self.valid_trials} "
-                         "stored trials")
-        lines.append(f"crashes: {self.crashes}; exit code {self.exit_code}; "
-                     f"tracebacks on stderr: {self.stderr_tracebacks}")
+            lines.append(
+                f"RSS: start {rss[0] / 1024:.1f} MiB, max {max(rss) / 1024:.1f} MiB, "
+                f"end {rss[-1] / 1024:.1f} MiB; growth after warm-up "
+                f"{self.rss_growth_kib() / 1024:.1f} MiB for {self.valid_trials} "
+                "stored trials"
+            )
+        lines.append(
+            f"crashes: {self.crashes}; exit code {self.exit_code}; "
+            f"tracebacks on stderr: {self.stderr_tracebacks}"
+        )
         lines.append(f"failures: {len(self.failures)}")
         lines.extend(f"  {f}" for f in self.failures[:10])
         return "\n".join(lines)
@@ -782,20 +942,39 @@ def frame_bytes(payload: bytes, framing: str) -> bytes:
     return payload + b"\n"
 
 
-def run(frames: int = 100_000, seed: int = 0, framing: str = "line",
-        max_frame_bytes: int = 64 * 1024,
-        rss_limit_mib: float = 64.0, python: str = sys.executable,
-        progress: bool = False) -> Summary:
+def run(
+    frames: int = 100_000,
+    seed: int = 0,
+    framing: str = "line",
+    max_frame_bytes: int = 64 * 1024,
+    rss_limit_mib: float = 64.0,
+    python: str = sys.executable,
+    progress: bool = False,
+) -> Summary:
     """Drive one real worker with ``frames`` generated frames; see the module docstring."""
     gen = Generator(seed, framing, max_frame_bytes)
     summary = Summary(frames=frames)
     proc = subprocess.Popen(
-        [python, "-m", "bridge_worker", "--framing", framing, "--log-level", "warning",
-         "--max-frame-bytes", str(max_frame_bytes),
-         # Small frames in, but replies as large as a valid frame makes them: the reply limit
-         # has its own tests (tests/protocol/test_reply_limit.py), the fuzzer judges input handling.
-         "--max-reply-bytes", str(16 * 1024 * 1024)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        [
+            python,
+            "-m",
+            "bridge_worker",
+            "--framing",
+            framing,
+            "--log-level",
+            "warning",
+            "--max-frame-bytes",
+            str(max_frame_bytes),
+            # Small frames in, but replies as large as a valid frame makes them: the reply
+            # limit has its own tests (tests/protocol/test_reply_limit.py), the fuzzer judges
+            # input handling.
+            "--max-reply-bytes",
+            str(16 * 1024 * 1024),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
@@ -884,7 +1063,8 @@ def run(frames: int = 100_000, seed: int = 0, framing: str = "line",
                     consume(expect)
                 except Mismatch as exc:
                     summary.failures.append(
-                        f"[{expect.category}] {exc}; frame {expect.frame[:160]!r}")
+                        f"[{expect.category}] {exc}; frame {expect.frame[:160]!r}"
+                    )
                     return
                 done_count[0] += 1
         except Mismatch as exc:
@@ -899,9 +1079,11 @@ def run(frames: int = 100_000, seed: int = 0, framing: str = "line",
                 summary.rss_kib.append((done_count[0], rss))
             time.sleep(0.05)
 
-    threads = [threading.Thread(target=reader, daemon=True),
-               threading.Thread(target=sampler, daemon=True),
-               threading.Thread(target=lambda: stderr_chunks.append(stderr.read()), daemon=True)]
+    threads = [
+        threading.Thread(target=reader, daemon=True),
+        threading.Thread(target=sampler, daemon=True),
+        threading.Thread(target=lambda: stderr_chunks.append(stderr.read()), daemon=True),
+    ]
     for t in threads:
         t.start()
     buffer = bytearray()
@@ -926,8 +1108,9 @@ def run(frames: int = 100_000, seed: int = 0, framing: str = "line",
             buffer += frame_bytes(payload, framing)
         shutdown_id = gen.new_id()
         expects.put(reply("shutdown", (shutdown_id,), RESULT))
-        buffer += frame_bytes(dumps({"jsonrpc": "2.0", "id": shutdown_id,
-                                     "method": "shutdown"}), framing)
+        buffer += frame_bytes(
+            dumps({"jsonrpc": "2.0", "id": shutdown_id, "method": "shutdown"}), framing
+        )
         expects.put(None)
         stdin.write(buffer)
         stdin.flush()
@@ -957,7 +1140,8 @@ def run(frames: int = 100_000, seed: int = 0, framing: str = "line",
     if summary.rss_growth_kib() > allowed_kib:
         summary.failures.append(
             f"RSS grew {summary.rss_growth_kib() / 1024:.1f} MiB after warm-up "
-            f"(allowed {allowed_kib / 1024:.1f} MiB for {gen.asked} stored trials)")
+            f"(allowed {allowed_kib / 1024:.1f} MiB for {gen.asked} stored trials)"
+        )
     return summary
 
 
@@ -965,19 +1149,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--framing", choices=("line", "packet4", "both"), default="both",
-                        help="both: nine tenths of the frames line-framed, one tenth packet4")
+    parser.add_argument(
+        "--framing",
+        choices=("line", "packet4", "both"),
+        default="both",
+        help="both: nine tenths of the frames line-framed, one tenth packet4",
+    )
     parser.add_argument("--max-frame-bytes", type=int, default=64 * 1024)
-    parser.add_argument("--rss-limit-mib", type=float, default=64.0,
-                        help="allowed RSS growth after warm-up beyond 8 KiB per stored trial")
+    parser.add_argument(
+        "--rss-limit-mib",
+        type=float,
+        default=64.0,
+        help="allowed RSS growth after warm-up beyond 8 KiB per stored trial",
+    )
     args = parser.parse_args(argv)
-    runs = ([("line", args.frames - args.frames // 10), ("packet4", args.frames // 10)]
-            if args.framing == "both" else [(args.framing, args.frames)])
+    runs = (
+        [("line", args.frames - args.frames // 10), ("packet4", args.frames // 10)]
+        if args.framing == "both"
+        else [(args.framing, args.frames)]
+    )
     ok = True
     for framing, n in runs:
         print(f"== {framing} framing, seed {args.seed}, max frame {args.max_frame_bytes} bytes")
-        summary = run(n, args.seed, framing, args.max_frame_bytes,
-                      rss_limit_mib=args.rss_limit_mib, progress=True)
+        summary = run(
+            n,
+            args.seed,
+            framing,
+            args.max_frame_bytes,
+            rss_limit_mib=args.rss_limit_mib,
+            progress=True,
+        )
         print(summary.report(), flush=True)
         ok = ok and summary.ok
     return 0 if ok else 1

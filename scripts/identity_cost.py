@@ -44,15 +44,18 @@ def measure(url: str, repeats: int) -> dict[str, float]:
     for _ in range(100):
         (asked,) = endpoint.handle(b'{"id":2,"method":"ask","params":{"study":"s"}}')
         number = orjson.loads(asked)["result"]["trials"][0]["number"]
-        endpoint.handle(b'{"id":3,"method":"tell","params":{"study":"s","number":%d,"value":%d}}'
-                        % (number, number))
+        endpoint.handle(
+            b'{"id":3,"method":"tell","params":{"study":"s","number":%d,"value":%d}}'
+            % (number, number)
+        )
     storage = registry.storage
 
     def ask_tell() -> None:
         (asked,) = endpoint.handle(b'{"id":2,"method":"ask","params":{"study":"s"}}')
         number = orjson.loads(asked)["result"]["trials"][0]["number"]
         endpoint.handle(
-            b'{"id":3,"method":"tell","params":{"study":"s","number":%d,"value":1}}' % number)
+            b'{"id":3,"method":"tell","params":{"study":"s","number":%d,"value":1}}' % number
+        )
 
     def best() -> None:
         endpoint.handle(b'{"id":4,"method":"best","params":{"study":"s"}}')
@@ -62,7 +65,7 @@ def measure(url: str, repeats: int) -> dict[str, float]:
         on, off = [], []
         for _ in range(n):  # interleaved, so load from elsewhere hits both alike
             for checked, times in ((True, on), (False, off)):
-                registry_module.is_shared = (lambda s, checked=checked: checked)  # type: ignore[assignment]
+                registry_module.is_shared = lambda s, checked=checked: checked  # type: ignore[assignment]
                 start = time.perf_counter()
                 frame()
                 times.append(time.perf_counter() - start)
@@ -77,17 +80,21 @@ def main() -> None:
     parser.add_argument("--storages", default="sqlite,journal,postgresql")
     args = parser.parse_args()
     original = registry_module.is_shared
-    print("| storage | identity read | `best` frame, check on / off | Random `ask`+`tell`, "
-          "check on / off |")
+    print(
+        "| storage | identity read | `best` frame, check on / off | Random `ask`+`tell`, "
+        "check on / off |"
+    )
     print("|---|---:|---|---|")
     with throwaway_storages(args.storages.split(",")) as urls:
         for kind, url in urls.items():
             f = measure(url, args.repeats)
             registry_module.is_shared = original
-            print(f"| {kind} | {f['check']:.0f} µs | {f['best_on']:.0f} / {f['best_off']:.0f} µs "
-                  f"({f['best_on'] / f['best_off']:.2f}x) | {f['ask_tell_on'] / 1000:.2f} / "
-                  f"{f['ask_tell_off'] / 1000:.2f} ms ({f['ask_tell_on'] / f['ask_tell_off']:.2f}x)"
-                  " |")
+            print(
+                f"| {kind} | {f['check']:.0f} µs | {f['best_on']:.0f} / {f['best_off']:.0f} µs "
+                f"({f['best_on'] / f['best_off']:.2f}x) | {f['ask_tell_on'] / 1000:.2f} / "
+                f"{f['ask_tell_off'] / 1000:.2f} ms ({f['ask_tell_on'] / f['ask_tell_off']:.2f}x)"
+                " |"
+            )
 
 
 if __name__ == "__main__":

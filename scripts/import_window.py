@@ -25,8 +25,11 @@ from scripts.storages import throwaway_storages
 
 def snapshot(n_trials: int, value: float) -> dict[str, object]:
     with Worker.spawn() as w:
-        w.create("s", search_space={"x": {"type": "float", "low": 0, "high": 1}},
-                 sampler={"type": "random", "seed": 1})
+        w.create(
+            "s",
+            search_space={"x": {"type": "float", "low": 0, "high": 1}},
+            sampler={"type": "random", "seed": 1},
+        )
         for start in range(0, n_trials, 500):
             for trial in w.ask("s", n=min(500, n_trials - start)):
                 w.tell("s", trial.number, value=value)
@@ -70,8 +73,13 @@ def measure(url: str, old: dict[str, object], new: dict[str, object], n: int) ->
     last_old = max((i for i, (_, lab) in enumerate(seen) if lab == "old"), default=0)
     window = (neither[-1] - seen[last_old + 1][0]) if neither else 0.0
     period = statistics.median(b[0] - a[0] for a, b in itertools.pairwise(seen))
-    return {"import": took, "polls": len(seen), "neither": len(neither), "window": window,
-            "period": period}
+    return {
+        "import": took,
+        "polls": len(seen),
+        "neither": len(neither),
+        "window": window,
+        "period": period,
+    }
 
 
 def main() -> None:
@@ -80,14 +88,18 @@ def main() -> None:
     parser.add_argument("--storages", default="sqlite,journal,postgresql")
     args = parser.parse_args()
     old, new = snapshot(args.trials, 1.0), snapshot(args.trials, 2.0)
-    print(f"| storage ({args.trials} trials) | import | polls | polls seeing neither | "
-          "window readers may see neither | poll period |")
+    print(
+        f"| storage ({args.trials} trials) | import | polls | polls seeing neither | "
+        "window readers may see neither | poll period |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     with throwaway_storages(args.storages.split(",")) as urls:
         for kind, url in urls.items():
             f = measure(url, old, new, args.trials)
-            print(f"| {kind} | {f['import']:.2f} s | {f['polls']:.0f} | {f['neither']:.0f} | "
-                  f"{f['window'] * 1000:.0f} ms | {f['period'] * 1000:.1f} ms |")
+            print(
+                f"| {kind} | {f['import']:.2f} s | {f['polls']:.0f} | {f['neither']:.0f} | "
+                f"{f['window'] * 1000:.0f} ms | {f['period'] * 1000:.1f} ms |"
+            )
 
 
 if __name__ == "__main__":

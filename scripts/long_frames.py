@@ -31,8 +31,10 @@ def space(params: int) -> dict[str, Any]:
 
 
 def trials(n: int, params: int) -> list[dict[str, Any]]:
-    return [{"params": {f"p{i}": (k + i) % 10 / 10 for i in range(params)}, "value": float(k)}
-            for k in range(n)]
+    return [
+        {"params": {f"p{i}": (k + i) % 10 / 10 for i in range(params)}, "value": float(k)}
+        for k in range(n)
+    ]
 
 
 def timed(label: str, started: float) -> float:
@@ -92,9 +94,12 @@ def delete_case(db: Path, n: int) -> None:
                 errors.append(str(error))
             waits.append(time.monotonic() - started)
         thread.join()
-        print(f"delete of a {n}-trial study (1 param): {took[0]:.2f} s; another worker's "
-              f"ask + tell + list meanwhile: {len(waits)} calls, longest {max(waits):.2f} s, "
-              f"{len(errors)} errors {errors[:1]}", flush=True)
+        print(
+            f"delete of a {n}-trial study (1 param): {took[0]:.2f} s; another worker's "
+            f"ask + tell + list meanwhile: {len(waits)} calls, longest {max(waits):.2f} s, "
+            f"{len(errors)} errors {errors[:1]}",
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -124,8 +129,9 @@ def main() -> int:
         worker.create("one", search_space=space(1))
         started = time.monotonic()
         worker.add_trials("one", trials(bound // 2, 1))
-        timed(f"add_trials {bound // 2} trials x 1 param ({bound} values, the default bound)",
-              started)
+        timed(
+            f"add_trials {bound // 2} trials x 1 param ({bound} values, the default bound)", started
+        )
         worker.create("wide", search_space=space(bound // 2 - 1))
         started = time.monotonic()
         worker.add_trials("wide", trials(2, bound // 2 - 1))

@@ -21,8 +21,18 @@ SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 
 def start_proxy(storage: str) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge_worker", "proxy", "--storage", storage, "--port", "0",
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "bridge_worker",
+            "proxy",
+            "--storage",
+            storage,
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
+        ],
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
@@ -31,8 +41,9 @@ def start_proxy(storage: str) -> tuple[subprocess.Popen[bytes], int]:
 
 def measure(port: int, proxy: subprocess.Popen[bytes], timeout_s: float) -> None:
     study = f"s{timeout_s}"
-    with Worker.spawn(f"grpc://127.0.0.1:{port}",
-                      args=["--proxy-timeout", str(timeout_s)]) as worker:
+    with Worker.spawn(
+        f"grpc://127.0.0.1:{port}", args=["--proxy-timeout", str(timeout_s)]
+    ) as worker:
         worker.create(study, search_space=SPACE)
         worker.trials(study)
         proxy.send_signal(signal.SIGSTOP)
@@ -41,15 +52,19 @@ def measure(port: int, proxy: subprocess.Popen[bytes], timeout_s: float) -> None
             try:
                 worker.trials(study)
             except WorkerError as exc:
-                print(f"--proxy-timeout {timeout_s}: {exc.kind} after "
-                      f"{time.monotonic() - started:.2f} s")
+                print(
+                    f"--proxy-timeout {timeout_s}: {exc.kind} after "
+                    f"{time.monotonic() - started:.2f} s"
+                )
             worker.send("trials", {"study": study})
             time.sleep(0.2)
             started = time.monotonic()
             worker.proc.send_signal(signal.SIGTERM)
             status = worker.proc.wait(120)
-            print(f"--proxy-timeout {timeout_s}: SIGTERM during a stalled call, exit {status} "
-                  f"after {time.monotonic() - started:.2f} s")
+            print(
+                f"--proxy-timeout {timeout_s}: SIGTERM during a stalled call, exit {status} "
+                f"after {time.monotonic() - started:.2f} s"
+            )
         finally:
             proxy.send_signal(signal.SIGCONT)
 

@@ -21,15 +21,16 @@ from concurrent.futures import ThreadPoolExecutor
 from bridge_worker.client import Worker
 from tests.servers import postgres_server
 
-SPACE = {"x": {"type": "float", "low": -10.0, "high": 10.0}, "y": {"type": "int", "low": -5,
-                                                                   "high": 5}}
+SPACE = {
+    "x": {"type": "float", "low": -10.0, "high": 10.0},
+    "y": {"type": "int", "low": -5, "high": 5},
+}
 
 
 def run_worker(url: str, n_trials: int) -> list[int]:
     numbers = []
     with Worker.spawn(url) as worker:
-        worker.create("shared", search_space=SPACE, load_if_exists=True,
-                      sampler={"type": "random"})
+        worker.create("shared", search_space=SPACE, load_if_exists=True, sampler={"type": "random"})
         for _ in range(n_trials):
             (trial,) = worker.ask("shared")
             x, y = float(trial.params["x"]), int(trial.params["y"])  # type: ignore[arg-type]
@@ -70,8 +71,9 @@ class ConnectionWatch:
                 self.most = max(self.most, int(count))
 
 
-def measure(label: str, url: str, workers: int, trials: int, watch_url: str | None,
-            database: str | None) -> None:
+def measure(
+    label: str, url: str, workers: int, trials: int, watch_url: str | None, database: str | None
+) -> None:
     started = time.perf_counter()
     if watch_url and database:
         with ConnectionWatch(watch_url, database) as watch, ThreadPoolExecutor(workers) as pool:
@@ -84,9 +86,11 @@ def measure(label: str, url: str, workers: int, trials: int, watch_url: str | No
     elapsed = time.perf_counter() - started
     numbers = sorted(n for batch in per_worker for n in batch)
     complete = numbers == list(range(workers * trials))
-    print(f"| {label} | {workers} x {trials} | {elapsed:.1f} s | "
-          f"{workers * trials / elapsed:.0f} | {'yes' if complete else 'NO'} | {connections} |",
-          flush=True)
+    print(
+        f"| {label} | {workers} x {trials} | {elapsed:.1f} s | "
+        f"{workers * trials / elapsed:.0f} | {'yes' if complete else 'NO'} | {connections} |",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -97,21 +101,30 @@ def main() -> None:
     from tests.servers import start_proxy
 
     for server in postgres_server():
-        print("| shape | workers x trials | wall time | trials/s | numbers 0..N-1 once | "
-              "most DB connections |")
+        print(
+            "| shape | workers x trials | wall time | trials/s | numbers 0..N-1 once | "
+            "most DB connections |"
+        )
         print("|---|---|---:|---:|---|---:|")
         measure("one worker, memory", "memory", 1, args.trials, None, None)
         url = server.new_database()
         admin = url.rsplit("/", 1)[0] + "/postgres"
         measure("one worker, PostgreSQL", url, 1, args.trials, admin, url.rsplit("/", 1)[1])
         url = server.new_database()
-        measure("workers on PostgreSQL", url, args.workers, args.trials, admin,
-                url.rsplit("/", 1)[1])
+        measure(
+            "workers on PostgreSQL", url, args.workers, args.trials, admin, url.rsplit("/", 1)[1]
+        )
         url = server.new_database()
         proxy, port = start_proxy(url)
         try:
-            measure("workers through the proxy", f"grpc://127.0.0.1:{port}", args.workers,
-                    args.trials, admin, url.rsplit("/", 1)[1])
+            measure(
+                "workers through the proxy",
+                f"grpc://127.0.0.1:{port}",
+                args.workers,
+                args.trials,
+                admin,
+                url.rsplit("/", 1)[1],
+            )
         finally:
             proxy.terminate()
             proxy.wait(15)

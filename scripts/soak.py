@@ -22,8 +22,11 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-SPACE = {"x": {"type": "float", "low": -5, "high": 5}, "k": {"type": "int", "low": 0, "high": 9},
-         "c": {"type": "categorical", "choices": ["a", "b", "c"]}}
+SPACE = {
+    "x": {"type": "float", "low": -5, "high": 5},
+    "k": {"type": "int", "low": 0, "high": 9},
+    "c": {"type": "categorical", "choices": ["a", "b", "c"]},
+}
 
 
 def rss_kib(pid: int) -> int:
@@ -35,16 +38,31 @@ def rss_kib(pid: int) -> int:
 
 
 def run(frames: int, studies: int, window: int, python: str = sys.executable) -> dict[str, object]:
-    proc = subprocess.Popen([python, "-m", "bridge_worker", "--log-level", "warning"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [python, "-m", "bridge_worker", "--log-level", "warning"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     stdin, stdout = proc.stdin, proc.stdout
     stdout.readline()  # ready
     names = [f"soak-{i}" for i in range(studies)]
     for i, name in enumerate(names):
-        stdin.write(orjson.dumps({"id": -1 - i, "method": "create", "params": {
-            "study": name, "search_space": SPACE, "sampler": {"type": "random", "seed": i}}})
-            + b"\n")
+        stdin.write(
+            orjson.dumps(
+                {
+                    "id": -1 - i,
+                    "method": "create",
+                    "params": {
+                        "study": name,
+                        "search_space": SPACE,
+                        "sampler": {"type": "random", "seed": i},
+                    },
+                }
+            )
+            + b"\n"
+        )
     stdin.flush()
     for _ in names:
         assert b'"result"' in stdout.readline()
@@ -68,8 +86,12 @@ def run(frames: int, studies: int, window: int, python: str = sys.executable) ->
             return b'{"id":%d,"method":"ask","params":{"study":"%s"}}\n' % (i, name.encode())
         if kind in (2, 3) and pending[name]:
             number = pending[name].popleft()
-            return (b'{"id":%d,"method":"tell","params":{"study":"%s","number":%d,"value":%f}}\n'
-                    % (i, name.encode(), number, (number % 97) / 7))
+            return b'{"id":%d,"method":"tell","params":{"study":"%s","number":%d,"value":%f}}\n' % (
+                i,
+                name.encode(),
+                number,
+                (number % 97) / 7,
+            )
         return b'{"id":%d,"method":"ping"}\n' % i
 
     while received < frames:
@@ -103,12 +125,19 @@ def run(frames: int, studies: int, window: int, python: str = sys.executable) ->
     rss_growth = last[-1][2] - first[-1][2]
     trial_growth = last[-1][3] - first[-1][3]
     return {
-        "frames": frames, "studies": studies, "window": window, "seconds": seconds,
-        "frames_per_s": frames / seconds, "errors": errors, "exit_code": code,
+        "frames": frames,
+        "studies": studies,
+        "window": window,
+        "seconds": seconds,
+        "frames_per_s": frames / seconds,
+        "errors": errors,
+        "exit_code": code,
         "first_quarter_fps": rate(first, zero),
         "last_quarter_fps": rate(last, slices[-quarter - 1] if len(slices) > quarter else zero),
-        "rss_start_mib": slices[0][2] / 1024, "rss_end_mib": slices[-1][2] / 1024,
-        "rss_max_mib": max(s[2] for s in slices) / 1024, "trials": trials,
+        "rss_start_mib": slices[0][2] / 1024,
+        "rss_end_mib": slices[-1][2] / 1024,
+        "rss_max_mib": max(s[2] for s in slices) / 1024,
+        "trials": trials,
         "rss_growth_per_trial_kib": rss_growth / max(trial_growth, 1),
         "slices": [(round(t, 2), n, r, k) for t, n, r, k in slices],
     }
@@ -121,14 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=2000, help="frames in flight at most")
     args = parser.parse_args(argv)
     r = run(args.frames, args.studies, args.window)
-    print(f"soak: {r['frames']:,} frames on {r['studies']} studies (window {r['window']}) in "
-          f"{r['seconds']:.1f} s = {r['frames_per_s']:,.0f} frames/s; errors {r['errors']}; "
-          f"exit {r['exit_code']}")
-    print(f"throughput: first quarter {r['first_quarter_fps']:,.0f} frames/s, last quarter "
-          f"{r['last_quarter_fps']:,.0f} frames/s")
-    print(f"RSS: start {r['rss_start_mib']:.1f} MiB, end {r['rss_end_mib']:.1f} MiB, max "
-          f"{r['rss_max_mib']:.1f} MiB; {r['trials']:,} trials stored; growth from the first to "
-          f"the last quarter {r['rss_growth_per_trial_kib']:.2f} KiB per stored trial")
+    print(
+        f"soak: {r['frames']:,} frames on {r['studies']} studies (window {r['window']}) in "
+        f"{r['seconds']:.1f} s = {r['frames_per_s']:,.0f} frames/s; errors {r['errors']}; "
+        f"exit {r['exit_code']}"
+    )
+    print(
+        f"throughput: first quarter {r['first_quarter_fps']:,.0f} frames/s, last quarter "
+        f"{r['last_quarter_fps']:,.0f} frames/s"
+    )
+    print(
+        f"RSS: start {r['rss_start_mib']:.1f} MiB, end {r['rss_end_mib']:.1f} MiB, max "
+        f"{r['rss_max_mib']:.1f} MiB; {r['trials']:,} trials stored; growth from the first to "
+        f"the last quarter {r['rss_growth_per_trial_kib']:.2f} KiB per stored trial"
+    )
     print("slices (s, frames, RSS KiB, trials):")
     for s in r["slices"]:  # type: ignore[attr-defined]
         print(f"  {s}")

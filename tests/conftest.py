@@ -81,7 +81,8 @@ def url_of(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], st
 
     def make(kind: str) -> str:
         return races.storage_for(
-            kind, tmp_path,
+            kind,
+            tmp_path,
             lambda: str(request.getfixturevalue("postgres_url")),
             lambda: str(request.getfixturevalue("redis_url")),
         )

@@ -39,7 +39,8 @@ def same_frames(got: Any, expected: Any) -> bool:
         return False
     if isinstance(expected, dict):
         return got.keys() == expected.keys() and all(
-            same_frames(got[k], expected[k]) for k in expected)
+            same_frames(got[k], expected[k]) for k in expected
+        )
     if isinstance(expected, list):
         return len(got) == len(expected) and all(map(same_frames, got, expected))
     return bool(got == expected)
@@ -62,7 +63,8 @@ def figure_study(n: int) -> optuna.Study:
                 "lr": optuna.distributions.FloatDistribution(1e-5, 0.1, log=True),
                 "layers": optuna.distributions.IntDistribution(1, 8),
                 "optimizer": optuna.distributions.CategoricalDistribution(
-                    ["adam", "sgd", "rmsprop"]),
+                    ["adam", "sgd", "rmsprop"]
+                ),
             },
             value=value,
             intermediate_values={step: value + 3 - step for step in range(3)},
@@ -81,7 +83,8 @@ def grow_sqlite_study(db: Path, study: str, n: int) -> None:
     con = sqlite3.connect(db)
     try:
         (study_id,) = con.execute(
-            "SELECT study_id FROM studies WHERE study_name = ?", (study,)).fetchone()
+            "SELECT study_id FROM studies WHERE study_name = ?", (study,)
+        ).fetchone()
         template, top = con.execute(
             "SELECT min(trial_id), max(number) FROM trials WHERE study_id = ?", (study_id,)
         ).fetchone()
@@ -89,15 +92,20 @@ def grow_sqlite_study(db: Path, study: str, n: int) -> None:
             new = con.execute(
                 "INSERT INTO trials (number, study_id, state, datetime_start, datetime_complete)"
                 " SELECT ?, study_id, state, datetime_start, datetime_complete FROM trials"
-                " WHERE trial_id = ?", (top + k, template)).lastrowid
+                " WHERE trial_id = ?",
+                (top + k, template),
+            ).lastrowid
             for table, columns in (
                 ("trial_params", "param_name, param_value, distribution_json"),
                 ("trial_values", "objective, value, value_type"),
                 ("trial_user_attributes", "key, value_json"),
                 ("trial_system_attributes", "key, value_json"),
             ):
-                con.execute(f"INSERT INTO {table} (trial_id, {columns}) SELECT ?, {columns}"
-                            f" FROM {table} WHERE trial_id = ?", (new, template))
+                con.execute(
+                    f"INSERT INTO {table} (trial_id, {columns}) SELECT ?, {columns}"
+                    f" FROM {table} WHERE trial_id = ?",
+                    (new, template),
+                )
         con.commit()
     finally:
         con.close()

@@ -28,7 +28,11 @@ def race_env(
 
 @contextmanager
 def racing_worker(
-    storage: str, directory: Path, *hooks: str, parties: int = 2, fail_add_at: int = 0,
+    storage: str,
+    directory: Path,
+    *hooks: str,
+    parties: int = 2,
+    fail_add_at: int = 0,
     args: tuple[str, ...] = (),
 ) -> Iterator[Worker]:
     directory.mkdir(parents=True, exist_ok=True)
@@ -46,8 +50,9 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) 
         time.sleep(0.01)
 
 
-def storage_for(kind: str, tmp_path: Path, postgres_url: Callable[[], str],
-                redis_url: Callable[[], str]) -> str:
+def storage_for(
+    kind: str, tmp_path: Path, postgres_url: Callable[[], str], redis_url: Callable[[], str]
+) -> str:
     if kind == "memory":
         return "memory"
     if kind == "sqlite":

@@ -49,7 +49,8 @@ def _apt_install(package: str) -> bool:
     install = subprocess.run(
         # Waits for the dpkg lock: the Elixir stage of `make test` may be installing meanwhile.
         ["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=600", package],
-        env=env, capture_output=True,
+        env=env,
+        capture_output=True,
     )
     return update.returncode == 0 and install.returncode == 0
 
@@ -69,8 +70,19 @@ class PostgresServer:
         self._as_postgres = os.geteuid() == 0  # initdb refuses to run as root
         if self._as_postgres:
             shutil.chown(self.dir, "postgres", "postgres")
-        self._run("initdb", "-D", "data", "-U", "postgres", "--auth-local=trust",
-                  "--auth-host=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            "data",
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
         self.start()
         self._databases = 0
 
@@ -115,14 +127,27 @@ class RedisServer:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="optuna-bridge-redis-"))
         self.proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
             ):
                 return
             time.sleep(0.05)

@@ -32,16 +32,21 @@ def add_trials(registry: StudyRegistry, params: AddTrialsParams) -> AddTrialsRes
     registry.limits.check(
         "max_add_values",
         "values add_trials writes (per trial: 1 + params + intermediate values + user attrs)",
-        sum(1 + len(t.params) + len(t.intermediate_values) + len(t.user_attrs)
-            for t in params.trials),
+        sum(
+            1 + len(t.params) + len(t.intermediate_values) + len(t.user_attrs)
+            for t in params.trials
+        ),
     )
-    frozen = [_to_frozen(registry, entry, trial, f"$.params.trials[{i}]")
-              for i, trial in enumerate(params.trials)]
+    frozen = [
+        _to_frozen(registry, entry, trial, f"$.params.trials[{i}]")
+        for i, trial in enumerate(params.trials)
+    ]
 
     def stop(numbers: list[int]) -> None:
         registry.stop_point(
             f"{len(numbers)} of the {len(frozen)} trials were stored (data.stored), the rest "
-            "were not", stored=numbers,
+            "were not",
+            stored=numbers,
         )
 
     return AddTrialsResult(numbers=entry.add_trials(frozen, stop))
@@ -59,8 +64,9 @@ def _to_frozen(
     for step, value in trial.intermediate_values.items():
         check_step(step, registry.max_step, f"{field}.intermediate_values.{step}")
         if not math.isfinite(value):
-            raise invalid_params(f"{field}.intermediate_values.{step}",
-                                 "intermediate values must be finite")
+            raise invalid_params(
+                f"{field}.intermediate_values.{step}", "intermediate values must be finite"
+            )
     system_attrs: dict[str, Any] = {}
     if trial.constraints is not UNSET:
         entry.check_constraints(trial.constraints, trial.state, f"{field}.constraints")

@@ -40,8 +40,15 @@ def artifact_put(registry: StudyRegistry, params: ArtifactPutParams) -> Artifact
     # Optuna stores a trial's artifacts in its system attrs, which only a running trial takes
     owner = None if params.number is UNSET else entry.open_trial(params.number)
     size, artifact_id, sha256 = keeper.put(
-        entry.storage, entry.study_id, owner, params.name, chunk, params.offset, params.final,
-        None if params.sha256 is UNSET else params.sha256, params.content_type,
+        entry.storage,
+        entry.study_id,
+        owner,
+        params.name,
+        chunk,
+        params.offset,
+        params.final,
+        None if params.sha256 is UNSET else params.sha256,
+        params.content_type,
         registry.limits.max_artifact_bytes,
     )
     return ArtifactPutResult(size=size, artifact_id=artifact_id, sha256=sha256)
@@ -53,11 +60,19 @@ def artifacts(registry: StudyRegistry, params: ArtifactsParams) -> ArtifactsResu
     keeper.directory  # noqa: B018
     entry = registry.get(params.study)
     trials = None if params.number is UNSET else [entry.trial(params.number)]
-    return ArtifactsResult(artifacts=[
-        ArtifactInfo(artifact_id=a.artifact_id, name=a.name, content_type=a.content_type,
-                     size=a.size, sha256=a.sha256, number=a.number)
-        for a in keeper.listed(entry.study, trials)
-    ])
+    return ArtifactsResult(
+        artifacts=[
+            ArtifactInfo(
+                artifact_id=a.artifact_id,
+                name=a.name,
+                content_type=a.content_type,
+                size=a.size,
+                sha256=a.sha256,
+                number=a.number,
+            )
+            for a in keeper.listed(entry.study, trials)
+        ]
+    )
 
 
 @rpc_method("artifact_get")
@@ -68,13 +83,15 @@ def artifact_get(registry: StudyRegistry, params: ArtifactGetParams) -> Artifact
     entry = registry.get(params.study)
     found = [a for a in keeper.listed(entry.study, None) if a.artifact_id == params.artifact_id]
     if not found:
-        raise invalid_params("$.params.artifact_id",
-                             f"study {entry.name!r} has no artifact {params.artifact_id!r}")
+        raise invalid_params(
+            "$.params.artifact_id", f"study {entry.name!r} has no artifact {params.artifact_id!r}"
+        )
     stored = found[0]
     if params.offset > stored.size:
         raise invalid_params("$.params.offset", f"past the end ({stored.size} bytes)")
     fits = max((registry.limits.max_reply_bytes - _REPLY_OVERHEAD) * 3 // 4, 1)
     limit = fits if params.limit is UNSET else min(params.limit, fits)
     data, eof = keeper.read(stored, params.offset, limit)
-    return ArtifactGetResult(data=base64.b64encode(data).decode(), offset=params.offset,
-                             size=stored.size, eof=eof)
+    return ArtifactGetResult(
+        data=base64.b64encode(data).decode(), offset=params.offset, size=stored.size, eof=eof
+    )

@@ -25,7 +25,9 @@ def copy_trials(registry: StudyRegistry, params: CopyTrialsParams) -> CopyTrials
         raise BridgeError(
             ErrorKind.LIMIT_EXCEEDED,
             f"{len(selected)} trials to copy, at most {MAX_COPIED_TRIALS} per call: give limit",
-            limit="max_copied_trials", value=len(selected), max=MAX_COPIED_TRIALS,
+            limit="max_copied_trials",
+            value=len(selected),
+            max=MAX_COPIED_TRIALS,
         )
     made, skipped = copies(
         selected, source.name, target.distributions, target.n_objectives, params.params_only

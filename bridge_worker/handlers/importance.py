@@ -40,7 +40,8 @@ def importance(registry: StudyRegistry, params: ImportanceParams) -> ImportanceR
             ErrorKind.NO_COMPLETED_TRIALS,
             f"importance needs at least {MIN_COMPLETED} completed trials; "
             f"study {entry.name!r} has {len(completed)}",
-            study=entry.name, n_completed=len(completed),
+            study=entry.name,
+            n_completed=len(completed),
         )
     names = None if params.params is UNSET else list(params.params)
     try:

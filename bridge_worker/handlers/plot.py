@@ -49,12 +49,16 @@ def _check_fits(registry: StudyRegistry, size: int, format: str) -> None:
     limit = registry.limits.max_frame_bytes
     if size + REPLY_OVERHEAD > limit:
         # plotly JSON grows with the trials and params, not with the pixels; an image the other way
-        advice = ("plot fewer params, or ask for png (its size depends on the pixels, not the "
-                  "trials)" if format == "plotly" else "plot fewer params, a smaller width and "
-                  "height, or png rather than svg")
+        advice = (
+            "plot fewer params, or ask for png (its size depends on the pixels, not the trials)"
+            if format == "plotly"
+            else "plot fewer params, a smaller width and height, or png rather than svg"
+        )
         raise BridgeError(
             ErrorKind.LIMIT_EXCEEDED,
             f"the figure takes {size} bytes; a reply may take at most {limit} "
             f"(--max-frame-bytes): {advice}",
-            limit="max_frame_bytes", value=size + REPLY_OVERHEAD, max=limit,
+            limit="max_frame_bytes",
+            value=size + REPLY_OVERHEAD,
+            max=limit,
         )

@@ -23,7 +23,8 @@ def report(registry: StudyRegistry, params: ReportParams) -> ReportResult:
         raise BridgeError(
             ErrorKind.INVALID_PARAMS,
             "report and pruning work on single-objective studies only (as in Optuna)",
-            field="$.params.study", study=entry.name,
+            field="$.params.study",
+            study=entry.name,
         )
     if not math.isfinite(params.value):
         raise invalid_params("$.params.value", "intermediate values must be finite")

@@ -104,19 +104,24 @@ class LogSink:
 
 
 def _dropped_record(count: int) -> bytes:
-    return orjson.dumps({
-        "event": "log_lines_dropped",
-        "count": count,
-        "level": "warning",
-        "logger": "bridge_worker.io.logs",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }) + b"\n"
+    return (
+        orjson.dumps(
+            {
+                "event": "log_lines_dropped",
+                "count": count,
+                "level": "warning",
+                "logger": "bridge_worker.io.logs",
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
+        + b"\n"
+    )
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 class SinkBinary(io.RawIOBase):

@@ -199,6 +199,7 @@ def serve(
     wait_for_input = _input_waiter(in_fd, out_fd)
     clock = time.perf_counter
     if gather:
+
         def flush_unless_quick(method: Method, params: Any) -> None:
             if write.holding and not quick_call(method, params):
                 try:

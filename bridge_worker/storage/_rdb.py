@@ -114,8 +114,9 @@ def purge_abandoned(storage: RDBStorage, should_stop: Callable[[], bool]) -> int
     with _create_scoped_session(storage.scoped_session) as session:
         rows = session.execute(
             sqlalchemy.select(study.study_id, attr.value_json)
-            .outerjoin(attr, sqlalchemy.and_(
-                attr.study_id == study.study_id, attr.key == DELETING_ATTR))
+            .outerjoin(
+                attr, sqlalchemy.and_(attr.study_id == study.study_id, attr.key == DELETING_ATTR)
+            )
             .where(study.study_name.startswith(DELETING_PREFIX, autoescape=True))
         ).all()
     done = 0
@@ -139,10 +140,16 @@ def purge(storage: RDBStorage, study_id: int, should_stop: Callable[[], bool]) -
     for attempt in range(DROP_ATTEMPTS):
         while True:
             with _create_scoped_session(storage.scoped_session) as session:
-                ids = session.execute(
-                    sqlalchemy.select(trial.trial_id)
-                    .where(trial.study_id == study_id).order_by(trial.trial_id).limit(CHUNK)
-                ).scalars().all()
+                ids = (
+                    session.execute(
+                        sqlalchemy.select(trial.trial_id)
+                        .where(trial.study_id == study_id)
+                        .order_by(trial.trial_id)
+                        .limit(CHUNK)
+                    )
+                    .scalars()
+                    .all()
+                )
                 if not ids:
                     break
                 _delete_trials(session, trial.trial_id.in_(ids))
@@ -212,13 +219,18 @@ def _hide(storage: RDBStorage, identity: Identity) -> bool:
             session.rollback()
             return False
         session.execute(
-            sqlalchemy.update(study).where(study.study_id == identity.study_id)
+            sqlalchemy.update(study)
+            .where(study.study_id == identity.study_id)
             .values(study_name=DELETING_PREFIX + str(identity.token)),
             execution_options={"synchronize_session": False},
         )
-        session.add(attr(
-            study_id=identity.study_id, key=DELETING_ATTR, value_json=json.dumps(writer_record())
-        ))
+        session.add(
+            attr(
+                study_id=identity.study_id,
+                key=DELETING_ATTR,
+                value_json=json.dumps(writer_record()),
+            )
+        )
     return True
 
 
@@ -281,7 +293,11 @@ def delete_if_identical(storage: RDBStorage, identity: Identity) -> bool:
 
 
 def swap_staged(
-    storage: RDBStorage, staging_id: int, staging_name: str, target: str, replaces: str | None,
+    storage: RDBStorage,
+    staging_id: int,
+    staging_name: str,
+    target: str,
+    replaces: str | None,
     record_attr: str,
 ) -> None:
     """One transaction: delete the replaced study (matched by identity token), rename the staged

@@ -108,8 +108,14 @@ class Backend:
         return 0
 
     def swap_staged(
-        self, storage: BaseStorage, staging_id: int, staging_name: str, target: str,
-        current: Identity | None, replaces: str | None, record_attr: str,
+        self,
+        storage: BaseStorage,
+        staging_id: int,
+        staging_name: str,
+        target: str,
+        current: Identity | None,
+        replaces: str | None,
+        record_attr: str,
     ) -> bool:
         """Give a staged import the target name in one step, deleting the study it replaces
         (``current``, the study the name holds, checked by the caller; ``replaces``, its

@@ -56,13 +56,17 @@ def _grpc_proxy(options: StorageOptions) -> BaseStorage:
             ErrorKind.MISSING_DEPENDENCY,
             "the grpc:// storage needs the Python package 'grpcio', which is not installed: "
             "pip install 'optuna-bridge[grpc]'",
-            package="grpcio", extra="grpc",
+            package="grpcio",
+            extra="grpc",
         ) from exc
     from bridge_worker.storage.grpc_storage import ProxyStorage  # deferred: imports grpc, an extra
 
     host, port = grpc_address(options.url)
     storage = ProxyStorage(
-        host=host, port=port, token=options.proxy_token, tls_ca=options.proxy_tls_ca,
+        host=host,
+        port=port,
+        token=options.proxy_token,
+        tls_ca=options.proxy_tls_ca,
         timeout=options.proxy_timeout,
     )
     try:

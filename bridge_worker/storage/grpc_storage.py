@@ -83,11 +83,15 @@ class _ProxyCalls(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
         if code == grpc.StatusCode.UNAVAILABLE:
             return f"the storage proxy at {self._address} is unreachable ({details})"
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return (f"the storage proxy at {self._address} did not answer within "
-                    f"{self._timeout:g} s (--proxy-timeout); it may be stalled or overloaded")
+            return (
+                f"the storage proxy at {self._address} did not answer within "
+                f"{self._timeout:g} s (--proxy-timeout); it may be stalled or overloaded"
+            )
         if code == grpc.StatusCode.UNAUTHENTICATED:
-            return (f"the storage proxy at {self._address} refused this worker: {details} "
-                    "(give the proxy's token with --proxy-token-file)")
+            return (
+                f"the storage proxy at {self._address} refused this worker: {details} "
+                "(give the proxy's token with --proxy-token-file)"
+            )
         return None
 
 

@@ -52,8 +52,9 @@ def _stale_trial_callback(options: StorageOptions) -> StaleTrialCallback | None:
 def _quiet_heartbeat_warnings() -> None:
     """Heartbeats in ask-and-tell mode are what this worker is for: Optuna's warnings that they
     are experimental and "supposed to be used with Study.optimize" would repeat on every ask."""
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
-                            message=".*heartbeat.*")
+    warnings.filterwarnings(
+        "ignore", category=optuna.exceptions.ExperimentalWarning, message=".*heartbeat.*"
+    )
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 

@@ -27,8 +27,14 @@ class MemoryBackend(Backend):
         return InMemoryStorage()
 
     def swap_staged(
-        self, storage: BaseStorage, staging_id: int, staging_name: str, target: str,
-        current: Identity | None, replaces: str | None, record_attr: str,
+        self,
+        storage: BaseStorage,
+        staging_id: int,
+        staging_name: str,
+        target: str,
+        current: Identity | None,
+        replaces: str | None,
+        record_attr: str,
     ) -> bool:
         """A rename under the storage's lock (Optuna has no rename: its private tables)."""
         memory: InMemoryStorage = storage  # type: ignore[assignment]

@@ -44,11 +44,14 @@ def read_token(path: str, what: str = "token") -> str:
     reads the snapshot signing key (``--snapshot-key``)."""
     token = _read(path, what).decode("utf-8", "replace").strip()
     if len(token) < MIN_TOKEN_CHARS:
-        raise ValueError(f"the {what} in {path} is shorter than {MIN_TOKEN_CHARS} characters "
-                         "(make one with: openssl rand -hex 32 > FILE)")
+        raise ValueError(
+            f"the {what} in {path} is shorter than {MIN_TOKEN_CHARS} characters "
+            "(make one with: openssl rand -hex 32 > FILE)"
+        )
     if any(ch.isspace() or not ch.isprintable() for ch in token):
-        raise ValueError(f"the {what} in {path} must be one line of printable characters "
-                         "without spaces")
+        raise ValueError(
+            f"the {what} in {path} must be one line of printable characters without spaces"
+        )
     return token
 
 

@@ -98,8 +98,14 @@ class RDBBackend(Backend):
         return _rdb.purge_abandoned(_as_rdb(storage), should_stop)
 
     def swap_staged(
-        self, storage: BaseStorage, staging_id: int, staging_name: str, target: str,
-        current: Identity | None, replaces: str | None, record_attr: str,
+        self,
+        storage: BaseStorage,
+        staging_id: int,
+        staging_name: str,
+        target: str,
+        current: Identity | None,
+        replaces: str | None,
+        record_attr: str,
     ) -> bool:
         """One transaction: readers see the old study or the new one, never neither."""
         from bridge_worker.storage import _rdb
@@ -147,8 +153,10 @@ def check_sqlalchemy_url(url: str) -> None:
     except ImportError as exc:
         hint = ""
         if parsed.get_backend_name() == "postgresql":
-            hint = (": use postgresql+psycopg2://... with pip install 'optuna-bridge[postgres]', "
-                    "or pip install 'psycopg[binary]' and use postgresql+psycopg://...")
+            hint = (
+                ": use postgresql+psycopg2://... with pip install 'optuna-bridge[postgres]', "
+                "or pip install 'psycopg[binary]' and use postgresql+psycopg://..."
+            )
         raise ValueError(
             f"the database driver for {scheme!r} is not installed ({exc.name or exc}){hint}"
         ) from None

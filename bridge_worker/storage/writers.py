@@ -25,8 +25,12 @@ def writer_record() -> dict[str, Any]:
     """This process as the writer of a record (host, pid and start time, and when), so another
     worker can tell with :func:`writer_alive` whether it may still be at work."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid),
-            "at": time.time()}
+    return {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "start": _process_start(pid),
+        "at": time.time(),
+    }
 
 
 def writer_alive(owner: Any) -> bool:

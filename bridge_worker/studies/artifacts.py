@@ -89,8 +89,17 @@ class ArtifactKeeper:
         return self.options.directory
 
     def put(
-        self, storage: Any, study_id: int, owner: FrozenTrial | None, name: str, chunk: bytes,
-        offset: int, final: bool, sha256: str | None, content_type: str, max_bytes: int,
+        self,
+        storage: Any,
+        study_id: int,
+        owner: FrozenTrial | None,
+        name: str,
+        chunk: bytes,
+        offset: int,
+        final: bool,
+        sha256: str | None,
+        content_type: str,
+        max_bytes: int,
     ) -> tuple[int, str | None, str | None]:
         """Append a chunk; on ``final`` store the artifact. Returns (size so far, artifact id,
         sha256), the last two only when stored."""
@@ -108,14 +117,19 @@ class ArtifactKeeper:
             self._uploads[key] = upload
         elif upload is None or upload.size != offset:
             expected = 0 if upload is None else upload.size
-            raise invalid_params("$.params.offset", f"chunk at offset {offset}, expected "
-                                 f"{expected}", expected=expected)
+            raise invalid_params(
+                "$.params.offset",
+                f"chunk at offset {offset}, expected {expected}",
+                expected=expected,
+            )
         if offset + len(chunk) > max_bytes:
             self._discard(key)
             raise BridgeError(
                 ErrorKind.LIMIT_EXCEEDED,
                 f"artifact of more than {max_bytes} bytes (--max-artifact-bytes)",
-                limit="max_artifact_bytes", value=offset + len(chunk), max=max_bytes,
+                limit="max_artifact_bytes",
+                value=offset + len(chunk),
+                max=max_bytes,
             )
         with upload.path.open("ab") as part:
             part.write(chunk)
@@ -128,16 +142,23 @@ class ArtifactKeeper:
         self._uploads.pop(key)
         if sha256 is None or digest != sha256.lower():
             upload.path.unlink(missing_ok=True)
-            raise invalid_params("$.params.sha256", "the file's sha256 does not match; nothing "
-                                 "was stored", reason="sha256_mismatch", sha256=digest)
+            raise invalid_params(
+                "$.params.sha256",
+                "the file's sha256 does not match; nothing was stored",
+                reason="sha256_mismatch",
+                sha256=digest,
+            )
         artifact_id = str(uuid.uuid4())
         os.replace(upload.path, directory / artifact_id)  # complete before it is named
         from optuna.artifacts._upload import ArtifactMeta
 
-        meta = ArtifactMeta(artifact_id=artifact_id, filename=name, mimetype=content_type,
-                            encoding=None)
-        record = {ARTIFACTS_ATTR_PREFIX + artifact_id: json.dumps(dataclasses.asdict(meta)),
-                  CHECKSUM_ATTR_PREFIX + artifact_id: {"sha256": digest, "size": upload.size}}
+        meta = ArtifactMeta(
+            artifact_id=artifact_id, filename=name, mimetype=content_type, encoding=None
+        )
+        record = {
+            ARTIFACTS_ATTR_PREFIX + artifact_id: json.dumps(dataclasses.asdict(meta)),
+            CHECKSUM_ATTR_PREFIX + artifact_id: {"sha256": digest, "size": upload.size},
+        }
         try:
             for key_, value in reversed(record.items()):  # Optuna's meta last: it names it
                 if owner is None:
@@ -168,8 +189,16 @@ class ArtifactKeeper:
                 path = self.directory / artifact_id
                 if not path.is_file():
                     continue
-                found.append(Stored(artifact_id, meta["filename"], meta["mimetype"],
-                                    path.stat().st_size, checksum.get("sha256"), number))
+                found.append(
+                    Stored(
+                        artifact_id,
+                        meta["filename"],
+                        meta["mimetype"],
+                        path.stat().st_size,
+                        checksum.get("sha256"),
+                        number,
+                    )
+                )
         return found
 
     def read(self, stored: Stored, offset: int, limit: int) -> tuple[bytes, bool]:
@@ -203,5 +232,6 @@ class ArtifactKeeper:
 def check_name(name: str) -> None:
     """A name is a label shown by the dashboard, never a path."""
     if name in (".", "..") or any(c in name for c in "/\\\0"):
-        raise invalid_params("$.params.name", "an artifact name is a label: no '/', '\\', NUL, "
-                             "'.' or '..'")
+        raise invalid_params(
+            "$.params.name", "an artifact name is a label: no '/', '\\', NUL, '.' or '..'"
+        )

@@ -54,10 +54,12 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         extra = to_distributions(params.search_space, "$.params.search_space", registry.limits)
         distributions = {**distributions, **extra}
         registry.limits.check("max_params", "parameters in the ask", len(distributions))
-        check_sampler_cost(entry.config.sampler, distributions, registry.limits,
-                           "$.params.search_space")
+        check_sampler_cost(
+            entry.config.sampler, distributions, registry.limits, "$.params.search_space"
+        )
     registry.limits.check(
-        "max_ask_values", "values sampled by the ask (n x parameters)",
+        "max_ask_values",
+        "values sampled by the ask (n x parameters)",
         params.n * len(distributions),
     )
     if not distributions:
@@ -72,16 +74,22 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         lease_s = None
     else:
         lease_s = params.lease_s
-    check_ask(entry.distributions, extra, params.fixed_params, entry.config.sampler,
-              entry.seen, entry.storage, entry.study_id)
+    check_ask(
+        entry.distributions,
+        extra,
+        params.fixed_params,
+        entry.config.sampler,
+        entry.seen,
+        entry.storage,
+        entry.study_id,
+    )
     stopped = stopped_entry(entry)
     if stopped is not None:
         raise study_stopped(entry.name, stopped)
     registry.leases.sweep_if_due(entry.study_id)  # retries of ended leases first
     client = None if params.client is UNSET else params.client
     resumed = (
-        [] if client is None
-        else _resume(registry, entry, client, params.n, lease_s, params.retry)
+        [] if client is None else _resume(registry, entry, client, params.n, lease_s, params.retry)
     )
     created: list[Created] = []
 
@@ -109,8 +117,15 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
             registry.trial_told(made.trial_id)
         if isinstance(error, ValueError) and extra:  # another worker sampled a name meanwhile?
             entry.seen = SeenDistributions()  # re-read: the conflict is then invalid_params
-            check_ask(entry.distributions, extra, params.fixed_params, entry.config.sampler,
-                      entry.seen, entry.storage, entry.study_id)
+            check_ask(
+                entry.distributions,
+                extra,
+                params.fixed_params,
+                entry.config.sampler,
+                entry.seen,
+                entry.storage,
+                entry.study_id,
+            )
         raise
     if extra:
         entry.seen.learn(extra)
@@ -119,7 +134,11 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
 
 
 def _resume(
-    registry: StudyRegistry, entry: StudyEntry, client: str, n: int, lease_s: float | None,
+    registry: StudyRegistry,
+    entry: StudyEntry,
+    client: str,
+    n: int,
+    lease_s: float | None,
     retry: int,
 ) -> list[AskedTrial]:
     """The client's own pending trials, handed out again (their lease renewed, or granted when

@@ -27,7 +27,9 @@ def replaced(name: str, number: int) -> BridgeError:
         ErrorKind.STUDY_NOT_FOUND,
         f"trial {number} was asked from a study {name!r} that has since been deleted or "
         "replaced; nothing was recorded",
-        study=name, number=number, replaced=True,
+        study=name,
+        number=number,
+        replaced=True,
     )
 
 

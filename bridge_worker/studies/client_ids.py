@@ -57,8 +57,7 @@ class ClientTrials:
         pending = self._pending.get(key)
         if pending is None:
             now = time.time()
-            running = storage.get_all_trials(study_id, deepcopy=False,
-                                             states=(TrialState.RUNNING,))
+            running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
             pending = [t._trial_id for t in running if is_clients(t, client, now)]
             self._pending[key] = pending
         taken: list[FrozenTrial] = []

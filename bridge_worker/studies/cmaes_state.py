@@ -22,17 +22,19 @@ import structlog
 
 _log = structlog.get_logger("bridge_worker.studies.cmaes_state")
 
-ALLOWED_GLOBALS = frozenset({
-    ("numpy", "dtype"),
-    ("numpy", "ndarray"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "_reconstruct"),  # numpy < 2
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy.random._pickle", "__randomstate_ctor"),
-    ("numpy.random._pickle", "__bit_generator_ctor"),
-    ("numpy.random._pickle", "__generator_ctor"),
-})
+ALLOWED_GLOBALS = frozenset(
+    {
+        ("numpy", "dtype"),
+        ("numpy", "ndarray"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.multiarray", "_reconstruct"),  # numpy < 2
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy.random._pickle", "__randomstate_ctor"),
+        ("numpy.random._pickle", "__bit_generator_ctor"),
+        ("numpy.random._pickle", "__generator_ctor"),
+    }
+)
 """What a pickled ``cmaes`` optimizer refers to besides the package's own classes."""
 
 _CMAES_CLASSES = frozenset({"CMA", "SepCMA", "CMAwM"})
@@ -62,14 +64,17 @@ class SafeCmaEsSampler(optuna.samplers.CmaEsSampler):
 
     def _restore_optimizer(self, completed_trials: list[optuna.trial.FrozenTrial]) -> Any:
         for trial in reversed(completed_trials):
-            attrs = {key: value for key, value in trial.system_attrs.items()
-                     if key.startswith(self._attr_key_optimizer)}
+            attrs = {
+                key: value
+                for key, value in trial.system_attrs.items()
+                if key.startswith(self._attr_key_optimizer)
+            }
             if not attrs:
                 continue
             try:
                 return load_optimizer(bytes.fromhex(self._concat_optimizer_attrs(attrs)))
-            except (pickle.UnpicklingError, ValueError, EOFError, TypeError,
-                    AttributeError) as exc:
-                _log.warning("cmaes_state_refused", trial=trial.number,
-                             error=f"{type(exc).__name__}: {exc}")
+            except (pickle.UnpicklingError, ValueError, EOFError, TypeError, AttributeError) as exc:
+                _log.warning(
+                    "cmaes_state_refused", trial=trial.number, error=f"{type(exc).__name__}: {exc}"
+                )
         return None

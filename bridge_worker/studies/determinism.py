@@ -55,9 +55,7 @@ def find_generators(sampler: optuna.samplers.BaseSampler) -> Generators:
     return found
 
 
-def _collect(
-    obj: Any, path: str, seen: set[int], found: Generators
-) -> None:
+def _collect(obj: Any, path: str, seen: set[int], found: Generators) -> None:
     """Walk the sampler's own objects (child samplers, strategies). A generator shared by two
     objects (NSGA-II hands its own to its child-generation strategy) is found once, so seeding
     it in place keeps the sharing."""

@@ -89,8 +89,7 @@ def _panel(
     xaxis, yaxis = info.xaxis, info.yaxis
     if len(xaxis.indices) < 2 or len(yaxis.indices) < 2:
         return None
-    ax.set(xlabel=xaxis.name, ylabel=yaxis.name,
-           xlim=xaxis.range, ylim=yaxis.range)
+    ax.set(xlabel=xaxis.name, ylabel=yaxis.name, xlim=xaxis.range, ylim=yaxis.range)
     for axis, which in ((xaxis, "x"), (yaxis, "y")):
         if axis.is_cat:
             labels = _categories(axis)
@@ -99,29 +98,55 @@ def _panel(
             getattr(ax, f"set_{which}scale")("log" if axis.is_log else "linear")
     if xaxis.name == yaxis.name:
         return None
-    shown = [(x, y, z) for x, y, z in zip(xaxis.values, yaxis.values,
-                                          _targets(info), strict=True)
-             if x is not None and y is not None and z is not None]
+    shown = [
+        (x, y, z)
+        for x, y, z in zip(xaxis.values, yaxis.values, _targets(info), strict=True)
+        if x is not None and y is not None and z is not None
+    ]
     if not shown:
         return None
     xs = _positions(xaxis, [x for x, _, _ in shown])
     ys = _positions(yaxis, [y for _, y, _ in shown])
     xi, yi = _grid(xaxis), _grid(yaxis)
-    zmap = dict(zip(zip(_nearest(xi, xs), _nearest(yi, ys), strict=True),
-                    (z for _, _, z in shown), strict=True))
+    zmap = dict(
+        zip(
+            zip(_nearest(xi, xs), _nearest(yi, ys), strict=True),
+            (z for _, _, z in shown),
+            strict=True,
+        )
+    )
     zi = interpolate(zmap, GRID, solved)
     # The filled levels' edges are the contour lines: no second contour set to build and draw.
-    filled = ax.contourf(xi, yi, zi, LEVELS, cmap=cmap, rasterized=True,
-                         edgecolors=(0.0, 0.0, 0.0, 0.5), antialiased=True)
+    filled = ax.contourf(
+        xi,
+        yi,
+        zi,
+        LEVELS,
+        cmap=cmap,
+        rasterized=True,
+        edgecolors=(0.0, 0.0, 0.0, 0.5),
+        antialiased=True,
+    )
     filled.set_linewidth(0.4)
     constraints = info.constraints or [True] * len(xaxis.values)
-    feasible = [c for x, y, c in zip(xaxis.values, yaxis.values, constraints, strict=True)
-                if x is not None and y is not None]
+    feasible = [
+        c
+        for x, y, c in zip(xaxis.values, yaxis.values, constraints, strict=True)
+        if x is not None and y is not None
+    ]
     for ok, color in ((True, "black"), (False, "#cccccc")):
         keep = np.array([c == ok for c in feasible], dtype=bool)
         if keep.any():
-            ax.scatter(xs[keep], ys[keep], marker="o", c=color, s=12, edgecolors="grey",
-                       linewidth=1.0, rasterized=True)
+            ax.scatter(
+                xs[keep],
+                ys[keep],
+                marker="o",
+                c=color,
+                s=12,
+                edgecolors="grey",
+                linewidth=1.0,
+                rasterized=True,
+            )
     return filled
 
 
@@ -140,8 +165,10 @@ def _targets(info: _SubContourInfo) -> list[float | None]:
     (x index, y index) to value."""
     x_index = {value: i for i, value in enumerate(info.xaxis.indices)}
     y_index = {value: i for i, value in enumerate(info.yaxis.indices)}
-    return [None if x is None or y is None else info.z_values[x_index[x], y_index[y]]
-            for x, y in zip(info.xaxis.values, info.yaxis.values, strict=True)]
+    return [
+        None if x is None or y is None else info.z_values[x_index[x], y_index[y]]
+        for x, y in zip(info.xaxis.values, info.yaxis.values, strict=True)
+    ]
 
 
 def _categories(axis: _AxisInfo) -> list[str]:

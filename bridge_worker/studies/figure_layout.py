@@ -80,8 +80,10 @@ def _lay_out_grid(figure: Figure, axes: list[Axes]) -> bool:
     if len(panels) <= 4 or len(bars) > 1:
         return False
     grid = panels[0].get_subplotspec().get_gridspec()  # type: ignore[union-attr]
-    if any(ax.get_subplotspec().get_gridspec() is not grid  # type: ignore[union-attr]
-           for ax in panels):
+    if any(
+        ax.get_subplotspec().get_gridspec() is not grid  # type: ignore[union-attr]
+        for ax in panels
+    ):
         return False
     if any(ax.get_title() for ax in panels):
         return False
@@ -117,8 +119,9 @@ def _lay_out_grid(figure: Figure, axes: list[Axes]) -> bool:
     if min(x0, y0, panel_x, panel_y) <= 0 or x1 <= x0 or y1 <= y0:
         return False  # labels wider than the canvas: let matplotlib do what it can
     figure.set_layout_engine(PlaceHolderLayoutEngine(True, True))
-    figure.subplots_adjust(left=x0, right=x1, bottom=y0, top=y1,
-                           wspace=gap_x / panel_x, hspace=gap_y / panel_y)
+    figure.subplots_adjust(
+        left=x0, right=x1, bottom=y0, top=y1, wspace=gap_x / panel_x, hspace=gap_y / panel_y
+    )
     if bars:
         start = x1 + (over_x + 2 * _PAD) / width
         bars[0].set_position((start, y0, bar_width / width, y1 - y0))
@@ -132,9 +135,11 @@ def _lay_out_grid(figure: Figure, axes: list[Axes]) -> bool:
 def _bare(axis: Axis) -> bool:
     """An axis without ticks or label (an inner panel's in a grid labelled on its edge): nothing
     of it lies beyond its panel, so it is not measured (measuring is a grid's largest cost)."""
-    return (not axis.get_label_text()
-            and isinstance(axis.get_minor_locator(), mticker.NullLocator)
-            and len(axis.get_majorticklocs()) == 0)
+    return (
+        not axis.get_label_text()
+        and isinstance(axis.get_minor_locator(), mticker.NullLocator)
+        and len(axis.get_majorticklocs()) == 0
+    )
 
 
 def outside_canvas(figure: Figure) -> list[str]:
@@ -208,8 +213,11 @@ def _label_outer_panels(axes: list[Axes]) -> None:
     grid: dict[tuple[int, int], Axes] = {}
     for ax in axes:
         spec = ax.get_subplotspec()
-        if spec is None or spec.rowspan.stop - spec.rowspan.start != 1 \
-                or spec.colspan.stop - spec.colspan.start != 1:
+        if (
+            spec is None
+            or spec.rowspan.stop - spec.rowspan.start != 1
+            or spec.colspan.stop - spec.colspan.start != 1
+        ):
             continue
         grid[spec.rowspan.start, spec.colspan.start] = ax
     rows = sorted({row for row, _ in grid})
@@ -237,9 +245,14 @@ def _shared(panels: list[Axes], which: str) -> bool:
         axis = ax.xaxis if which == "x" else ax.yaxis
         lim = ax.get_xlim() if which == "x" else ax.get_ylim()
         formatter = axis.get_major_formatter()
-        return (axis.get_scale(), tuple(round(float(v), 9) for v in lim),
-                tuple(axis.get_majorticklocs()), type(formatter),
-                tuple(getattr(formatter, "seq", ())))
+        return (
+            axis.get_scale(),
+            tuple(round(float(v), 9) for v in lim),
+            tuple(axis.get_majorticklocs()),
+            type(formatter),
+            tuple(getattr(formatter, "seq", ())),
+        )
+
     first = signature(panels[0])
     return all(signature(ax) == first for ax in panels[1:])
 
@@ -308,5 +321,9 @@ def _texts_and_legends(figure: Figure) -> Iterator[tuple[Any, str]]:
 
 
 def _inside(box: BboxBase, canvas: BboxBase, slack: float = 1.0) -> bool:
-    return bool(box.x0 >= canvas.x0 - slack and box.y0 >= canvas.y0 - slack
-            and box.x1 <= canvas.x1 + slack and box.y1 <= canvas.y1 + slack)
+    return bool(
+        box.x0 >= canvas.x0 - slack
+        and box.y0 >= canvas.y0 - slack
+        and box.x1 <= canvas.x1 + slack
+        and box.y1 <= canvas.y1 + slack
+    )

@@ -99,8 +99,9 @@ def render(
     kwargs = _arguments(study, request, metric_names)
     trials = study.get_trials(deepcopy=False)
     _check_content(request, trials, kwargs)
-    limits.check("max_plot_panels", f"panels of the {request.kind} figure",
-                 _panels(request, trials, kwargs))
+    limits.check(
+        "max_plot_panels", f"panels of the {request.kind} figure", _panels(request, trials, kwargs)
+    )
     shown, kwargs, notes = _bounded(request, trials, kwargs)
     directions = list(study.directions)
     _preload(request)
@@ -120,14 +121,16 @@ def render(
             f"drawing {request.kind} ran out of memory ({exc.detail}): the process drawing a "
             f"figure may use {limits.max_plot_memory_mib} MiB (--max-plot-memory-mib); plot "
             "fewer params or fewer trials",
-            limit="max_plot_memory_mib", max=limits.max_plot_memory_mib,
+            limit="max_plot_memory_mib",
+            max=limits.max_plot_memory_mib,
         ) from None
     except figure_sandbox.SandboxTimeout:
         raise BridgeError(
             ErrorKind.LIMIT_EXCEEDED,
             f"drawing {request.kind} took longer than {limits.max_plot_seconds} s "
             "(--max-plot-seconds) and was stopped; plot fewer params or fewer trials",
-            limit="max_plot_seconds", max=limits.max_plot_seconds,
+            limit="max_plot_seconds",
+            max=limits.max_plot_seconds,
         ) from None
     except figure_sandbox.SandboxFailure as exc:
         raise BridgeError(
@@ -148,11 +151,8 @@ class _StudyOfTrials(optuna.Study):
 
     def __init__(self, directions: list[StudyDirection], trials: list[FrozenTrial]) -> None:
         storage = InMemoryStorage()
-        name = storage.get_study_name_from_id(
-            storage.create_new_study(directions)
-        )
-        super().__init__(study_name=name, storage=storage,
-                         sampler=optuna.samplers.RandomSampler())
+        name = storage.get_study_name_from_id(storage.create_new_study(directions))
+        super().__init__(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler())
         self._shown_trials = trials
 
     @property
@@ -205,7 +205,8 @@ def missing_dependency(request: FigureRequest, package: str) -> BridgeError:
         ErrorKind.MISSING_DEPENDENCY,
         f"plot {request.kind!r} as {request.format} needs the Python package {package!r}, "
         f"which is not installed: pip install 'optuna-bridge[{EXTRA}]'",
-        package=package, extra=EXTRA,
+        package=package,
+        extra=EXTRA,
     )
 
 
@@ -233,9 +234,7 @@ def _arguments(
         if kind not in TARGET_KINDS:
             raise invalid_params("$.params.objective", f"{kind} takes no objective")
         if request.objective >= n_objectives:
-            raise invalid_params(
-                "$.params.objective", f"the study has {n_objectives} objective(s)"
-            )
+            raise invalid_params("$.params.objective", f"the study has {n_objectives} objective(s)")
     if kind in TARGET_KINDS:
         if n_objectives > 1 and request.objective is None and kind != "param_importances":
             raise invalid_params(
@@ -246,8 +245,11 @@ def _arguments(
             kwargs["target"] = _objective(index)
         if n_objectives == 1 or request.objective is not None:
             kwargs["target_name"] = (
-                metric_names[index] if metric_names else
-                "Objective Value" if n_objectives == 1 else f"Objective {index}"
+                metric_names[index]
+                if metric_names
+                else "Objective Value"
+                if n_objectives == 1
+                else f"Objective {index}"
             )
     if kind == "pareto_front" and metric_names:
         kwargs["target_names"] = list(metric_names)
@@ -274,7 +276,8 @@ def _check_content(
         if not trials:
             raise BridgeError(
                 ErrorKind.NO_COMPLETED_TRIALS,
-                f"timeline needs at least one trial; study {name!r} has none", study=name,
+                f"timeline needs at least one trial; study {name!r} has none",
+                study=name,
             )
         return
     if kind == "intermediate_values":
@@ -282,7 +285,8 @@ def _check_content(
             raise BridgeError(
                 ErrorKind.NO_COMPLETED_TRIALS,
                 f"intermediate_values needs a trial with reported values (report); "
-                f"no trial of study {name!r} has one", study=name,
+                f"no trial of study {name!r} has one",
+                study=name,
             )
         return
     completed = sum(trial.state == TrialState.COMPLETE for trial in trials)
@@ -291,7 +295,8 @@ def _check_content(
         raise BridgeError(
             ErrorKind.NO_COMPLETED_TRIALS,
             f"{kind} needs at least {needed} completed trial(s); study {name!r} has {completed}",
-            study=name, n_completed=completed,
+            study=name,
+            n_completed=completed,
         )
     if kind == "contour":
         params = _plotted_params(trials, kwargs)
@@ -331,17 +336,20 @@ def _bounded(
         if len(completed) > GRID_MAX_TRIALS:
             step = len(completed) / GRID_MAX_TRIALS
             kept = [completed[int(i * step)] for i in range(GRID_MAX_TRIALS)]
-            note = (f"{kind} drawn from {len(kept)} of {len(completed)} completed trials "
-                    "(evenly spaced by number)")
+            note = (
+                f"{kind} drawn from {len(kept)} of {len(completed)} completed trials "
+                "(evenly spaced by number)"
+            )
             return kept, kwargs, [note]
     if kind == "intermediate_values":
         reporting = [t for t in trials if t.intermediate_values]
         if len(reporting) > CURVES_MAX:
             shown = {t.number for t in reporting[-CURVES_MAX:]}
-            trimmed = [t if t.number in shown else _without_intermediate_values(t)
-                       for t in trials]
-            note = (f"intermediate values of the {CURVES_MAX} most recent of "
-                    f"{len(reporting)} reporting trials")
+            trimmed = [t if t.number in shown else _without_intermediate_values(t) for t in trials]
+            note = (
+                f"intermediate values of the {CURVES_MAX} most recent of "
+                f"{len(reporting)} reporting trials"
+            )
             return trimmed, kwargs, [note]
     if kind == "timeline" and len(trials) > TIMELINE_MAX:
         note = f"timeline of the {TIMELINE_MAX} most recent of {len(trials)} trials"
@@ -370,8 +378,9 @@ def _preload(request: FigureRequest) -> None:
         importlib.import_module("matplotlib.backends.backend_agg")
         importlib.import_module("optuna.visualization.matplotlib")
         importlib.import_module(f"optuna.visualization.matplotlib._{request.kind}")
-        importlib.import_module("matplotlib.backends.backend_svg" if request.format == "svg"
-                                else "PIL.PngImagePlugin")
+        importlib.import_module(
+            "matplotlib.backends.backend_svg" if request.format == "svg" else "PIL.PngImagePlugin"
+        )
         _warm_up()
     if request.kind == "contour":
         importlib.import_module("scipy.sparse.linalg")
@@ -447,7 +456,8 @@ def _print(figure: Any, format: PlotFormat) -> bytes:
         _rasterize_crowds(figure)
 
         FigureCanvasSVG(figure).print_svg(  # type: ignore[no-untyped-call]
-            out, metadata={"Date": None})
+            out, metadata={"Date": None}
+        )
     else:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 

@@ -176,7 +176,8 @@ def recover_retries(storage: BaseStorage, study_id: int) -> int:
     one while this runs) whose retry it did not enqueue. Returns how many were enqueued."""
     trials = storage.get_all_trials(study_id, deepcopy=False)
     retried = {
-        history[-1] for t in trials
+        history[-1]
+        for t in trials
         if isinstance(history := t.system_attrs.get("retry_history"), list) and history
     }
     done = 0

@@ -219,9 +219,7 @@ class StudyRegistry:
         """Create a study; with ``load_if_exists`` an existing one is returned as stored
         (its own directions and config win). Returns the entry and whether it was created."""
         check_name(name, "$.params.study", self.limits)
-        distributions = to_distributions(
-            config.search_space, "$.params.search_space", self.limits
-        )
+        distributions = to_distributions(config.search_space, "$.params.search_space", self.limits)
         check_sampler_fits(config.sampler, len(directions))
         check_sampler_space(config.sampler, distributions)
         check_sampler_cost(config.sampler, distributions, self.limits, "$.params.search_space")
@@ -268,8 +266,9 @@ class StudyRegistry:
         build_pruner(config.pruner)
         if not is_resolved(config):
             config = _resolved(config, len(body.directions))
-            _log.info("study_config_resolved", study=name, source="snapshot",
-                      optuna=config.optuna_version)
+            _log.info(
+                "study_config_resolved", study=name, source="snapshot", optuna=config.optuna_version
+            )
         for index, trial in enumerate(trials):
             self.limits.check("max_params", f"parameters of trial {index}", len(trial.params))
         check_name(name, "$.params.study", self.limits)
@@ -293,8 +292,13 @@ class StudyRegistry:
         )
         storage = self.storage
         try:
-            import_staged(storage, name, new, replaces, lambda: self.stop_point(
-                f"nothing was imported: study {name!r} is as it was"))
+            import_staged(
+                storage,
+                name,
+                new,
+                replaces,
+                lambda: self.stop_point(f"nothing was imported: study {name!r} is as it was"),
+            )
         except ImportConflict:
             raise BridgeError(
                 ErrorKind.STUDY_EXISTS,
@@ -309,7 +313,9 @@ class StudyRegistry:
                 f"storage failure while swapping in the imported study {name!r}: {pending}; the "
                 "import is committed and will be completed as soon as the storage works "
                 "(at this worker's next frame or any worker's start)",
-                study=name, committed=True, error=type(pending.__cause__).__name__,
+                study=name,
+                committed=True,
+                error=type(pending.__cause__).__name__,
             ) from pending
         finally:
             self.forget(name)
@@ -418,9 +424,7 @@ class StudyRegistry:
     def reconfigure(self, entry: StudyEntry, config: StudyConfig) -> None:
         """Store a changed configuration of a served study (``set_stop``); other workers serving
         it read it when they next load the study."""
-        self.storage.set_study_system_attr(
-            entry.study_id, CONFIG_ATTR, msgspec.to_builtins(config)
-        )
+        self.storage.set_study_system_attr(entry.study_id, CONFIG_ATTR, msgspec.to_builtins(config))
         entry.config = config
 
     def summaries(self) -> list[StudySummary]:
@@ -429,7 +433,8 @@ class StudyRegistry:
         study or a copy still being made."""
         storage = self.storage
         shown = [
-            frozen for frozen in storage.get_all_studies()
+            frozen
+            for frozen in storage.get_all_studies()
             if not frozen.study_name.startswith(STAGING_PREFIX)
             and not being_copied(frozen.system_attrs)
         ]
@@ -443,29 +448,46 @@ class StudyRegistry:
             if counts is not None and study_id not in counts:
                 continue  # deleted (hidden, being removed) since it was listed
             n_trials, n_running = (
-                counts.get(study_id, (0, 0)) if counts is not None
-                else count_one(storage, study_id)
+                counts.get(study_id, (0, 0)) if counts is not None else count_one(storage, study_id)
             )
             directions = [direction_name(d) for d in frozen.directions]
             config = _stored_config(frozen.system_attrs)
-            stopped = None if config is None else stopped_study(
-                config, directions, partial(storage.get_all_trials, study_id, deepcopy=False)
+            stopped = (
+                None
+                if config is None
+                else stopped_study(
+                    config, directions, partial(storage.get_all_trials, study_id, deepcopy=False)
+                )
             )
-            summaries.append(StudySummary(
-                frozen.study_name, directions, n_trials, n_running,
-                metric_names(frozen.system_attrs), stopped,
-            ))
+            summaries.append(
+                StudySummary(
+                    frozen.study_name,
+                    directions,
+                    n_trials,
+                    n_running,
+                    metric_names(frozen.system_attrs),
+                    stopped,
+                )
+            )
         return summaries
 
     def _summary(
-        self, study_id: int, name: str, directions: list[Direction],
-        names: list[str] | None = None, config: StudyConfig | None = None,
+        self,
+        study_id: int,
+        name: str,
+        directions: list[Direction],
+        names: list[str] | None = None,
+        config: StudyConfig | None = None,
     ) -> StudySummary:
         storage = self.storage
         self.leases.sweep_before_reading(study_id)  # a lease that ended is not counted running
         running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        stopped = None if config is None else stopped_study(
-            config, directions, lambda: storage.get_all_trials(study_id, deepcopy=False)
+        stopped = (
+            None
+            if config is None
+            else stopped_study(
+                config, directions, lambda: storage.get_all_trials(study_id, deepcopy=False)
+            )
         )
         return StudySummary(
             name, directions, storage.get_n_trials(study_id), len(running), names, stopped
@@ -546,7 +568,8 @@ class StudyRegistry:
             raise BridgeError(
                 ErrorKind.STUDY_NOT_FOUND,
                 f"study {name!r} is being replaced by an import; retry in a moment",
-                study=name, importing=True,
+                study=name,
+                importing=True,
             )
         token = stored.get(IDENTITY_ATTR)
         raw_config = stored.get(CONFIG_ATTR)
@@ -558,8 +581,12 @@ class StudyRegistry:
                 storage.set_study_system_attr(
                     identity.study_id, CONFIG_ATTR, msgspec.to_builtins(config)
                 )
-                _log.info("study_config_resolved", study=name, source="storage",
-                          optuna=config.optuna_version)
+                _log.info(
+                    "study_config_resolved",
+                    study=name,
+                    source="storage",
+                    optuna=config.optuna_version,
+                )
         else:
             config = fallback or StudyConfig()
         # A study that holds nothing at all is one whose creator (a create, an import's copy)

@@ -126,7 +126,9 @@ DEFAULT_N_EI_CANDIDATES = 24
 
 
 def check_sampler_cost(
-    spec: SamplerSpec | None, distributions: Mapping[str, BaseDistribution], limits: Limits,
+    spec: SamplerSpec | None,
+    distributions: Mapping[str, BaseDistribution],
+    limits: Limits,
     field: str,
 ) -> None:
     """Refuse a sampler and search space whose every ask would cost more than the operator
@@ -137,7 +139,8 @@ def check_sampler_cost(
         if spec is not None and isinstance(spec.n_ei_candidates, int):
             n_ei = spec.n_ei_candidates
         limits.check(
-            "max_ei_candidates", "TPE candidates per trial (n_ei_candidates x parameters)",
+            "max_ei_candidates",
+            "TPE candidates per trial (n_ei_candidates x parameters)",
             n_ei * len(distributions),
         )
     if isinstance(spec, BruteForceSamplerSpec):

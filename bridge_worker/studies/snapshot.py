@@ -104,9 +104,7 @@ def snapshot_trial(trial: FrozenTrial) -> SnapshotTrial:
 # ---- import ---------------------------------------------------------------------------------
 
 
-def read_snapshot(
-    raw: bytes, key: bytes | None = None
-) -> tuple[SnapshotBody, list[FrozenTrial]]:
+def read_snapshot(raw: bytes, key: bytes | None = None) -> tuple[SnapshotBody, list[FrozenTrial]]:
     """Validate a snapshot completely and build the trials Optuna will store. With the
     operator's ``key``, only a snapshot signed with it is read."""
     try:
@@ -142,11 +140,17 @@ def read_snapshot(
 def _check_signature(document: dict[str, Any], key: bytes) -> None:
     given = document.get("signature")
     if not isinstance(given, str):
-        raise _invalid("unsigned", "this worker imports only snapshots signed with its "
-                       "--snapshot-key, and this one carries no signature")
+        raise _invalid(
+            "unsigned",
+            "this worker imports only snapshots signed with its "
+            "--snapshot-key, and this one carries no signature",
+        )
     if not hmac.compare_digest(given.encode(), signature(document, key).encode()):
-        raise _invalid("bad_signature", "the signature does not match: the snapshot was not "
-                       "signed with this worker's --snapshot-key, or was altered after signing")
+        raise _invalid(
+            "bad_signature",
+            "the signature does not match: the snapshot was not "
+            "signed with this worker's --snapshot-key, or was altered after signing",
+        )
 
 
 def _frozen_trials(body: SnapshotBody) -> list[FrozenTrial]:

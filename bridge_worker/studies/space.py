@@ -40,9 +40,7 @@ def to_distributions(
         for name in space:
             limits.check("max_name_length", f"length of parameter name at {field}", len(name))
             check_name_text(name, f"{field}.{name[:64]}", "a parameter name")
-    return {
-        name: to_distribution(spec, f"{field}.{name}", limits) for name, spec in space.items()
-    }
+    return {name: to_distribution(spec, f"{field}.{name}", limits) for name, spec in space.items()}
 
 
 def to_distribution(
@@ -84,12 +82,16 @@ def to_spec(distribution: BaseDistribution) -> DistributionSpec:
     """The wire spec an Optuna distribution came from (used to store and export spaces)."""
     if isinstance(distribution, FloatDistribution):
         return FloatDistributionSpec(
-            low=distribution.low, high=distribution.high, log=distribution.log,
+            low=distribution.low,
+            high=distribution.high,
+            log=distribution.log,
             step=distribution.step,
         )
     if isinstance(distribution, IntDistribution):
         return IntDistributionSpec(
-            low=distribution.low, high=distribution.high, log=distribution.log,
+            low=distribution.low,
+            high=distribution.high,
+            log=distribution.log,
             step=distribution.step,
         )
     if isinstance(distribution, CategoricalDistribution):

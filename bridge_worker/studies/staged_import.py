@@ -84,7 +84,10 @@ class StagedStudy:
 
 
 def import_staged(
-    storage: BaseStorage, name: str, new: StagedStudy, replaces: Identity | None,
+    storage: BaseStorage,
+    name: str,
+    new: StagedStudy,
+    replaces: Identity | None,
     stop: Callable[[], None] | None = None,
 ) -> None:
     """Write ``new`` under ``name``, replacing the study ``replaces`` (None: the name is free).
@@ -108,9 +111,7 @@ def import_staged(
     )
     try:
         storage.set_study_system_attr(staging_id, RECORD_ATTR, record)
-        _write_contents(
-            storage, staging_id, new, lambda: _renew(storage, staging_id, record), stop
-        )
+        _write_contents(storage, staging_id, new, lambda: _renew(storage, staging_id, record), stop)
         _verify(storage, staging_id, new)
         record["state"] = "ready"
         storage.set_study_system_attr(staging_id, RECORD_ATTR, record)
@@ -172,7 +173,10 @@ def being_copied(system_attrs: dict[str, Any]) -> bool:
 
 
 def _write_contents(
-    storage: BaseStorage, study_id: int, new: StagedStudy, renew: Callable[[], None],
+    storage: BaseStorage,
+    study_id: int,
+    new: StagedStudy,
+    renew: Callable[[], None],
     stop: Callable[[], None] | None = None,
 ) -> None:
     for key, value in new.user_attrs.items():
@@ -248,7 +252,8 @@ def _swap_by_copy(
         directions=[d.name.lower() for d in storage.get_study_directions(staging_id)],
         user_attrs=storage.get_study_user_attrs(staging_id),
         system_attrs={
-            k: v for k, v in storage.get_study_system_attrs(staging_id).items()
+            k: v
+            for k, v in storage.get_study_system_attrs(staging_id).items()
             if k not in (RECORD_ATTR, COPY_ATTR)
         },
         trials=storage.get_all_trials(staging_id, deepcopy=False),

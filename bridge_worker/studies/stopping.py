@@ -62,15 +62,23 @@ def evaluate(
     if rules.target is not UNSET and complete:
         best = min(complete, key=lambda t: sign * t.values[0])
         if sign * best.values[0] <= sign * rules.target:
-            return Stopped("target", {"target": rules.target, "best": best.values[0],
-                                      "number": best.number})
+            return Stopped(
+                "target", {"target": rules.target, "best": best.values[0], "number": best.number}
+            )
     if rules.patience is not UNSET:
         stalled = _stalled(complete, sign, rules.min_delta)
         if stalled is not None and stalled[0] >= rules.patience:
             count, best_value, best_number = stalled
-            return Stopped("patience", {"patience": rules.patience, "min_delta": rules.min_delta,
-                                        "without_improvement": count, "best": best_value,
-                                        "number": best_number})
+            return Stopped(
+                "patience",
+                {
+                    "patience": rules.patience,
+                    "min_delta": rules.min_delta,
+                    "without_improvement": count,
+                    "best": best_value,
+                    "number": best_number,
+                },
+            )
     if rules.max_trials is not UNSET:
         finished = sum(1 for t in trials if t.state in FINISHED)
         if finished >= rules.max_trials:
@@ -80,8 +88,9 @@ def evaluate(
         if starts:
             elapsed = ((now or datetime.datetime.now()) - min(starts)).total_seconds()
             if elapsed >= rules.max_seconds:
-                return Stopped("max_seconds", {"max_seconds": rules.max_seconds,
-                                               "elapsed": round(elapsed, 3)})
+                return Stopped(
+                    "max_seconds", {"max_seconds": rules.max_seconds, "elapsed": round(elapsed, 3)}
+                )
     return None
 
 
@@ -90,8 +99,9 @@ def _stalled(
 ) -> tuple[int, float, int] | None:
     """Completed trials since the last improvement of more than ``min_delta`` (in completion
     order), with the best value and its trial number; None before any trial completed."""
-    ordered = sorted(complete, key=lambda t: (t.datetime_complete or datetime.datetime.min,
-                                              t.number))
+    ordered = sorted(
+        complete, key=lambda t: (t.datetime_complete or datetime.datetime.min, t.number)
+    )
     best: FrozenTrial | None = None
     count = 0
     for trial in ordered:
@@ -109,7 +119,9 @@ def study_stopped(study: str, stopped: Stopped) -> BridgeError:
         ErrorKind.STUDY_STOPPED,
         f"study {study!r} is stopped: its {stopped.rule} rule holds (set_stop changes or clears "
         "the rules)",
-        study=study, rule=stopped.rule, detail=stopped.detail,
+        study=study,
+        rule=stopped.rule,
+        detail=stopped.detail,
     )
 
 

@@ -105,7 +105,10 @@ class StudyEntry:
         return len(self.study.directions)
 
     def outcome_values(
-        self, value: float | UnsetType, values: list[float] | UnsetType | None, state: str,
+        self,
+        value: float | UnsetType,
+        values: list[float] | UnsetType | None,
+        state: str,
         at: str,
     ) -> list[float] | None:
         """The values a finished trial is stored with, by one set of rules for ``tell`` and
@@ -133,7 +136,9 @@ class StudyEntry:
         return list(given)
 
     def check_params(
-        self, params: Mapping[str, Any], at: str,
+        self,
+        params: Mapping[str, Any],
+        at: str,
         distributions: Mapping[str, BaseDistribution] | None = None,
     ) -> dict[str, BaseDistribution]:
         """Parameters given by the parent (``ask``'s ``fixed_params``, ``enqueue``,

@@ -79,8 +79,9 @@ def describe(distribution: BaseDistribution) -> str:
     return repr(distribution)
 
 
-def _conflict(name: str, old: BaseDistribution, new: BaseDistribution, field: str,
-              earlier: str) -> None:
+def _conflict(
+    name: str, old: BaseDistribution, new: BaseDistribution, field: str, earlier: str
+) -> None:
     try:
         check_distribution_compatibility(old, new)
     except ValueError:
@@ -133,7 +134,8 @@ def check_ask(
 
 
 def check_enqueue(
-    sampler: SamplerSpec | None, own: Mapping[str, BaseDistribution],
+    sampler: SamplerSpec | None,
+    own: Mapping[str, BaseDistribution],
     params: Mapping[str, JsonScalar],
 ) -> None:
     """A grid samples nothing for an enqueued trial (Optuna's GridSampler only fills a trial it
@@ -148,7 +150,8 @@ def check_enqueue(
 
 
 def check_sampler_space(
-    sampler: SamplerSpec | None, space: Mapping[str, BaseDistribution],
+    sampler: SamplerSpec | None,
+    space: Mapping[str, BaseDistribution],
     field: str = "$.params.sampler",
 ) -> None:
     """Refuse at ``create`` a sampler that cannot sample the study's own space: a grid without
@@ -163,9 +166,7 @@ def check_sampler_space(
     if isinstance(sampler, CmaEsSamplerSpec) and isinstance(sampler.x0, dict):
         for name, value in sampler.x0.items():
             if name not in space:
-                raise invalid_params(
-                    f"{field}.x0.{name}", f"{name!r} is not in the search space"
-                )
+                raise invalid_params(f"{field}.x0.{name}", f"{name!r} is not in the search space")
             distribution = space[name]
             if isinstance(distribution, (FloatDistribution, IntDistribution)) and (
                 isinstance(value, bool) or not isinstance(value, (int, float))
@@ -175,8 +176,8 @@ def check_sampler_space(
         for name, distribution in space.items():
             if not isinstance(distribution, CategoricalDistribution) and name not in sampler.x0:
                 raise invalid_params(
-                    f"{field}.x0", f"x0 needs a start value for every numeric parameter: "
-                    f"{name!r} has none"
+                    f"{field}.x0",
+                    f"x0 needs a start value for every numeric parameter: {name!r} has none",
                 )
 
 
@@ -189,16 +190,15 @@ def _check_grid_values(
     if not isinstance(distribution, CategoricalDistribution):
         for value in sampler.search_space[name]:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise invalid_params(
-                    field, f"the grid value {value!r} of {name!r} is not a number"
-                )
+                raise invalid_params(field, f"the grid value {value!r} of {name!r} is not a number")
         return
     for value in sampler.search_space[name]:
         try:
             check_value(distribution, value, field)
         except BridgeError:
             raise invalid_params(
-                field, f"the grid value {value!r} of {name!r} is not one of its choices "
+                field,
+                f"the grid value {value!r} of {name!r} is not one of its choices "
                 f"{list(distribution.choices)!r}",
             ) from None
 
@@ -228,5 +228,6 @@ def abandon(storage: BaseStorage, created: Iterable[Created], error: BaseExcepti
             storage.set_trial_system_attr(trial.trial_id, ABANDONED_ATTR, reason)
             storage.set_trial_state_values(trial.trial_id, TrialState.FAIL)
         except Exception as exc:
-            _log.warning("abandon_failed", trial_id=trial.trial_id,
-                         error=f"{type(exc).__name__}: {exc}")
+            _log.warning(
+                "abandon_failed", trial_id=trial.trial_id, error=f"{type(exc).__name__}: {exc}"
+            )

@@ -40,29 +40,36 @@ def copies(
     for trial in source:
         distributions = _fitting(trial, target)
         if distributions is None or (
-            not params_only and trial.state == TrialState.COMPLETE
+            not params_only
+            and trial.state == TrialState.COMPLETE
             and len(trial.values or ()) != n_objectives
         ):
             skipped += 1
             continue
         origin = {COPIED_FROM_ATTR: {"study": source_name, "number": trial.number}}
         if params_only:
-            made.append(optuna.trial.create_trial(
-                state=TrialState.WAITING, user_attrs=dict(trial.user_attrs),
-                system_attrs={**origin, FIXED_PARAMS_ATTR: dict(trial.params)},
-            ))
+            made.append(
+                optuna.trial.create_trial(
+                    state=TrialState.WAITING,
+                    user_attrs=dict(trial.user_attrs),
+                    system_attrs={**origin, FIXED_PARAMS_ATTR: dict(trial.params)},
+                )
+            )
             continue
-        constraints = {k: v for k, v in trial.system_attrs.items()
-                       if k.startswith(_CONSTRAINTS_KEY)}
-        made.append(optuna.trial.create_trial(
-            state=trial.state,
-            params=dict(trial.params),
-            distributions=distributions,
-            values=list(trial.values) if trial.state == TrialState.COMPLETE else None,
-            user_attrs=dict(trial.user_attrs),
-            system_attrs={**constraints, **origin},
-            intermediate_values=dict(trial.intermediate_values),
-        ))
+        constraints = {
+            k: v for k, v in trial.system_attrs.items() if k.startswith(_CONSTRAINTS_KEY)
+        }
+        made.append(
+            optuna.trial.create_trial(
+                state=trial.state,
+                params=dict(trial.params),
+                distributions=distributions,
+                values=list(trial.values) if trial.state == TrialState.COMPLETE else None,
+                user_attrs=dict(trial.user_attrs),
+                system_attrs={**constraints, **origin},
+                intermediate_values=dict(trial.intermediate_values),
+            )
+        )
     return made, skipped
 
 

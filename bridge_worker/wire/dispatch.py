@@ -105,7 +105,9 @@ class Dispatcher(Generic[C]):
         method = self.methods.get(name)
         if method is None:
             raise BridgeError(
-                ErrorKind.METHOD_NOT_FOUND, f"unknown method {name!r}", method=name,
+                ErrorKind.METHOD_NOT_FOUND,
+                f"unknown method {name!r}",
+                method=name,
                 allowed=sorted(self.methods),
             )
         return method
@@ -137,5 +139,6 @@ class Dispatcher(Generic[C]):
             raise BridgeError(
                 ErrorKind.STUDY_NOT_FOUND,
                 f"study {study!r} was deleted or replaced while this request ran",
-                study=study, replaced=True,
+                study=study,
+                replaced=True,
             ) from None

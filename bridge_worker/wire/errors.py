@@ -67,8 +67,10 @@ def study_not_found(name: str) -> BridgeError:
 
 def trial_not_found(study: str, number: int) -> BridgeError:
     return BridgeError(
-        ErrorKind.TRIAL_NOT_FOUND, f"study {study!r} has no trial number {number}",
-        study=study, number=number,
+        ErrorKind.TRIAL_NOT_FOUND,
+        f"study {study!r} has no trial number {number}",
+        study=study,
+        number=number,
     )
 
 
@@ -77,7 +79,8 @@ def trial_never_asked(study: str, number: int) -> BridgeError:
     return BridgeError(
         ErrorKind.TRIAL_NOT_FOUND,
         f"trial {number} of study {study!r} is enqueued but was never asked",
-        study=study, number=number,
+        study=study,
+        number=number,
     )
 
 
@@ -96,8 +99,12 @@ def trial_finished(
     if lease_end is not None:
         words += f" (its lease ended at {lease_end})"
     return BridgeError(
-        ErrorKind.TRIAL_FINISHED, f"trial {number} of study {study!r} is already {words}",
-        study=study, number=number, state=state, values=values,
+        ErrorKind.TRIAL_FINISHED,
+        f"trial {number} of study {study!r} is already {words}",
+        study=study,
+        number=number,
+        state=state,
+        values=values,
     )
 
 

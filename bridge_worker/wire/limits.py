@@ -78,9 +78,10 @@ class Limits:
                 ErrorKind.LIMIT_EXCEEDED,
                 f"{what}: {value}, this worker allows at most {maximum} "
                 f"(--{limit.replace('_', '-')})",
-                limit=limit, value=value, max=maximum,
+                limit=limit,
+                value=value,
+                max=maximum,
             )
-
 
     def check_user_attrs(
         self, attrs: Mapping[str, Any], field: str, existing: Mapping[str, Any] | None = None
@@ -99,7 +100,10 @@ class Limits:
 
 
 HARD_BOUNDS = {
-    "max_ask": 1000, "max_add_trials": 1000, "max_name_length": 512, "max_batch": 1000,
+    "max_ask": 1000,
+    "max_add_trials": 1000,
+    "max_name_length": 512,
+    "max_batch": 1000,
 }
 """Schema bounds a limit cannot raise (the protocol promises them to every parent)."""
 

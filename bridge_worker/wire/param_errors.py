@@ -91,8 +91,10 @@ def _limit_error(limits: Limits, limit: str, what: str, value: int | None) -> Br
         except BridgeError as error:
             return error
     return BridgeError(
-        ErrorKind.LIMIT_EXCEEDED, f"{what} over this worker's maximum of {maximum} ({flag})",
-        limit=limit, max=maximum,
+        ErrorKind.LIMIT_EXCEEDED,
+        f"{what} over this worker's maximum of {maximum} ({flag})",
+        limit=limit,
+        max=maximum,
     )
 
 

@@ -24,10 +24,15 @@ def reply_too_large(method: str, result: Any, size: int, maximum: int) -> Bridge
     if parts is not None:
         how = f"fetch it in parts: {parts['how']}"
     else:
-        how = "page the study's trials with `trials` (`offset`, `limit`) or ask the operator " \
-              "for a larger --max-reply-bytes"
+        how = (
+            "page the study's trials with `trials` (`offset`, `limit`) or ask the operator "
+            "for a larger --max-reply-bytes"
+        )
     data: dict[str, Any] = {
-        "limit": "max_reply_bytes", "value": size, "max": maximum, "method": method,
+        "limit": "max_reply_bytes",
+        "value": size,
+        "max": maximum,
+        "method": method,
     }
     if parts is not None:
         data["parts"] = parts["request"]
@@ -44,14 +49,14 @@ def _parts(method: str, result: Any, size: int, maximum: int) -> dict[str, Any] 
         per_page = _fitting(len(result.trials), size, maximum)
         return {
             "how": f"`trials` with `offset` 0, {per_page}, {2 * per_page}, ... and `limit` "
-                   f"{per_page}",
+            f"{per_page}",
             "request": {"method": "trials", "offset": 0, "limit": per_page},
         }
     if method == "ask" and isinstance(result, AskResult) and len(result.trials) > 1:
         per_call = _fitting(len(result.trials), size, maximum)
         return {
             "how": f"`ask` with `n` {per_call}, repeated (the trials asked are kept; "
-                   "`trials` with `states` [\"running\"] lists them)",
+            '`trials` with `states` ["running"] lists them)',
             "request": {"method": "ask", "n": per_call},
         }
     return None

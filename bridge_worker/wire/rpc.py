@@ -101,7 +101,7 @@ class Endpoint:
 
     def _handle_frame(self, frame: bytes, out: list[bytes]) -> bytes | None:
         if frame.startswith(_BOM):  # RFC 8259 section 8.1: a parser may ignore it
-            frame = frame[len(_BOM):]
+            frame = frame[len(_BOM) :]
         bad_utf8 = _utf8_error(frame)
         if bad_utf8 is not None:
             return _error_reply(_salvage_id(_lossy(frame)), bad_utf8)
@@ -112,7 +112,9 @@ class Endpoint:
                 ErrorKind.LIMIT_EXCEEDED,
                 f"frame nested {depth} levels deep; this worker allows at most {max_depth} "
                 "(--max-depth)",
-                limit="max_depth", value=depth, max=max_depth,
+                limit="max_depth",
+                value=depth,
+                max=max_depth,
             )
             return _error_reply(_salvage_id(frame), error)
         if frame.lstrip()[:1] == b"[":
@@ -171,12 +173,19 @@ class Endpoint:
             if error.kind is ErrorKind.INTERNAL_ERROR:
                 self._log.error("internal_error", method=envelope.method, exc_info=exc)
             else:
-                self._log.debug("request_failed", method=envelope.method, id=request_id,
-                                kind=error.kind.kind, message=error.message)
+                self._log.debug(
+                    "request_failed",
+                    method=envelope.method,
+                    id=request_id,
+                    kind=error.kind.kind,
+                    message=error.message,
+                )
             if isinstance(request_id, msgspec.UnsetType):
                 if self.strict:
                     self._log.warning(
-                        "notification_failed", method=envelope.method, kind=error.kind.kind,
+                        "notification_failed",
+                        method=envelope.method,
+                        kind=error.kind.kind,
                         field=error.data.get("field"),
                     )
                 else:
@@ -199,9 +208,7 @@ class Endpoint:
             return _error_reply(request_id, error)
         return reply
 
-    def _internal_error(
-        self, request_id: WireId, method: str | None, exc: BaseException
-    ) -> bytes:
+    def _internal_error(self, request_id: WireId, method: str | None, exc: BaseException) -> bytes:
         self._log.error("internal_error", method=method, exc_info=exc)
         return _error_reply(request_id, as_bridge_error(exc))
 
@@ -219,8 +226,9 @@ class Endpoint:
         )
         if isinstance(envelope.id, msgspec.UnsetType):
             if self.strict:
-                self._log.warning("notification_failed", method=envelope.method,
-                                  kind=error.kind.kind, field=None)
+                self._log.warning(
+                    "notification_failed", method=envelope.method, kind=error.kind.kind, field=None
+                )
             else:
                 out.append(_error_notification(envelope.method, error))
             return None

@@ -33,9 +33,7 @@ def check_name_text(name: str, field: str, what: str = "a name") -> None:
     if "\x00" in name:
         raise invalid_params(field, f"{what} cannot contain a NUL character (U+0000)")
     if len(name) > MAX_KEY_LENGTH:
-        raise invalid_params(
-            field, f"{what} has {len(name)} characters; at most {MAX_KEY_LENGTH}"
-        )
+        raise invalid_params(field, f"{what} has {len(name)} characters; at most {MAX_KEY_LENGTH}")
 
 
 def check_keys(keys: Iterable[str], field: str) -> None:

@@ -87,11 +87,16 @@ def test_numpy_scalars_and_arrays_are_accepted_wherever_the_client_encodes(
 ) -> None:
     space = {"x": {"type": "float", "low": 0, "high": 1}, "k": {"type": "int", "low": 0, "high": 5}}
     worker.create("np", search_space=space, directions=["minimize", "maximize"])
-    (trial,) = worker.ask("np", n=np.int64(1), fixed_params={"k": np.int64(2),
-                                                             "x": np.float32(0.5)})
+    (trial,) = worker.ask(
+        "np", n=np.int64(1), fixed_params={"k": np.int64(2), "x": np.float32(0.5)}
+    )
     assert trial.params == {"x": 0.5, "k": 2}
-    told = worker.tell("np", np.int32(trial.number), values=np.array([0.25, 1.0]),
-                       user_attrs={"loss": np.float64(0.25), "ok": np.bool_(True)})
+    told = worker.tell(
+        "np",
+        np.int32(trial.number),
+        values=np.array([0.25, 1.0]),
+        user_attrs={"loss": np.float64(0.25), "ok": np.bool_(True)},
+    )
     assert told.values == [0.25, 1.0]
     worker.create("np1", search_space=space)
     (trial,) = worker.ask("np1")
@@ -106,8 +111,9 @@ def test_a_worker_that_refuses_to_start_raises_its_status_and_stderr() -> None:
     with pytest.raises(WorkerExited) as caught:
         Worker.spawn(args=["--max-ask", "5000"])
     assert caught.value.status == 2
-    assert any("cannot exceed the protocol's bound 1000" in line
-               for line in caught.value.stderr_lines)
+    assert any(
+        "cannot exceed the protocol's bound 1000" in line for line in caught.value.stderr_lines
+    )
     assert "status 2" in str(caught.value) and "--max-ask" in str(caught.value)
     with pytest.raises(WorkerExited) as caught:
         Worker.spawn(storage="bogus://x")
@@ -124,11 +130,20 @@ def test_calls_after_shutdown_raise_worker_exited() -> None:
         w.ping()  # after close() too
 
 
-HELPER_NAMES = {"list": "list_studies", "import": "import_", "artifact_put": "put_artifact",
-                "artifact_get": "get_artifact"}
+HELPER_NAMES = {
+    "list": "list_studies",
+    "import": "import_",
+    "artifact_put": "put_artifact",
+    "artifact_get": "get_artifact",
+}
 PARAM_NAMES = {"copy_trials.from": "from_study", "copy_trials.to": "to_study"}
-HANDLED_BY_THE_HELPER = {"artifact_put.offset", "artifact_put.final", "artifact_put.sha256",
-                         "artifact_get.offset", "artifact_get.limit"}
+HANDLED_BY_THE_HELPER = {
+    "artifact_put.offset",
+    "artifact_put.final",
+    "artifact_put.sha256",
+    "artifact_get.offset",
+    "artifact_get.limit",
+}
 """Chunking fields: the helpers upload and download whole files, chunk by chunk."""
 
 
@@ -143,16 +158,24 @@ def test_every_method_and_param_of_the_schema_has_a_typed_helper() -> None:
             continue
         accepted = set(inspect.signature(helper).parameters)
         definition = document["$defs"][shapes["params"]["$ref"].rsplit("/", 1)[1]]
-        missing += [f"{method}.{field}" for field in definition.get("properties", {})
-                    if PARAM_NAMES.get(f"{method}.{field}", field) not in accepted
-                    and f"{method}.{field}" not in HANDLED_BY_THE_HELPER]
+        missing += [
+            f"{method}.{field}"
+            for field in definition.get("properties", {})
+            if PARAM_NAMES.get(f"{method}.{field}", field) not in accepted
+            and f"{method}.{field}" not in HANDLED_BY_THE_HELPER
+        ]
     assert missing == []
 
 
 def test_typed_helpers_cover_the_readme_features(worker: Worker) -> None:
     space = {"x": {"type": "float", "low": 0, "high": 1}}
-    worker.create("h", search_space=space, sampler={"type": "random", "seed": 1},
-                  pruner={"type": "median"}, user_attrs={"team": "a"})
+    worker.create(
+        "h",
+        search_space=space,
+        sampler={"type": "random", "seed": 1},
+        pruner={"type": "median"},
+        user_attrs={"team": "a"},
+    )
     assert worker.enqueue("h", {"x": 0.5}, user_attrs={"why": "guess"}) is True
     assert worker.enqueue("h", {"x": 0.5}, skip_if_exists=True) is False
     (first,) = worker.ask("h")
@@ -175,8 +198,9 @@ def test_the_client_imports_no_optuna() -> None:
         "import sys; import bridge_worker.client; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'numpy')))"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

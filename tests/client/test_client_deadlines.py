@@ -77,8 +77,13 @@ def test_pipelining_large_frames_with_send_does_not_deadlock() -> None:
     its stdin: a client that blocks in write would wait forever for a worker blocked in write."""
     worker = Worker.spawn()
     worker.create("s", search_space={"x": {"type": "float", "low": 0, "high": 1}})
-    worker.add_trials("s", [{"params": {"x": i / 1000}, "value": float(i),
-                             "user_attrs": {"note": "n" * 200}} for i in range(200)])
+    worker.add_trials(
+        "s",
+        [
+            {"params": {"x": i / 1000}, "value": float(i), "user_attrs": {"note": "n" * 200}}
+            for i in range(200)
+        ],
+    )
     padding = "p" * 30_000
     rounds = 40
     sent: list[object] = []

@@ -35,7 +35,9 @@ def test_quick_bench_writes_the_table(tmp_path: Path) -> None:
     # 900 s is a hang bound: the quick bench took over 280 s on a loaded machine.
     done = subprocess.run(
         [PYTHON, str(ROOT / "scripts" / "bench.py"), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     table = (tmp_path / "bench.md").read_text()

@@ -11,7 +11,10 @@ from tests.helpers import PYTHON, ROOT
 def test_demo_finds_a_good_trial(tmp_path: Path) -> None:
     result = subprocess.run(
         [PYTHON, str(ROOT / "scripts" / "demo.py"), "--trials", "40", "--results", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert "storage memory" in result.stdout
     assert "trial  40/40" in result.stdout

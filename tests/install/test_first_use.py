@@ -20,27 +20,31 @@ from bridge_worker.wire.rpc import Endpoint
 from bridge_worker.wiring import build_endpoint
 from tests.helpers import PYTHON, ROOT
 
-SPACE = {"x": {"type": "float", "low": 0, "high": 10},
-         "n": {"type": "int", "low": 0, "high": 10}}
+SPACE = {"x": {"type": "float", "low": 0, "high": 10}, "n": {"type": "int", "low": 0, "high": 10}}
 
 
 def _reply(endpoint: Endpoint, method: str, params: dict[str, Any]) -> Any:
-    (out,) = endpoint.handle(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                           "params": params}))
+    (out,) = endpoint.handle(
+        orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+    )
     return orjson.loads(out)
 
 
 def _raw_reply(endpoint: Endpoint, method: str, params: dict[str, Any]) -> bytes:
-    (out,) = endpoint.handle(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                           "params": params}))
+    (out,) = endpoint.handle(
+        orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+    )
     return out
 
 
 def test_add_trials_stores_a_whole_number_of_a_float_parameter_as_a_float() -> None:
     endpoint = build_endpoint()
     _reply(endpoint, "create", {"study": "s", "search_space": SPACE})
-    added = _reply(endpoint, "add_trials", {"study": "s", "trials": [
-        {"params": {"x": 3, "n": 4}, "value": 1.0}]})
+    added = _reply(
+        endpoint,
+        "add_trials",
+        {"study": "s", "trials": [{"params": {"x": 3, "n": 4}, "value": 1.0}]},
+    )
     assert added["result"]["numbers"] == [0]
     raw = _raw_reply(endpoint, "trials", {"study": "s"})
     assert b'"params":{"x":3.0,"n":4}' in raw, raw
@@ -74,8 +78,11 @@ def test_an_operator_may_lower_the_add_trials_bound() -> None:
 
 def test_duplicate_metric_names_are_refused() -> None:
     endpoint = build_endpoint()
-    answer = _reply(endpoint, "create", {"study": "s", "directions": ["minimize", "minimize"],
-                                         "metric_names": ["loss", "loss"]})
+    answer = _reply(
+        endpoint,
+        "create",
+        {"study": "s", "directions": ["minimize", "minimize"], "metric_names": ["loss", "loss"]},
+    )
     assert answer["error"]["data"]["kind"] == "invalid_params"
     assert answer["error"]["data"]["field"] == "$.params.metric_names[1]"
     assert "objective 0" in answer["error"]["message"]
@@ -90,8 +97,10 @@ def test_tell_and_renew_of_a_trial_whose_lease_ended_say_so() -> None:
         while worker.trials("s")[0].state != "fail":
             assert time.monotonic() < deadline, "the lease never ended"
             time.sleep(0.05)
-        for call in (lambda: worker.tell("s", trial.number, 1.0),
-                     lambda: worker.renew("s", trial.number)):
+        for call in (
+            lambda: worker.tell("s", trial.number, 1.0),
+            lambda: worker.renew("s", trial.number),
+        ):
             with pytest.raises(WorkerError) as caught:
                 call()
             assert caught.value.kind == "trial_finished"
@@ -106,8 +115,9 @@ def test_tell_and_renew_of_a_trial_whose_lease_ended_say_so() -> None:
 
 
 def _start(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([PYTHON, "-m", "bridge_worker", *args], input=b"",
-                          capture_output=True, timeout=60)
+    return subprocess.run(
+        [PYTHON, "-m", "bridge_worker", *args], input=b"", capture_output=True, timeout=60
+    )
 
 
 def test_help_names_the_proxy_subcommand() -> None:
@@ -142,9 +152,11 @@ def test_postgresql_without_a_driver_says_which_url_to_use() -> None:
 
 def test_the_command_line_imports_nothing_heavy_for_these_checks() -> None:
     """The start-up checks above stay in the light command-line path (no Optuna import)."""
-    code = ("import sys\nfrom bridge_worker.config import parse_args\n"
-            "parse_args(['--storage', 'journal:///tmp/x.log'])\n"
-            "assert 'optuna' not in sys.modules, 'optuna imported'\n")
+    code = (
+        "import sys\nfrom bridge_worker.config import parse_args\n"
+        "parse_args(['--storage', 'journal:///tmp/x.log'])\n"
+        "assert 'optuna' not in sys.modules, 'optuna imported'\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
@@ -164,7 +176,8 @@ def test_make_dashboard_opens_every_storage_url_the_worker_accepts(
 
 def test_make_dashboard_of_memory_says_why_not() -> None:
     script = ROOT / "scripts" / "dashboard.py"
-    done = subprocess.run([PYTHON, str(script), "--check", "memory"], capture_output=True,
-                          timeout=60)
+    done = subprocess.run(
+        [PYTHON, str(script), "--check", "memory"], capture_output=True, timeout=60
+    )
     assert done.returncode == 2
     assert b"lives inside one worker" in done.stderr

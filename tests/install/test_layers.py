@@ -123,6 +123,7 @@ def test_the_client_is_importable_from_the_package_and_only_on_first_use() -> No
         "from bridge_worker import Worker, WorkerError; "
         "print(loaded, Worker.__module__, WorkerError.__name__)"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
     assert done.stdout.split() == ["False", "bridge_worker.client", "WorkerError"]

@@ -34,8 +34,11 @@ def test_every_subpackage_is_in_the_wheel_list() -> None:
         ".".join(p.parent.relative_to(ROOT).parts)
         for p in (ROOT / "bridge_worker").rglob("__init__.py")
     }
-    protocol = {"bridge_worker.protocol", "bridge_worker.protocol.schema",
-                "bridge_worker.protocol.examples"}
+    protocol = {
+        "bridge_worker.protocol",
+        "bridge_worker.protocol.schema",
+        "bridge_worker.protocol.examples",
+    }
     assert set(config["packages"]) == on_disk | protocol
     assert config["package-dir"] == {"bridge_worker.protocol": "protocol"}
 
@@ -43,7 +46,10 @@ def test_every_subpackage_is_in_the_wheel_list() -> None:
 def test_version_names_worker_protocol_and_optuna() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bridge_worker", "--version"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     lines = done.stdout.splitlines()
     assert lines[0] == f"optuna-bridge {__version__}"
@@ -54,12 +60,16 @@ def test_version_names_worker_protocol_and_optuna() -> None:
 
 def test_schema_subcommand_prints_the_committed_schema() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bridge_worker", "schema"], capture_output=True, timeout=60,
+        [sys.executable, "-m", "bridge_worker", "schema"],
+        capture_output=True,
+        timeout=60,
         check=True,
     )
     assert done.stdout == (ROOT / "protocol" / "schema" / SCHEMA_FILE).read_bytes()
     bad = subprocess.run(
-        [sys.executable, "-m", "bridge_worker", "schema", "x"], capture_output=True, text=True,
+        [sys.executable, "-m", "bridge_worker", "schema", "x"],
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert bad.returncode == 2 and "takes no arguments" in bad.stderr
@@ -76,25 +86,53 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, src / name)
     for folder in ("bridge_worker", "protocol"):
-        shutil.copytree(ROOT / folder, src / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "-w", str(dist), str(src)],
-        check=True, timeout=300, cwd=tmp,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(dist),
+            str(src),
+        ],
+        check=True,
+        timeout=300,
+        cwd=tmp,
     )
     [wheel] = dist.glob("*.whl")
     requirements = dist / "requirements.txt"
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "runtime_requirements.py"),
-         str(ROOT / "requirements" / "lock.txt"), str(requirements), str(wheel)],
-        check=True, timeout=60,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "runtime_requirements.py"),
+            str(ROOT / "requirements" / "lock.txt"),
+            str(requirements),
+            str(wheel),
+        ],
+        check=True,
+        timeout=60,
     )
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes",
-         "--no-deps", "-r", str(requirements)],
-        check=True, timeout=600, cwd=dist,
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--require-hashes",
+            "--no-deps",
+            "-r",
+            str(requirements),
+        ],
+        check=True,
+        timeout=600,
+        cwd=dist,
     )
     yield venv
 
@@ -109,8 +147,12 @@ def _conversation(command: list[str], venv: Path, cwd: Path) -> None:
     examples = _installed_file(venv, "examples/basics.jsonl")
     exchanges = [orjson.loads(x) for x in examples.read_bytes().splitlines() if x.strip()]
     proc = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        cwd=cwd, env=_clean_env(),
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env=_clean_env(),
     )
     assert proc.stdin is not None and proc.stdout is not None
     try:
@@ -141,25 +183,40 @@ def test_the_wheel_carries_the_protocol(installed: Path) -> None:
     assert not [n for n in names if n.startswith(("tests/", "scripts/", "clients/"))]
     committed = ROOT / "protocol" / "schema" / SCHEMA_FILE
     assert _installed_file(installed, f"schema/{SCHEMA_FILE}").read_bytes() == (
-        committed.read_bytes())
+        committed.read_bytes()
+    )
 
 
 @pytest.mark.timeout(900)
 def test_the_installed_wheel_answers(installed: Path, tmp_path: Path) -> None:
     bin_dir = installed / "bin"
     version = subprocess.run(
-        [str(bin_dir / "optuna-bridge"), "--version"], capture_output=True, text=True,
-        timeout=60, check=True, cwd=tmp_path, env=_clean_env(),
+        [str(bin_dir / "optuna-bridge"), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=tmp_path,
+        env=_clean_env(),
     )
     assert version.stdout.strip() == version_text()
     schema = subprocess.run(
-        [str(bin_dir / "optuna-bridge"), "schema"], capture_output=True, timeout=60, check=True,
-        cwd=tmp_path, env=_clean_env(),
+        [str(bin_dir / "optuna-bridge"), "schema"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+        cwd=tmp_path,
+        env=_clean_env(),
     )
     assert schema.stdout == (ROOT / "protocol" / "schema" / SCHEMA_FILE).read_bytes()
     where = subprocess.run(
         [str(bin_dir / "python"), "-c", "import bridge_worker; print(bridge_worker.__file__)"],
-        capture_output=True, text=True, timeout=60, check=True, cwd=tmp_path, env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=tmp_path,
+        env=_clean_env(),
     )
     assert where.stdout.startswith(str(installed)), "imported from the source tree"
     _conversation([str(bin_dir / "optuna-bridge")], installed, tmp_path)

@@ -19,7 +19,7 @@ def _shell_session() -> tuple[str, bytes]:
     lines = block.splitlines(keepends=True)
     end = next(i for i, line in enumerate(lines) if "optuna-bridge" in line and "|" in line)
     command = "".join(lines[: end + 1]).removeprefix("$ ")
-    return command, "".join(lines[end + 1:]).encode()
+    return command, "".join(lines[end + 1 :]).encode()
 
 
 def test_the_readme_shell_session_prints_what_readme_shows() -> None:
@@ -41,8 +41,13 @@ def test_the_readme_generic_client_example_runs_without_the_venv_on_path(tmp_pat
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     venv_bin = str(Path(PYTHON).parent)
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
-    done = subprocess.run([PYTHON, "-c", code], capture_output=True, timeout=60, cwd=tmp_path,
-                          env={**os.environ, "PATH": path})
+    done = subprocess.run(
+        [PYTHON, "-c", code],
+        capture_output=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PATH": path},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"0\n"
     assert done.stderr == b""

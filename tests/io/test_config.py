@@ -27,7 +27,9 @@ print("HEAVY", heavy, file=sys.stderr)
 def _heavy_after(argv: list[str]) -> tuple[subprocess.CompletedProcess[str], str]:
     done = subprocess.run(
         [sys.executable, "-c", _PROBE.format(argv=argv, heavy=HEAVY)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     line = next(x for x in done.stderr.splitlines() if x.startswith("HEAVY"))
     return done, line
@@ -50,8 +52,9 @@ def test_config_module_imports_neither_optuna_nor_numpy() -> None:
         "import sys; from bridge_worker.config import parse_args; parse_args([]); "
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

@@ -26,7 +26,9 @@ SPACE = {"x": {"type": "float", "low": 0, "high": 1}}
 def start(*args: str, stderr: Any = subprocess.PIPE) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [PYTHON, "-m", "bridge_worker", "--log-level", "info", *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
     )
 
 
@@ -132,16 +134,20 @@ def test_parent_killed_ends_the_worker(tmp_path: Path) -> None:
         "print(w.pid, flush=True)\n"
         "sys.stdin.read()\n"
     )
-    parent = subprocess.Popen([PYTHON, "-c", parent_code], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE)
+    parent = subprocess.Popen(
+        [PYTHON, "-c", parent_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     assert parent.stdout is not None
     worker_pid = int(parent.stdout.readline())
     parent.kill()
     parent.wait(10)
     deadline = time.monotonic() + 20
     while Path(f"/proc/{worker_pid}").exists() and time.monotonic() < deadline:
-        status = Path(f"/proc/{worker_pid}/status").read_text(errors="replace") \
-            if Path(f"/proc/{worker_pid}/status").exists() else ""
+        status = (
+            Path(f"/proc/{worker_pid}/status").read_text(errors="replace")
+            if Path(f"/proc/{worker_pid}/status").exists()
+            else ""
+        )
         if "State:\tZ" in status:  # exited; its reaper (the dead parent's) is init
             break
         time.sleep(0.05)
@@ -192,13 +198,17 @@ def test_sigterm_during_a_pipeline_of_tells_loses_no_acknowledged_tell(tmp_path:
         w.create("t", sampler={"type": "random", "seed": 3}, search_space=SPACE)
         for start_number in range(0, n, 100):
             assert [t.number for t in w.ask("t", n=100)] == list(
-                range(start_number, start_number + 100))
+                range(start_number, start_number + 100)
+            )
     proc = start("--storage", storage, "--log-level", "warning")
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.readline()  # ready
-    tells = lines(*[{"id": i, "method": "tell", "params": {"study": "t", "number": i,
-                                                           "value": i / 10}}
-                    for i in range(n)])
+    tells = lines(
+        *[
+            {"id": i, "method": "tell", "params": {"study": "t", "number": i, "value": i / 10}}
+            for i in range(n)
+        ]
+    )
     thread = writer(proc, tells, close=False)
     reply = orjson.loads(proc.stdout.readline())
     acknowledged = {reply["id"]: reply["result"]["values"]}

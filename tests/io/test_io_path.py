@@ -57,10 +57,13 @@ COUNTING_WORKER = textwrap.dedent(
 def _counted_burst(frames: bytes, *args: str) -> tuple[list[bytes], dict[str, int]]:
     proc = subprocess.run(
         [PYTHON, "-c", COUNTING_WORKER, "--spin-us", "0", *args],
-        input=frames, capture_output=True, timeout=120, check=True,
+        input=frames,
+        capture_output=True,
+        timeout=120,
+        check=True,
     )
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith(b"COUNTS ")]
-    return proc.stdout.splitlines(), json.loads(line[len(b"COUNTS "):])
+    return proc.stdout.splitlines(), json.loads(line[len(b"COUNTS ") :])
 
 
 def test_a_burst_of_pings_costs_far_less_than_one_write_per_reply() -> None:
@@ -82,8 +85,10 @@ def test_a_burst_of_tells_on_a_journal_shares_writes_too(tmp_path: Path) -> None
         {"id": "c", "method": "create", "params": {"study": "s", "search_space": space}},
         {"id": "a", "method": "ask", "params": {"study": "s", "n": 200}},
     ]
-    frames += [{"id": n, "method": "tell", "params": {"study": "s", "number": n, "value": 1.0}}
-               for n in range(200)]
+    frames += [
+        {"id": n, "method": "tell", "params": {"study": "s", "number": n, "value": 1.0}}
+        for n in range(200)
+    ]
     burst = b"".join(orjson.dumps(f) + b"\n" for f in frames)
     replies, counts = _counted_burst(burst, "--storage", url)
     assert all(b'"result"' in r for r in replies[1:]), replies[-1]
@@ -99,7 +104,9 @@ def test_the_worker_leaves_a_shared_stdout_blocking_for_its_parent() -> None:
     read_end, write_end = os.pipe()
     proc = subprocess.Popen(
         [PYTHON, "-m", "bridge_worker", "--log-level", "warning"],
-        stdin=subprocess.PIPE, stdout=write_end, stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
+        stdout=write_end,
+        stderr=subprocess.DEVNULL,
     )
     reader = os.fdopen(read_end, "rb")
     try:
@@ -132,7 +139,9 @@ def test_a_socket_stdout_is_written_without_changing_its_blocking_mode() -> None
     parent, child = socket.socketpair()
     proc = subprocess.Popen(
         [PYTHON, "-m", "bridge_worker", "--log-level", "warning"],
-        stdin=child.fileno(), stdout=child.fileno(), stderr=subprocess.DEVNULL,
+        stdin=child.fileno(),
+        stdout=child.fileno(),
+        stderr=subprocess.DEVNULL,
     )
     reader = parent.makefile("rb")
     try:
@@ -161,20 +170,34 @@ it out whole."""
 def test_sigterm_while_a_slow_parent_reads_the_reply_sends_it_whole() -> None:
     proc = subprocess.Popen(
         [PYTHON, "-m", "bridge_worker", "--log-level", "warning", "--max-ask-values", "100000"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert proc.stdin is not None and proc.stdout is not None
     out = proc.stdout.fileno()
     try:
         assert b'"ready"' in proc.stdout.readline()
-        proc.stdin.write(orjson.dumps({"id": "c", "method": "create", "params": {
-            "study": "w", "search_space": WIDE, "sampler": {"type": "random", "seed": 0}}}) + b"\n")
+        proc.stdin.write(
+            orjson.dumps(
+                {
+                    "id": "c",
+                    "method": "create",
+                    "params": {
+                        "study": "w",
+                        "search_space": WIDE,
+                        "sampler": {"type": "random", "seed": 0},
+                    },
+                }
+            )
+            + b"\n"
+        )
         proc.stdin.write(b'{"id":"a","method":"ask","params":{"study":"w","n":200}}\n')
         proc.stdin.flush()
         received = bytearray()
         while received.count(b"\n") < 1:  # the create reply
             received += os.read(out, CHUNK)
-        received = received[received.index(b"\n") + 1:]
+        received = received[received.index(b"\n") + 1 :]
         while not received:
             received += os.read(out, CHUNK)  # the ask reply is being written now
         proc.send_signal(signal.SIGTERM)
@@ -213,7 +236,9 @@ FAKE_WORKER = textwrap.dedent(
 def test_the_python_client_treats_a_last_line_without_newline_as_no_frame() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", FAKE_WORKER],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     with pytest.raises(WorkerExited):
         Worker(proc).ping()
@@ -233,7 +258,7 @@ def _load(url: str) -> Any:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
-        storage: Any = JournalStorage(JournalFileBackend(url[len("journal://"):]))
+        storage: Any = JournalStorage(JournalFileBackend(url[len("journal://") :]))
     else:
         storage = url
     return optuna.load_study(study_name="k", storage=storage)
@@ -252,15 +277,28 @@ def test_kill_9_during_pipelined_tells_loses_no_acknowledged_one(kind: str, tmp_
     acknowledged: set[int] = set()
     per_round = TRIALS // KILLS
     for round_ in range(KILLS):
-        todo = numbers[round_ * per_round:(round_ + 1) * per_round]
+        todo = numbers[round_ * per_round : (round_ + 1) * per_round]
         proc = subprocess.Popen(
             [PYTHON, "-m", "bridge_worker", "--storage", url, "--log-level", "warning"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         assert proc.stdin is not None and proc.stdout is not None
         assert b'"ready"' in proc.stdout.readline()
-        proc.stdin.write(b"".join(orjson.dumps({"id": n, "method": "tell", "params": {
-            "study": "k", "number": n, "value": n / 1000}}) + b"\n" for n in todo))
+        proc.stdin.write(
+            b"".join(
+                orjson.dumps(
+                    {
+                        "id": n,
+                        "method": "tell",
+                        "params": {"study": "k", "number": n, "value": n / 1000},
+                    }
+                )
+                + b"\n"
+                for n in todo
+            )
+        )
         proc.stdin.flush()
         kill_after = 1 + round_ * (per_round // KILLS)  # early, middle and late in the group
         for _ in range(kill_after):

@@ -72,8 +72,9 @@ def test_worker_exits_within_two_seconds_of_a_killed_parent_mid_request() -> Non
 
 def test_an_idle_worker_still_ends_at_eof() -> None:
     """The watchdog changes nothing for a parent that simply closes stdin."""
-    proc = subprocess.run([PYTHON, "-m", "bridge_worker"], input=b"", capture_output=True,
-                          timeout=30)
+    proc = subprocess.run(
+        [PYTHON, "-m", "bridge_worker"], input=b"", capture_output=True, timeout=30
+    )
     assert proc.returncode == 0
 
 
@@ -84,8 +85,9 @@ def test_a_worker_started_from_a_thread_that_ends_lives_on() -> None:
     started: list[subprocess.Popen[bytes]] = []
 
     def spawn() -> None:  # the thread ends once the worker is up (its watchdog armed)
-        worker = subprocess.Popen([PYTHON, "-m", "bridge_worker"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE)
+        worker = subprocess.Popen(
+            [PYTHON, "-m", "bridge_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         started.append(worker)
         assert worker.stdout is not None
         assert b'"ready"' in worker.stdout.readline()

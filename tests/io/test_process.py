@@ -25,7 +25,9 @@ SPACE = {
 def start(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [PYTHON, "-m", "bridge_worker", "--log-level", "info", *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -135,10 +137,13 @@ def test_stdout_has_frames_only_and_stderr_json_logs_only() -> None:
     space = {**SPACE, "k": {"type": "int", "low": 0, "high": 10, "step": 3}}
     create = {"id": 1, "method": "create", "params": {"study": "w", "search_space": space}}
     asks = [{"id": 10 + i, "method": "ask", "params": {"study": "w"}} for i in range(3)]
-    tells = [{"id": 20 + i, "method": "tell", "params": {"study": "w", "number": i, "value": i}}
-             for i in range(3)]
-    frames, err, code = run_session(lines(create, *asks, *tells, {"id": 30, "method": "ask",
-                                                                   "params": {"study": "w"}}))
+    tells = [
+        {"id": 20 + i, "method": "tell", "params": {"study": "w", "number": i, "value": i}}
+        for i in range(3)
+    ]
+    frames, err, code = run_session(
+        lines(create, *asks, *tells, {"id": 30, "method": "ask", "params": {"study": "w"}})
+    )
     assert code == 0
     assert all(f["jsonrpc"] == "2.0" for f in frames)
     assert "result" in frames[-1]
@@ -162,13 +167,19 @@ def test_parent_gone_ends_the_worker_quietly() -> None:
 
 def test_a_shell_user_can_pipe_frames_into_the_console_script(tmp_path: Path) -> None:
     script = Path(PYTHON).parent / "optuna-bridge"
-    frames_in = lines(
-        {"id": 1, "method": "create", "params": {"study": "sh", "search_space": SPACE}},
-        {"id": 2, "method": "ask", "params": {"study": "sh"}},
-    ) + b"this is not json\n"
+    frames_in = (
+        lines(
+            {"id": 1, "method": "create", "params": {"study": "sh", "search_space": SPACE}},
+            {"id": 2, "method": "ask", "params": {"study": "sh"}},
+        )
+        + b"this is not json\n"
+    )
     result = subprocess.run(
         f"printf '%s' '{frames_in.decode()}' | {script} --log-level error",
-        shell=True, capture_output=True, timeout=30, cwd=tmp_path,
+        shell=True,
+        capture_output=True,
+        timeout=30,
+        cwd=tmp_path,
     )
     assert result.returncode == 0
     out = [orjson.loads(line) for line in result.stdout.splitlines()]
@@ -183,11 +194,20 @@ def test_busy_signal_finishes_the_frame_being_answered() -> None:
     proc = start()
     assert proc.stdout is not None and proc.stdin is not None
     proc.stdout.readline()
-    proc.stdin.write(lines(
-        {"id": 1, "method": "create", "params": {"study": "b", "search_space": SPACE,
-                                                  "sampler": {"type": "tpe", "seed": 1}}},
-        {"id": 2, "method": "ask", "params": {"study": "b", "n": 1000}},
-    ))
+    proc.stdin.write(
+        lines(
+            {
+                "id": 1,
+                "method": "create",
+                "params": {
+                    "study": "b",
+                    "search_space": SPACE,
+                    "sampler": {"type": "tpe", "seed": 1},
+                },
+            },
+            {"id": 2, "method": "ask", "params": {"study": "b", "n": 1000}},
+        )
+    )
     proc.stdin.flush()
     assert orjson.loads(proc.stdout.readline())["id"] == 1
     time.sleep(0.3)
@@ -201,14 +221,15 @@ def test_busy_signal_finishes_the_frame_being_answered() -> None:
     proc.stdout.close()
 
 
-
-
 @pytest.mark.parametrize(("worker_spin", "client_spin"), [("0", 0), ("200", 0), ("0", 500)])
 def test_polling_settings_do_not_change_answers(worker_spin: str, client_spin: int) -> None:
     """``--spin-us`` (worker) and ``spin_us`` (client) trade CPU for latency, nothing else."""
     with Worker.spawn(args=["--spin-us", worker_spin], spin_us=client_spin) as worker:
-        worker.create("s", sampler={"type": "random", "seed": 4},
-                      search_space={"x": {"type": "float", "low": 0, "high": 1}})
+        worker.create(
+            "s",
+            sampler={"type": "random", "seed": 4},
+            search_space={"x": {"type": "float", "low": 0, "high": 1}},
+        )
         asked = [worker.ask("s")[0] for _ in range(20)]
         for trial in asked:
             worker.tell("s", trial.number, value=trial.params["x"])
@@ -222,14 +243,20 @@ def test_polling_settings_do_not_change_answers(worker_spin: str, client_spin: i
 
 @pytest.mark.parametrize(
     ("url", "message"),
-    [("bogus://x", b"unknown storage scheme 'bogus'"),
-     ("sqlite://hpo.db", b"Invalid SQLite URL"),
-     ("mysql://user@localhost/db", b"driver for 'mysql' is not installed"),
-     ("postgresql+nodriver://user@localhost/db", b"unknown storage scheme")],
+    [
+        ("bogus://x", b"unknown storage scheme 'bogus'"),
+        ("sqlite://hpo.db", b"Invalid SQLite URL"),
+        ("mysql://user@localhost/db", b"driver for 'mysql' is not installed"),
+        ("postgresql+nodriver://user@localhost/db", b"unknown storage scheme"),
+    ],
 )
 def test_a_storage_url_that_can_never_work_exits_2_before_ready(url: str, message: bytes) -> None:
-    done = subprocess.run([PYTHON, "-m", "bridge_worker", "--storage", url], capture_output=True,
-                          stdin=subprocess.DEVNULL, timeout=60)
+    done = subprocess.run(
+        [PYTHON, "-m", "bridge_worker", "--storage", url],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stdout == b""
     assert b"usage: optuna-bridge" in done.stderr and message in done.stderr
@@ -237,10 +264,15 @@ def test_a_storage_url_that_can_never_work_exits_2_before_ready(url: str, messag
 
 def test_every_stderr_line_has_one_json_style() -> None:
     """Python warnings (here Optuna's) and structlog's own events come out of one renderer."""
-    create = {"id": 1, "method": "create", "params": {
-        "study": "w", "sampler": {"type": "tpe", "consider_magic_clip": True},
-        "search_space": {"k": {"type": "int", "low": 0, "high": 10, "step": 3}},
-    }}
+    create = {
+        "id": 1,
+        "method": "create",
+        "params": {
+            "study": "w",
+            "sampler": {"type": "tpe", "consider_magic_clip": True},
+            "search_space": {"k": {"type": "int", "low": 0, "high": 10, "step": 3}},
+        },
+    }
     frames, err, code = run_session(lines(create))
     assert code == 0 and "result" in frames[1]
     loggers = set()
@@ -255,8 +287,12 @@ def test_a_person_at_a_terminal_sees_no_info_logs_by_default() -> None:
     import pty
 
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([PYTHON, "-m", "bridge_worker"], stdin=follower,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "bridge_worker"],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     os.close(follower)
     try:
         assert proc.stdout is not None
@@ -270,8 +306,9 @@ def test_a_person_at_a_terminal_sees_no_info_logs_by_default() -> None:
     assert err == b""  # no "started" info line before ready
     _, piped_err, _ = run_session(b"")
     assert b'"event":"started"' in piped_err  # piped: info, as before
-    helped = subprocess.run([PYTHON, "-m", "bridge_worker", "--help"], capture_output=True,
-                            timeout=60)
+    helped = subprocess.run(
+        [PYTHON, "-m", "bridge_worker", "--help"], capture_output=True, timeout=60
+    )
     assert b"warning when stdin is a terminal" in b" ".join(helped.stdout.split())
 
 
@@ -280,9 +317,12 @@ def test_strict_jsonrpc_works_with_a_generic_client_library_unchanged() -> None:
     and raises on any frame that is not the reply to its request."""
     from jsonrpcclient import Error, Ok, notification_json, parse_json, request_json
 
-    proc = subprocess.Popen([PYTHON, "-m", "bridge_worker", "--jsonrpc", "strict"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "bridge_worker", "--jsonrpc", "strict"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdin is not None and proc.stdout is not None
 
     def send(text: str) -> None:
@@ -325,7 +365,8 @@ def test_the_readme_generic_client_example_runs_as_written(tmp_path: Path) -> No
     section = readme.split("### A generic JSON-RPC client", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     env = {**os.environ, "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run([PYTHON, "-c", code], capture_output=True, timeout=60, cwd=tmp_path,
-                          env=env)
+    done = subprocess.run(
+        [PYTHON, "-c", code], capture_output=True, timeout=60, cwd=tmp_path, env=env
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"0\n"

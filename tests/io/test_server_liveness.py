@@ -42,12 +42,16 @@ _REPLIES: dict[int, queue.Queue[bytes]] = {}
 already holds, so the test never waits on the pipe itself)."""
 
 
-def spawn(*args: str, stderr: Any = subprocess.DEVNULL, read: bool = True,
-          **kwargs: Any) -> subprocess.Popen[bytes]:
+def spawn(
+    *args: str, stderr: Any = subprocess.DEVNULL, read: bool = True, **kwargs: Any
+) -> subprocess.Popen[bytes]:
     """Start a worker and read its ``ready``; with ``read``, a thread collects its replies."""
     proc = subprocess.Popen(
         [PYTHON, "-m", "bridge_worker", *LONG_FRAMES, *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, **kwargs,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        **kwargs,
     )
     assert proc.stdout is not None
     ready = orjson.loads(proc.stdout.readline())
@@ -107,8 +111,20 @@ def read_until_eof(proc: subprocess.Popen[bytes]) -> list[bytes]:
 
 
 def create_wide(proc: subprocess.Popen[bytes]) -> None:
-    send(proc, lines({"id": "c", "method": "create", "params": {
-        "study": "w", "search_space": WIDE, "sampler": {"type": "random", "seed": 0}}}))
+    send(
+        proc,
+        lines(
+            {
+                "id": "c",
+                "method": "create",
+                "params": {
+                    "study": "w",
+                    "search_space": WIDE,
+                    "sampler": {"type": "random", "seed": 0},
+                },
+            }
+        ),
+    )
     assert "result" in read_reply(proc)
 
 
@@ -139,7 +155,9 @@ def test_a_closed_stderr_costs_log_lines_never_replies() -> None:
     """The parent closes its end of stderr before the worker logs anything (issue 18, item 1)."""
     proc = subprocess.Popen(
         [PYTHON, "-m", "bridge_worker", "--log-level", "debug"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert proc.stderr is not None
     proc.stderr.close()
@@ -157,7 +175,9 @@ def test_stderr_closed_at_start_up_is_not_reused_for_a_database(tmp_path: Any) -
     db = tmp_path / "s.db"
     proc = subprocess.Popen(
         [PYTHON, "-m", "bridge_worker", "--log-level", "debug", "--storage", f"sqlite:///{db}"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         preexec_fn=lambda: os.close(2),
     )
     create = {"id": 1, "method": "create", "params": {"study": "s", "search_space": WIDE}}
@@ -334,19 +354,35 @@ def test_kill_9_loses_no_acknowledged_tell(tmp_path: Any) -> None:
     url = f"sqlite:///{db}"
     proc = spawn("--storage", url)
     space = {"x": {"type": "float", "low": 0, "high": 1}}
-    send(proc, lines({"id": "c", "method": "create", "params": {"study": "k", "search_space": space,
-                                                                 "sampler": {"type": "random"}}}))
+    send(
+        proc,
+        lines(
+            {
+                "id": "c",
+                "method": "create",
+                "params": {"study": "k", "search_space": space, "sampler": {"type": "random"}},
+            }
+        ),
+    )
     read_reply(proc)
     send(proc, lines({"id": "a", "method": "ask", "params": {"study": "k", "n": 300}}))
     # hang bounds, not speed measurements: 300 SQLite inserts took over 60 s on a busy machine
     numbers = [t["number"] for t in read_reply(proc, timeout=600)["result"]["trials"]]
-    send(proc, lines(*({"id": n, "method": "tell", "params": {"study": "k", "number": n,
-                                                              "value": 0.5}} for n in numbers)))
+    send(
+        proc,
+        lines(
+            *(
+                {"id": n, "method": "tell", "params": {"study": "k", "number": n, "value": 0.5}}
+                for n in numbers
+            )
+        ),
+    )
     acknowledged = [read_reply(proc, timeout=600)["id"] for _ in range(100)]
     proc.kill()
     proc.wait()
-    acknowledged += [orjson.loads(line)["id"] for line in read_until_eof(proc)
-                     if line.endswith(b"}\n")]
+    acknowledged += [
+        orjson.loads(line)["id"] for line in read_until_eof(proc) if line.endswith(b"}\n")
+    ]
     study = optuna.load_study(study_name="k", storage=url)
     stored = {t.number for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
     assert set(acknowledged) <= stored
@@ -411,8 +447,16 @@ def test_a_burst_of_expensive_exports_keeps_memory_bounded() -> None:
     for _ in range(3):
         send(proc, lines({"id": "a", "method": "ask", "params": {"study": "w", "n": 20}}))
         for trial in read_reply(proc)["result"]["trials"]:
-            send(proc, lines({"id": "t", "method": "tell", "params": {
-                "study": "w", "number": trial["number"], "value": 1.0}}))
+            send(
+                proc,
+                lines(
+                    {
+                        "id": "t",
+                        "method": "tell",
+                        "params": {"study": "w", "number": trial["number"], "value": 1.0},
+                    }
+                ),
+            )
             assert "result" in read_reply(proc)
     send(proc, lines({"id": "e", "method": "export", "params": {"study": "w"}}))
     one_reply = len(orjson.dumps(read_reply(proc)))

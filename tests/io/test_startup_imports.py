@@ -14,17 +14,35 @@ import subprocess
 from tests.helpers import PYTHON, ROOT
 
 DEFERRED = {
-    "matplotlib", "plotly", "kaleido", "sqlalchemy", "alembic", "psycopg2", "grpc", "redis",
-    "scipy", "pandas", "cmaes", "numpy.random", "optuna.artifacts", "optuna.visualization",
-    "optuna.importance", "bridge_worker.studies.figures", "bridge_worker.studies.figure_sandbox",
-    "bridge_worker.storage.grpc_storage", "bridge_worker.proxy",
+    "matplotlib",
+    "plotly",
+    "kaleido",
+    "sqlalchemy",
+    "alembic",
+    "psycopg2",
+    "grpc",
+    "redis",
+    "scipy",
+    "pandas",
+    "cmaes",
+    "numpy.random",
+    "optuna.artifacts",
+    "optuna.visualization",
+    "optuna.importance",
+    "bridge_worker.studies.figures",
+    "bridge_worker.studies.figure_sandbox",
+    "bridge_worker.storage.grpc_storage",
+    "bridge_worker.proxy",
 }
 """Imported on first use only; ``bridge_worker.*`` ones by name, the others with submodules."""
 
 
 def _imported(*argv: str, stdin: bytes = b"") -> set[str]:
     done = subprocess.run(
-        [PYTHON, "-X", "importtime", *argv], cwd=ROOT, input=stdin, capture_output=True,
+        [PYTHON, "-X", "importtime", *argv],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -45,14 +63,16 @@ def test_a_default_start_imports_nothing_it_does_not_need() -> None:
     the modules deferred to first use."""
     optuna_own = _imported("-c", "import optuna")
     worker = _imported(
-        "-m", "bridge_worker", "--log-level", "warning",
+        "-m",
+        "bridge_worker",
+        "--log-level",
+        "warning",
         stdin=b'{"id":1,"method":"ping"}\n'
         b'{"id":2,"method":"create","params":{"study":"s",'
         b'"search_space":{"x":{"type":"float","low":0,"high":1}}}}\n',
     )
     assert "bridge_worker.studies.registry" in worker  # the output was read
     assert _heavy(worker - optuna_own) == set()
-
 
 
 def test_garbage_collection_is_back_on_once_the_worker_serves() -> None:
@@ -67,8 +87,11 @@ def test_garbage_collection_is_back_on_once_the_worker_serves() -> None:
         "sys.exit(main())\n"
     )
     done = subprocess.run(
-        [PYTHON, "-c", code], cwd=ROOT, input=b'{"id":1,"method":"ping"}\n',
-        capture_output=True, timeout=300,
+        [PYTHON, "-c", code],
+        cwd=ROOT,
+        input=b'{"id":1,"method":"ping"}\n',
+        capture_output=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     (line,) = [x for x in done.stderr.splitlines() if x.startswith(b"GC ")]

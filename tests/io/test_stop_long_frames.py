@@ -17,8 +17,10 @@ SPACE = {f"p{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(10)}
 
 
 def _trials(n: int) -> list[dict[str, Any]]:
-    return [{"params": {f"p{i}": (k + i) % 10 / 10 for i in range(10)}, "value": float(k)}
-            for k in range(n)]
+    return [
+        {"params": {f"p{i}": (k + i) % 10 / 10 for i in range(10)}, "value": float(k)}
+        for k in range(n)
+    ]
 
 
 def _stop_midway(worker: Worker, method: str, params: dict[str, Any]) -> tuple[Any, float]:
@@ -60,7 +62,8 @@ def test_sigterm_cuts_a_long_sqlite_add_trials_and_says_what_it_stored(tmp_path:
     try:
         worker.create("s", search_space=SPACE)
         reply, stopped_in = _stop_midway(
-            worker, "add_trials", {"study": "s", "trials": _trials(1000)})
+            worker, "add_trials", {"study": "s", "trials": _trials(1000)}
+        )
         error = reply.error
         assert not isinstance(error, UnsetType), reply
         assert error.data["kind"] == "worker_stopping", reply

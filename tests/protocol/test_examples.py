@@ -45,18 +45,24 @@ def test_conversation_replays_exactly(path: Path, framing: str) -> None:
             worker.write_frame(b'{"id":"__sync__","method":"ping"}')
             got = []
             while (frame := orjson.loads(worker.read_payload())) != {
-                "jsonrpc": "2.0", "id": "__sync__", "result": {"pong": True}
+                "jsonrpc": "2.0",
+                "id": "__sync__",
+                "result": {"pong": True},
             }:
                 got.append(frame)
             assert same_frames(got, exchange["expect"]), (
-                f"{path.name} exchange {step}: {got!r} != {exchange['expect']!r}")
+                f"{path.name} exchange {step}: {got!r} != {exchange['expect']!r}"
+            )
 
 
 @pytest.mark.parametrize("path", CONVERSATIONS, ids=lambda p: p.stem)
 def test_every_conversation_has_its_requests_file(path: Path) -> None:
     """Conversations are recorded from a requests file (scripts/record_examples.py), so they can
     be re-recorded when the protocol grows; the sent frames must match it."""
-    requests = [orjson.loads(x) for x in (EXAMPLES / f"{path.stem}.requests.jsonl")
-                .read_bytes().splitlines() if x.strip()]
+    requests = [
+        orjson.loads(x)
+        for x in (EXAMPLES / f"{path.stem}.requests.jsonl").read_bytes().splitlines()
+        if x.strip()
+    ]
     sent = [{"raw": e["send_raw"]} if "send_raw" in e else e["send"] for e in load(path)]
     assert sent == requests

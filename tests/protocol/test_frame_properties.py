@@ -19,18 +19,26 @@ from tests.helpers import make_endpoint
 ENDPOINT: Endpoint = make_endpoint()
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
     max_leaves=20,
 )
-methods = st.sampled_from(["ping", "create", "ask", "tell", "best", "trials", "list", "delete",
-                           "shutdown", "nope", ""])
+methods = st.sampled_from(
+    ["ping", "create", "ask", "tell", "best", "trials", "list", "delete", "shutdown", "nope", ""]
+)
 requests = st.fixed_dictionaries(
     {"method": methods},
-    optional={"id": st.integers() | st.text(max_size=5) | json_values, "params": json_values,
-              "jsonrpc": st.sampled_from(["2.0", "1.0"])},
+    optional={
+        "id": st.integers() | st.text(max_size=5) | json_values,
+        "params": json_values,
+        "jsonrpc": st.sampled_from(["2.0", "1.0"]),
+    },
 )
 
 

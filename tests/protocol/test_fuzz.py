@@ -22,16 +22,24 @@ METHODS = sorted(name for name, m in build_methods(ALL).items() if not m.ends_se
 
 
 @pytest.mark.parametrize(("framing", "frames", "seed"), [("line", 4000, 11), ("packet4", 1500, 12)])
-def test_fuzzed_worker_answers_every_frame_and_stays_up(framing: str, frames: int,
-                                                        seed: int) -> None:
+def test_fuzzed_worker_answers_every_frame_and_stays_up(
+    framing: str, frames: int, seed: int
+) -> None:
     summary = fuzz.run(frames, seed, framing, max_frame_bytes=16 * 1024)
     assert summary.failures == [], summary.report()
     assert summary.crashes == 0 and summary.exit_code == 0
     assert summary.stderr_tracebacks == 0
     assert summary.outcomes["internal_error"] == 0
     # the run exercised what it claims to: hostile categories, the valid study, the size limit
-    for category in ("random_bytes", "truncated", "invalid_utf8", "wrong_type", "batch", "valid",
-                     "semantic"):
+    for category in (
+        "random_bytes",
+        "truncated",
+        "invalid_utf8",
+        "wrong_type",
+        "batch",
+        "valid",
+        "semantic",
+    ):
         assert summary.sent[category] > 0, category
     assert summary.outcomes["parse_error"] > 0 and summary.outcomes["result"] > 0
     assert summary.valid_trials > 0
@@ -44,8 +52,9 @@ def test_the_fuzzer_notices_a_wrong_reply() -> None:
     assert fuzz.match_reply(expect, ok) == fuzz.RESULT
     with pytest.raises(fuzz.Mismatch):
         fuzz.match_reply(expect, fuzz.OutFrame(jsonrpc="2.0", id=6, result={}))
-    bad = fuzz.OutFrame(jsonrpc="2.0", id=5, error=fuzz.OutError(-32603, "x",
-                                                                   {"kind": "internal_error"}))
+    bad = fuzz.OutFrame(
+        jsonrpc="2.0", id=5, error=fuzz.OutError(-32603, "x", {"kind": "internal_error"})
+    )
     with pytest.raises(fuzz.Mismatch):
         fuzz.match_reply(fuzz.reply("any", (5,), fuzz.ANY_OUTCOME), bad)
     with pytest.raises(fuzz.Mismatch):
@@ -58,27 +67,63 @@ def test_the_fuzzer_notices_a_wrong_reply() -> None:
 
 ENDPOINT = make_endpoint()
 _setup = [
-    {"id": 1, "method": "create", "params": {"study": "s", "search_space": {
-        "x": {"type": "float", "low": 0, "high": 1},
-        "c": {"type": "categorical", "choices": ["a", 1, None]}}}},
+    {
+        "id": 1,
+        "method": "create",
+        "params": {
+            "study": "s",
+            "search_space": {
+                "x": {"type": "float", "low": 0, "high": 1},
+                "c": {"type": "categorical", "choices": ["a", 1, None]},
+            },
+        },
+    },
     {"id": 2, "method": "ask", "params": {"study": "s", "n": 3}},
     {"id": 3, "method": "tell", "params": {"study": "s", "number": 0, "value": 1.0}},
 ]
 for _frame in _setup:
     ENDPOINT.handle(orjson.dumps(_frame))
 
-names = st.sampled_from(["s", "x", "c", "number", "value", "study", "n", "type", "low", "high",
-                         "step", "choices", "seed", "snapshot", "body", "format", "version", ""])
+names = st.sampled_from(
+    [
+        "s",
+        "x",
+        "c",
+        "number",
+        "value",
+        "study",
+        "n",
+        "type",
+        "low",
+        "high",
+        "step",
+        "choices",
+        "seed",
+        "snapshot",
+        "body",
+        "format",
+        "version",
+        "",
+    ]
+)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=10) | names,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(names | st.text(max_size=6),
-                                                                 inner, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10)
+    | names,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(names | st.text(max_size=6), inner, max_size=5)
+    ),
     max_leaves=25,
 )
 # params shaped like a method's own: its field names with arbitrary values
-field_names = {name: [f.encode_name for f in __import__("msgspec").structs.fields(m.params_type)]
-               for name, m in build_methods(ALL).items()}
+field_names = {
+    name: [f.encode_name for f in __import__("msgspec").structs.fields(m.params_type)]
+    for name, m in build_methods(ALL).items()
+}
 
 
 @st.composite
@@ -91,10 +136,13 @@ def params_for(draw: st.DrawFn, method: str) -> Any:
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(METHODS).flatmap(lambda m: st.tuples(st.just(m), params_for(m))),
-       st.integers(min_value=1, max_value=2**40))
-def test_arbitrary_params_get_one_reply_and_never_internal_error(call: tuple[str, Any],
-                                                                  request_id: int) -> None:
+@given(
+    st.sampled_from(METHODS).flatmap(lambda m: st.tuples(st.just(m), params_for(m))),
+    st.integers(min_value=1, max_value=2**40),
+)
+def test_arbitrary_params_get_one_reply_and_never_internal_error(
+    call: tuple[str, Any], request_id: int
+) -> None:
     method, params = call
     frame = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
     out = ENDPOINT.handle(frame.encode())
@@ -136,14 +184,16 @@ def test_float_range_overflow_is_invalid_params_not_internal_error() -> None:
         b'"low":-1.7e308,"high":1.7e308}}}}',
         b'{"id":2,"method":"ask","params":{"study":"s"}}',
     )
-    assert all(r.get("error", {}).get("data", {}).get("kind") != "internal_error"
-               for r in replies), replies
+    assert all(
+        r.get("error", {}).get("data", {}).get("kind") != "internal_error" for r in replies
+    ), replies
 
 
 def test_tiny_float_step_is_invalid_params_not_internal_error() -> None:
     (reply,) = _answers(
         b'{"id":1,"method":"create","params":{"study":"s","search_space":{"x":{"type":"float",'
-        b'"low":0,"high":1,"step":1e-320}}}}')
+        b'"low":0,"high":1,"step":1e-320}}}}'
+    )
     assert reply.get("error", {}).get("data", {}).get("kind") != "internal_error", reply
 
 

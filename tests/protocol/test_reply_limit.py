@@ -28,14 +28,29 @@ def reply(ep: Endpoint, frame: Any) -> Any:
 
 
 def study_with_trials(ep: Endpoint, n: int) -> None:
-    reply(ep, {"id": 0, "method": "create",
-               "params": {"study": "s", "search_space": SPACE,
-                          "sampler": {"type": "random", "seed": 1}}})
+    reply(
+        ep,
+        {
+            "id": 0,
+            "method": "create",
+            "params": {
+                "study": "s",
+                "search_space": SPACE,
+                "sampler": {"type": "random", "seed": 1},
+            },
+        },
+    )
     for _ in range(n):
         asked = reply(ep, {"id": 0, "method": "ask", "params": {"study": "s"}})
         (trial,) = asked["result"]["trials"]
-        reply(ep, {"id": 0, "method": "tell",
-                   "params": {"study": "s", "number": trial["number"], "value": 1.0}})
+        reply(
+            ep,
+            {
+                "id": 0,
+                "method": "tell",
+                "params": {"study": "s", "number": trial["number"], "value": 1.0},
+            },
+        )
 
 
 def test_trials_pages_with_offset_and_limit() -> None:
@@ -70,8 +85,15 @@ def test_a_reply_over_the_limit_says_how_to_get_it_in_parts() -> None:
     assert page["method"] == "trials" and page["offset"] == 0
     fetched: list[int] = []
     while True:  # following the advice reads the whole study, every reply under the limit
-        (raw,) = ep.handle(orjson.dumps({"id": 8, "method": "trials", "params": {
-            "study": "s", "offset": len(fetched), "limit": page["limit"]}}))
+        (raw,) = ep.handle(
+            orjson.dumps(
+                {
+                    "id": 8,
+                    "method": "trials",
+                    "params": {"study": "s", "offset": len(fetched), "limit": page["limit"]},
+                }
+            )
+        )
         assert len(raw) <= 4096
         trials = orjson.loads(raw)["result"]["trials"]
         fetched += [t["number"] for t in trials]
@@ -121,8 +143,11 @@ def test_memory_error_anywhere_is_an_internal_error_reply(
     request: Any = {"id": 5, "method": "trials", "params": {"study": "s"}}
     if where == "handler":
         method = ep.dispatcher.methods["trials"]
-        monkeypatch.setitem(ep.dispatcher.methods, "trials",
-                            dataclasses.replace(method, handler=_raise_memory_error))
+        monkeypatch.setitem(
+            ep.dispatcher.methods,
+            "trials",
+            dataclasses.replace(method, handler=_raise_memory_error),
+        )
     elif where == "storage":
         storage = ep.dispatcher.registry.storage
         monkeypatch.setattr(storage, "get_all_trials", _raise_memory_error)

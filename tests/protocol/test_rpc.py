@@ -37,10 +37,18 @@ def error_of(endpoint: Endpoint, request: Any) -> dict[str, Any]:
 
 def test_error_codes_are_the_documented_ones() -> None:
     documented = {
-        "parse_error": -32700, "invalid_request": -32600, "method_not_found": -32601,
-        "invalid_params": -32602, "internal_error": -32603, "study_not_found": -32001,
-        "study_exists": -32002, "trial_not_found": -32003, "trial_finished": -32004,
-        "no_completed_trials": -32005, "frame_too_large": -32006, "storage_error": -32007,
+        "parse_error": -32700,
+        "invalid_request": -32600,
+        "method_not_found": -32601,
+        "invalid_params": -32602,
+        "internal_error": -32603,
+        "study_not_found": -32001,
+        "study_exists": -32002,
+        "trial_not_found": -32003,
+        "trial_finished": -32004,
+        "no_completed_trials": -32005,
+        "frame_too_large": -32006,
+        "storage_error": -32007,
         "snapshot_invalid": -32008,
     }
     actual = {kind.kind: kind.code for kind in ErrorKind}
@@ -50,7 +58,9 @@ def test_error_codes_are_the_documented_ones() -> None:
 
 def test_reply_shape_and_id_echo(endpoint: Endpoint) -> None:
     assert reply(endpoint, {"jsonrpc": "2.0", "id": 7, "method": "ping"}) == {
-        "jsonrpc": "2.0", "id": 7, "result": {"pong": True},
+        "jsonrpc": "2.0",
+        "id": 7,
+        "result": {"pong": True},
     }
     assert reply(endpoint, {"id": "abc", "method": "ping", "params": {}})["id"] == "abc"
 
@@ -70,8 +80,8 @@ def test_ids_must_be_numbers_strings_or_null(endpoint: Endpoint, bad_id: Any) ->
 
 
 @pytest.mark.parametrize(
-    "raw_id", [b"null", b"1.5", b"1.0", b"1e2", b"-0", b"12345678901234567890123", b'"a\\u00e9"',
-               b"7"],
+    "raw_id",
+    [b"null", b"1.5", b"1.0", b"1e2", b"-0", b"12345678901234567890123", b'"a\\u00e9"', b"7"],
 )
 def test_any_number_string_or_null_id_is_echoed_byte_for_byte(
     endpoint: Endpoint, raw_id: bytes
@@ -107,12 +117,39 @@ def test_non_object_json_is_invalid_request(endpoint: Endpoint) -> None:
 def test_unknown_method(endpoint: Endpoint) -> None:
     error = error_of(endpoint, {"id": 1, "method": "eval", "params": {"code": "1+1"}})
     assert error == {
-        "code": -32601, "message": "unknown method 'eval'",
-        "data": {"kind": "method_not_found", "method": "eval", "allowed": sorted(
-            ["ping", "create", "ask", "tell", "best", "trials", "report", "enqueue", "set_attrs",
-             "importance", "list", "delete", "export", "import", "shutdown", "add_trials",
-             "plot", "renew", "set_stop", "copy_trials", "artifact_put", "artifacts",
-             "artifact_get"])},
+        "code": -32601,
+        "message": "unknown method 'eval'",
+        "data": {
+            "kind": "method_not_found",
+            "method": "eval",
+            "allowed": sorted(
+                [
+                    "ping",
+                    "create",
+                    "ask",
+                    "tell",
+                    "best",
+                    "trials",
+                    "report",
+                    "enqueue",
+                    "set_attrs",
+                    "importance",
+                    "list",
+                    "delete",
+                    "export",
+                    "import",
+                    "shutdown",
+                    "add_trials",
+                    "plot",
+                    "renew",
+                    "set_stop",
+                    "copy_trials",
+                    "artifact_put",
+                    "artifacts",
+                    "artifact_get",
+                ]
+            ),
+        },
     }
 
 
@@ -142,7 +179,8 @@ def test_notification_gets_no_reply_and_a_failed_one_an_error_notification(
         "params": {
             "method": "tell",
             "error": {
-                "code": -32001, "message": "no study named 'nope'",
+                "code": -32001,
+                "message": "no study named 'nope'",
                 "data": {"kind": "study_not_found", "study": "nope"},
             },
         },
@@ -190,7 +228,9 @@ def test_oversize_marker_becomes_frame_too_large(endpoint: Endpoint) -> None:
 def test_shutdown_replies_then_closes(endpoint: Endpoint) -> None:
     assert not endpoint.closing
     assert reply(endpoint, {"id": 1, "method": "shutdown"}) == {
-        "jsonrpc": "2.0", "id": 1, "result": {},
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {},
     }
     assert endpoint.closing
 
@@ -215,39 +255,70 @@ def test_unexpected_exception_becomes_internal_error_and_the_endpoint_goes_on() 
 def test_full_cycle_in_process(endpoint: Endpoint) -> None:
     created = reply(
         endpoint,
-        {"id": 1, "method": "create", "params": {
-            "study": "s", "direction": "maximize", "search_space": SPACE,
-            "sampler": {"type": "random", "seed": 3}, "user_attrs": {"owner": "me"},
-        }},
+        {
+            "id": 1,
+            "method": "create",
+            "params": {
+                "study": "s",
+                "direction": "maximize",
+                "search_space": SPACE,
+                "sampler": {"type": "random", "seed": 3},
+                "user_attrs": {"owner": "me"},
+            },
+        },
     )["result"]
     assert created == {
-        "study": "s", "directions": ["maximize"], "created": True, "n_trials": 0, "n_running": 0
+        "study": "s",
+        "directions": ["maximize"],
+        "created": True,
+        "n_trials": 0,
+        "n_running": 0,
     }
     asked = reply(endpoint, {"id": 2, "method": "ask", "params": {"study": "s", "n": 3}})
     trials = asked["result"]["trials"]
     assert [t["number"] for t in trials] == [0, 1, 2]
     assert all(0 <= t["params"]["x"] <= 1 for t in trials)
     for t in trials:
-        told = reply(endpoint, {"id": 3, "method": "tell", "params": {
-            "study": "s", "number": t["number"], "value": t["params"]["x"]}})
-        assert told["result"] == {"number": t["number"], "state": "complete",
-                                  "values": [t["params"]["x"]]}
+        told = reply(
+            endpoint,
+            {
+                "id": 3,
+                "method": "tell",
+                "params": {"study": "s", "number": t["number"], "value": t["params"]["x"]},
+            },
+        )
+        assert told["result"] == {
+            "number": t["number"],
+            "state": "complete",
+            "values": [t["params"]["x"]],
+        }
     best = reply(endpoint, {"id": 4, "method": "best", "params": {"study": "s"}})["result"]
     top = max(trials, key=lambda t: t["params"]["x"])
-    assert best == {"trials": [{
-        "number": top["number"], "state": "complete", "params": top["params"],
-        "values": [top["params"]["x"]], "user_attrs": {},
-    }]}
+    assert best == {
+        "trials": [
+            {
+                "number": top["number"],
+                "state": "complete",
+                "params": top["params"],
+                "values": [top["params"]["x"]],
+                "user_attrs": {},
+            }
+        ]
+    }
 
 
-@pytest.mark.parametrize("frame", [
-    b'{"id":9,"method":"create","params":{"study":"\xff"}}',
-    # An unknown member: the schema would reject it, but the bytes are not JSON in the first place.
-    b'{"jsonrpc":"2.0","id":9,"method":"ping","params":{"x":"\xff\xfe"}}',
-    b'{"jsonrpc":"2.0","id":9,"method":"p\xc3\x28ng"}',
-    b'{"id":9,"method":"p\xffng"}',
-    b'{"jsonrpc":"2.0","id":9,"method":"ping","meta":"\xed\xa0\x80"}',  # encoded surrogate
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'{"id":9,"method":"create","params":{"study":"\xff"}}',
+        # An unknown member: the schema would reject it, but the bytes are not JSON in the
+        # first place.
+        b'{"jsonrpc":"2.0","id":9,"method":"ping","params":{"x":"\xff\xfe"}}',
+        b'{"jsonrpc":"2.0","id":9,"method":"p\xc3\x28ng"}',
+        b'{"id":9,"method":"p\xffng"}',
+        b'{"jsonrpc":"2.0","id":9,"method":"ping","meta":"\xed\xa0\x80"}',  # encoded surrogate
+    ],
+)
 def test_invalid_utf8_anywhere_is_a_parse_error_with_the_id(
     endpoint: Endpoint, frame: bytes
 ) -> None:
@@ -281,7 +352,9 @@ def test_params_that_are_not_structured_are_an_invalid_request(
 
 def test_empty_params_array_means_no_arguments(endpoint: Endpoint) -> None:
     assert reply(endpoint, {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": []}) == {
-        "jsonrpc": "2.0", "id": 1, "result": {"pong": True},
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {"pong": True},
     }
     error = error_of(endpoint, {"id": 2, "method": "ping", "params": [1]})
     assert error["data"] == {"kind": "invalid_params", "field": "$.params"}
@@ -310,14 +383,19 @@ def test_nan_is_explained_both_as_a_literal_and_encoded_as_null(endpoint: Endpoi
     reply(endpoint, {"id": 1, "method": "create", "params": {"study": "s", "search_space": SPACE}})
     reply(endpoint, {"id": 2, "method": "ask", "params": {"study": "s"}})
     for literal in (b"NaN", b"-Infinity"):
-        answer = reply(endpoint, b'{"id":3,"method":"tell","params":{"study":"s","number":0,'
-                       b'"value":' + literal + b', "note":"NaN"}}')
+        answer = reply(
+            endpoint,
+            b'{"id":3,"method":"tell","params":{"study":"s","number":0,'
+            b'"value":' + literal + b', "note":"NaN"}}',
+        )
         assert answer["id"] == 3
         assert answer["error"]["data"]["kind"] == "parse_error"
         assert "NaN and Infinity are not JSON" in answer["error"]["message"]
         assert '"state":"fail"' in answer["error"]["message"]
-    for params in ({"study": "s", "number": 0, "value": None},
-                   {"study": "s", "number": 0, "values": [None]}):
+    for params in (
+        {"study": "s", "number": 0, "value": None},
+        {"study": "s", "number": 0, "values": [None]},
+    ):
         error = error_of(endpoint, {"id": 4, "method": "tell", "params": params})
         assert error["data"]["kind"] == "invalid_params"
         assert "JSON has no NaN" in error["message"] and '"state":"fail"' in error["message"]
@@ -345,18 +423,42 @@ def test_strict_mode_needs_jsonrpc_and_only_logs_failed_notifications() -> None:
 @pytest.mark.parametrize(
     ("method", "params", "field", "allowed"),
     [
-        ("create", {"study": "s", "direction": "maximise"}, "$.params.direction",
-         ["maximize", "minimize"]),
-        ("create", {"study": "s", "directions": ["minimize", "max"]}, "$.params.directions[1]",
-         ["maximize", "minimize"]),
-        ("trials", {"study": "s", "states": ["done"]}, "$.params.states[0]",
-         ["complete", "fail", "pruned", "running", "waiting"]),
-        ("tell", {"study": "s", "number": 0, "state": "failed"}, "$.params.state",
-         ["complete", "fail", "pruned"]),
-        ("create", {"study": "s", "sampler": {"type": "nsga2", "crossover": "blx"}},
-         "$.params.sampler.crossover", ["blxalpha", "sbx", "spx", "undx", "uniform", "vsbx"]),
-        ("create", {"study": "s", "sampler": {"type": "qmc", "qmc_type": "sobel"}},
-         "$.params.sampler.qmc_type", ["halton", "lhs", "orthogonal_lhs", "sobol"]),
+        (
+            "create",
+            {"study": "s", "direction": "maximise"},
+            "$.params.direction",
+            ["maximize", "minimize"],
+        ),
+        (
+            "create",
+            {"study": "s", "directions": ["minimize", "max"]},
+            "$.params.directions[1]",
+            ["maximize", "minimize"],
+        ),
+        (
+            "trials",
+            {"study": "s", "states": ["done"]},
+            "$.params.states[0]",
+            ["complete", "fail", "pruned", "running", "waiting"],
+        ),
+        (
+            "tell",
+            {"study": "s", "number": 0, "state": "failed"},
+            "$.params.state",
+            ["complete", "fail", "pruned"],
+        ),
+        (
+            "create",
+            {"study": "s", "sampler": {"type": "nsga2", "crossover": "blx"}},
+            "$.params.sampler.crossover",
+            ["blxalpha", "sbx", "spx", "undx", "uniform", "vsbx"],
+        ),
+        (
+            "create",
+            {"study": "s", "sampler": {"type": "qmc", "qmc_type": "sobel"}},
+            "$.params.sampler.qmc_type",
+            ["halton", "lhs", "orthogonal_lhs", "sobol"],
+        ),
     ],
 )
 def test_every_closed_value_set_lists_its_allowed_values(
@@ -373,24 +475,36 @@ def test_ask_without_any_search_space_is_refused_and_leaves_no_trial(endpoint: E
     assert "search space" in error["message"]
     listed = reply(endpoint, {"id": 3, "method": "trials", "params": {"study": "bare"}})
     assert listed["result"] == {"trials": []}
-    asked = reply(endpoint, {"id": 4, "method": "ask", "params": {"study": "bare",
-                                                                  "search_space": SPACE}})
+    asked = reply(
+        endpoint, {"id": 4, "method": "ask", "params": {"study": "bare", "search_space": SPACE}}
+    )
     assert set(asked["result"]["trials"][0]["params"]) == {"x"}
 
 
 def test_parameters_keep_their_json_type_in_every_reply(endpoint: Endpoint) -> None:
-    space = {"x": {"type": "float", "low": 0, "high": 10},
-             "k": {"type": "int", "low": 0, "high": 10}}
+    space = {
+        "x": {"type": "float", "low": 0, "high": 10},
+        "k": {"type": "int", "low": 0, "high": 10},
+    }
     reply(endpoint, {"id": 1, "method": "create", "params": {"study": "t", "search_space": space}})
     reply(endpoint, {"id": 2, "method": "enqueue", "params": {"study": "t", "params": {"x": 3}}})
-    raw = [endpoint.handle(orjson.dumps(f))[0] for f in (
-        {"id": 3, "method": "ask", "params": {"study": "t"}},
-        {"id": 4, "method": "ask", "params": {"study": "t", "fixed_params": {"x": 4, "k": 2.0}}},
-    )]
+    raw = [
+        endpoint.handle(orjson.dumps(f))[0]
+        for f in (
+            {"id": 3, "method": "ask", "params": {"study": "t"}},
+            {
+                "id": 4,
+                "method": "ask",
+                "params": {"study": "t", "fixed_params": {"x": 4, "k": 2.0}},
+            },
+        )
+    ]
     assert b'"x":3.0' in raw[0] and b'"x":4.0,"k":2}' in raw[1]
     for number in (0, 1):
-        reply(endpoint, {"id": 5, "method": "tell", "params": {"study": "t", "number": number,
-                                                               "value": 1.0}})
+        reply(
+            endpoint,
+            {"id": 5, "method": "tell", "params": {"study": "t", "number": number, "value": 1.0}},
+        )
     (listed,) = endpoint.handle(b'{"id":6,"method":"trials","params":{"study":"t"}}')
     assert b'"x":3.0' in listed and b'"x":4.0' in listed and b'"k":2}' in listed
 
@@ -401,15 +515,17 @@ def test_datetimes_are_utc_with_z(endpoint: Endpoint) -> None:
     reply(endpoint, {"id": 1, "method": "create", "params": {"study": "d", "search_space": SPACE}})
     reply(endpoint, {"id": 2, "method": "ask", "params": {"study": "d"}})
     reply(endpoint, {"id": 3, "method": "tell", "params": {"study": "d", "number": 0, "value": 1}})
-    (trial,) = reply(endpoint, {"id": 4, "method": "trials",
-                                "params": {"study": "d", "datetimes": True}})["result"]["trials"]
+    (trial,) = reply(
+        endpoint, {"id": 4, "method": "trials", "params": {"study": "d", "datetimes": True}}
+    )["result"]["trials"]
     now = datetime.datetime.now(datetime.UTC)
     for key in ("datetime_start", "datetime_complete"):
         assert trial[key].endswith("Z")
         moment = datetime.datetime.fromisoformat(trial[key])
         assert moment.tzinfo is not None and abs((now - moment).total_seconds()) < 60
-    (best,) = reply(endpoint, {"id": 5, "method": "best",
-                               "params": {"study": "d", "datetimes": True}})["result"]["trials"]
+    (best,) = reply(
+        endpoint, {"id": 5, "method": "best", "params": {"study": "d", "datetimes": True}}
+    )["result"]["trials"]
     assert best["datetime_start"] == trial["datetime_start"]
 
 

@@ -30,8 +30,9 @@ def test_schema_describes_every_method_and_error() -> None:
 
 def test_descriptions_do_not_depend_on_how_msgspec_copies_docstrings() -> None:
     """msgspec 0.22 keeps docstring indentation, 0.23 dedents: the document must be the same."""
-    descriptions = [d["description"] for d in build_document()["$defs"].values()
-                    if "description" in d]
+    descriptions = [
+        d["description"] for d in build_document()["$defs"].values() if "description" in d
+    ]
     assert any("\n" in d for d in descriptions)
     assert not [d for d in descriptions if "\n " in d]
 

@@ -34,8 +34,12 @@ def _run_with_kills(
     kills = 0
     while len(told) < target:
         with Worker.spawn(url, args=extra_args) as worker:
-            worker.create("crashy", search_space=SPACE, sampler={"type": "random", "seed": seed},
-                          load_if_exists=True)
+            worker.create(
+                "crashy",
+                search_space=SPACE,
+                sampler={"type": "random", "seed": seed},
+                load_if_exists=True,
+            )
             budget = rng.randint(target // 20, target // 4)
             while len(told) < target:
                 (trial,) = worker.ask("crashy")
@@ -45,8 +49,9 @@ def _run_with_kills(
                     if rng.random() < 0.5:
                         left_running.add(trial.number)  # killed between ask and tell
                     else:  # killed with the tell written but its reply never read
-                        worker.send("tell", {"study": "crashy", "number": trial.number,
-                                             "value": value})
+                        worker.send(
+                            "tell", {"study": "crashy", "number": trial.number, "value": value}
+                        )
                         left_running.add(trial.number)
                     worker.proc.kill()
                     worker.proc.wait()
@@ -138,8 +143,7 @@ def _kill_at_random_instants(url: str, seed: int, rounds: int) -> None:
     args = ("--heartbeat", "1", "--grace-period", "2")
     for _ in range(rounds):
         with Worker.spawn(url, args=args) as worker:
-            worker.create("k9", search_space=SPACE, sampler={"type": "random"},
-                          load_if_exists=True)
+            worker.create("k9", search_space=SPACE, sampler={"type": "random"}, load_if_exists=True)
             for _ in range(rng.randint(0, 5)):
                 (trial,) = worker.ask("k9")
                 worker.tell("k9", trial.number, value=_objective(trial.params))

@@ -41,8 +41,12 @@ def _optimize(url: str, n_trials: int) -> list[int]:
     numbers = []
     with Worker.spawn(url) as worker:
         assert worker.ready.storage == "grpc"
-        worker.create("shared", search_space=SPACE, load_if_exists=True,
-                      sampler={"type": "tpe", "constant_liar": True, "n_startup_trials": 10})
+        worker.create(
+            "shared",
+            search_space=SPACE,
+            load_if_exists=True,
+            sampler={"type": "tpe", "constant_liar": True, "n_startup_trials": 10},
+        )
         for _ in range(n_trials):
             (trial,) = worker.ask("shared")
             x, y = float(trial.params["x"]), int(trial.params["y"])  # type: ignore[arg-type]
@@ -51,9 +55,7 @@ def _optimize(url: str, n_trials: int) -> list[int]:
     return numbers
 
 
-def test_four_workers_through_the_proxy_share_one_study(
-    proxy_url: str, postgres_url: str
-) -> None:
+def test_four_workers_through_the_proxy_share_one_study(proxy_url: str, postgres_url: str) -> None:
     started = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
         per_worker = list(pool.map(_optimize, [proxy_url] * 4, [100] * 4))
@@ -82,7 +84,8 @@ def test_leases_through_the_proxy(proxy_url: str) -> None:
 def test_proxy_refuses_a_journal_storage(tmp_path: object) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bridge_worker", "proxy", "--storage", "journal:///tmp/x.log"],
-        capture_output=True, timeout=60,
+        capture_output=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert b"cannot serve a journal storage" in done.stderr
@@ -91,15 +94,22 @@ def test_proxy_refuses_a_journal_storage(tmp_path: object) -> None:
 def test_bad_grpc_urls_and_heartbeats_are_refused_at_start(tmp_path: Path) -> None:
     short = tmp_path / "short"
     short.write_text("secret")
-    for args in (["--storage", "grpc://127.0.0.1"], ["--storage", "grpc://:13000"],
-                 ["--storage", "grpc://127.0.0.1:1", "--heartbeat", "5"],
-                 ["--storage", "grpc://127.0.0.1:1", "--proxy-token-file", str(short)],
-                 ["--storage", "grpc://127.0.0.1:1", "--proxy-token-file", "/no/such/file"],
-                 ["--storage", "grpc://127.0.0.1:1", "--proxy-tls-ca", str(short)],
-                 ["--storage", "grpc://127.0.0.1:1", "--proxy-timeout", "0"],
-                 ["--storage", "memory", "--proxy-tls-ca", str(short)]):
-        done = subprocess.run([sys.executable, "-m", "bridge_worker", *args],
-                              capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    for args in (
+        ["--storage", "grpc://127.0.0.1"],
+        ["--storage", "grpc://:13000"],
+        ["--storage", "grpc://127.0.0.1:1", "--heartbeat", "5"],
+        ["--storage", "grpc://127.0.0.1:1", "--proxy-token-file", str(short)],
+        ["--storage", "grpc://127.0.0.1:1", "--proxy-token-file", "/no/such/file"],
+        ["--storage", "grpc://127.0.0.1:1", "--proxy-tls-ca", str(short)],
+        ["--storage", "grpc://127.0.0.1:1", "--proxy-timeout", "0"],
+        ["--storage", "memory", "--proxy-tls-ca", str(short)],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "bridge_worker", *args],
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         assert done.returncode == 2, args
         assert done.stderr.startswith(b"usage: optuna-bridge"), done.stderr
 
@@ -130,7 +140,8 @@ def test_a_second_proxy_on_a_port_in_use_is_refused(tmp_path: Path) -> None:
     try:
         second = subprocess.run(
             [*PROXY, "--storage", "memory", "--port", str(port)],
-            capture_output=True, timeout=60,
+            capture_output=True,
+            timeout=60,
         )
         assert second.returncode != 0, "the second proxy listened on the same port"
         assert second.stdout == b""  # never said ready
@@ -151,11 +162,10 @@ def test_a_second_proxy_on_a_port_in_use_is_refused(tmp_path: Path) -> None:
         ("mysql+pymysql://u@127.0.0.1/db", "driver for 'mysql+pymysql' is not installed"),
     ],
 )
-def test_an_unusable_storage_url_exits_2_with_a_usage_message(
-    storage: str, expected: str
-) -> None:
-    done = subprocess.run([*PROXY, "--storage", storage, "--log-level", "debug"],
-                          capture_output=True, timeout=60)
+def test_an_unusable_storage_url_exits_2_with_a_usage_message(storage: str, expected: str) -> None:
+    done = subprocess.run(
+        [*PROXY, "--storage", storage, "--log-level", "debug"], capture_output=True, timeout=60
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(b"usage: optuna-bridge proxy")
     assert expected in done.stderr.decode()
@@ -165,7 +175,8 @@ def test_a_storage_that_cannot_be_opened_says_why_before_exit(tmp_path: Path) ->
     (tmp_path / "a-directory.db").mkdir()
     done = subprocess.run(
         [*PROXY, "--storage", f"sqlite:///{tmp_path}/a-directory.db", "--port", "0"],
-        capture_output=True, timeout=60,
+        capture_output=True,
+        timeout=60,
     )
     assert done.returncode == 1
     events = [json.loads(line) for line in done.stderr.splitlines()]
@@ -183,18 +194,23 @@ def token_file(tmp_path: Path) -> Path:
 
 
 def test_a_public_host_needs_a_token(token_file: Path) -> None:
-    done = subprocess.run([*PROXY, "--storage", "memory", "--host", "0.0.0.0", "--port", "0"],
-                          capture_output=True, timeout=60)
+    done = subprocess.run(
+        [*PROXY, "--storage", "memory", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert b"--token-file" in done.stderr and b"run code in workers" in done.stderr
-    proc, _ = start_proxy("memory", ["--host", "0.0.0.0", "--port", "0",
-                                     "--token-file", str(token_file)])
+    proc, _ = start_proxy(
+        "memory", ["--host", "0.0.0.0", "--port", "0", "--token-file", str(token_file)]
+    )
     _stop(proc)
 
 
 def test_calls_without_the_token_are_refused(tmp_path: Path, token_file: Path) -> None:
-    proc, port = start_proxy(f"sqlite:///{tmp_path}/s.db",
-                             ["--port", "0", "--token-file", str(token_file)])
+    proc, port = start_proxy(
+        f"sqlite:///{tmp_path}/s.db", ["--port", "0", "--token-file", str(token_file)]
+    )
     url = f"grpc://127.0.0.1:{port}"
     wrong = tmp_path / "wrong"
     wrong.write_text("x" * 32)
@@ -205,7 +221,8 @@ def test_calls_without_the_token_are_refused(tmp_path: Path, token_file: Path) -
                     stranger.create("s")
                 assert caught.value.kind == "storage_error"
                 assert f"the storage proxy at 127.0.0.1:{port} refused this worker" in (
-                    caught.value.message)
+                    caught.value.message
+                )
         with Worker.spawn(url, args=["--proxy-token-file", str(token_file)]) as worker:
             worker.create("s", search_space=SPACE)
             (trial,) = worker.ask("s")
@@ -221,18 +238,46 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
         pytest.skip("needs the openssl command to make a certificate")
     cert, key = tmp_path / "proxy.pem", tmp_path / "proxy.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key
 
 
 def test_tls_with_a_self_signed_certificate(tmp_path: Path, token_file: Path) -> None:
     cert, key = _self_signed(tmp_path)
-    proc, port = start_proxy("memory", ["--port", "0", "--token-file", str(token_file),
-                                        "--tls-cert", str(cert), "--tls-key", str(key)])
+    proc, port = start_proxy(
+        "memory",
+        [
+            "--port",
+            "0",
+            "--token-file",
+            str(token_file),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ],
+    )
     url = f"grpc://127.0.0.1:{port}"
     token = ["--proxy-token-file", str(token_file)]
     try:
@@ -253,8 +298,9 @@ def test_a_stalled_proxy_is_a_storage_error_within_the_timeout_and_sigterm_works
     proc, port = start_proxy(f"sqlite:///{tmp_path}/s.db")
     timeout_s = 1.5
     try:
-        with Worker.spawn(f"grpc://127.0.0.1:{port}",
-                          args=["--proxy-timeout", str(timeout_s)]) as worker:
+        with Worker.spawn(
+            f"grpc://127.0.0.1:{port}", args=["--proxy-timeout", str(timeout_s)]
+        ) as worker:
             worker.create("s", search_space=SPACE)
             started = time.monotonic()
             worker.trials("s")

@@ -22,8 +22,10 @@ def test_kill_during_a_large_append_blocks_nothing(tmp_path: Path) -> None:
     with racing_worker(url, meet, "journal_tears") as a:
         a.create("s", search_space=SPACE)
         (trial,) = a.ask("s")
-        a.send("set_attrs", {"study": "s", "number": trial.number,
-                             "user_attrs": {"big": "x" * (2 * 2**20)}})
+        a.send(
+            "set_attrs",
+            {"study": "s", "number": trial.number, "user_attrs": {"big": "x" * (2 * 2**20)}},
+        )
         wait_until((meet / "torn").exists, "the worker to tear a record")
         a.proc.kill()
         a.proc.wait()
@@ -48,10 +50,14 @@ def test_a_line_torn_by_an_older_writer_is_read_as_the_record_it_ends_with(
     path = tmp_path / "old.log"
     whole = [json.dumps(_record(n)).encode() for n in range(3)]
     path.write_bytes(
-        whole[0] + b"\n"
-        + whole[1][:20] + whole[1] + b"\n"  # a torn record, then the one appended to it
-        + b'{"op_code": 3, "wor\n'          # torn with nothing after it on the line
-        + whole[2] + b"\n"
+        whole[0]
+        + b"\n"
+        + whole[1][:20]
+        + whole[1]
+        + b"\n"  # a torn record, then the one appended to it
+        + b'{"op_code": 3, "wor\n'  # torn with nothing after it on the line
+        + whole[2]
+        + b"\n"
     )
     logs = list(RepairingJournalFileBackend(str(path)).read_logs(0))
     assert logs[:2] == [_record(0), _record(1)]

@@ -18,8 +18,12 @@ SPACE = {
 def _optimize(url: str, n_trials: int) -> list[int]:
     numbers = []
     with Worker.spawn(url) as worker:
-        worker.create("shared", search_space=SPACE, load_if_exists=True,
-                      sampler={"type": "tpe", "constant_liar": True, "n_startup_trials": 10})
+        worker.create(
+            "shared",
+            search_space=SPACE,
+            load_if_exists=True,
+            sampler={"type": "tpe", "constant_liar": True, "n_startup_trials": 10},
+        )
         for _ in range(n_trials):
             (trial,) = worker.ask("shared")
             x, y = trial.params["x"], trial.params["y"]
@@ -49,8 +53,12 @@ def test_database_outage_gives_storage_error_then_recovers(postgres: PostgresSer
         worker.tell("s", before.number, value=1.0)
         postgres.stop()
         try:
-            for method, params in [("ask", {"study": "s"}), ("trials", {"study": "s"}),
-                                   ("list", None), ("create", {"study": "t"})]:
+            for method, params in [
+                ("ask", {"study": "s"}),
+                ("trials", {"study": "s"}),
+                ("list", None),
+                ("create", {"study": "t"}),
+            ]:
                 with pytest.raises(WorkerError) as caught:
                     worker.call(method, params)
                 assert caught.value.kind == "storage_error", method

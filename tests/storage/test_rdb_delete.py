@@ -31,8 +31,7 @@ N_TRIALS = 3000
 def _big_study(db: Path) -> None:
     with Worker.spawn(f"sqlite:///{db}") as maker:
         maker.create("big", search_space={"x": {"type": "float", "low": 0.0, "high": 1.0}})
-        maker.add_trials("big", [{"params": {"x": 0.5}, "value": 1.0,
-                                  "user_attrs": {"u": 1}}])
+        maker.add_trials("big", [{"params": {"x": 0.5}, "value": 1.0, "user_attrs": {"u": 1}}])
         maker.create("small", search_space={"x": {"type": "float", "low": 0.0, "high": 1.0}})
     grow_sqlite_study(db, "big", N_TRIALS)
 
@@ -72,19 +71,23 @@ def test_deleting_a_big_sqlite_study_never_blocks_another_worker(tmp_path: Path)
             seen.append({s.study: s.n_trials for s in other.list_studies()})
             waits.append(time.monotonic() - started)
         thread.join()
-        print(f"delete {took[0]:.2f} s; other worker: idle {statistics.median(idle):.3f} s, "
-              f"at most {max(waits):.3f} s over {len(waits)} calls during it")
+        print(
+            f"delete {took[0]:.2f} s; other worker: idle {statistics.median(idle):.3f} s, "
+            f"at most {max(waits):.3f} s over {len(waits)} calls during it"
+        )
         assert took, "delete did not answer"
         bound = max(took[0] / 4, 10 * statistics.median(idle))
         assert max(waits) <= bound, (
             f"another worker waited {max(waits):.2f} s during a {took[0]:.2f} s delete "
-            f"(bound {bound:.2f} s; idle {statistics.median(idle):.3f} s)")
+            f"(bound {bound:.2f} s; idle {statistics.median(idle):.3f} s)"
+        )
         assert all(names.get("big", N_TRIALS) == N_TRIALS for names in seen), seen
         assert "big" not in {s.study for s in other.list_studies()}
     con = sqlite3.connect(db)
     try:
-        tables = [row[0] for row in con.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [
+            row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
         rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
     finally:
         con.close()
@@ -100,22 +103,30 @@ def _storage(url: str) -> RDBStorage:
 def _fill(storage: RDBStorage, name: str, n: int) -> None:
     study = optuna.create_study(storage=storage, study_name=name)
     study.set_user_attr("a", 1)
-    study.add_trials([
-        optuna.trial.create_trial(
-            params={"x": k / n}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
-            value=float(k), user_attrs={"u": k}, system_attrs={"s": k},
-            intermediate_values={0: 1.0},
-        ) for k in range(n)
-    ])
+    study.add_trials(
+        [
+            optuna.trial.create_trial(
+                params={"x": k / n},
+                distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+                value=float(k),
+                user_attrs={"u": k},
+                system_attrs={"s": k},
+                intermediate_values={0: 1.0},
+            )
+            for k in range(n)
+        ]
+    )
 
 
 def _counts(storage: RDBStorage) -> dict[str, int]:
     engine = storage.engine
     with engine.connect() as con:
         return {
-            name: int(con.execute(sqlalchemy.select(sqlalchemy.func.count()).select_from(t))
-                      .scalar_one())
-            for name, t in models.BaseModel.metadata.tables.items() if name != "version_info"
+            name: int(
+                con.execute(sqlalchemy.select(sqlalchemy.func.count()).select_from(t)).scalar_one()
+            )
+            for name, t in models.BaseModel.metadata.tables.items()
+            if name != "version_info"
         }
 
 
@@ -130,11 +141,15 @@ def _cut_then_finished(url: str) -> None:
     registry.close()
     chunks = []
     stopped = rdb_delete.delete_study(
-        storage, entry.identity, lambda: chunks.append(1) is None)  # stop after one chunk
+        storage, entry.identity, lambda: chunks.append(1) is None
+    )  # stop after one chunk
     assert stopped is False and chunks == [1]
     assert read_identity(storage, "gone") is None  # deleted for every reader already
-    assert [s.study_name for s in storage.get_all_studies()
-            if not s.study_name.startswith(rdb_delete.STAGING_PREFIX)] == ["kept"]
+    assert [
+        s.study_name
+        for s in storage.get_all_studies()
+        if not s.study_name.startswith(rdb_delete.STAGING_PREFIX)
+    ] == ["kept"]
     assert _counts(storage)["trials"] == 3 + rdb_delete.CHUNK + 5
     # the next worker (here: this process, as the deleter is no worker alive) finishes it
     after = StudyRegistry(StorageOptions(url=url))

@@ -50,14 +50,16 @@ def test_recreated_study_is_served_with_its_own_direction_and_space(
     two_workers: tuple[Worker, Worker],
 ) -> None:
     a, b = two_workers
-    a.create("s", direction="minimize", search_space=OLD_SPACE,
-             sampler={"type": "random", "seed": 1})
+    a.create(
+        "s", direction="minimize", search_space=OLD_SPACE, sampler={"type": "random", "seed": 1}
+    )
     _run(a, "s", [100.0, 300.0])
     assert a.best("s")[0].values == [100.0]
 
     b.delete("s")
-    b.create("s", direction="maximize", search_space=NEW_SPACE,
-             sampler={"type": "random", "seed": 2})
+    b.create(
+        "s", direction="maximize", search_space=NEW_SPACE, sampler={"type": "random", "seed": 2}
+    )
     _run(b, "s", [100.0, 300.0])
 
     assert a.best("s")[0].values == [300.0]  # ranked by the new direction
@@ -72,7 +74,8 @@ def test_recreated_study_is_served_with_its_own_direction_and_space(
 
 @EVERY_STORAGE
 def test_deleted_study_is_gone_for_the_other_worker_and_the_new_one_is_untouched(
-    two_workers: tuple[Worker, Worker], storage_url: str,
+    two_workers: tuple[Worker, Worker],
+    storage_url: str,
 ) -> None:
     a, b = two_workers
     a.create("s", search_space=OLD_SPACE, sampler={"type": "random", "seed": 1})
@@ -131,9 +134,13 @@ def test_a_study_made_by_plain_optuna_is_adopted_with_a_token(tmp_path: Path) ->
     worker to load one stamps it, and a re-creation under the same name is then told apart."""
     url = f"sqlite:///{tmp_path / 'legacy.db'}"
     study = optuna.create_study(storage=url, study_name="old", direction="maximize")
-    study.add_trial(optuna.trial.create_trial(
-        params={"x": 0.5}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
-        value=2.0))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"x": 0.5},
+            distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+            value=2.0,
+        )
+    )
     with Worker.spawn(url) as a, Worker.spawn(url) as b:
         assert a.best("old")[0].values == [2.0]
         assert b.best("old")[0].values == [2.0]

@@ -52,7 +52,9 @@ def test_impossible_options_are_refused_at_start(options: StorageOptions, messag
 def test_command_line_refuses_heartbeat_on_memory() -> None:
     done = subprocess.run(
         [PYTHON, "-m", "bridge_worker", "--heartbeat", "5"],
-        capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
     )
     assert done.returncode == 2
     assert done.stdout == b""
@@ -104,8 +106,11 @@ def _next_redis_db() -> int:
 def test_a_restarted_worker_resumes_every_study(durable_url: str) -> None:
     with Worker.spawn(durable_url) as first:
         first.create(
-            "hpo", direction="maximize", search_space=SPACE,
-            sampler={"type": "random", "seed": 7}, user_attrs={"team": "ml"},
+            "hpo",
+            direction="maximize",
+            search_space=SPACE,
+            sampler={"type": "random", "seed": 7},
+            user_attrs={"team": "ml"},
         )
         first.create("other", directions=["minimize", "maximize"])
         asked = first.ask("hpo", n=3)

@@ -32,8 +32,16 @@ def test_new_methods_answer_storage_error_then_recover(
                 ("set_stop", {"study": "s", "stop": None}),
                 ("ask", {"study": "s", "client": "c"}),
                 ("copy_trials", {"from": "s", "to": "t"}),
-                ("artifact_put", {"study": "s", "name": "a", "data": "", "offset": 3,
-                                  "sha256": hashlib.sha256(b"abc").hexdigest()}),
+                (
+                    "artifact_put",
+                    {
+                        "study": "s",
+                        "name": "a",
+                        "data": "",
+                        "offset": 3,
+                        "sha256": hashlib.sha256(b"abc").hexdigest(),
+                    },
+                ),
                 ("artifacts", {"study": "s"}),
             ]:
                 with pytest.raises(WorkerError) as caught:
@@ -44,8 +52,16 @@ def test_new_methods_answer_storage_error_then_recover(
         # the rules are unchanged, nothing was copied, and the upload can be finished
         assert worker.list_studies()[0].stopped is None
         assert worker.trials("t") == []
-        done = worker.call("artifact_put", {"study": "s", "name": "a", "data": "", "offset": 3,
-                                            "sha256": hashlib.sha256(b"abc").hexdigest()})
+        done = worker.call(
+            "artifact_put",
+            {
+                "study": "s",
+                "name": "a",
+                "data": "",
+                "offset": 3,
+                "sha256": hashlib.sha256(b"abc").hexdigest(),
+            },
+        )
         assert done["size"] == 3
         assert [a.name for a in worker.artifacts("s")] == ["a"]
         assert worker.call("copy_trials", {"from": "s", "to": "t"})["copied"] == 1

@@ -17,12 +17,15 @@ SPACE = {
 
 def test_added_trials_get_numbers_and_are_stored(worker: Worker) -> None:
     worker.create("s", search_space=SPACE)
-    numbers = worker.add_trials("s", [
-        {"params": {"x": 1.5, "opt": "adam"}, "value": 2.25, "user_attrs": {"source": "paper"}},
-        {"params": {"x": -3.0}, "state": "pruned", "intermediate_values": {"0": 9.5, "1": 9.0}},
-        {"params": {"x": 0.0, "opt": "sgd"}, "state": "fail"},
-        {"params": {"x": 2.0, "opt": "sgd"}, "value": 4.0, "constraints": [0.5]},
-    ])
+    numbers = worker.add_trials(
+        "s",
+        [
+            {"params": {"x": 1.5, "opt": "adam"}, "value": 2.25, "user_attrs": {"source": "paper"}},
+            {"params": {"x": -3.0}, "state": "pruned", "intermediate_values": {"0": 9.5, "1": 9.0}},
+            {"params": {"x": 0.0, "opt": "sgd"}, "state": "fail"},
+            {"params": {"x": 2.0, "opt": "sgd"}, "value": 4.0, "constraints": [0.5]},
+        ],
+    )
     assert numbers == [0, 1, 2, 3]
     trials = worker.trials("s")
     assert [t.state for t in trials] == ["complete", "pruned", "fail", "complete"]
@@ -44,11 +47,17 @@ def test_added_trials_get_numbers_and_are_stored(worker: Worker) -> None:
         ({"params": {"opt": "rmsprop"}, "value": 1.0}, "$.params.trials[1].params.opt", "not in"),
         ({"params": {"x": 1.0}}, "$.params.trials[1].value", "needs value"),
         ({"params": {"x": 1.0}, "values": [1.0, 2.0]}, "$.params.trials[1].values", "objective"),
-        ({"params": {"x": 1.0}, "state": "fail", "value": 1.0}, "$.params.trials[1].value",
-         "takes no value"),
+        (
+            {"params": {"x": 1.0}, "state": "fail", "value": 1.0},
+            "$.params.trials[1].value",
+            "takes no value",
+        ),
         ({"params": {"x": 1.0}, "value": float("inf")}, "$.params.trials[1].value", ""),
-        ({"params": {"x": 1.0}, "state": "fail", "constraints": [1.0]},
-         "$.params.trials[1].constraints", "no constraints"),
+        (
+            {"params": {"x": 1.0}, "state": "fail", "constraints": [1.0]},
+            "$.params.trials[1].constraints",
+            "no constraints",
+        ),
         ({"params": {"x": 1.0}, "value": 1.0, "color": "red"}, "$.params.trials[1].color", ""),
     ],
 )
@@ -76,8 +85,11 @@ def test_add_trials_errors(worker: Worker) -> None:
 
 
 def _median_distance_to_optimum(worker: Worker, added: list[dict[str, object]]) -> float:
-    worker.create("s", search_space={"x": {"type": "float", "low": -10.0, "high": 10.0}},
-                  sampler={"type": "tpe", "seed": 3})
+    worker.create(
+        "s",
+        search_space={"x": {"type": "float", "low": -10.0, "high": 10.0}},
+        sampler={"type": "tpe", "seed": 3},
+    )
     if added:
         worker.add_trials("s", added)
     distances = []
@@ -92,11 +104,29 @@ def _median_distance_to_optimum(worker: Worker, added: list[dict[str, object]]) 
 def test_tpe_learns_from_added_trials() -> None:
     """Results added from elsewhere (good ones near x = 7) pull TPE's next asks there, where a
     study without them still samples its random start-up trials all over the range."""
-    xs = [-9.0, -7.5, -6.0, -4.0, -2.5, -1.0, 0.5, 2.0, 3.5, 5.0,
-          6.2, 6.6, 6.9, 7.1, 7.3, 7.8, -8.5, -5.5, 1.0, 4.2]
-    added: list[dict[str, object]] = [
-        {"params": {"x": x}, "value": (x - 7.0) ** 2} for x in xs
+    xs = [
+        -9.0,
+        -7.5,
+        -6.0,
+        -4.0,
+        -2.5,
+        -1.0,
+        0.5,
+        2.0,
+        3.5,
+        5.0,
+        6.2,
+        6.6,
+        6.9,
+        7.1,
+        7.3,
+        7.8,
+        -8.5,
+        -5.5,
+        1.0,
+        4.2,
     ]
+    added: list[dict[str, object]] = [{"params": {"x": x}, "value": (x - 7.0) ** 2} for x in xs]
     with Worker.spawn() as informed, Worker.spawn() as blank:
         with_added = _median_distance_to_optimum(informed, added)
         without = _median_distance_to_optimum(blank, [])
@@ -106,8 +136,12 @@ def test_tpe_learns_from_added_trials() -> None:
 def test_metric_names_everywhere(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'm.db'}"
     with Worker.spawn(url) as worker:
-        created = worker.create("s", directions=["minimize", "maximize"], search_space=SPACE,
-                                metric_names=["loss", "accuracy"])
+        created = worker.create(
+            "s",
+            directions=["minimize", "maximize"],
+            search_space=SPACE,
+            metric_names=["loss", "accuracy"],
+        )
         assert created.metric_names == ["loss", "accuracy"]
         worker.add_trials("s", [{"params": {"x": 1.0}, "values": [0.3, 0.9]}])
         assert worker.call("best", {"study": "s"})["metric_names"] == ["loss", "accuracy"]
@@ -115,8 +149,12 @@ def test_metric_names_everywhere(tmp_path: Path) -> None:
         assert worker.list_studies()[0].metric_names == ["loss", "accuracy"]
         snapshot = worker.export("s")
         assert snapshot["body"]["system_attrs"]["study:metric_names"] == ["loss", "accuracy"]
-        again = worker.create("s", directions=["minimize", "maximize"], load_if_exists=True,
-                              metric_names=["other", "names"])
+        again = worker.create(
+            "s",
+            directions=["minimize", "maximize"],
+            load_if_exists=True,
+            metric_names=["other", "names"],
+        )
         assert again.metric_names == ["loss", "accuracy"]  # the stored study's win
     with Worker.spawn() as fresh:  # the names travel with a snapshot
         fresh.import_(snapshot)

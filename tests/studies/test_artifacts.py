@@ -34,8 +34,11 @@ def _put(worker: Worker, **params: object) -> dict[str, object]:
 
 def test_without_artifacts_dir_the_methods_are_not_configured(worker: Worker) -> None:
     worker.create("s")
-    for method, params in [("artifact_put", {"name": "a", "data": "", "sha256": "0" * 64}),
-                           ("artifacts", {}), ("artifact_get", {"artifact_id": "x"})]:
+    for method, params in [
+        ("artifact_put", {"name": "a", "data": "", "sha256": "0" * 64}),
+        ("artifacts", {}),
+        ("artifact_get", {"artifact_id": "x"}),
+    ]:
         with pytest.raises(WorkerError) as caught:
             worker.call(method, {"study": "s", **params})
         assert caught.value.kind == "not_configured" and caught.value.code == -32013
@@ -47,8 +50,14 @@ def test_a_chunked_upload_round_trips_and_optuna_reads_it(storage_url: str, tmp_
     with _spawn(directory, storage_url) as worker:
         worker.create("s", search_space=SPACE)
         (trial,) = worker.ask("s")
-        stored = worker.put_artifact("s", blob, "model.bin", number=trial.number,
-                                     content_type="application/x-model", chunk_size=65_536)
+        stored = worker.put_artifact(
+            "s",
+            blob,
+            "model.bin",
+            number=trial.number,
+            content_type="application/x-model",
+            chunk_size=65_536,
+        )
         worker.tell("s", trial.number, 0.5)
         with pytest.raises(WorkerError) as finished:  # as in Optuna: a running trial's only
             worker.put_artifact("s", b"late", "late.txt", number=trial.number)
@@ -57,24 +66,35 @@ def test_a_chunked_upload_round_trips_and_optuna_reads_it(storage_url: str, tmp_
         study_level = worker.put_artifact("s", b"notes", "notes.txt", content_type="text/plain")
         listed = worker.artifacts("s")
         assert {(a.name, a.number, a.size) for a in listed} == {
-            ("model.bin", trial.number, len(blob)), ("notes.txt", None, 5)}
+            ("model.bin", trial.number, len(blob)),
+            ("notes.txt", None, 5),
+        }
         assert [a.name for a in worker.artifacts("s", trial.number)] == ["model.bin"]
         assert worker.get_artifact("s", str(stored.artifact_id)) == blob
         out = tmp_path / "copy.bin"
         assert worker.get_artifact("s", str(stored.artifact_id), out) is None
         assert out.read_bytes() == blob
-        part = worker.call("artifact_get", {"study": "s", "artifact_id": study_level.artifact_id,
-                                            "offset": 2, "limit": 2})
-        assert part == {"data": base64.b64encode(b"te").decode(), "offset": 2, "size": 5,
-                        "eof": False}
+        part = worker.call(
+            "artifact_get",
+            {"study": "s", "artifact_id": study_level.artifact_id, "offset": 2, "limit": 2},
+        )
+        assert part == {
+            "data": base64.b64encode(b"te").decode(),
+            "offset": 2,
+            "size": 5,
+            "eof": False,
+        }
     # Optuna itself (and so optuna-dashboard) sees the same artifacts
     storage = StorageHandle(StorageOptions(storage_url)).get()
     study = optuna.load_study(study_name="s", storage=storage)
     frozen = study.trials[0]
     (meta,) = get_all_artifact_meta(frozen, storage=storage)
     assert (meta.filename, meta.mimetype) == ("model.bin", "application/x-model")
-    download_artifact(artifact_store=FileSystemArtifactStore(str(directory)),
-                      artifact_id=meta.artifact_id, file_path=str(tmp_path / "o.bin"))
+    download_artifact(
+        artifact_store=FileSystemArtifactStore(str(directory)),
+        artifact_id=meta.artifact_id,
+        file_path=str(tmp_path / "o.bin"),
+    )
     assert (tmp_path / "o.bin").read_bytes() == blob
 
 
@@ -84,13 +104,13 @@ def test_our_format_is_optunas(tmp_path: Path) -> None:
     study = optuna.create_study()
     source = tmp_path / "f.txt"
     source.write_bytes(b"abc")
-    theirs = optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(source),
-                                              study_or_trial=study, mimetype="text/plain")
+    theirs = optuna.artifacts.upload_artifact(
+        artifact_store=store, file_path=str(source), study_or_trial=study, mimetype="text/plain"
+    )
     key = ARTIFACTS_ATTR_PREFIX + theirs
     assert ARTIFACTS_ATTR_PREFIX == optuna.artifacts._upload.ARTIFACTS_ATTR_PREFIX
     raw = study._storage.get_study_system_attrs(study._study_id)[key]
-    assert set(__import__("json").loads(raw)) == {"artifact_id", "filename", "mimetype",
-                                                  "encoding"}
+    assert set(__import__("json").loads(raw)) == {"artifact_id", "filename", "mimetype", "encoding"}
 
 
 @pytest.mark.parametrize(
@@ -100,8 +120,11 @@ def test_our_format_is_optunas(tmp_path: Path) -> None:
         ({"name": "a", "data": "!!", "sha256": "0" * 64}, "$.params.data", "invalid_params"),
         ({"name": "a", "data": ""}, "$.params.sha256", "invalid_params"),
         ({"name": "a", "data": "", "sha256": "xyz"}, "$.params.sha256", "invalid_params"),
-        ({"name": "a", "data": "", "offset": 5, "final": False}, "$.params.offset",
-         "invalid_params"),
+        (
+            {"name": "a", "data": "", "offset": 5, "final": False},
+            "$.params.offset",
+            "invalid_params",
+        ),
         ({"name": "a", "data": "", "sha256": "0" * 64, "number": 9}, None, "trial_not_found"),
     ],
 )
@@ -126,8 +149,7 @@ def test_a_wrong_sha256_or_a_wrong_offset_stores_nothing(tmp_path: Path) -> None
             _put(worker, name="a", data="", offset=3, final=False)
         assert offset.value.data["expected"] == 5
         with pytest.raises(WorkerError) as wrong:
-            _put(worker, name="a", data=base64.b64encode(b"!").decode(), offset=5,
-                 sha256="0" * 64)
+            _put(worker, name="a", data=base64.b64encode(b"!").decode(), offset=5, sha256="0" * 64)
         assert wrong.value.data["reason"] == "sha256_mismatch"
         assert worker.artifacts("s") == []
         assert list((tmp_path / ".optuna-bridge-uploads").iterdir()) == []
@@ -188,8 +210,19 @@ def test_optuna_dashboard_lists_them(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [str(DASHBOARD), "--host", "127.0.0.1", "--port", str(port), "--artifact-dir",
-         str(tmp_path / "art"), url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(DASHBOARD),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--artifact-dir",
+            str(tmp_path / "art"),
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -16,8 +16,10 @@ from bridge_worker.client import Worker
 
 pytest.importorskip("cmaes")
 
-SPACE = {"x": {"type": "float", "low": -1.0, "high": 1.0},
-         "y": {"type": "float", "low": -1.0, "high": 1.0}}
+SPACE = {
+    "x": {"type": "float", "low": -1.0, "high": 1.0},
+    "y": {"type": "float", "low": -1.0, "high": 1.0},
+}
 
 
 class _Planted:
@@ -34,8 +36,9 @@ def test_a_planted_pickle_in_the_cmaes_state_does_not_run(tmp_path: Path) -> Non
     url = f"sqlite:///{tmp_path / 's.db'}"
     marker = tmp_path / "pwned"
     with Worker.spawn(url) as worker:
-        worker.create("s", search_space=SPACE, sampler={"type": "cmaes", "seed": 1,
-                                                         "n_startup_trials": 1})
+        worker.create(
+            "s", search_space=SPACE, sampler={"type": "cmaes", "seed": 1, "n_startup_trials": 1}
+        )
         for _ in range(10):  # more than one generation (popsize 6)
             (trial,) = worker.ask("s")
             worker.tell("s", trial.number, value=float(trial.params["x"]))  # type: ignore[arg-type]
@@ -45,8 +48,11 @@ def test_a_planted_pickle_in_the_cmaes_state_does_not_run(tmp_path: Path) -> Non
         # the attacker rewrites the last trial's saved optimizer in the storage
         storage = optuna.storages.RDBStorage(url)
         study_id = storage.get_study_id_from_name("s")
-        saved = [t for t in storage.get_all_trials(study_id)
-                 if any(":optimizer" in k for k in t.system_attrs)]
+        saved = [
+            t
+            for t in storage.get_all_trials(study_id)
+            if any(":optimizer" in k for k in t.system_attrs)
+        ]
         assert saved  # CMA-ES did save its state
         last = saved[-1]  # the one the next ask restores
         keys = [k for k in last.system_attrs if ":optimizer" in k]
@@ -54,9 +60,11 @@ def test_a_planted_pickle_in_the_cmaes_state_does_not_run(tmp_path: Path) -> Non
         payload = pickle.dumps(_Planted(str(marker))).hex()
         with sqlite3.connect(tmp_path / "s.db") as db:  # as anyone with write access can
             for i, key in enumerate(sorted(keys)):
-                db.execute("UPDATE trial_system_attributes SET value_json = ? "
-                           "WHERE trial_id = ? AND key = ?",
-                           (json.dumps(payload if i == 0 else ""), last._trial_id, key))
+                db.execute(
+                    "UPDATE trial_system_attributes SET value_json = ? "
+                    "WHERE trial_id = ? AND key = ?",
+                    (json.dumps(payload if i == 0 else ""), last._trial_id, key),
+                )
     with Worker.spawn(url) as victim:  # the next worker to ask restores the optimizer
         (trial,) = victim.ask("s")
         victim.tell("s", trial.number, value=0.0)

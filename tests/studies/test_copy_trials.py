@@ -8,10 +8,11 @@ import pytest
 
 from bridge_worker.client import Worker, WorkerError
 
-SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0},
-         "k": {"type": "int", "low": 1, "high": 4}}
-NARROW = {"x": {"type": "float", "low": 0.0, "high": 0.5},
-          "k": {"type": "int", "low": 1, "high": 4}}
+SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}, "k": {"type": "int", "low": 1, "high": 4}}
+NARROW = {
+    "x": {"type": "float", "low": 0.0, "high": 0.5},
+    "k": {"type": "int", "low": 1, "high": 4},
+}
 
 
 def _source(worker: Worker, name: str = "src") -> None:
@@ -22,8 +23,13 @@ def _source(worker: Worker, name: str = "src") -> None:
         elif i == 5:
             worker.tell(name, trial.number, state="fail")
         else:
-            worker.tell(name, trial.number, trial.params["x"], user_attrs={"i": i},
-                        constraints=[trial.params["x"] - 0.5])
+            worker.tell(
+                name,
+                trial.number,
+                trial.params["x"],
+                user_attrs={"i": i},
+                constraints=[trial.params["x"] - 0.5],
+            )
 
 
 def _copy(worker: Worker, **params: Any) -> dict[str, Any]:
@@ -41,9 +47,14 @@ def test_complete_trials_are_copied_and_out_of_space_ones_skipped(worker: Worker
     copied = worker.trials("dst")
     assert result["numbers"] == [t.number for t in copied]
     assert [(t.params, t.values, t.user_attrs) for t in copied] == [
-        (t.params, t.values, t.user_attrs) for t in inside]
-    assert worker.export("dst")["body"]["trials"][0]["system_attrs"][
-        "optuna_bridge:copied_from"]["study"] == "src"
+        (t.params, t.values, t.user_attrs) for t in inside
+    ]
+    assert (
+        worker.export("dst")["body"]["trials"][0]["system_attrs"]["optuna_bridge:copied_from"][
+            "study"
+        ]
+        == "src"
+    )
     assert worker.best("dst")  # constraints came along: the best is feasible
 
 
@@ -65,8 +76,9 @@ def test_the_target_stream_is_reproducible_after_a_copy() -> None:
     for _ in range(2):
         with Worker.spawn() as worker:
             _source(worker)
-            worker.create("dst", search_space=SPACE, sampler={"type": "tpe", "seed": 9,
-                                                               "n_startup_trials": 2})
+            worker.create(
+                "dst", search_space=SPACE, sampler={"type": "tpe", "seed": 9, "n_startup_trials": 2}
+            )
             _copy(worker, **{"from": "src", "to": "dst"})
             streams.append([t.params for t in worker.ask("dst", n=3)])
     assert streams[0] == streams[1]
@@ -91,8 +103,11 @@ def test_copy_into_the_same_study_and_across_storages_by_import(storage_url: str
     [
         ({"from": "nope", "to": "dst"}, "study_not_found", None),
         ({"from": "src", "to": "nope"}, "study_not_found", None),
-        ({"from": "src", "to": "dst", "states": ["running"]}, "invalid_params",
-         "$.params.states[0]"),
+        (
+            {"from": "src", "to": "dst", "states": ["running"]},
+            "invalid_params",
+            "$.params.states[0]",
+        ),
         ({"from": "src", "to": "dst", "limit": 0}, "invalid_params", "$.params.limit"),
         ({"from": "src"}, "invalid_params", "$.params"),
         ({"from": "src", "to": "dst", "extra": 1}, "invalid_params", "$.params.extra"),

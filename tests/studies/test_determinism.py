@@ -35,8 +35,9 @@ def _objectives(params: dict[str, Any], n: int) -> list[float]:
 def _create(worker: Worker, sampler: dict[str, Any]) -> int:
     n = 2 if sampler["type"] == "nsga2" else 1
     directions = ["minimize"] * n
-    worker.create("det", directions=directions, sampler=sampler, search_space=SPACE,
-                  load_if_exists=True)
+    worker.create(
+        "det", directions=directions, sampler=sampler, search_space=SPACE, load_if_exists=True
+    )
     return n
 
 
@@ -80,15 +81,22 @@ def test_same_frames_give_byte_identical_replies() -> None:
     def run() -> list[bytes]:
         replies = []
         with Worker.spawn() as worker:
-            worker.create("s", sampler={"type": "tpe", "seed": 11, "n_startup_trials": 4},
-                          search_space=SPACE)
+            worker.create(
+                "s", sampler={"type": "tpe", "seed": 11, "n_startup_trials": 4}, search_space=SPACE
+            )
             for _ in range(12):
                 worker.send("ask", {"study": "s", "n": 2})
                 payload = worker.read_payload()
                 replies.append(payload)
                 for trial in orjson.loads(payload)["result"]["trials"]:
-                    worker.send("tell", {"study": "s", "number": trial["number"],
-                                         "value": _objectives(trial["params"], 1)[0]})
+                    worker.send(
+                        "tell",
+                        {
+                            "study": "s",
+                            "number": trial["number"],
+                            "value": _objectives(trial["params"], 1)[0],
+                        },
+                    )
                     replies.append(worker.read_payload())
             worker.send("best", {"study": "s"})
             replies.append(worker.read_payload())

@@ -23,9 +23,12 @@ FLOAT = {"type": "float", "low": 0, "high": 1}
 
 # ---- the sandbox itself ------------------------------------------------------------------------
 
+
 def test_a_drawing_returns_its_bytes() -> None:
-    assert figure_sandbox.run_isolated(lambda: b"png" * 100_000, memory_bytes=1 << 28,
-                                       timeout_s=60) == b"png" * 100_000
+    assert (
+        figure_sandbox.run_isolated(lambda: b"png" * 100_000, memory_bytes=1 << 28, timeout_s=60)
+        == b"png" * 100_000
+    )
 
 
 def test_an_error_of_the_drawing_is_raised_as_it_was() -> None:
@@ -69,8 +72,9 @@ def test_a_crashing_drawing_dumps_nothing_on_stderr() -> None:
         "except figure_sandbox.SandboxMemoryError as error:\n"
         "    print(error)\n"
     )
-    done = subprocess.run([PYTHON, "-X", "faulthandler", "-c", code], capture_output=True,
-                          timeout=120, check=True)
+    done = subprocess.run(
+        [PYTHON, "-X", "faulthandler", "-c", code], capture_output=True, timeout=120, check=True
+    )
     assert b"SIGSEGV" in done.stdout
     assert done.stderr == b""
 
@@ -78,8 +82,9 @@ def test_a_crashing_drawing_dumps_nothing_on_stderr() -> None:
 def test_a_drawing_that_stalls_is_stopped_at_its_deadline() -> None:
     started = time.monotonic()
     with pytest.raises(figure_sandbox.SandboxTimeout):
-        figure_sandbox.run_isolated(lambda: time.sleep(600) or b"", memory_bytes=1 << 28,
-                                    timeout_s=0.5)
+        figure_sandbox.run_isolated(
+            lambda: time.sleep(600) or b"", memory_bytes=1 << 28, timeout_s=0.5
+        )
     assert time.monotonic() - started < 60  # the sleeper was killed, not waited for
 
 
@@ -94,6 +99,7 @@ def test_a_drawing_process_that_cannot_start_is_reported(monkeypatch: pytest.Mon
 
 # ---- through the worker ------------------------------------------------------------------------
 
+
 def _spawn_capped(address_space: int, *args: str) -> Worker:
     """A worker started under an address-space limit (``RLIMIT_AS``, set in the child)."""
 
@@ -102,7 +108,9 @@ def _spawn_capped(address_space: int, *args: str) -> Worker:
 
     proc = subprocess.Popen(
         [PYTHON, "-m", "bridge_worker", "--log-level", "warning", *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         preexec_fn=cap,
     )
     return Worker(proc, "line", SPIN_US, None)
@@ -114,8 +122,9 @@ def test_a_figure_over_its_memory_is_a_reply_under_an_address_space_limit() -> N
     so, and the worker answers the next frames."""
     with _spawn_capped(3 << 30, "--max-plot-memory-mib", "1") as worker:
         worker.create("s", search_space={"x": FLOAT, "y": FLOAT})
-        worker.add_trials("s", [{"params": {"x": i / 20, "y": (i * 7 % 20) / 20}, "value": i}
-                                for i in range(20)])
+        worker.add_trials(
+            "s", [{"params": {"x": i / 20, "y": (i * 7 % 20) / 20}, "value": i} for i in range(20)]
+        )
         for _ in range(2):
             with pytest.raises(WorkerError) as caught:
                 worker.plot("s", "contour", "png", width=4000, height=4000)
@@ -130,9 +139,13 @@ def test_a_figure_over_its_time_is_stopped_and_the_worker_answers_on() -> None:
     with Worker.spawn(args=["--max-plot-seconds", "1"]) as worker:
         worker.create("s", search_space={f"p{i}": FLOAT for i in range(10)})
         for first in (0, 100):  # two frames: 11 values a trial, --max-add-values is 2000
-            worker.add_trials("s", [{"params": {f"p{i}": ((n * (i + 3)) % 97) / 97
-                                                for i in range(10)}, "value": n}
-                                    for n in range(first, first + 100)])
+            worker.add_trials(
+                "s",
+                [
+                    {"params": {f"p{i}": ((n * (i + 3)) % 97) / 97 for i in range(10)}, "value": n}
+                    for n in range(first, first + 100)
+                ],
+            )
         started = time.monotonic()
         with pytest.raises(WorkerError) as caught:
             worker.plot("s", "contour", "png")  # 100 panels: seconds on any machine
@@ -157,6 +170,7 @@ def test_panels_over_the_limit_are_refused_before_drawing() -> None:
 
 # ---- figures that would show nothing, defaults, replies over the limit -------------------------
 
+
 @pytest.fixture(scope="module")
 def worker() -> Iterator[Worker]:
     with Worker.spawn() as spawned:
@@ -166,9 +180,20 @@ def worker() -> Iterator[Worker]:
         yield spawned
 
 
-@pytest.mark.parametrize("kind", ["optimization_history", "slice", "contour", "edf", "rank",
-                                  "parallel_coordinate", "param_importances", "timeline",
-                                  "intermediate_values"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "optimization_history",
+        "slice",
+        "contour",
+        "edf",
+        "rank",
+        "parallel_coordinate",
+        "param_importances",
+        "timeline",
+        "intermediate_values",
+    ],
+)
 def test_a_figure_of_a_study_without_trials_is_an_error_saying_why(
     worker: Worker, kind: str
 ) -> None:
@@ -195,8 +220,10 @@ def test_format_defaults_to_png(worker: Worker) -> None:
 def test_a_bounded_figure_says_what_it_left_out() -> None:
     with Worker.spawn() as spawned:
         spawned.create("s", search_space={"x": FLOAT, "y": FLOAT})
-        spawned.add_trials("s", [{"params": {"x": (i % 31) / 31, "y": (i % 17) / 17},
-                                  "value": i} for i in range(300)])
+        spawned.add_trials(
+            "s",
+            [{"params": {"x": (i % 31) / 31, "y": (i % 17) / 17}, "value": i} for i in range(300)],
+        )
         result = spawned.call("plot", {"study": "s", "kind": "contour", "format": "plotly"})
         assert result["warnings"] == [
             "contour drawn from 200 of 300 completed trials (evenly spaced by number)"
@@ -207,8 +234,9 @@ def test_a_plotly_figure_over_the_reply_limit_suggests_what_shrinks_it() -> None
     with Worker.spawn(args=["--max-frame-bytes", "20000"]) as spawned:
         spawned.create("s", search_space={"x": FLOAT})
         for start in range(0, 1000, 200):  # frames under the worker's 20000 bytes
-            spawned.add_trials("s", [{"params": {"x": i / 1000}, "value": i}
-                                     for i in range(start, start + 200)])
+            spawned.add_trials(
+                "s", [{"params": {"x": i / 1000}, "value": i} for i in range(start, start + 200)]
+            )
         with pytest.raises(WorkerError) as caught:
             spawned.plot("s", "slice", "plotly")
         assert caught.value.data["limit"] == "max_frame_bytes"

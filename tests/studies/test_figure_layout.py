@@ -22,8 +22,17 @@ from tests.helpers import figure_study
 OPTUNAS_INTERPOLATION = _contour._interpolate_zmap
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
-SINGLE = ["optimization_history", "intermediate_values", "param_importances",
-          "parallel_coordinate", "contour", "slice", "edf", "rank", "timeline"]
+SINGLE = [
+    "optimization_history",
+    "intermediate_values",
+    "param_importances",
+    "parallel_coordinate",
+    "contour",
+    "slice",
+    "edf",
+    "rank",
+    "timeline",
+]
 MULTI = {"pareto_front": {}, "hypervolume_history": {"reference_point": [10.0, 10.0]}}
 
 
@@ -31,9 +40,13 @@ def _multi_study() -> optuna.Study:
     study = optuna.create_study(directions=["minimize", "minimize"])
     for i in range(30):
         x = i / 5 - 3
-        study.add_trial(optuna.trial.create_trial(
-            params={"x": x}, distributions={"x": optuna.distributions.FloatDistribution(-3, 3)},
-            values=[x * x, (x - 1) ** 2]))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x},
+                distributions={"x": optuna.distributions.FloatDistribution(-3, 3)},
+                values=[x * x, (x - 1) ** 2],
+            )
+        )
     return study
 
 
@@ -43,8 +56,13 @@ def single() -> Iterator[optuna.Study]:
 
 
 def _figure(study: optuna.Study, kind: str, **extra: Any) -> Any:
-    request = figures.FigureRequest(kind=kind, format="png", width=900, height=600,  # type: ignore[arg-type]
-                                    **extra)
+    request = figures.FigureRequest(
+        kind=kind,
+        format="png",
+        width=900,
+        height=600,  # type: ignore[arg-type]
+        **extra,
+    )
     kwargs = figures._arguments(study, request, None)
     _, kwargs, _ = figures._bounded(request, study.get_trials(deepcopy=False), kwargs)
     figure = figures.build_matplotlib_figure(request, kwargs)
@@ -111,8 +129,12 @@ def test_a_grid_labels_its_shared_axes_once(single: optuna.Study, kind: str) -> 
     out)."""
     figure = _figure(single, kind)
     try:
-        panels = [ax for ax in figure.axes if ax.get_subplotspec() is not None
-                  and ax.get_subplotspec().get_gridspec().get_geometry() == (4, 4)]
+        panels = [
+            ax
+            for ax in figure.axes
+            if ax.get_subplotspec() is not None
+            and ax.get_subplotspec().get_gridspec().get_geometry() == (4, 4)
+        ]
         assert len(panels) == 16
         for ax in panels:
             spec = ax.get_subplotspec()
@@ -123,12 +145,23 @@ def test_a_grid_labels_its_shared_axes_once(single: optuna.Study, kind: str) -> 
             assert bool(ax.get_xlabel()) == spec.is_last_row()
             assert bool(ax.get_ylabel()) == spec.is_first_col()
         assert {ax.get_xlabel() for ax in panels if ax.get_subplotspec().is_last_row()} == {
-            "layers", "lr", "optimizer", "x"}
-        texts = [(ax, text.get_window_extent()) for ax in figure.axes
-                 for text in [*figure_layout._tick_labels(ax, "x"),
-                              *figure_layout._tick_labels(ax, "y"),
-                              ax.xaxis.label, ax.yaxis.label, ax.title]
-                 if text.get_visible() and text.get_text()]
+            "layers",
+            "lr",
+            "optimizer",
+            "x",
+        }
+        texts = [
+            (ax, text.get_window_extent())
+            for ax in figure.axes
+            for text in [
+                *figure_layout._tick_labels(ax, "x"),
+                *figure_layout._tick_labels(ax, "y"),
+                ax.xaxis.label,
+                ax.yaxis.label,
+                ax.title,
+            ]
+            if text.get_visible() and text.get_text()
+        ]
         for ax, box in texts:  # nothing of one panel on another panel or its labels
             assert not any(other is not ax and box.overlaps(other.bbox) for other in figure.axes)
             assert not any(other is not ax and box.overlaps(box2) for other, box2 in texts)

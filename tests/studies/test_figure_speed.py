@@ -26,8 +26,10 @@ from tests.helpers import figure_study
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 
-@pytest.mark.parametrize("kind", ["timeline", "optimization_history", "intermediate_values",
-                                  "param_importances", "contour"])
+@pytest.mark.parametrize(
+    "kind",
+    ["timeline", "optimization_history", "intermediate_values", "param_importances", "contour"],
+)
 def test_drawing_reads_the_trials_it_is_given_and_never_copies_them(
     kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,7 +92,8 @@ def test_a_contour_grid_has_ticks_on_its_edges_only(thousand: optuna.Study) -> N
     kwargs = figures._arguments(thousand, request, None)
     shown, kwargs, _ = figures._bounded(request, thousand.get_trials(deepcopy=False), kwargs)
     figure = figures.build_matplotlib_figure(
-        request, {**kwargs, "study": figures._StudyOfTrials(list(thousand.directions), shown)})
+        request, {**kwargs, "study": figures._StudyOfTrials(list(thousand.directions), shown)}
+    )
     try:
         panels = [ax for ax in figure.axes if ax.get_subplotspec() is not None]
         assert len(panels) == 16
@@ -150,5 +153,5 @@ def test_an_svg_draws_its_crowds_of_dots_as_images(thousand: optuna.Study, kind:
     svg = _drawing(thousand, kind, "svg")()
     assert svg.count(b"<image") >= 1
     assert svg.count(b"<use") < 1000  # a vector scatter is one <use> a dot (4000 here)
-    assert svg.count(b"<text") + svg.count(b"<g id=\"text_") > 10
+    assert svg.count(b"<text") + svg.count(b'<g id="text_') > 10
     assert len(svg) < 500 * 1024

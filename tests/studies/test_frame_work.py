@@ -43,8 +43,13 @@ def _ask_and_tell(endpoint: Endpoint, trials: int) -> list[Any]:
     told = []
     for _ in range(trials):
         (trial,) = _call(endpoint, "ask", {"study": "s"})["trials"]
-        told.append(_call(endpoint, "tell", {"study": "s", "number": trial["number"],
-                                             "value": trial["params"]["x"]}))
+        told.append(
+            _call(
+                endpoint,
+                "tell",
+                {"study": "s", "number": trial["number"], "value": trial["params"]["x"]},
+            )
+        )
     return told
 
 
@@ -64,8 +69,9 @@ def test_asks_and_tells_of_a_study_without_stop_rules_evaluate_none(
     monkeypatch.setattr(stopping, "stopped_study", counted)
     endpoint = make_endpoint()
     endpoint.dispatcher.registry.open()
-    _call(endpoint, "create", {"study": "s", "search_space": SPACE,
-                               "sampler": {"type": "random"}})  # TPE writes attrs of its own
+    _call(
+        endpoint, "create", {"study": "s", "search_space": SPACE, "sampler": {"type": "random"}}
+    )  # TPE writes attrs of its own
     writes = _count_writes(endpoint)
     _ask_and_tell(endpoint, 20)
     assert evaluated["stopped_study"] == 0
@@ -76,8 +82,7 @@ def test_a_study_with_stop_rules_still_evaluates_them() -> None:
     """The cheaper check keeps its meaning: a rule that holds stops the study."""
     endpoint = make_endpoint()
     endpoint.dispatcher.registry.open()
-    _call(endpoint, "create", {"study": "s", "search_space": SPACE,
-                               "stop": {"max_trials": 2}})
+    _call(endpoint, "create", {"study": "s", "search_space": SPACE, "stop": {"max_trials": 2}})
     told = _ask_and_tell(endpoint, 2)
     assert "stopped" not in told[0]
     assert told[1]["stopped"]["rule"] == "max_trials"

@@ -15,15 +15,21 @@ from bridge_worker.wire.limits import Limits
 from bridge_worker.wire.rpc import Endpoint
 from bridge_worker.wiring import build_endpoint
 
-COSTLY = Limits(max_ei_candidates=100, max_bruteforce_candidates=50, max_choices=5,
-                max_user_attrs=3, max_user_attr_bytes=40)
+COSTLY = Limits(
+    max_ei_candidates=100,
+    max_bruteforce_candidates=50,
+    max_choices=5,
+    max_user_attrs=3,
+    max_user_attr_bytes=40,
+)
 X = {"type": "float", "low": 0.0, "high": 1.0}
 K = {"type": "int", "low": 0, "high": 9}
 
 
 def call(ep: Endpoint, method: str, params: dict[str, Any]) -> Any:
-    (out,) = ep.handle(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                     "params": params}))
+    (out,) = ep.handle(
+        orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+    )
     return orjson.loads(out)
 
 
@@ -75,8 +81,7 @@ def many_trial_system_attrs(body: Any) -> None:
 
 
 def many_choices(body: Any) -> None:
-    body["trials"][0]["distributions"]["k"] = {"type": "categorical",
-                                               "choices": list(range(20))}
+    body["trials"][0]["distributions"]["k"] = {"type": "categorical", "choices": list(range(20))}
     body["trials"][0]["params"]["k"] = 0
 
 
@@ -84,22 +89,55 @@ def many_choices(body: Any) -> None:
     ("sampler", "space", "change", "limit", "field"),
     [
         ({"type": "tpe"}, {"x": X}, set_tpe_candidates, "max_ei_candidates", None),
-        ({"type": "bruteforce"}, {"k": K}, set_bruteforce_range, "max_bruteforce_candidates",
-         "values of $.params.snapshot.body.config.search_space.k"),
-        ({"type": "bruteforce"}, {"k": K}, widen_a_trials_distribution,
-         "max_bruteforce_candidates", "values of $.params.snapshot.body.trials[0]"),
-        ({"type": "random"}, {"x": X}, many_study_attrs, "max_user_attrs",
-         "$.params.snapshot.body.user_attrs"),
-        ({"type": "random"}, {"x": X}, big_trial_attr, "max_user_attr_bytes",
-         "$.params.snapshot.body.trials[1].user_attrs"),
-        ({"type": "random"}, {"x": X}, many_trial_system_attrs, "max_user_attrs",
-         "$.params.snapshot.body.trials[0].system_attrs"),
-        ({"type": "random"}, {"k": K}, many_choices, "max_choices",
-         "$.params.snapshot.body.trials[0].distributions.k"),
+        (
+            {"type": "bruteforce"},
+            {"k": K},
+            set_bruteforce_range,
+            "max_bruteforce_candidates",
+            "values of $.params.snapshot.body.config.search_space.k",
+        ),
+        (
+            {"type": "bruteforce"},
+            {"k": K},
+            widen_a_trials_distribution,
+            "max_bruteforce_candidates",
+            "values of $.params.snapshot.body.trials[0]",
+        ),
+        (
+            {"type": "random"},
+            {"x": X},
+            many_study_attrs,
+            "max_user_attrs",
+            "$.params.snapshot.body.user_attrs",
+        ),
+        (
+            {"type": "random"},
+            {"x": X},
+            big_trial_attr,
+            "max_user_attr_bytes",
+            "$.params.snapshot.body.trials[1].user_attrs",
+        ),
+        (
+            {"type": "random"},
+            {"x": X},
+            many_trial_system_attrs,
+            "max_user_attrs",
+            "$.params.snapshot.body.trials[0].system_attrs",
+        ),
+        (
+            {"type": "random"},
+            {"k": K},
+            many_choices,
+            "max_choices",
+            "$.params.snapshot.body.trials[0].distributions.k",
+        ),
     ],
 )
 def test_a_forged_snapshot_over_a_limit_is_refused(
-    sampler: dict[str, Any], space: dict[str, Any], change: Callable[[Any], None], limit: str,
+    sampler: dict[str, Any],
+    space: dict[str, Any],
+    change: Callable[[Any], None],
+    limit: str,
     field: str | None,
 ) -> None:
     snapshot = exported(sampler, space)
@@ -122,8 +160,15 @@ def test_a_forged_qmc_index_is_refused() -> None:
     ep = build_endpoint()
     result(ep, "import", {"snapshot": snapshot, "study": "legit"})
     for bad in (10**12, 3, -2, "1", 1.5):
-        answer = call(ep, "import", {"snapshot": forged(
-            snapshot, lambda body, bad=bad: body["system_attrs"].__setitem__(key, bad))})
+        answer = call(
+            ep,
+            "import",
+            {
+                "snapshot": forged(
+                    snapshot, lambda body, bad=bad: body["system_attrs"].__setitem__(key, bad)
+                )
+            },
+        )
         assert answer["error"]["data"]["kind"] == "snapshot_invalid", (bad, answer)
         assert answer["error"]["data"]["reason"] == "bad_shape"
         assert "QMC sample index" in answer["error"]["message"]
@@ -134,12 +179,21 @@ def test_add_trials_and_enqueue_obey_the_user_attr_limits() -> None:
     result(ep, "create", {"study": "s", "sampler": {"type": "random"}, "search_space": {"x": X}})
     many = {f"a{i}": i for i in range(4)}
     for method, params, field in [
-        ("add_trials", {"trials": [{"params": {"x": 0.5}, "value": 1.0},
-                                   {"params": {"x": 0.5}, "value": 1.0, "user_attrs": many}]},
-         "$.params.trials[1].user_attrs"),
-        ("add_trials", {"trials": [{"params": {"x": 0.5}, "value": 1.0,
-                                    "user_attrs": {"a": "x" * 64}}]},
-         "$.params.trials[0].user_attrs"),
+        (
+            "add_trials",
+            {
+                "trials": [
+                    {"params": {"x": 0.5}, "value": 1.0},
+                    {"params": {"x": 0.5}, "value": 1.0, "user_attrs": many},
+                ]
+            },
+            "$.params.trials[1].user_attrs",
+        ),
+        (
+            "add_trials",
+            {"trials": [{"params": {"x": 0.5}, "value": 1.0, "user_attrs": {"a": "x" * 64}}]},
+            "$.params.trials[0].user_attrs",
+        ),
         ("enqueue", {"params": {"x": 0.5}, "user_attrs": many}, "$.params.user_attrs"),
     ]:
         answer = call(ep, method, {"study": "s", **params})

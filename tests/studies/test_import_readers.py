@@ -21,7 +21,9 @@ SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 
 @pytest.mark.parametrize("kind", ["journal", "redis"])
 def test_a_reader_during_an_import_swap_sees_the_new_study_not_a_gap(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     url = storage_for(kind, tmp_path, lambda: "", lambda: str(request.getfixturevalue("redis_url")))
     study = f"s-{uuid.uuid4().hex[:8]}"
@@ -50,10 +52,13 @@ def test_a_reader_during_an_import_swap_sees_the_new_study_not_a_gap(
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
 def test_a_reader_whose_study_is_replaced_mid_request_answers_from_the_new_one(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
-    url = storage_for(kind, tmp_path, lambda: str(request.getfixturevalue("postgres_url")),
-                      lambda: "")
+    url = storage_for(
+        kind, tmp_path, lambda: str(request.getfixturevalue("postgres_url")), lambda: ""
+    )
     study = f"s-{uuid.uuid4().hex[:8]}"
     meet = tmp_path / "meet"
     with Worker.spawn(url) as importer, racing_worker(url, meet, "read_waits") as reader:

@@ -27,8 +27,13 @@ from bridge_worker.studies.snapshot import read_snapshot
 from bridge_worker.studies.staged_import import RECORD_ATTR, STAGING_PREFIX
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
-WRITES = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
-          "create_new_trial")
+WRITES = (
+    "create_new_study",
+    "delete_study",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "create_new_trial",
+)
 
 EVERY_STORAGE = pytest.mark.parametrize(
     "storage_url", ["sqlite", "journal", "postgresql", "fake"], indirect=True
@@ -41,8 +46,13 @@ journal backend's ``flock`` is what makes a kill harmless)."""
 def make_snapshot(n_trials: int, value: float, direction: str) -> bytes:
     """A snapshot of a study with ``n_trials`` complete trials, all of value ``value``."""
     with Worker.spawn() as w:
-        w.create("s", direction=direction, search_space=SPACE,
-                 sampler={"type": "random", "seed": 1}, user_attrs={"v": value})
+        w.create(
+            "s",
+            direction=direction,
+            search_space=SPACE,
+            sampler={"type": "random", "seed": 1},
+            user_attrs={"v": value},
+        )
         for start in range(0, n_trials, 500):
             for trial in w.ask("s", n=min(500, n_trials - start)):
                 w.tell("s", trial.number, value=value)
@@ -67,17 +77,19 @@ def what_the_name_holds(url: str, old: Shape = OLD, new: Shape = NEW) -> str:
     trials = storage.get_all_trials(study_id, deepcopy=False)
     direction = storage.get_study_directions(study_id)[0].name.lower()
     for label, (n, value, wanted) in (("old", old), ("new", new)):
-        if (len(trials) == n and all(t.values == [value] for t in trials)
-                and direction == wanted):
+        if len(trials) == n and all(t.values == [value] for t in trials) and direction == wanted:
             return label
     return "partial"
 
 
 def ready_stagings(url: str) -> list[str]:
     storage = open_storage(StorageOptions(url))
-    return [s.study_name for s in storage.get_all_studies()
-            if s.study_name.startswith(STAGING_PREFIX)
-            and (s.system_attrs.get(RECORD_ATTR) or {}).get("state") in ("ready", "copying")]
+    return [
+        s.study_name
+        for s in storage.get_all_studies()
+        if s.study_name.startswith(STAGING_PREFIX)
+        and (s.system_attrs.get(RECORD_ATTR) or {}).get("state") in ("ready", "copying")
+    ]
 
 
 def all_names(url: str) -> list[str]:
@@ -88,9 +100,7 @@ class Fault(Exception):
     pass
 
 
-def inject_fault(
-    storage: Any, at: int, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[], int]:
+def inject_fault(storage: Any, at: int, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
     """Make the ``at``-th write to ``storage`` (or the RDB swap transaction) fail with a storage
     error; returns a function telling how many writes were seen."""
     seen = {"n": 0}
@@ -101,6 +111,7 @@ def inject_fault(
             if seen["n"] == at:
                 raise optuna.exceptions.StorageInternalError("injected failure")
             return original(*args, **kwargs)
+
         return write
 
     for name in WRITES:

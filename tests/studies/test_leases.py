@@ -54,8 +54,9 @@ def test_abandoned_trial_is_failed_and_asked_again(storage_url: str) -> None:
         # machine, is not part of the promise)
         (failed,) = [t for t in worker.trials("s", datetimes=True) if t.number == trial.number]
         assert isinstance(failed.datetime_start, str) and isinstance(failed.datetime_complete, str)
-        held = (datetime.datetime.fromisoformat(failed.datetime_complete)
-                - datetime.datetime.fromisoformat(failed.datetime_start))
+        held = datetime.datetime.fromisoformat(
+            failed.datetime_complete
+        ) - datetime.datetime.fromisoformat(failed.datetime_start)
         assert held.total_seconds() <= DEADLINE_S, held
         (again,) = worker.ask("s")
         assert again.number != trial.number
@@ -105,8 +106,9 @@ def test_renew_and_report_keep_a_trial_alive() -> None:
             time.sleep(lease_s / 2)
             result = worker.renew("s", renewed.number)
             assert result.number == renewed.number
-            worker.call("report", {"study": "s", "number": reported.number,
-                                   "step": _, "value": 1.0})
+            worker.call(
+                "report", {"study": "s", "number": reported.number, "step": _, "value": 1.0}
+            )
         states = {t.number: t.state for t in worker.trials("s") if t.number != probe.number}
         assert states == {renewed.number: "running", reported.number: "running"}
         worker.tell("s", renewed.number, 1.0)

@@ -30,7 +30,12 @@ def _name() -> str:
 
 
 def _lose_to_the_lease_sweep(
-    w: Worker, study: str, meet: Path, method: str, params: dict[str, Any], paused: str,
+    w: Worker,
+    study: str,
+    meet: Path,
+    method: str,
+    params: dict[str, Any],
+    paused: str,
 ) -> dict[str, Any]:
     """Ask a trial with a short lease, hold ``method`` of it at its write (race point ``paused``)
     until the lease sweep has failed the trial, then let it go: its reply must be
@@ -51,13 +56,17 @@ def _lose_to_the_lease_sweep(
 
 @pytest.mark.parametrize("kind", SHARED)
 def test_two_tells_of_one_trial_at_once_have_one_winner(
-    kind: str, url_of, tmp_path: Path,  # type: ignore[no-untyped-def]
+    kind: str,
+    url_of,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     url = url_of(kind)
     study = _name()
     meet = tmp_path / "meet"
-    with racing_worker(url, meet, "finish_barrier") as a, \
-            racing_worker(url, meet, "finish_barrier") as b:
+    with (
+        racing_worker(url, meet, "finish_barrier") as a,
+        racing_worker(url, meet, "finish_barrier") as b,
+    ):
         a.create(study, search_space=SPACE)
         (trial,) = a.ask(study)
         b.create(study, load_if_exists=True)
@@ -79,7 +88,8 @@ def test_two_tells_of_one_trial_at_once_have_one_winner(
 
 
 def test_two_tells_through_the_grpc_proxy_have_one_winner(
-    postgres_url: str, tmp_path: Path,
+    postgres_url: str,
+    tmp_path: Path,
 ) -> None:
     pytest.importorskip("grpc")
     from tests.servers import start_proxy
@@ -88,8 +98,10 @@ def test_two_tells_through_the_grpc_proxy_have_one_winner(
     try:
         url = f"grpc://127.0.0.1:{port}"
         meet = tmp_path / "meet"
-        with racing_worker(url, meet, "finish_barrier") as a, \
-                racing_worker(url, meet, "finish_barrier") as b:
+        with (
+            racing_worker(url, meet, "finish_barrier") as a,
+            racing_worker(url, meet, "finish_barrier") as b,
+        ):
             a.create("s", search_space=SPACE)
             (trial,) = a.ask("s")
             a.send("tell", {"study": "s", "number": trial.number, "value": 1.0})
@@ -108,7 +120,9 @@ def test_two_tells_through_the_grpc_proxy_have_one_winner(
 
 @pytest.mark.parametrize("kind", ALL)
 def test_a_tell_that_loses_to_the_lease_sweep_is_trial_finished_not_a_failed_success(
-    kind: str, url_of, tmp_path: Path,  # type: ignore[no-untyped-def]
+    kind: str,
+    url_of,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     url = url_of(kind)
     study = _name()
@@ -123,7 +137,9 @@ def test_a_tell_that_loses_to_the_lease_sweep_is_trial_finished_not_a_failed_suc
 
 @pytest.mark.parametrize("kind", ALL)
 def test_a_renew_is_never_acknowledged_while_the_sweep_fails_the_trial(
-    kind: str, url_of, tmp_path: Path,  # type: ignore[no-untyped-def]
+    kind: str,
+    url_of,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     url = url_of(kind)
     study = _name()
@@ -155,7 +171,10 @@ def test_a_renew_is_never_acknowledged_while_the_sweep_fails_the_trial(
 @pytest.mark.parametrize("method", ["report", "set_attrs"])
 @pytest.mark.parametrize("kind", ALL)
 def test_report_and_set_attrs_of_a_trial_finished_meanwhile_are_trial_finished(
-    kind: str, method: str, url_of, tmp_path: Path,  # type: ignore[no-untyped-def]
+    kind: str,
+    method: str,
+    url_of,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     url = url_of(kind)
     study = _name()
@@ -170,7 +189,9 @@ def test_report_and_set_attrs_of_a_trial_finished_meanwhile_are_trial_finished(
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_kill_between_a_lease_fail_and_its_retry_loses_no_retry(
-    kind: str, url_of, tmp_path: Path,  # type: ignore[no-untyped-def]
+    kind: str,
+    url_of,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     url = url_of(kind)
     study = _name()
@@ -190,7 +211,9 @@ def test_kill_between_a_lease_fail_and_its_retry_loses_no_retry(
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "journal"])
 def test_add_trials_that_fails_part_way_says_which_numbers_were_stored(
-    kind: str, url_of, tmp_path: Path,  # type: ignore[no-untyped-def]
+    kind: str,
+    url_of,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     url = url_of(kind)
     study = _name()
@@ -203,6 +226,6 @@ def test_add_trials_that_fails_part_way_says_which_numbers_were_stored(
         assert caught.value.kind == "storage_error"
         stored = caught.value.data["stored"]
         assert stored == [1]
-        rest = batch[len(stored):]
+        rest = batch[len(stored) :]
         assert w.add_trials(study, rest) == [2, 3, 4]
         assert [t.values for t in w.trials(study)] == [[9.0], [0.0], [1.0], [2.0], [3.0]]

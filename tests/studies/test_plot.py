@@ -12,25 +12,46 @@ import pytest
 from bridge_worker.client import Worker, WorkerError
 from tests.helpers import make_endpoint
 
-SINGLE_KINDS = ["optimization_history", "intermediate_values", "param_importances",
-                "parallel_coordinate", "contour", "slice", "edf", "rank", "timeline"]
+SINGLE_KINDS = [
+    "optimization_history",
+    "intermediate_values",
+    "param_importances",
+    "parallel_coordinate",
+    "contour",
+    "slice",
+    "edf",
+    "rank",
+    "timeline",
+]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _fill(worker: Worker) -> None:
-    worker.create("s", sampler={"type": "random", "seed": 1}, metric_names=["val_loss"],
-                  search_space={"x": {"type": "float", "low": -3, "high": 3},
-                                "y": {"type": "int", "low": 0, "high": 5}})
+    worker.create(
+        "s",
+        sampler={"type": "random", "seed": 1},
+        metric_names=["val_loss"],
+        search_space={
+            "x": {"type": "float", "low": -3, "high": 3},
+            "y": {"type": "int", "low": 0, "high": 5},
+        },
+    )
     for _ in range(12):
         (trial,) = worker.ask("s")
         x, y = float(trial.params["x"]), int(trial.params["y"])  # type: ignore[arg-type]
         for step in range(3):
-            worker.call("report", {"study": "s", "number": trial.number, "step": step,
-                                   "value": x * x + step})
+            worker.call(
+                "report",
+                {"study": "s", "number": trial.number, "step": step, "value": x * x + step},
+            )
         worker.tell("s", trial.number, x * x + y)
-    worker.create("m", directions=["minimize", "minimize"], metric_names=["error", "latency"],
-                  sampler={"type": "random", "seed": 1},
-                  search_space={"x": {"type": "float", "low": -3, "high": 3}})
+    worker.create(
+        "m",
+        directions=["minimize", "minimize"],
+        metric_names=["error", "latency"],
+        sampler={"type": "random", "seed": 1},
+        search_space={"x": {"type": "float", "low": -3, "high": 3}},
+    )
     for _ in range(10):
         (trial,) = worker.ask("m")
         x = float(trial.params["x"])  # type: ignore[arg-type]
@@ -90,8 +111,12 @@ def test_metric_names_are_axis_titles(plotting: Worker) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "extra"),
-    [("pareto_front", {}), ("hypervolume_history", {"reference_point": [10.0, 10.0]}),
-     ("param_importances", {}), ("slice", {"objective": 0})],
+    [
+        ("pareto_front", {}),
+        ("hypervolume_history", {"reference_point": [10.0, 10.0]}),
+        ("param_importances", {}),
+        ("slice", {"objective": 0}),
+    ],
 )
 def test_multi_objective_figures(plotting: Worker, kind: str, extra: dict[str, Any]) -> None:
     figure = plotting.plot("m", kind, "plotly", **extra)
@@ -114,8 +139,11 @@ def test_params_restrict_the_figure(plotting: Worker) -> None:
         ("m", {"kind": "slice"}, "$.params.objective"),
         ("m", {"kind": "slice", "objective": 2}, "$.params.objective"),
         ("m", {"kind": "hypervolume_history"}, "$.params.reference_point"),
-        ("m", {"kind": "hypervolume_history", "reference_point": [1.0, 2.0, 3.0]},
-         "$.params.reference_point"),
+        (
+            "m",
+            {"kind": "hypervolume_history", "reference_point": [1.0, 2.0, 3.0]},
+            "$.params.reference_point",
+        ),
         ("s", {"kind": "timeline", "params": ["x"]}, "$.params.params"),
         ("s", {"kind": "slice", "params": ["x", "nope"]}, "$.params.params[1]"),
         ("s", {"kind": "edf", "reference_point": [1.0, 2.0]}, "$.params.reference_point"),
@@ -153,13 +181,18 @@ def test_plot_limits() -> None:
         with pytest.raises(WorkerError) as too_many:
             worker.plot("few", "slice", "png")
         assert too_many.value.kind == "limit_exceeded"
-        assert too_many.value.data == {"kind": "limit_exceeded", "limit": "max_plot_trials",
-                                       "value": 6, "max": 5}
+        assert too_many.value.data == {
+            "kind": "limit_exceeded",
+            "limit": "max_plot_trials",
+            "value": 6,
+            "max": 5,
+        }
         assert worker.ping()
 
 
-@pytest.mark.parametrize(("fmt", "package"), [("plotly", "plotly"), ("png", "matplotlib"),
-                                              ("svg", "matplotlib")])
+@pytest.mark.parametrize(
+    ("fmt", "package"), [("plotly", "plotly"), ("png", "matplotlib"), ("svg", "matplotlib")]
+)
 def test_without_the_extra_plot_is_missing_dependency(
     monkeypatch: pytest.MonkeyPatch, fmt: str, package: str
 ) -> None:
@@ -168,8 +201,11 @@ def test_without_the_extra_plot_is_missing_dependency(
     create = {"id": 1, "method": "create", "params": {"study": "s"}}
     endpoint.handle(orjson.dumps(create))
     monkeypatch.setitem(sys.modules, package, None)  # `import plotly` raises ImportError
-    request = {"id": 2, "method": "plot",
-               "params": {"study": "s", "kind": "optimization_history", "format": fmt}}
+    request = {
+        "id": 2,
+        "method": "plot",
+        "params": {"study": "s", "kind": "optimization_history", "format": fmt},
+    }
     (reply,) = endpoint.handle(orjson.dumps(request))
     error = orjson.loads(reply)["error"]
     assert error["code"] == -32010

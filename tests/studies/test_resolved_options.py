@@ -21,14 +21,25 @@ from bridge_worker.wire.schema import StudyConfig
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 
 SAMPLERS = [
-    ({"type": "random"}, 1), ({"type": "tpe"}, 1), ({"type": "tpe"}, 2), ({"type": "cmaes"}, 1),
-    ({"type": "nsga2"}, 2), ({"type": "nsga3"}, 3), ({"type": "qmc"}, 1),
-    ({"type": "grid", "search_space": {"x": [0.5]}}, 1), ({"type": "bruteforce"}, 1),
+    ({"type": "random"}, 1),
+    ({"type": "tpe"}, 1),
+    ({"type": "tpe"}, 2),
+    ({"type": "cmaes"}, 1),
+    ({"type": "nsga2"}, 2),
+    ({"type": "nsga3"}, 3),
+    ({"type": "qmc"}, 1),
+    ({"type": "grid", "search_space": {"x": [0.5]}}, 1),
+    ({"type": "bruteforce"}, 1),
 ]
 PRUNERS = [
-    {"type": "nop"}, {"type": "median"}, {"type": "percentile", "percentile": 30},
-    {"type": "successive_halving"}, {"type": "hyperband"}, {"type": "threshold", "upper": 3},
-    {"type": "wilcoxon"}, {"type": "patient", "patience": 2, "wrapped_pruner": {"type": "median"}},
+    {"type": "nop"},
+    {"type": "median"},
+    {"type": "percentile", "percentile": 30},
+    {"type": "successive_halving"},
+    {"type": "hyperband"},
+    {"type": "threshold", "upper": 3},
+    {"type": "wilcoxon"},
+    {"type": "patient", "patience": 2, "wrapped_pruner": {"type": "median"}},
 ]
 
 
@@ -56,11 +67,18 @@ def test_every_sampler_and_pruner_resolves_to_options_that_rebuild_it(
 def test_the_defaults_that_optuna_5_changed_are_written_down() -> None:
     one = _resolve({})
     assert msgspec.to_builtins(one.sampler) == {
-        "type": "tpe", "n_startup_trials": 10, "n_ei_candidates": 24, "multivariate": True,
-        "group": False, "constant_liar": True,
+        "type": "tpe",
+        "n_startup_trials": 10,
+        "n_ei_candidates": 24,
+        "multivariate": True,
+        "group": False,
+        "constant_liar": True,
     }
     assert msgspec.to_builtins(one.pruner) == {
-        "type": "median", "n_startup_trials": 5, "n_warmup_steps": 0, "interval_steps": 1,
+        "type": "median",
+        "n_startup_trials": 5,
+        "n_warmup_steps": 0,
+        "interval_steps": 1,
         "n_min_trials": 1,
     }
     two = _resolve({}, n_objectives=2)
@@ -78,8 +96,12 @@ def test_export_shows_the_resolved_options_and_list_best_keep_their_shapes(
     assert set(created) == {"study", "directions", "created", "n_trials", "n_running"}
     (trial,) = worker.ask("s")
     worker.tell("s", trial.number, 0.5)
-    assert set(worker.call("list")["studies"][0]) == {"study", "directions", "n_trials",
-                                                      "n_running"}
+    assert set(worker.call("list")["studies"][0]) == {
+        "study",
+        "directions",
+        "n_trials",
+        "n_running",
+    }
     assert set(worker.call("best", {"study": "s"})) == {"trials"}
     config = worker.export("s")["body"]["config"]
     assert config["optuna_version"] == optuna.__version__
@@ -98,19 +120,18 @@ def test_a_study_stored_before_resolution_is_resolved_on_first_load_and_logged(
     url = f"sqlite:///{tmp_path / 'old.db'}"
     with Worker.spawn(storage=url) as worker:
         worker.create("old", search_space=SPACE, sampler={"type": "random", "seed": 1})
-    old_format = {"sampler": {"type": "random", "seed": 1}, "pruner": None,
-                  "search_space": SPACE}
+    old_format = {"sampler": {"type": "random", "seed": 1}, "pruner": None, "search_space": SPACE}
     _write_config(url, "old", old_format)
     log = tmp_path / "stderr.log"
-    with log.open("wb") as err, Worker.spawn(storage=url, log_level="info",
-                                              stderr=err) as worker:
+    with log.open("wb") as err, Worker.spawn(storage=url, log_level="info", stderr=err) as worker:
         assert worker.ask("old")[0].number == 0
         config = worker.export("old")["body"]["config"]
     assert config["optuna_version"] == optuna.__version__
     assert config["pruner"]["type"] == "median"
     assert b'"study_config_resolved"' in log.read_bytes()
     stored = optuna.storages.get_storage(url).get_study_system_attrs(
-        optuna.storages.get_storage(url).get_study_id_from_name("old"))[CONFIG_ATTR]
+        optuna.storages.get_storage(url).get_study_id_from_name("old")
+    )[CONFIG_ATTR]
     assert stored["optuna_version"] == optuna.__version__  # written back once
 
 
@@ -120,11 +141,23 @@ def test_options_resolved_by_an_older_optuna_win_over_new_defaults(tmp_path: Pat
     url = f"sqlite:///{tmp_path / 'up.db'}"
     with Worker.spawn(storage=url) as worker:
         worker.create("up", search_space=SPACE)
-    _write_config(url, "up", {
-        "sampler": {"type": "tpe", "multivariate": False, "constant_liar": False,
-                    "n_startup_trials": 10, "n_ei_candidates": 24, "group": False},
-        "pruner": {"type": "median"}, "search_space": SPACE, "optuna_version": "4.5.0",
-    })
+    _write_config(
+        url,
+        "up",
+        {
+            "sampler": {
+                "type": "tpe",
+                "multivariate": False,
+                "constant_liar": False,
+                "n_startup_trials": 10,
+                "n_ei_candidates": 24,
+                "group": False,
+            },
+            "pruner": {"type": "median"},
+            "search_space": SPACE,
+            "optuna_version": "4.5.0",
+        },
+    )
     registry = StudyRegistry(StorageOptions(url=url))
     try:
         sampler = registry.get("up").study.sampler

@@ -32,15 +32,22 @@ def export_bytes(worker: Worker, study: str) -> bytes:
 
 
 def populate(worker: Worker, study: str = "s") -> None:
-    worker.create(study, direction="maximize", search_space=SPACE,
-                  sampler={"type": "tpe", "seed": 4, "n_startup_trials": 3},
-                  pruner={"type": "median"}, user_attrs={"owner": "me", "tags": ["a", "b"]})
+    worker.create(
+        study,
+        direction="maximize",
+        search_space=SPACE,
+        sampler={"type": "tpe", "seed": 4, "n_startup_trials": 3},
+        pruner={"type": "median"},
+        user_attrs={"owner": "me", "tags": ["a", "b"]},
+    )
     for i, trial in enumerate(worker.ask(study, n=8)):
         if i == 7:
             continue
         for step in range(i % 3 + (10 if i == 0 else 0)):  # steps 0..11: "10" sorts before "2"
-            worker.call("report", {"study": study, "number": trial.number, "step": step,
-                                   "value": 1.0 / (step + 1)})
+            worker.call(
+                "report",
+                {"study": study, "number": trial.number, "step": step, "value": 1.0 / (step + 1)},
+            )
         if i % 4 == 3:
             worker.tell(study, trial.number, state="fail")
         elif i % 4 == 2:
@@ -68,12 +75,22 @@ def test_export_is_deterministic_and_round_trips_byte_identically(source: Worker
     assert first == msgspec.json.encode(document, order="sorted")  # canonical: sorted keys
     body = document["body"]
     assert [t["state"] for t in body["trials"]] == [
-        "complete", "complete", "pruned", "fail", "complete", "complete", "pruned", "running",
+        "complete",
+        "complete",
+        "pruned",
+        "fail",
+        "complete",
+        "complete",
+        "pruned",
+        "running",
         "complete",
     ]
     sampler = body["config"]["sampler"]  # resolved: every default filled in
     assert {k: sampler[k] for k in ("type", "seed", "n_startup_trials")} == {
-        "type": "tpe", "seed": 4, "n_startup_trials": 3}
+        "type": "tpe",
+        "seed": 4,
+        "n_startup_trials": 3,
+    }
     assert body["config"]["optuna_version"] == optuna.__version__
     assert body["user_attrs"] == {"owner": "me", "tags": ["a", "b"]}
 
@@ -90,8 +107,10 @@ def test_export_is_deterministic_and_round_trips_byte_identically(source: Worker
 def test_import_into_durable_storages(
     kind: str, source: Worker, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = f"sqlite:///{tmp_path}/i.db" if kind == "sqlite" else request.getfixturevalue(
-        "postgres_url"
+    url = (
+        f"sqlite:///{tmp_path}/i.db"
+        if kind == "sqlite"
+        else request.getfixturevalue("postgres_url")
     )
     snapshot = export_bytes(source, "s")
     with Worker.spawn(url) as durable:
@@ -205,9 +224,11 @@ def test_a_worker_with_a_key_signs_exports_and_refuses_unsigned_or_forged_import
     key, other_key = tmp_path / "key", tmp_path / "other"
     key.write_text("k" * 32 + "\n")
     other_key.write_text("o" * 32)
-    with Worker.spawn(args=["--snapshot-key", str(key)]) as signer, Worker.spawn(
-        args=["--snapshot-key", str(other_key)]
-    ) as stranger, Worker.spawn() as keyless:
+    with (
+        Worker.spawn(args=["--snapshot-key", str(key)]) as signer,
+        Worker.spawn(args=["--snapshot-key", str(other_key)]) as stranger,
+        Worker.spawn() as keyless,
+    ):
         for worker in (signer, stranger, keyless):
             populate(worker)
         signed = signer.export("s")
@@ -220,8 +241,11 @@ def test_a_worker_with_a_key_signs_exports_and_refuses_unsigned_or_forged_import
         tampered = copy.deepcopy(signed)
         tampered["body"]["config"]["sampler"]["n_startup_trials"] = 0
         tampered["checksum"] = checksum(tampered["body"])  # anyone can recompute a checksum
-        for snapshot, reason in [(unsigned, "unsigned"), (tampered, "bad_signature"),
-                                 (stranger.export("s"), "bad_signature")]:
+        for snapshot, reason in [
+            (unsigned, "unsigned"),
+            (tampered, "bad_signature"),
+            (stranger.export("s"), "bad_signature"),
+        ]:
             with pytest.raises(WorkerError) as caught:
                 signer.import_(snapshot, study="forged")
             assert caught.value.kind == "snapshot_invalid"
@@ -234,7 +258,11 @@ def test_a_worker_with_a_key_signs_exports_and_refuses_unsigned_or_forged_import
 def test_an_unusable_snapshot_key_is_refused_at_start(tmp_path: Path, content: str) -> None:
     key = tmp_path / "key"
     key.write_text(content)
-    done = subprocess.run([sys.executable, "-m", "bridge_worker", "--snapshot-key", str(key)],
-                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge_worker", "--snapshot-key", str(key)],
+        capture_output=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 2
     assert b"snapshot key" in done.stderr

@@ -59,15 +59,35 @@ def frames() -> Frames:
 
 SAMPLERS: list[dict[str, Any]] = [
     {"type": "random", "seed": 1},
-    {"type": "tpe", "seed": 1, "n_startup_trials": 4, "multivariate": True, "group": True,
-     "constant_liar": True, "consider_endpoints": True, "n_ei_candidates": 8, "prior_weight": 0.5},
-    {"type": "cmaes", "seed": 1, "n_startup_trials": 2, "sigma0": 0.5, "popsize": 4,
-     "independent_sampler": {"type": "random", "seed": 2}, "warn_independent_sampling": False},
+    {
+        "type": "tpe",
+        "seed": 1,
+        "n_startup_trials": 4,
+        "multivariate": True,
+        "group": True,
+        "constant_liar": True,
+        "consider_endpoints": True,
+        "n_ei_candidates": 8,
+        "prior_weight": 0.5,
+    },
+    {
+        "type": "cmaes",
+        "seed": 1,
+        "n_startup_trials": 2,
+        "sigma0": 0.5,
+        "popsize": 4,
+        "independent_sampler": {"type": "random", "seed": 2},
+        "warn_independent_sampling": False,
+    },
     {"type": "cmaes", "seed": 1, "with_margin": True, "x0": {"x": 0.0, "n": 3}},
-    {"type": "nsga2", "seed": 1, "population_size": 4, "crossover": "blxalpha",
-     "mutation_prob": 0.2},
-    {"type": "nsga3", "seed": 1, "population_size": 4, "crossover": "sbx",
-     "dividing_parameter": 2},
+    {
+        "type": "nsga2",
+        "seed": 1,
+        "population_size": 4,
+        "crossover": "blxalpha",
+        "mutation_prob": 0.2,
+    },
+    {"type": "nsga3", "seed": 1, "population_size": 4, "crossover": "sbx", "dividing_parameter": 2},
     {"type": "qmc", "seed": 1, "qmc_type": "halton", "scramble": True},
     {"type": "grid", "search_space": {"x": [-1.0, 0.0, 1.0], "n": [1, 2], "c": ["a", "b"]}},
     {"type": "bruteforce", "seed": 1},
@@ -78,8 +98,11 @@ SAMPLERS: list[dict[str, Any]] = [
 def test_every_sampler_runs_a_short_study(frames: Frames, sampler: dict[str, Any]) -> None:
     space = SPACE
     if sampler["type"] == "bruteforce":  # enumerates: needs a finite space
-        space = {"x": {"type": "float", "low": 0, "high": 1, "step": 0.5}, "n": SPACE["n"],
-                 "c": SPACE["c"]}
+        space = {
+            "x": {"type": "float", "low": 0, "high": 1, "step": 0.5},
+            "n": SPACE["n"],
+            "c": SPACE["c"],
+        }
     directions = ["minimize", "minimize"] if sampler["type"].startswith("nsga") else ["minimize"]
     frames("create", study="s", directions=directions, sampler=sampler, search_space=space)
     frames.optimize("s", 12, len(directions))
@@ -92,8 +115,12 @@ def test_every_sampler_runs_a_short_study(frames: Frames, sampler: dict[str, Any
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
 def test_gp_sampler(frames: Frames) -> None:
-    frames("create", study="s", sampler={"type": "gp", "seed": 1, "n_startup_trials": 3},
-           search_space=SPACE)
+    frames(
+        "create",
+        study="s",
+        sampler={"type": "gp", "seed": 1, "n_startup_trials": 3},
+        search_space=SPACE,
+    )
     frames.optimize("s", 6)
 
 
@@ -121,21 +148,31 @@ PRUNERS: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("pruner", PRUNERS, ids=lambda p: p["type"])
 def test_every_pruner_through_report(frames: Frames, pruner: dict[str, Any]) -> None:
-    frames("create", study="s", sampler={"type": "random", "seed": 0}, pruner=pruner,
-           search_space=SPACE)
+    frames(
+        "create",
+        study="s",
+        sampler={"type": "random", "seed": 0},
+        pruner=pruner,
+        search_space=SPACE,
+    )
     outcomes = []
     for i in range(6):
         (trial,) = frames("ask", study="s")["trials"]
         pruned = False
         for step in range(6):
             value = float(i * 10 + step)  # later trials are worse: prunable
-            if frames("report", study="s", number=trial["number"], step=step,
-                      value=value)["should_prune"]:
+            if frames("report", study="s", number=trial["number"], step=step, value=value)[
+                "should_prune"
+            ]:
                 pruned = True
                 break
         state = "pruned" if pruned else "complete"
-        told = frames("tell", study="s", number=trial["number"],
-                      **({"state": "pruned"} if pruned else {"value": float(i)}))
+        told = frames(
+            "tell",
+            study="s",
+            number=trial["number"],
+            **({"state": "pruned"} if pruned else {"value": float(i)}),
+        )
         assert told["state"] == state
         outcomes.append(state)
     if pruner["type"] == "nop":
@@ -145,12 +182,14 @@ def test_every_pruner_through_report(frames: Frames, pruner: dict[str, Any]) -> 
 
 
 def test_report_prune_flow_stores_everything(frames: Frames) -> None:
-    frames("create", study="s", pruner={"type": "median", "n_startup_trials": 1},
-           search_space=SPACE)
+    frames(
+        "create", study="s", pruner={"type": "median", "n_startup_trials": 1}, search_space=SPACE
+    )
     (first,) = frames("ask", study="s")["trials"]
     for step in range(3):
-        assert frames("report", study="s", number=first["number"], step=step,
-                      value=1.0) == {"should_prune": False}
+        assert frames("report", study="s", number=first["number"], step=step, value=1.0) == {
+            "should_prune": False
+        }
     frames("tell", study="s", number=first["number"], value=1.0)
     (second,) = frames("ask", study="s")["trials"]
     assert frames("report", study="s", number=second["number"], step=0, value=5.0) == {
@@ -169,17 +208,21 @@ def test_report_prune_flow_stores_everything(frames: Frames) -> None:
     )
     frames("create", study="mo", directions=["minimize", "maximize"], search_space=SPACE)
     (mo,) = frames("ask", study="mo")["trials"]
-    assert frames.error("report", study="mo", number=mo["number"], step=0, value=1.0)[
-        "data"]["kind"] == "invalid_params"
+    assert (
+        frames.error("report", study="mo", number=mo["number"], step=0, value=1.0)["data"]["kind"]
+        == "invalid_params"
+    )
 
 
 def test_enqueue_order_partial_params_and_skip(frames: Frames) -> None:
     frames("create", study="s", sampler={"type": "random", "seed": 5}, search_space=SPACE)
-    assert frames("enqueue", study="s", params={"x": 0.5, "n": 2, "c": "b"},
-                  user_attrs={"why": "baseline"}) == {"enqueued": True}
+    assert frames(
+        "enqueue", study="s", params={"x": 0.5, "n": 2, "c": "b"}, user_attrs={"why": "baseline"}
+    ) == {"enqueued": True}
     assert frames("enqueue", study="s", params={"x": -0.5}) == {"enqueued": True}
-    assert frames("enqueue", study="s", params={"x": 0.5, "n": 2, "c": "b"},
-                  skip_if_exists=True) == {"enqueued": False}
+    assert frames(
+        "enqueue", study="s", params={"x": 0.5, "n": 2, "c": "b"}, skip_if_exists=True
+    ) == {"enqueued": False}
     asked = frames("ask", study="s", n=3)["trials"]
     assert asked[0] == {"number": 0, "params": {"x": 0.5, "n": 2, "c": "b"}}
     assert asked[1]["number"] == 1 and asked[1]["params"]["x"] == -0.5
@@ -187,8 +230,11 @@ def test_enqueue_order_partial_params_and_skip(frames: Frames) -> None:
     frames("tell", study="s", number=0, value=1.0)
     (first,) = frames("trials", study="s", states=["complete"])["trials"]
     assert first["user_attrs"] == {"why": "baseline"}
-    for params, kind in [({"x": 9.0}, "invalid_params"), ({"typo": 1}, "invalid_params"),
-                         ({"c": "z"}, "invalid_params")]:
+    for params, kind in [
+        ({"x": 9.0}, "invalid_params"),
+        ({"typo": 1}, "invalid_params"),
+        ({"c": "z"}, "invalid_params"),
+    ]:
         assert frames.error("enqueue", study="s", params=params)["data"]["kind"] == kind
     assert frames.error("enqueue", study="nope", params={})["data"]["kind"] == "study_not_found"
 
@@ -209,8 +255,13 @@ def test_set_attrs_on_study_and_trials(frames: Frames) -> None:
 
 
 def test_multi_objective_pareto_front_matches_optuna(frames: Frames) -> None:
-    frames("create", study="mo", directions=["minimize", "minimize"],
-           sampler={"type": "nsga2", "seed": 2, "population_size": 6}, search_space=SPACE)
+    frames(
+        "create",
+        study="mo",
+        directions=["minimize", "minimize"],
+        sampler={"type": "nsga2", "seed": 2, "population_size": 6},
+        search_space=SPACE,
+    )
     frames.optimize("mo", 30, n_objectives=2)
     front = frames("best", study="mo")["trials"]
     study = frames.endpoint.dispatcher.registry.get("mo").study
@@ -218,7 +269,9 @@ def test_multi_objective_pareto_front_matches_optuna(frames: Frames) -> None:
     assert sorted(t["number"] for t in front) == expected
     assert len(front) >= 2 and all(len(t["values"]) == 2 for t in front)
     assert frames.error("tell", study="mo", number=0, value=1.0)["data"]["kind"] in (
-        "invalid_params", "trial_finished")
+        "invalid_params",
+        "trial_finished",
+    )
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "nsga3", "random"])
@@ -243,8 +296,12 @@ def test_best_with_no_feasible_trial(frames: Frames) -> None:
     frames("tell", study="s", number=trial["number"], value=1.0, constraints=[1.0, -1.0])
     assert frames.error("best", study="s")["data"]["kind"] == "no_completed_trials"
     (trial,) = frames("ask", study="s")["trials"]
-    assert frames.error("tell", study="s", number=trial["number"], state="fail",
-                        constraints=[1.0])["data"]["field"] == "$.params.constraints"
+    assert (
+        frames.error("tell", study="s", number=trial["number"], state="fail", constraints=[1.0])[
+            "data"
+        ]["field"]
+        == "$.params.constraints"
+    )
 
 
 def test_importance(frames: Frames) -> None:
@@ -256,33 +313,44 @@ def test_importance(frames: Frames) -> None:
     assert set(importances) == {"x", "n", "c"}
     assert abs(sum(importances.values()) - 1.0) < 1e-6
     expected = optuna.importance.get_param_importances(
-        frames.endpoint.dispatcher.registry.get("s").study)
+        frames.endpoint.dispatcher.registry.get("s").study
+    )
     assert importances == pytest.approx(dict(expected))
     assert list(frames("importance", study="s", params=["x"])["importances"]) == ["x"]
     assert frames.error("importance", study="s", params=["nope"])["data"]["kind"] == (
-        "invalid_params")
+        "invalid_params"
+    )
 
-    frames("create", study="mo", directions=["minimize", "maximize"], search_space=SPACE,
-           sampler={"type": "random", "seed": 8})
+    frames(
+        "create",
+        study="mo",
+        directions=["minimize", "maximize"],
+        search_space=SPACE,
+        sampler={"type": "random", "seed": 8},
+    )
     frames.optimize("mo", 10, n_objectives=2)
     assert set(frames("importance", study="mo")["importances"]) == {"x", "n", "c"}
     mo = frames.endpoint.dispatcher.registry.get("mo").study
     # objective 1 is maximized: its importances are Optuna's for the negated value
     expected = optuna.importance.get_param_importances(mo, target=lambda t: -t.values[1])
     assert frames("importance", study="mo", objective=1)["importances"] == pytest.approx(
-        dict(expected))
+        dict(expected)
+    )
     assert frames.error("importance", study="mo", objective=2)["data"]["field"] == (
-        "$.params.objective")
+        "$.params.objective"
+    )
 
 
 def test_define_by_run_ask_adds_parameters(frames: Frames) -> None:
-    frames("create", study="s", sampler={"type": "tpe", "seed": 1}, search_space={
-        "x": SPACE["x"]})
+    frames("create", study="s", sampler={"type": "tpe", "seed": 1}, search_space={"x": SPACE["x"]})
     (first,) = frames("ask", study="s")["trials"]
     assert set(first["params"]) == {"x"}
-    (second,) = frames("ask", study="s", search_space={"layers": {"type": "int", "low": 1,
-                                                                  "high": 3}},
-                       fixed_params={"x": 0.25})["trials"]
+    (second,) = frames(
+        "ask",
+        study="s",
+        search_space={"layers": {"type": "int", "low": 1, "high": 3}},
+        fixed_params={"x": 0.25},
+    )["trials"]
     assert second["params"]["x"] == 0.25 and 1 <= second["params"]["layers"] <= 3
 
 
@@ -290,15 +358,33 @@ def test_define_by_run_ask_adds_parameters(frames: Frames) -> None:
     ("spec", "field", "allowed"),
     [
         ({"sampler": {"type": "tpe", "sed": 1}}, "$.params.sampler.sed", "seed"),
-        ({"sampler": {"type": "cmaes", "sigma0": 0.3, "popsiz": 3}}, "$.params.sampler.popsiz",
-         "popsize"),
+        (
+            {"sampler": {"type": "cmaes", "sigma0": 0.3, "popsiz": 3}},
+            "$.params.sampler.popsiz",
+            "popsize",
+        ),
         ({"sampler": {"type": "annealing"}}, "$.params.sampler.type", "tpe"),
-        ({"sampler": {"type": "grid", "search_space": {"x": [0.0]}, "gamma": "lambda n: n"}},
-         "$.params.sampler.gamma", "search_space"),
-        ({"pruner": {"type": "hyperband", "max_resourse": 8}}, "$.params.pruner.max_resourse",
-         "max_resource"),
-        ({"pruner": {"type": "patient", "patience": 1, "wrapped_pruner": {"type": "nop", "x": 1}}},
-         "$.params.pruner.wrapped_pruner.x", "type"),
+        (
+            {"sampler": {"type": "grid", "search_space": {"x": [0.0]}, "gamma": "lambda n: n"}},
+            "$.params.sampler.gamma",
+            "search_space",
+        ),
+        (
+            {"pruner": {"type": "hyperband", "max_resourse": 8}},
+            "$.params.pruner.max_resourse",
+            "max_resource",
+        ),
+        (
+            {
+                "pruner": {
+                    "type": "patient",
+                    "patience": 1,
+                    "wrapped_pruner": {"type": "nop", "x": 1},
+                }
+            },
+            "$.params.pruner.wrapped_pruner.x",
+            "type",
+        ),
         ({"pruner": {"type": "magic"}}, "$.params.pruner.type", "wilcoxon"),
     ],
 )
@@ -315,32 +401,53 @@ def test_unknown_options_list_the_allowed_ones(
     ("spec", "field"),
     [
         ({"sampler": {"type": "tpe", "seed": -1}}, "$.params.sampler.seed"),
-        ({"sampler": {"type": "tpe", "n_startup_trials": "ten"}},
-         "$.params.sampler.n_startup_trials"),
+        (
+            {"sampler": {"type": "tpe", "n_startup_trials": "ten"}},
+            "$.params.sampler.n_startup_trials",
+        ),
         ({"sampler": {"type": "nsga2", "crossover": "os.system"}}, "$.params.sampler.crossover"),
         ({"sampler": {"type": "nsga2", "mutation_prob": 1.5}}, "$.params.sampler.mutation_prob"),
         ({"sampler": {"type": "qmc", "qmc_type": "magic"}}, "$.params.sampler.qmc_type"),
         ({"sampler": {"type": "grid"}}, "$.params.sampler"),
-        ({"sampler": {"type": "cmaes", "independent_sampler": {"type": "cmaes"}}},
-         "$.params.sampler.independent_sampler.type"),
+        (
+            {"sampler": {"type": "cmaes", "independent_sampler": {"type": "cmaes"}}},
+            "$.params.sampler.independent_sampler.type",
+        ),
         ({"pruner": {"type": "percentile"}}, "$.params.pruner"),
         ({"pruner": {"type": "percentile", "percentile": 101}}, "$.params.pruner.percentile"),
-        ({"pruner": {"type": "successive_halving", "min_resource": "lots"}},
-         "$.params.pruner.min_resource"),
+        (
+            {"pruner": {"type": "successive_halving", "min_resource": "lots"}},
+            "$.params.pruner.min_resource",
+        ),
         ({"pruner": {"type": "wilcoxon", "p_threshold": 2}}, "$.params.pruner.p_threshold"),
-        ({"pruner": {"type": "patient", "patience": 1,
-                     "wrapped_pruner": {"type": "patient", "patience": 1}}},
-         "$.params.pruner.wrapped_pruner.type"),
+        (
+            {
+                "pruner": {
+                    "type": "patient",
+                    "patience": 1,
+                    "wrapped_pruner": {"type": "patient", "patience": 1},
+                }
+            },
+            "$.params.pruner.wrapped_pruner.type",
+        ),
         ({"sampler": {"type": "tpe", "multivariate": False, "group": True}}, "$.params.sampler"),
         ({"pruner": {"type": "threshold"}}, "$.params.pruner"),
         # options that would make Optuna allocate without bound (found by the fuzzer: one ask
         # with n_ei_candidates=1e8 grew the worker to 17 GB)
-        ({"sampler": {"type": "tpe", "n_ei_candidates": 100_000_000}},
-         "$.params.sampler.n_ei_candidates"),
+        (
+            {"sampler": {"type": "tpe", "n_ei_candidates": 100_000_000}},
+            "$.params.sampler.n_ei_candidates",
+        ),
         ({"sampler": {"type": "cmaes", "popsize": 10**9}}, "$.params.sampler.popsize"),
-        ({"sampler": {"type": "grid", "search_space": {f"p{i}": list(range(100))
-                                                       for i in range(4)}}},
-         "$.params.sampler.search_space"),
+        (
+            {
+                "sampler": {
+                    "type": "grid",
+                    "search_space": {f"p{i}": list(range(100)) for i in range(4)},
+                }
+            },
+            "$.params.sampler.search_space",
+        ),
     ],
 )
 def test_bad_option_values_name_the_field(frames: Frames, spec: dict[str, Any], field: str) -> None:
@@ -352,13 +459,25 @@ def test_bad_option_values_name_the_field(frames: Frames, spec: dict[str, Any], 
 
 def test_nsga3_reference_points_must_fit(frames: Frames) -> None:
     directions = ["minimize"] * 16
-    error = frames.error("create", study="s", directions=directions,
-                         sampler={"type": "nsga3", "dividing_parameter": 30})
+    error = frames.error(
+        "create",
+        study="s",
+        directions=directions,
+        sampler={"type": "nsga3", "dividing_parameter": 30},
+    )
     assert error["data"]["field"] == "$.params.sampler.dividing_parameter"
-    error = frames.error("create", study="s", directions=["minimize", "minimize"],
-                         sampler={"type": "nsga3", "reference_points": [[0.0, 1.0, 2.0]]})
+    error = frames.error(
+        "create",
+        study="s",
+        directions=["minimize", "minimize"],
+        sampler={"type": "nsga3", "reference_points": [[0.0, 1.0, 2.0]]},
+    )
     assert error["data"]["field"] == "$.params.sampler.reference_points"
-    frames("create", study="s", directions=["minimize", "minimize"],
-           sampler={"type": "nsga3", "seed": 1, "reference_points": [[0.0, 1.0], [1.0, 0.0]]},
-           search_space=SPACE)
+    frames(
+        "create",
+        study="s",
+        directions=["minimize", "minimize"],
+        sampler={"type": "nsga3", "seed": 1, "reference_points": [[0.0, 1.0], [1.0, 0.0]]},
+        search_space=SPACE,
+    )
     frames.optimize("s", 5, n_objectives=2)

@@ -69,12 +69,24 @@ def stored(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calls]:
 # ---- define-by-run asks that conflict with the study: refused before any trial exists --------
 
 
-@pytest.mark.parametrize("extra", [
-    {"n": 1}, {"n": 3}, {"lease_s": 30.0}, {"fixed_params": {"c": "a"}},
-], ids=["one", "n3", "lease", "fixed_params"])
-@pytest.mark.parametrize("given", [
-    {"type": "categorical", "choices": ["a", "z"]}, F,
-], ids=["other-choices", "other-kind"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"n": 1},
+        {"n": 3},
+        {"lease_s": 30.0},
+        {"fixed_params": {"c": "a"}},
+    ],
+    ids=["one", "n3", "lease", "fixed_params"],
+)
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"type": "categorical", "choices": ["a", "z"]},
+        F,
+    ],
+    ids=["other-choices", "other-kind"],
+)
 def test_an_ask_whose_space_conflicts_with_the_study_creates_no_trial(
     call: Calls, given: dict[str, Any], extra: dict[str, Any]
 ) -> None:
@@ -85,8 +97,10 @@ def test_an_ask_whose_space_conflicts_with_the_study_creates_no_trial(
     error = call.error("ask", study="s", search_space={"c": given}, **extra)
     assert error["data"]["kind"] == "invalid_params", error
     assert error["data"]["field"] == "$.params.search_space.c"
-    assert error["data"]["conflicting_distribution"] == {"type": "categorical",
-                                                         "choices": ["a", "b"]}
+    assert error["data"]["conflicting_distribution"] == {
+        "type": "categorical",
+        "choices": ["a", "b"],
+    }
     assert "categorical with choices ['a', 'b']" in error["message"]
     assert call.states("s") == ["running"]  # only the first ask's trial
 
@@ -121,15 +135,23 @@ def test_compatible_per_ask_spaces_still_work(call: Calls) -> None:
 
 
 def test_a_grid_without_a_parameter_is_refused_at_create(call: Calls) -> None:
-    error = call.error("create", study="g", search_space={"x": F, "y": F},
-                       sampler={"type": "grid", "search_space": {"x": [0.1, 0.2]}})
+    error = call.error(
+        "create",
+        study="g",
+        search_space={"x": F, "y": F},
+        sampler={"type": "grid", "search_space": {"x": [0.1, 0.2]}},
+    )
     assert error["data"] == {"kind": "invalid_params", "field": "$.params.sampler.search_space"}
     assert "'y'" in error["message"]
 
 
 def test_grid_enqueue_and_ask_outside_the_grid_create_no_trial(call: Calls) -> None:
-    call.ok("create", study="g", search_space={"x": F, "y": F},
-            sampler={"type": "grid", "search_space": {"x": [0.1, 0.2], "y": [0.3]}})
+    call.ok(
+        "create",
+        study="g",
+        search_space={"x": F, "y": F},
+        sampler={"type": "grid", "search_space": {"x": [0.1, 0.2], "y": [0.3]}},
+    )
     error = call.error("enqueue", study="g", params={"x": 0.5})
     assert error["data"]["field"] == "$.params.params" and "'y'" in error["message"]
     error = call.error("ask", study="g", search_space={"z": F})
@@ -139,18 +161,23 @@ def test_grid_enqueue_and_ask_outside_the_grid_create_no_trial(call: Calls) -> N
     assert call.ok("ask", study="g")["trials"][0]["params"] == {"x": 0.5, "y": 0.5}
 
 
-@pytest.mark.parametrize(("x0", "field"), [
-    ({"x": "s", "y": 0.5}, "$.params.sampler.x0.x"),
-    ({"x": 0.2, "y": 0.5, "q": 0.5}, "$.params.sampler.x0.q"),
-    ({"x": 7.0, "y": 0.5}, "$.params.sampler.x0.x"),
-    ({"x": 0.2}, "$.params.sampler.x0"),
-], ids=["string", "unknown-name", "outside", "missing"])
+@pytest.mark.parametrize(
+    ("x0", "field"),
+    [
+        ({"x": "s", "y": 0.5}, "$.params.sampler.x0.x"),
+        ({"x": 0.2, "y": 0.5, "q": 0.5}, "$.params.sampler.x0.q"),
+        ({"x": 7.0, "y": 0.5}, "$.params.sampler.x0.x"),
+        ({"x": 0.2}, "$.params.sampler.x0"),
+    ],
+    ids=["string", "unknown-name", "outside", "missing"],
+)
 def test_a_cmaes_x0_that_is_not_a_point_of_the_space_is_refused_at_create(
     call: Calls, x0: dict[str, Any], field: str
 ) -> None:
     pytest.importorskip("cmaes")
-    error = call.error("create", study="c", search_space={"x": F, "y": F},
-                       sampler={"type": "cmaes", "x0": x0})
+    error = call.error(
+        "create", study="c", search_space={"x": F, "y": F}, sampler={"type": "cmaes", "x0": x0}
+    )
     assert error["data"] == {"kind": "invalid_params", "field": field}, error
 
 
@@ -202,10 +229,20 @@ def test_storage_bounds_are_invalid_params_before_any_write(stored: Calls) -> No
         ("tell", {"number": 0, "value": 1.0, "user_attrs": {"a\x00b": 1}}, "NUL"),
         ("set_attrs", {"user_attrs": long_key}, "at most 512"),
         ("enqueue", {"params": {"x": 0.5}, "user_attrs": long_key}, "at most 512"),
-        ("add_trials", {"trials": [{"params": {"x": 0.5}, "value": 1.0,
-                                    "user_attrs": long_key}]}, "at most 512"),
-        ("add_trials", {"trials": [{"params": {"x": 0.5}, "value": 1.0,
-                                    "intermediate_values": {str(2**63): 1.0}}]}, "step"),
+        (
+            "add_trials",
+            {"trials": [{"params": {"x": 0.5}, "value": 1.0, "user_attrs": long_key}]},
+            "at most 512",
+        ),
+        (
+            "add_trials",
+            {
+                "trials": [
+                    {"params": {"x": 0.5}, "value": 1.0, "intermediate_values": {str(2**63): 1.0}}
+                ]
+            },
+            "step",
+        ),
         ("report", {"number": 0, "step": 2**63, "value": 1.0}, "step"),
     ]
     for method, params, bound in cases:
@@ -238,8 +275,12 @@ def test_grid_values_a_parameter_cannot_take_are_refused_at_create(call: Calls) 
     """Found by the fuzzer: a grid value outside a categorical's choices, or a string for a
     float, made every ask an internal_error after creating its trial."""
     for grid, bad in [({"x": [0.5], "c": ["a", 2**63]}, "c"), ({"x": ["s"], "c": ["a"]}, "x")]:
-        error = call.error("create", study="g", search_space={"x": F, "c": AB},
-                           sampler={"type": "grid", "search_space": grid})
+        error = call.error(
+            "create",
+            study="g",
+            search_space={"x": F, "c": AB},
+            sampler={"type": "grid", "search_space": grid},
+        )
         assert error["data"]["field"] == f"$.params.sampler.search_space.{bad}", error
 
 

@@ -23,7 +23,8 @@ NEW_SPACE = {"y": {"type": "int", "low": 10, "high": 20}}
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql", "redis"])
 def test_a_tell_for_a_trial_of_a_replaced_study_never_lands_on_the_new_one(
-    kind: str, url_of,  # type: ignore[no-untyped-def]
+    kind: str,
+    url_of,  # type: ignore[no-untyped-def]
 ) -> None:
     url = url_of(kind)
     study = f"s-{uuid.uuid4().hex[:8]}"
@@ -34,9 +35,12 @@ def test_a_tell_for_a_trial_of_a_replaced_study_never_lands_on_the_new_one(
         b.create(study, search_space=NEW_SPACE)
         (new,) = b.ask(study)
         assert new.number == old.number
-        for method, extra in (("tell", {"value": 1.0}), ("renew", {"lease_s": 5}),
-                              ("report", {"step": 1, "value": 0.5}),
-                              ("set_attrs", {"user_attrs": {"k": 1}})):
+        for method, extra in (
+            ("tell", {"value": 1.0}),
+            ("renew", {"lease_s": 5}),
+            ("report", {"step": 1, "value": 0.5}),
+            ("set_attrs", {"user_attrs": {"k": 1}}),
+        ):
             with pytest.raises(WorkerError) as caught:
                 a.call(method, {"study": study, "number": old.number, **extra})
             assert caught.value.kind == "study_not_found", method
@@ -63,7 +67,9 @@ def test_a_tell_for_a_trial_of_a_deleted_study_says_replaced(worker: Worker) -> 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
 def test_racing_creates_store_nothing_from_the_losing_space(
-    kind: str, url_of, tmp_path: Path,  # type: ignore[no-untyped-def]
+    kind: str,
+    url_of,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     url = url_of(kind)
     study = f"s-{uuid.uuid4().hex[:8]}"
