@@ -72,7 +72,19 @@ defmodule OptunaBridge.JSON do
   and rejects duplicate keys.
   """
   @spec builtin?() :: boolean()
-  def builtin?, do: Code.ensure_loaded?(JSON) and function_exported?(JSON, :decode, 1)
+  def builtin? do
+    # Asked once per VM and kept: on Elixir < 1.18 `Code.ensure_loaded?(JSON)` searches the
+    # whole code path for a module that is not there, ~0.5 ms, and `decode/2` asks on every frame.
+    case :persistent_term.get({__MODULE__, :builtin?}, nil) do
+      nil ->
+        builtin? = Code.ensure_loaded?(JSON) and function_exported?(JSON, :decode, 1)
+        :persistent_term.put({__MODULE__, :builtin?}, builtin?)
+        builtin?
+
+      builtin? ->
+        builtin?
+    end
+  end
 
   # `apply/3`: on Elixir < 1.18 there is no `JSON` module and a direct call would warn.
   defp builtin_decode(text) do
