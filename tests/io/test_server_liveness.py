@@ -247,7 +247,10 @@ def test_sigterm_between_the_items_of_a_batch() -> None:
     assert [r["id"] for r in batch] == list(range(20))
     done = [r for r in batch if "result" in r]
     stopped = [r for r in batch if "error" in r]
-    assert 1 <= len(done) < 20
+    # Usually the first item is being answered when the signal lands and completes; on a busy
+    # machine the signal can land after the worker read the batch but before it started item 0,
+    # and then every item is one not started (a fresh CI run saw 0 done).
+    assert len(done) < 20
     assert batch[: len(done)] == done  # items ran in order; the ones after the signal did not
     assert {r["error"]["data"]["kind"] for r in stopped} == {"worker_stopping"}
     assert {r["error"]["code"] for r in stopped} == {-32011}
