@@ -281,7 +281,9 @@ def test_sigterm_with_long_frames_queued_behind_the_current_one() -> None:
     replies = []
     while (reply := read_reply(proc, timeout=600)) is not None:
         replies.append(reply)
-    assert [r["id"] for r in replies] == [0]
+    # [0]: the signal landed while frame 0 was being answered; []: it landed after the worker
+    # read the frames but before it started frame 0 (a fresh CI run saw it), so none was started.
+    assert [r["id"] for r in replies] in ([0], [])
     _assert_one_long_ask_of_work(proc)
     close_all(proc)
 
