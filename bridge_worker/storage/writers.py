@@ -34,8 +34,10 @@ def writer_record() -> dict[str, Any]:
 
 
 def writer_alive(owner: Any) -> bool:
-    """Whether the writer of a record may still be at work. This very process is never at work
-    on a record while recovery runs (a worker answers one frame at a time)."""
+    """Whether the writer of a record may still be at work. This very process counts as not at
+    work: whoever judges a record here takes turns with this process's own writers of it (a
+    worker answers one frame at a time; imports and their recoveries hold
+    :data:`~bridge_worker.studies.staged_import.IN_PROCESS`)."""
     if not isinstance(owner, dict):
         return False
     if owner.get("host") != socket.gethostname():

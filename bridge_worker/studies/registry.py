@@ -114,8 +114,9 @@ class StudyRegistry:
         long frames check it between their steps (:meth:`stop_point`)."""
         self.max_step = storage.backend.max_step
         """The largest intermediate-value step the storage holds."""
-        self.leases = LeaseKeeper(lambda: self.storage, shared=storage.backend.shared)
-        """Fails trials whose lease ended in every study this worker serves."""
+        self.leases = LeaseKeeper(self._handle.get, shared=storage.backend.shared)
+        """Fails trials whose lease ended in every study this worker serves. Its thread reaches
+        the storage without :attr:`storage`'s import recovery: recovery runs in frames only."""
         self.asked = AskedTrials()
         """The study identity each trial asked here was handed out under."""
         self.clients = ClientTrials()

@@ -31,6 +31,7 @@ half-made copy is made again. A writer counts as dead when it ran on this host a
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,11 @@ RESERVED_ATTRS = (RECORD_ATTR, COPY_ATTR, IDENTITY_ATTR)
 
 CHUNK = 200
 """Trials written between two renewals of the recovery record."""
+IN_PROCESS = threading.RLock()
+"""Held by every import and every recovery in this process, so they take turns. A record names
+its writer's process, and :func:`~bridge_worker.storage.writers.writer_alive` takes this very
+process for a writer not at work; two recoveries running at once here (two registries, or a frame
+and a thread) would each delete the other's half-made copy as a dead writer's."""
 
 _log = structlog.get_logger("bridge_worker.studies.staged_import")
 
@@ -98,6 +104,17 @@ def import_staged(
     name now means another study than ``replaces`` (nothing changed), or the storage's error if
     the swap fails after the commit point (the worker completes it later: see the module doc).
     """
+    with IN_PROCESS:
+        _import_staged(storage, name, new, replaces, stop)
+
+
+def _import_staged(
+    storage: BaseStorage,
+    name: str,
+    new: StagedStudy,
+    replaces: Identity | None,
+    stop: Callable[[], None] | None,
+) -> None:
     record: dict[str, Any] = {
         "target": name,
         "state": "writing",
@@ -129,6 +146,11 @@ def import_staged(
 
 def recover(storage: BaseStorage) -> int:
     """Complete or roll back every import whose writer is dead; returns how many."""
+    with IN_PROCESS:
+        return _recover(storage)
+
+
+def _recover(storage: BaseStorage) -> int:
     done = 0
     for frozen in storage.get_all_studies():
         record = frozen.system_attrs.get(RECORD_ATTR)

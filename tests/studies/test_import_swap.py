@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,9 +23,10 @@ from bridge_worker.client import Worker, WorkerError
 from bridge_worker.storage import _rdb
 from bridge_worker.storage.handle import open_storage
 from bridge_worker.storage.options import StorageOptions
+from bridge_worker.studies import staged_import
 from bridge_worker.studies.registry import StudyRegistry
 from bridge_worker.studies.snapshot import read_snapshot
-from bridge_worker.studies.staged_import import RECORD_ATTR, STAGING_PREFIX
+from bridge_worker.studies.staged_import import RECORD_ATTR, STAGING_PREFIX, recover
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 WRITES = (
@@ -182,6 +184,104 @@ def test_a_committed_import_whose_swap_failed_is_completed_by_the_same_worker(
     monkeypatch.setattr(storage, "delete_study", original)
     assert len(registry.get("s").study.get_trials()) == NEW[0]  # the next frame completes it
     assert all_names(url) == ["s"]
+
+
+def test_a_lease_sweep_never_completes_an_import_behind_the_frames_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease thread once reached the storage through the property that runs import recovery:
+    after a failed swap, its next sweep completed the import in the background, racing the next
+    frame's recovery in the same process (each took the other, same pid, for a dead writer). In
+    a CI run the frame's recovery met the thread's copy half made, said ``import_completed``, and
+    a reader then found half a study under the name. Recovery belongs to the frames."""
+    url = f"journal:///{tmp_path / 'swept.log'}"
+    old, new = make_snapshot(*OLD), make_snapshot(*NEW)
+    registry = registry_on(url)
+    do_import(registry, old)
+    storage = registry.open()
+    original = storage.delete_study
+    monkeypatch.setattr(storage, "delete_study", _fail)
+    with pytest.raises(Exception) as caught:
+        do_import(registry, new)
+    assert caught.value.data["committed"] is True  # type: ignore[attr-defined]
+    monkeypatch.setattr(storage, "delete_study", original)
+    swept = threading.Event()
+    sweep = registry.leases._sweep_quietly
+
+    def noted(study_id: int) -> None:
+        sweep(study_id)
+        swept.set()
+
+    monkeypatch.setattr(registry.leases, "_sweep_quietly", noted)
+    registry.leases.watch(0, at=time.time())  # any study: a sweep reaches the storage
+    assert swept.wait(60)
+    assert what_the_name_holds(url) == "old" and ready_stagings(url)  # untouched by the sweep
+    assert len(registry.get("s").study.get_trials()) == NEW[0]  # the next frame completes it
+    assert all_names(url) == ["s"]
+
+
+def test_two_recoveries_in_one_process_take_turns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer record names a process, so two recoveries in one process (two registries, or a
+    frame and a thread) would each take the other's half-made copy for a dead writer's. They take
+    turns: the second waits for the first, then finds nothing left to do."""
+    url = f"journal:///{tmp_path / 'turns.log'}"
+    old, new = make_snapshot(*OLD), make_snapshot(*NEW)
+    do_import(registry_on(url), old)
+    registry = registry_on(url)
+    storage = registry.open()
+    monkeypatch.setattr(storage, "delete_study", _fail)
+    with pytest.raises(Exception) as caught:
+        do_import(registry, new)
+    assert caught.value.data["committed"] is True  # type: ignore[attr-defined]
+    monkeypatch.undo()
+    first, second = open_storage(StorageOptions(url)), open_storage(StorageOptions(url))
+    copying, resume, waiting = threading.Event(), threading.Event(), threading.Event()
+    copies: list[str] = []
+    for opened in (first, second):
+        create = opened.create_new_study
+
+        def noted_create(directions: Any, name: str | None = None, _create: Any = create) -> int:
+            copies.append(str(name))
+            return int(_create(directions, name))
+
+        monkeypatch.setattr(opened, "create_new_study", noted_create)
+    trial = first.create_new_trial
+
+    def paused_trial(*args: Any, **kwargs: Any) -> int:
+        copying.set()
+        assert resume.wait(60)
+        return int(trial(*args, **kwargs))
+
+    monkeypatch.setattr(first, "create_new_trial", paused_trial)
+    lock = staged_import.IN_PROCESS
+
+    class NotedLock:
+        def __enter__(self) -> None:
+            if threading.current_thread().name == "second":
+                waiting.set()
+            lock.__enter__()
+
+        def __exit__(self, *exc: Any) -> None:
+            lock.__exit__(*exc)
+
+    monkeypatch.setattr(staged_import, "IN_PROCESS", NotedLock())
+    results: dict[str, int] = {}
+    threads = [
+        threading.Thread(target=lambda: results.update(first=recover(first)), name="first"),
+        threading.Thread(target=lambda: results.update(second=recover(second)), name="second"),
+    ]
+    threads[0].start()
+    assert copying.wait(60)
+    threads[1].start()
+    assert waiting.wait(60)
+    resume.set()
+    for thread in threads:
+        thread.join(60)
+    assert results == {"first": 1, "second": 0}
+    assert copies == ["s"]  # one copy made, by the first
+    assert what_the_name_holds(url) == "new" and all_names(url) == ["s"]
 
 
 def _fail(*args: Any) -> None:
