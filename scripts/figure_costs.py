@@ -16,18 +16,8 @@ import statistics
 import time
 
 from bridge_worker.client import Worker
+from bridge_worker.studies.figures import FOR_ONE_OBJECTIVE
 
-KINDS = [
-    "optimization_history",
-    "intermediate_values",
-    "param_importances",
-    "parallel_coordinate",
-    "contour",
-    "slice",
-    "edf",
-    "rank",
-    "timeline",
-]
 CHOICES = ["adam", "sgd", "rmsprop"]
 FRAME_TRIALS = 200
 """Trials per add_trials frame: 8 values each stays within --max-add-values (2000)."""
@@ -84,7 +74,7 @@ def main() -> None:
                     for x in xs[start : start + FRAME_TRIALS]
                 ],
             )
-        jobs = [("s", kind, {}) for kind in KINDS] + [
+        jobs = [("s", kind, {}) for kind in FOR_ONE_OBJECTIVE] + [
             ("m", "pareto_front", {}),
             ("m", "hypervolume_history", {"reference_point": [10.0, 10.0]}),
         ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bridge_worker.storage.identity import Identity, delete_by_id, read_by_api
@@ -32,6 +33,22 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
     from bridge_worker.storage.options import StorageOptions
+
+
+@dataclass(frozen=True, slots=True)
+class StagedSwap:
+    """A staged import ready to take its name (:meth:`Backend.swap_staged`)."""
+
+    staging_id: int
+    staging_name: str
+    target: str
+    """The name the import is for."""
+    current: Identity | None
+    """The study the name holds now (checked by the caller), or None."""
+    replaces: str | None
+    """The identity token of the study the import replaces, as its record says."""
+    record_attr: str
+    """The staging study's system attr holding the recovery record (dropped by the swap)."""
 
 
 class Backend:
@@ -107,20 +124,10 @@ class Backend:
         """Finish deletes a killed worker left unfinished (at the storage's first use)."""
         return 0
 
-    def swap_staged(
-        self,
-        storage: BaseStorage,
-        staging_id: int,
-        staging_name: str,
-        target: str,
-        current: Identity | None,
-        replaces: str | None,
-        record_attr: str,
-    ) -> bool:
+    def swap_staged(self, storage: BaseStorage, swap: StagedSwap) -> bool:
         """Give a staged import the target name in one step, deleting the study it replaces
-        (``current``, the study the name holds, checked by the caller; ``replaces``, its
-        identity token as recorded) and dropping the staging study's ``record_attr``. False:
-        this storage cannot rename, and the import is copied under the name instead
+        and dropping the staging study's recovery record. False: this storage cannot rename,
+        and the import is copied under the name instead
         (:mod:`bridge_worker.studies.staged_import`)."""
         return False
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bridge_worker.storage.backend import Backend
-from bridge_worker.storage.identity import Identity
+from bridge_worker.storage.backend import Backend, StagedSwap
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage, InMemoryStorage
@@ -26,24 +25,17 @@ class MemoryBackend(Backend):
 
         return InMemoryStorage()
 
-    def swap_staged(
-        self,
-        storage: BaseStorage,
-        staging_id: int,
-        staging_name: str,
-        target: str,
-        current: Identity | None,
-        replaces: str | None,
-        record_attr: str,
-    ) -> bool:
+    def swap_staged(self, storage: BaseStorage, swap: StagedSwap) -> bool:
         """A rename under the storage's lock (Optuna has no rename: its private tables)."""
         memory: InMemoryStorage = storage  # type: ignore[assignment]
         with memory._lock:
-            if current is not None:
-                memory.delete_study(current.study_id)
-            info = memory._studies[staging_id]
+            if swap.current is not None:
+                memory.delete_study(swap.current.study_id)
+            info = memory._studies[swap.staging_id]
             del memory._study_name_to_id[info.name]
-            info.name = target
-            memory._study_name_to_id[target] = staging_id
-            info.system_attrs = {k: v for k, v in info.system_attrs.items() if k != record_attr}
+            info.name = swap.target
+            memory._study_name_to_id[swap.target] = swap.staging_id
+            info.system_attrs = {
+                k: v for k, v in info.system_attrs.items() if k != swap.record_attr
+            }
         return True

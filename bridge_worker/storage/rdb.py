@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from bridge_worker.storage.backend import Backend, require_directory
+from bridge_worker.storage.backend import Backend, StagedSwap, require_directory
 from bridge_worker.storage.identity import Identity
 
 if TYPE_CHECKING:
@@ -97,20 +97,18 @@ class RDBBackend(Backend):
 
         return _rdb.purge_abandoned(_as_rdb(storage), should_stop)
 
-    def swap_staged(
-        self,
-        storage: BaseStorage,
-        staging_id: int,
-        staging_name: str,
-        target: str,
-        current: Identity | None,
-        replaces: str | None,
-        record_attr: str,
-    ) -> bool:
+    def swap_staged(self, storage: BaseStorage, swap: StagedSwap) -> bool:
         """One transaction: readers see the old study or the new one, never neither."""
         from bridge_worker.storage import _rdb
 
-        _rdb.swap_staged(_as_rdb(storage), staging_id, staging_name, target, replaces, record_attr)
+        _rdb.swap_staged(
+            _as_rdb(storage),
+            swap.staging_id,
+            swap.staging_name,
+            swap.target,
+            swap.replaces,
+            swap.record_attr,
+        )
         return True
 
     def count_trials(

@@ -25,7 +25,7 @@ import io
 import warnings
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import optuna
 from optuna.storages import InMemoryStorage
@@ -46,6 +46,10 @@ TARGET_KINDS = PARAM_KINDS | {"optimization_history", "edf"}
 except ``param_importances``, which then shows every objective)."""
 MULTI_OBJECTIVE_KINDS = frozenset({"pareto_front", "hypervolume_history"})
 SINGLE_OBJECTIVE_KINDS = frozenset({"intermediate_values"})
+FOR_ONE_OBJECTIVE: tuple[str, ...] = tuple(
+    kind for kind in get_args(PlotKind) if kind not in MULTI_OBJECTIVE_KINDS
+)
+"""Every kind a single-objective study can draw, in the schema's order."""
 DPI = 100
 GRID_MAX_TRIALS = 200
 """Completed trials a contour or rank figure draws (evenly spaced by number): their cost grows

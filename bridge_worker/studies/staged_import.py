@@ -41,7 +41,7 @@ import structlog
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
-from bridge_worker.storage.backend import opened_by
+from bridge_worker.storage.backend import StagedSwap, opened_by
 from bridge_worker.storage.identity import (
     IDENTITY_ATTR,
     Identity,
@@ -247,9 +247,8 @@ def _swap(
             raise ImportConflict(target)
         _log.warning("import_abandoned", study=target, reason="the name holds another study")
         return
-    swapped = opened_by(storage).swap_staged(
-        storage, staging_id, staging_name, target, current, record["replaces"], RECORD_ATTR
-    )
+    swap = StagedSwap(staging_id, staging_name, target, current, record["replaces"], RECORD_ATTR)
+    swapped = opened_by(storage).swap_staged(storage, swap)
     if not swapped:
         _swap_by_copy(storage, staging_id, staging_name, target, record, current)
 

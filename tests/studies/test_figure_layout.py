@@ -17,22 +17,12 @@ import matplotlib.pyplot as plt
 from optuna.visualization.matplotlib import _contour
 
 from bridge_worker.studies import figure_contour, figure_layout, figures
+from bridge_worker.studies.figures import FOR_ONE_OBJECTIVE
 from tests.helpers import figure_study
 
 OPTUNAS_INTERPOLATION = _contour._interpolate_zmap
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
-SINGLE = [
-    "optimization_history",
-    "intermediate_values",
-    "param_importances",
-    "parallel_coordinate",
-    "contour",
-    "slice",
-    "edf",
-    "rank",
-    "timeline",
-]
 MULTI = {"pareto_front": {}, "hypervolume_history": {"reference_point": [10.0, 10.0]}}
 
 
@@ -70,7 +60,7 @@ def _figure(study: optuna.Study, kind: str, **extra: Any) -> Any:
     return figure
 
 
-@pytest.mark.parametrize("kind", SINGLE)
+@pytest.mark.parametrize("kind", FOR_ONE_OBJECTIVE)
 def test_every_kind_fits_its_canvas_and_its_tick_labels_do_not_overlap(
     single: optuna.Study, kind: str
 ) -> None:

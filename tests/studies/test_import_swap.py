@@ -23,10 +23,12 @@ from bridge_worker.client import Worker, WorkerError
 from bridge_worker.storage import _rdb
 from bridge_worker.storage.handle import open_storage
 from bridge_worker.storage.options import StorageOptions
+from bridge_worker.storage.writers import STAGING_PREFIX
 from bridge_worker.studies import staged_import
 from bridge_worker.studies.registry import StudyRegistry
 from bridge_worker.studies.snapshot import read_snapshot
-from bridge_worker.studies.staged_import import RECORD_ATTR, STAGING_PREFIX, recover
+from bridge_worker.studies.staged_import import RECORD_ATTR, recover
+from bridge_worker.wire.errors import BridgeError, ErrorKind
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 WRITES = (
@@ -167,21 +169,29 @@ def test_storage_failure_at_every_write_of_an_overwriting_import(
     assert outcomes.get("old", 0) > 0 and outcomes.get("new", 0) > 0, outcomes
 
 
+def swap_failed_after_commit(url: str) -> StudyRegistry:
+    """The registry of a worker whose overwriting import of NEW over OLD failed in the swap (the
+    old study's delete): the import is committed, a complete staged copy waits for recovery."""
+    registry = registry_on(url)
+    do_import(registry, make_snapshot(*OLD))
+    storage = registry.open()
+    delete = storage.delete_study
+    storage.delete_study = _fail  # type: ignore[method-assign,assignment]
+    try:
+        with pytest.raises(BridgeError) as caught:
+            do_import(registry, make_snapshot(*NEW))
+    finally:
+        storage.delete_study = delete  # type: ignore[method-assign]
+    assert caught.value.data["committed"] is True
+    assert caught.value.kind is ErrorKind.STORAGE_ERROR
+    return registry
+
+
 def test_a_committed_import_whose_swap_failed_is_completed_by_the_same_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"journal:///{tmp_path / 'pending.log'}"
-    old, new = make_snapshot(*OLD), make_snapshot(*NEW)
-    registry = registry_on(url)
-    do_import(registry, old)
-    storage = registry.open()
-    original = storage.delete_study
-    monkeypatch.setattr(storage, "delete_study", _fail)
-    with pytest.raises(Exception) as caught:
-        do_import(registry, new)
-    assert caught.value.data["committed"] is True  # type: ignore[attr-defined]
-    assert caught.value.kind.kind == "storage_error"  # type: ignore[attr-defined]
-    monkeypatch.setattr(storage, "delete_study", original)
+    registry = swap_failed_after_commit(url)
     assert len(registry.get("s").study.get_trials()) == NEW[0]  # the next frame completes it
     assert all_names(url) == ["s"]
 
@@ -195,16 +205,7 @@ def test_a_lease_sweep_never_completes_an_import_behind_the_frames_back(
     a CI run the frame's recovery met the thread's copy half made, said ``import_completed``, and
     a reader then found half a study under the name. Recovery belongs to the frames."""
     url = f"journal:///{tmp_path / 'swept.log'}"
-    old, new = make_snapshot(*OLD), make_snapshot(*NEW)
-    registry = registry_on(url)
-    do_import(registry, old)
-    storage = registry.open()
-    original = storage.delete_study
-    monkeypatch.setattr(storage, "delete_study", _fail)
-    with pytest.raises(Exception) as caught:
-        do_import(registry, new)
-    assert caught.value.data["committed"] is True  # type: ignore[attr-defined]
-    monkeypatch.setattr(storage, "delete_study", original)
+    registry = swap_failed_after_commit(url)
     swept = threading.Event()
     sweep = registry.leases._sweep_quietly
 
@@ -227,15 +228,7 @@ def test_two_recoveries_in_one_process_take_turns(
     frame and a thread) would each take the other's half-made copy for a dead writer's. They take
     turns: the second waits for the first, then finds nothing left to do."""
     url = f"journal:///{tmp_path / 'turns.log'}"
-    old, new = make_snapshot(*OLD), make_snapshot(*NEW)
-    do_import(registry_on(url), old)
-    registry = registry_on(url)
-    storage = registry.open()
-    monkeypatch.setattr(storage, "delete_study", _fail)
-    with pytest.raises(Exception) as caught:
-        do_import(registry, new)
-    assert caught.value.data["committed"] is True  # type: ignore[attr-defined]
-    monkeypatch.undo()
+    swap_failed_after_commit(url)
     first, second = open_storage(StorageOptions(url)), open_storage(StorageOptions(url))
     copying, resume, waiting = threading.Event(), threading.Event(), threading.Event()
     copies: list[str] = []

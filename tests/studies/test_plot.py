@@ -10,19 +10,9 @@ import orjson
 import pytest
 
 from bridge_worker.client import Worker, WorkerError
+from bridge_worker.studies.figures import FOR_ONE_OBJECTIVE
 from tests.helpers import make_endpoint
 
-SINGLE_KINDS = [
-    "optimization_history",
-    "intermediate_values",
-    "param_importances",
-    "parallel_coordinate",
-    "contour",
-    "slice",
-    "edf",
-    "rank",
-    "timeline",
-]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -65,7 +55,7 @@ def plotting() -> Iterator[Worker]:
         yield worker
 
 
-@pytest.mark.parametrize("kind", SINGLE_KINDS)
+@pytest.mark.parametrize("kind", FOR_ONE_OBJECTIVE)
 def test_every_kind_as_plotly_carries_data_traces(plotting: Worker, kind: str) -> None:
     figure = plotting.plot("s", kind, "plotly")
     assert isinstance(figure, dict)
@@ -74,7 +64,7 @@ def test_every_kind_as_plotly_carries_data_traces(plotting: Worker, kind: str) -
     assert figure["layout"]["width"] == 900 and figure["layout"]["height"] == 600
 
 
-@pytest.mark.parametrize("kind", SINGLE_KINDS)
+@pytest.mark.parametrize("kind", FOR_ONE_OBJECTIVE)
 def test_every_kind_as_png_is_a_png_of_the_asked_size(plotting: Worker, kind: str) -> None:
     image = plotting.plot("s", kind, "png", width=640, height=480)
     assert isinstance(image, bytes)
