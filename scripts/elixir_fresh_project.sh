@@ -46,4 +46,12 @@ venv_python = Path.expand("_build/optuna_bridge/venv/bin/python")
 IO.puts("fresh project: quick start ran on #{venv_python}")
 EXS
 echo "elixir-fresh-project: mix run quick_start.exs" >&2
-mix run quick_start.exs
+status=0
+mix run quick_start.exs 2>quick_start.err || status=$?
+cat quick_start.err >&2
+[ "$status" -eq 0 ] || exit "$status"
+# The blocks run in order as one script, as a reader pastes them: not one compiler warning.
+if grep -q "warning:" quick_start.err; then
+  echo "elixir-fresh-project: the README quick start compiles with warnings" >&2
+  exit 1
+fi
