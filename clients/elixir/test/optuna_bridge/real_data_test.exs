@@ -410,6 +410,8 @@ defmodule OptunaBridge.RealDataTest do
       {:ok, study} =
         Study.start_link(%{name: "nodb"}, @space,
           worker_args: args,
+          # its storage_unavailable warnings go to Logger (captured here), not the test output
+          forward_logs: true,
           max_restarts: 1,
           restart_backoff: 10
         )
