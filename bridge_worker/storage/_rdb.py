@@ -34,6 +34,7 @@ test fails when an Optuna upgrade adds a table they miss.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -238,27 +239,42 @@ def _hide(storage: RDBStorage, identity: Identity) -> bool:
 
 
 def read_identity(storage: RDBStorage, name: str) -> Identity | None:
-    """The identity in one SQL query (the name's unique index joined with the attr's)."""
-    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
-    import sqlalchemy
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    attr = models.StudySystemAttributeModel
-    study = models.StudyModel
-    with _create_scoped_session(storage.scoped_session) as session:
-        row = (
-            session.query(study.study_id, attr.value_json)
-            .outerjoin(
-                attr, sqlalchemy.and_(attr.study_id == study.study_id, attr.key == IDENTITY_ATTR)
-            )
-            .filter(study.study_name == name)
-            .one_or_none()
-        )
+    """The identity in one SQL query (the name's unique index joined with the attr's), read on a
+    plain connection: it runs before every frame about a cached study, where an ORM session and
+    its commit cost ~3x the query (issue 24)."""
+    try:
+        with storage.engine.connect() as connection:
+            row = connection.execute(_identity_query(), {"name": name}).one_or_none()
+    except _sqlalchemy_error() as exc:  # as Optuna's own reads report a failing database
+        raise optuna.exceptions.StorageInternalError(f"cannot read study {name!r}") from exc
     if row is None:
         return None
     token = json.loads(row[1]) if row[1] is not None else None
     return Identity(int(row[0]), token if isinstance(token, str) else None)
+
+
+@functools.cache
+def _identity_query() -> Any:
+    """Built once: SQLAlchemy caches the compiled statement by the statement's shape."""
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    attr = models.StudySystemAttributeModel
+    study = models.StudyModel
+    return (
+        sqlalchemy.select(study.study_id, attr.value_json)
+        .outerjoin(
+            attr, sqlalchemy.and_(attr.study_id == study.study_id, attr.key == IDENTITY_ATTR)
+        )
+        .where(study.study_name == sqlalchemy.bindparam("name"))
+    )
+
+
+def _sqlalchemy_error() -> type[Exception]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return SQLAlchemyError
 
 
 def delete_if_identical(storage: RDBStorage, identity: Identity) -> bool:

@@ -164,7 +164,16 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     the asked-trials record forget it."""
     entry = registry.trial_study(params.study, params.number)
     values = entry.outcome_values(params.value, params.values, params.state, "$.params")
-    frozen = entry.trial(params.number)
+    state = STATES_BY_NAME[params.state]
+    constraints = None if params.constraints is UNSET else params.constraints
+    if not params.user_attrs and constraints is None:  # most tells: the trial is read once
+        trial_id = entry.trial_id(params.number)
+        told = entry.tell_if_running(trial_id, params.number, values, state)
+        if told is not None:
+            registry.trial_told(trial_id)
+            registry.asked.told(entry.name, params.number)
+            return _told(entry, params.number, STATE_NAMES[told[0]], told[1])
+    frozen = entry.trial(params.number)  # not running (or more to store): read, then decide
     trial_id = trial_id_of(frozen)
     if frozen.state.is_finished():
         registry.trial_told(trial_id)
@@ -174,12 +183,9 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     if frozen.state == TrialState.WAITING:
         raise trial_never_asked(entry.name, params.number)
     registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs", frozen.user_attrs)
-    constraints = None if params.constraints is UNSET else params.constraints
     entry.check_constraints(constraints, params.state, "$.params.constraints")
     try:
-        state, told_values = entry.tell(
-            frozen, values, STATES_BY_NAME[params.state], params.user_attrs, constraints
-        )
+        state, told_values = entry.tell(frozen, values, state, params.user_attrs, constraints)
     except BridgeError as error:
         if error.kind is not ErrorKind.TRIAL_FINISHED:
             raise
