@@ -71,8 +71,14 @@ class Backend:
         Never contacts a server: one that is down now may be up later."""
 
     def group_commits(self, url: str) -> bool:
-        """Whether writes are synced once per group (:mod:`bridge_worker.storage.group_commit`)."""
+        """Whether writes are synced once per group (:mod:`bridge_worker.storage.group_commit`):
+        decided from the URL before the storage is opened (the I/O loop is set up by it)."""
         return False
+
+    def group_committer(self, storage: BaseStorage) -> Callable[[], None] | None:
+        """For a storage this backend opened with :meth:`group_commits` true: the call that makes
+        every write so far durable (the I/O loop makes it before it writes any reply)."""
+        return None
 
     def open(self, options: StorageOptions, stale_trial_callback: Any) -> BaseStorage:
         """Open the storage now (connects to a database; may raise)."""
