@@ -35,7 +35,7 @@ from typing import Any
 
 from optuna.storages.journal._file import BaseJournalFileLock
 
-from bridge_worker.storage.journal_file import RepairingJournalFileBackend, cut_torn_tail
+from bridge_worker.storage.journal_file import RepairingJournalFileBackend, cut_torn_tail_of
 
 
 class GroupCommitJournalFileBackend(RepairingJournalFileBackend):
@@ -52,9 +52,17 @@ class GroupCommitJournalFileBackend(RepairingJournalFileBackend):
         data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
         self._file_lock.acquire()
         try:
-            cut_torn_tail(self._file_path)  # under the lock: no writer is mid-record
-            with open(self._file_path, "ab") as f:
-                f.write(data)
+            # one descriptor cuts a torn tail (under the lock: no writer is mid-record) and appends
+            fd = os.open(
+                self._file_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+            )
+            try:
+                cut_torn_tail_of(fd, self._file_path)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
         finally:
             self._file_lock.release()
         self._dirty = True
