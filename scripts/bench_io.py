@@ -10,10 +10,10 @@ Rules that make the ratios honest (issue 24):
 - every worker load is paired with in-process Optuna doing the same trials on the same kind of
   storage in the same round, and the table gives the ratio of the medians.
 
-Loads: lock-step ask/tell through a raw pipe parent and through an Erlang Port (when Elixir is
-installed); the tell of one trial and the ask of the next
-in one write; a burst (100 asks in one write, then 100 tells in one write); ping lock-step and a
-ping burst; spawn to ``ready`` against ``python -c "import optuna"``; and the same trial loads
+Loads: lock-step ask/tell through a raw pipe parent, through an Erlang Port and through the full
+Elixir client (``Study.ask`` + ``Study.tell``; both when Elixir is installed); the tell of one
+trial and the ask of the next in one write; a burst (100 asks in one write, then 100 tells in
+one write); ping lock-step and a ping burst; spawn to ``ready`` against ``python -c "import optuna"``; and the same trial loads
 on SQLite and on a journal file (lock-step and pipelined) against in-process Optuna on the same
 storage. RandomSampler, three parameters (a float, an int, a categorical).
 
@@ -204,11 +204,12 @@ def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
     return elapsed / trials
 
 
-def erlang_port(trials: int, warmup: int) -> float:
-    """Lock-step through an Erlang Port (``clients/elixir/bench/port_lockstep.exs``)."""
+def erlang_port(trials: int, warmup: int, script: str = "bench/port_lockstep.exs") -> float:
+    """Lock-step through an Erlang Port (``clients/elixir/bench/port_lockstep.exs``), or through
+    the full Elixir client (``bench/study_lockstep.exs``: ``Study.ask`` + ``Study.tell``)."""
     env = {**os.environ, "TRIALS": str(trials), "WARMUP": str(warmup)}
     out = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "elixir_bench.sh"), "bench/port_lockstep.exs"],
+        ["bash", str(ROOT / "scripts" / "elixir_bench.sh"), script],
         env=env,
         capture_output=True,
         check=True,
@@ -301,6 +302,9 @@ def run(args: argparse.Namespace) -> dict[str, list[float]]:
     }
     if shutil.which("elixir") and not args.no_elixir:
         modes["memory lock-step (Erlang Port)"] = lambda: erlang_port(n, w)
+        modes["memory lock-step (Elixir Study.ask+tell)"] = lambda: erlang_port(
+            n, w, "bench/study_lockstep.exs"
+        )
     if not args.no_durable:
         modes |= {
             "sqlite in-process": lambda: inproc(sqlite_url(), dn, dw, "lock-step"),
@@ -346,7 +350,10 @@ def table(results: dict[str, list[float]], args: argparse.Namespace) -> str:
         row("memory lock-step", "memory in-process"),
         row("memory tell+ask one write", "memory in-process"),
         *(
-            [row("memory lock-step (Erlang Port)", "memory in-process")]
+            [
+                row("memory lock-step (Erlang Port)", "memory in-process"),
+                row("memory lock-step (Elixir Study.ask+tell)", "memory in-process"),
+            ]
             if "memory lock-step (Erlang Port)" in results
             else []
         ),
