@@ -13,9 +13,10 @@ Rules that make the ratios honest (issue 24):
 Loads: lock-step ask/tell through a raw pipe parent, through an Erlang Port and through the full
 Elixir client (``Study.ask`` + ``Study.tell``; both when Elixir is installed); the tell of one
 trial and the ask of the next in one write; a burst (100 asks in one write, then 100 tells in
-one write); ping lock-step and a ping burst; spawn to ``ready`` against ``python -c "import optuna"``; and the same trial loads
-on SQLite and on a journal file (lock-step and pipelined) against in-process Optuna on the same
-storage. RandomSampler, three parameters (a float, an int, a categorical).
+one write); ping lock-step and a ping burst; spawn to ``ready`` against ``python -c "import
+optuna"``; and the same trial loads on SQLite and on a journal file (lock-step and pipelined)
+against in-process Optuna on the same storage. RandomSampler, three parameters (a float, an
+int, a categorical).
 
     make bench                                  # the full run (~10 minutes on a loaded 2-core VM)
     .venv/bin/python scripts/bench_io.py --quick
