@@ -353,6 +353,31 @@ def swap_staged(
         ).delete(synchronize_session=False)
 
 
+def has_waiting_trials(storage: RDBStorage, study_id: int) -> bool:
+    """Whether the study holds an enqueued (``WAITING``) trial, on a plain connection."""
+    try:
+        with storage.engine.connect() as connection:
+            row = connection.execute(_waiting_query(), {"study_id": study_id}).first()
+    except _sqlalchemy_error() as exc:  # as Optuna's own reads report a failing database
+        raise optuna.exceptions.StorageInternalError("cannot read the trial queue") from exc
+    return row is not None
+
+
+@functools.cache
+def _waiting_query() -> Any:
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    trial = models.TrialModel
+    return (
+        sqlalchemy.select(trial.trial_id)
+        .where(trial.study_id == sqlalchemy.bindparam("study_id"))
+        .where(trial.state == TrialState.WAITING)
+        .limit(1)
+    )
+
+
 def count_trials(storage: RDBStorage, hidden_prefix: str) -> dict[int, tuple[int, int]]:
     """``{study_id: (n_trials, n_running)}`` for every study of an RDB storage whose name does
     not start with ``hidden_prefix``, in one query (one snapshot: a study being deleted, hidden

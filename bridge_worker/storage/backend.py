@@ -130,6 +130,12 @@ class Backend:
         (:mod:`bridge_worker.studies.staged_import`)."""
         return False
 
+    def may_have_waiting_trials(self, storage: BaseStorage, study_id: int) -> bool:
+        """Whether the study may hold enqueued (``WAITING``) trials an ``ask`` must take first.
+        True (look, as Optuna's ask does) where a cheaper answer than Optuna's own look is not
+        known."""
+        return True
+
     def count_trials(
         self, storage: BaseStorage, hidden_prefix: str
     ) -> dict[int, tuple[int, int]] | None:

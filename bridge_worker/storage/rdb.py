@@ -122,6 +122,13 @@ class RDBBackend(Backend):
         _rdb.swap_staged(_as_rdb(storage), staging_id, staging_name, target, replaces, record_attr)
         return True
 
+    def may_have_waiting_trials(self, storage: BaseStorage, study_id: int) -> bool:
+        """One indexed query: Optuna's ask reads every trial finished since its last read, with
+        their params and attrs (~6 statements), to find enqueued ones."""
+        from bridge_worker.storage import _rdb
+
+        return _rdb.has_waiting_trials(_as_rdb(storage), study_id)
+
     def count_trials(
         self, storage: BaseStorage, hidden_prefix: str
     ) -> dict[int, tuple[int, int]] | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from msgspec import UNSET
 from optuna.trial import TrialState
 
+from bridge_worker.storage.backend import opened_by
 from bridge_worker.studies.client_ids import set_client
 from bridge_worker.studies.convert import STATE_NAMES, STATES_BY_NAME, iso
 from bridge_worker.studies.leases import lease_of
@@ -97,9 +98,11 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         created.append(Created(trial_id, popped))
         registry.trial_asked(study_id, trial_id)
 
+    storage = registry.storage
+    waiting = opened_by(storage).may_have_waiting_trials(storage, entry.study_id)
     try:
         asked = [
-            entry.ask_one(distributions, params.fixed_params, trial_asked)
+            entry.ask_one(distributions, params.fixed_params, trial_asked, waiting)
             for _ in range(params.n - len(resumed))
         ]
         for trial, trial_id, inherited_lease in asked:

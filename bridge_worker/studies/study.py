@@ -251,6 +251,7 @@ class StudyEntry:
         distributions: Mapping[str, BaseDistribution],
         fixed_params: Mapping[str, JsonScalar],
         asked: Callable[[int, int, bool], None],
+        waiting: bool = True,
     ) -> tuple[AskedTrial, int, bool]:
         """One ``study.ask`` (an enqueued trial is served first, as in Optuna), then every
         parameter. ``asked(study_id, trial_id, popped)`` runs as soon as the trial exists
@@ -260,13 +261,14 @@ class StudyEntry:
 
         Fixed parameters join the trial's own ``fixed_params`` (those of an enqueued trial)
         before any parameter is sampled, exactly as Optuna's ``enqueue_trial`` would have put
-        them there.
+        them there. ``waiting`` False: the storage said the study holds no enqueued trial, so
+        Optuna's look for one is skipped.
         """
         study = self.study
         # ``Study.ask`` without ``fixed_distributions``, split so the trial's id is known before
         # ``Trial(...)`` runs the sampler's ``before_trial`` (which may raise).
         study._thread_local.cached_all_trials = None
-        trial_id = study._pop_waiting_trial_id()
+        trial_id = study._pop_waiting_trial_id() if waiting else None
         popped = trial_id is not None
         if trial_id is None:
             trial_id = self.storage.create_new_trial(self.study_id)

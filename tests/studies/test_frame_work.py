@@ -125,3 +125,21 @@ def test_a_trial_on_sqlite_costs_no_more_sql_than_in_process_optuna(tmp_path: Pa
     _ask_and_tell(endpoint, 5)
     assert worker.total() <= in_process.total(), (worker, in_process)
     assert worker["SELECT"] <= in_process["SELECT"], (worker, in_process)
+
+
+def test_an_ask_on_sqlite_still_takes_a_trial_another_process_enqueued_first(
+    tmp_path: Path,
+) -> None:
+    """The ask skips Optuna's look for enqueued trials only when one indexed query says there
+    are none; a trial enqueued by plain Optuna (another process, here another storage object)
+    is still served first."""
+    url = f"sqlite:///{tmp_path}/q.db"
+    endpoint = make_endpoint(url)
+    endpoint.dispatcher.registry.open()
+    _call(endpoint, "create", {"study": "s", "search_space": SPACE, "sampler": {"type": "random"}})
+    _ask_and_tell(endpoint, 2)
+    optuna.load_study(study_name="s", storage=url).enqueue_trial({"x": 0.25})
+    (trial,) = _call(endpoint, "ask", {"study": "s"})["trials"]
+    assert trial == {"number": 2, "params": {"x": 0.25}}
+    (trial,) = _call(endpoint, "ask", {"study": "s"})["trials"]
+    assert trial["number"] == 3
