@@ -10,12 +10,14 @@ Rules that make the ratios honest (issue 24):
 - every worker load is paired with in-process Optuna doing the same trials on the same kind of
   storage in the same round, and the table gives the ratio of the medians.
 
-Loads: lock-step ask/tell through a raw pipe parent and through an Erlang Port (when Elixir is
-installed); the tell of one trial and the ask of the next
-in one write; a burst (100 asks in one write, then 100 tells in one write); ping lock-step and a
-ping burst; spawn to ``ready`` against ``python -c "import optuna"``; and the same trial loads
-on SQLite and on a journal file (lock-step and pipelined) against in-process Optuna on the same
-storage. RandomSampler, three parameters (a float, an int, a categorical).
+Loads: lock-step ask/tell through a raw pipe parent (which blocks in ``read``), through the
+Python client (which polls briefly first), through an Erlang Port and through the full Elixir
+client (``Study.ask`` + ``Study.tell``; both when Elixir is installed); the tell of one trial and
+the ask of the next in one write; a burst (100 asks in one write, then 100 tells in one write);
+ping lock-step and a ping burst; spawn to ``ready`` against ``python -c "import optuna"``; and
+the same trial loads on SQLite and on a journal file (lock-step and pipelined) against
+in-process Optuna on the same storage. RandomSampler, three parameters (a float, an int, a
+categorical).
 
     make bench                                  # the full run (~10 minutes on a loaded 2-core VM)
     .venv/bin/python scripts/bench_io.py --quick
@@ -204,11 +206,37 @@ def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
     return elapsed / trials
 
 
-def erlang_port(trials: int, warmup: int) -> float:
-    """Lock-step through an Erlang Port (``clients/elixir/bench/port_lockstep.exs``)."""
+def python_client(trials: int, warmup: int) -> float:
+    """Lock-step through :class:`bridge_worker.client.Worker`, which polls for the reply for up
+    to ``spin_us`` before blocking in ``read`` (the raw pipe parent above always blocks)."""
+    from bridge_worker.client import Worker
+
+    client = Worker.spawn()
+    study = _study_name()
+    client.call(
+        "create", {"study": study, "search_space": SPACE, "sampler": {"type": "random", "seed": 1}}
+    )
+    ask = {"study": study}
+    started = 0.0
+    for done in range(warmup + trials):
+        if done == warmup:
+            started = time.perf_counter()
+        trial: dict[str, Any] = client.call("ask", ask)["trials"][0]
+        client.call(
+            "tell",
+            {"study": study, "number": trial["number"], "value": objective(trial["params"])},
+        )
+    elapsed = time.perf_counter() - started
+    client.close()
+    return elapsed / trials
+
+
+def erlang_port(trials: int, warmup: int, script: str = "bench/port_lockstep.exs") -> float:
+    """Lock-step through an Erlang Port (``clients/elixir/bench/port_lockstep.exs``), or through
+    the full Elixir client (``bench/study_lockstep.exs``: ``Study.ask`` + ``Study.tell``)."""
     env = {**os.environ, "TRIALS": str(trials), "WARMUP": str(warmup)}
     out = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "elixir_bench.sh"), "bench/port_lockstep.exs"],
+        ["bash", str(ROOT / "scripts" / "elixir_bench.sh"), script],
         env=env,
         capture_output=True,
         check=True,
@@ -292,6 +320,7 @@ def run(args: argparse.Namespace) -> dict[str, list[float]]:
         "memory in-process": lambda: inproc(None, n, w, "lock-step"),
         "memory in-process burst": lambda: inproc(None, n, w, "burst"),
         "memory lock-step": lambda: worker("memory", n, w, "lock-step"),
+        "memory lock-step (Python client)": lambda: python_client(n, w),
         "memory tell+ask one write": lambda: worker("memory", n, w, "pipelined"),
         "memory burst": lambda: worker("memory", n, w, "burst"),
         "ping lock-step": lambda: ping_lockstep(args.pings),
@@ -301,6 +330,9 @@ def run(args: argparse.Namespace) -> dict[str, list[float]]:
     }
     if shutil.which("elixir") and not args.no_elixir:
         modes["memory lock-step (Erlang Port)"] = lambda: erlang_port(n, w)
+        modes["memory lock-step (Elixir Study.ask+tell)"] = lambda: erlang_port(
+            n, w, "bench/study_lockstep.exs"
+        )
     if not args.no_durable:
         modes |= {
             "sqlite in-process": lambda: inproc(sqlite_url(), dn, dw, "lock-step"),
@@ -344,9 +376,13 @@ def table(results: dict[str, list[float]], args: argparse.Namespace) -> str:
         "|---|---:|---:|---:|",
         row("memory in-process", None),
         row("memory lock-step", "memory in-process"),
+        row("memory lock-step (Python client)", "memory in-process"),
         row("memory tell+ask one write", "memory in-process"),
         *(
-            [row("memory lock-step (Erlang Port)", "memory in-process")]
+            [
+                row("memory lock-step (Erlang Port)", "memory in-process"),
+                row("memory lock-step (Elixir Study.ask+tell)", "memory in-process"),
+            ]
             if "memory lock-step (Erlang Port)" in results
             else []
         ),

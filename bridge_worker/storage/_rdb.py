@@ -34,6 +34,7 @@ test fails when an Optuna upgrade adds a table they miss.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -238,27 +239,42 @@ def _hide(storage: RDBStorage, identity: Identity) -> bool:
 
 
 def read_identity(storage: RDBStorage, name: str) -> Identity | None:
-    """The identity in one SQL query (the name's unique index joined with the attr's)."""
-    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
-    import sqlalchemy
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    attr = models.StudySystemAttributeModel
-    study = models.StudyModel
-    with _create_scoped_session(storage.scoped_session) as session:
-        row = (
-            session.query(study.study_id, attr.value_json)
-            .outerjoin(
-                attr, sqlalchemy.and_(attr.study_id == study.study_id, attr.key == IDENTITY_ATTR)
-            )
-            .filter(study.study_name == name)
-            .one_or_none()
-        )
+    """The identity in one SQL query (the name's unique index joined with the attr's), read on a
+    plain connection: it runs before every frame about a cached study, where an ORM session and
+    its commit cost ~3x the query (issue 24)."""
+    try:
+        with storage.engine.connect() as connection:
+            row = connection.execute(_identity_query(), {"name": name}).one_or_none()
+    except _sqlalchemy_error() as exc:  # as Optuna's own reads report a failing database
+        raise optuna.exceptions.StorageInternalError(f"cannot read study {name!r}") from exc
     if row is None:
         return None
     token = json.loads(row[1]) if row[1] is not None else None
     return Identity(int(row[0]), token if isinstance(token, str) else None)
+
+
+@functools.cache
+def _identity_query() -> Any:
+    """Built once: SQLAlchemy caches the compiled statement by the statement's shape."""
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    attr = models.StudySystemAttributeModel
+    study = models.StudyModel
+    return (
+        sqlalchemy.select(study.study_id, attr.value_json)
+        .outerjoin(
+            attr, sqlalchemy.and_(attr.study_id == study.study_id, attr.key == IDENTITY_ATTR)
+        )
+        .where(study.study_name == sqlalchemy.bindparam("name"))
+    )
+
+
+def _sqlalchemy_error() -> type[Exception]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return SQLAlchemyError
 
 
 def delete_if_identical(storage: RDBStorage, identity: Identity) -> bool:
@@ -335,6 +351,31 @@ def swap_staged(
         session.query(attr).filter(
             sqlalchemy.and_(attr.study_id == staging_id, attr.key == record_attr)
         ).delete(synchronize_session=False)
+
+
+def has_waiting_trials(storage: RDBStorage, study_id: int) -> bool:
+    """Whether the study holds an enqueued (``WAITING``) trial, on a plain connection."""
+    try:
+        with storage.engine.connect() as connection:
+            row = connection.execute(_waiting_query(), {"study_id": study_id}).first()
+    except _sqlalchemy_error() as exc:  # as Optuna's own reads report a failing database
+        raise optuna.exceptions.StorageInternalError("cannot read the trial queue") from exc
+    return row is not None
+
+
+@functools.cache
+def _waiting_query() -> Any:
+    # deferred: only RDB storages load SQLAlchemy (an in-memory worker never pays for it)
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    trial = models.TrialModel
+    return (
+        sqlalchemy.select(trial.trial_id)
+        .where(trial.study_id == sqlalchemy.bindparam("study_id"))
+        .where(trial.state == TrialState.WAITING)
+        .limit(1)
+    )
 
 
 def count_trials(storage: RDBStorage, hidden_prefix: str) -> dict[int, tuple[int, int]]:

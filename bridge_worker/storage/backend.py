@@ -88,8 +88,14 @@ class Backend:
         Never contacts a server: one that is down now may be up later."""
 
     def group_commits(self, url: str) -> bool:
-        """Whether writes are synced once per group (:mod:`bridge_worker.storage.group_commit`)."""
+        """Whether writes are synced once per group (:mod:`bridge_worker.storage.group_commit`):
+        decided from the URL before the storage is opened (the I/O loop is set up by it)."""
         return False
+
+    def group_committer(self, storage: BaseStorage) -> Callable[[], None] | None:
+        """For a storage this backend opened with :meth:`group_commits` true: the call that makes
+        every write so far durable (the I/O loop makes it before it writes any reply)."""
+        return None
 
     def open(self, options: StorageOptions, stale_trial_callback: Any) -> BaseStorage:
         """Open the storage now (connects to a database; may raise)."""
@@ -130,6 +136,12 @@ class Backend:
         and the import is copied under the name instead
         (:mod:`bridge_worker.studies.staged_import`)."""
         return False
+
+    def may_have_waiting_trials(self, storage: BaseStorage, study_id: int) -> bool:
+        """Whether the study may hold enqueued (``WAITING``) trials an ``ask`` must take first.
+        True (look, as Optuna's ask does) where a cheaper answer than Optuna's own look is not
+        known."""
+        return True
 
     def count_trials(
         self, storage: BaseStorage, hidden_prefix: str

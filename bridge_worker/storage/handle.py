@@ -26,7 +26,6 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial
 
 from bridge_worker.storage.backend import remember
-from bridge_worker.storage.group_commit import group_committer
 from bridge_worker.storage.options import StorageOptions
 from bridge_worker.wire.errors import BridgeError, ErrorKind
 
@@ -99,7 +98,8 @@ class StorageHandle:
             if self._storage is None:
                 try:
                     storage = _open_racing_peers(self.options)
-                    self._commit = group_committer(storage)
+                    if self.group_commits:
+                        self._commit = self.backend.group_committer(storage)
                     self._storage = storage
                 except BridgeError:
                     raise

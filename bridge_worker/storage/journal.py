@@ -5,6 +5,7 @@ per-worker heartbeats Optuna only has for RDB storages (:mod:`bridge_worker.stor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,6 +31,15 @@ class JournalBackend(Backend):
 
     def group_commits(self, url: str) -> bool:
         return True
+
+    def group_committer(self, storage: BaseStorage) -> Callable[[], None] | None:
+        from bridge_worker.storage._journal import JournalHeartbeatStorage
+        from bridge_worker.storage.group_commit import GroupCommitJournalFileBackend
+
+        assert isinstance(storage, JournalHeartbeatStorage)
+        log = storage.log_backend
+        assert isinstance(log, GroupCommitJournalFileBackend)  # journal_backend() made it
+        return log.commit
 
     def open(self, options: StorageOptions, stale_trial_callback: Any) -> BaseStorage:
         from bridge_worker.storage._journal import JournalHeartbeatStorage, journal_backend

@@ -18,7 +18,8 @@ Here, two rules repair it:
   log numbers agree between readers.
 
 Costs nothing on the hot path: one ``pread`` of the file's last byte per append, and the repair
-path only for a line that fails to decode.
+path only for a line that fails to decode. A read that finds the file no longer than the records
+already read opens nothing (Optuna's journal storage reads before every operation).
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ class RepairingJournalFileBackend(JournalFileBackend):
 
     def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
         offsets = self._log_number_offset
+        remaining = os.stat(self._file_path).st_size  # what other writers add is not read
+        if offsets.get(log_number_from, -1) == remaining:
+            return  # nothing new: most reads (7 of 12 per trial) open no file (issue 24)
         with open(self._file_path, "rb") as f:
-            remaining = os.stat(self._file_path).st_size  # what other writers add is not read
             log_number_start = 0
             if log_number_from in offsets:
                 f.seek(offsets[log_number_from])
@@ -85,23 +88,28 @@ def cut_torn_tail(path: str) -> None:
     except FileNotFoundError:
         return
     try:
-        size = os.fstat(fd).st_size
-        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-            return
-        end = size
-        while end > 0:
-            start = max(0, end - 65536)
-            chunk = os.pread(fd, end - start, start)
-            newline = chunk.rfind(b"\n")
-            if newline >= 0:
-                end = start + newline + 1
-                break
-            end = start
-        os.ftruncate(fd, end)
-        os.fsync(fd)
-        _log.warning("journal_torn_record_cut", path=path, bytes=size - end)
+        cut_torn_tail_of(fd, path)
     finally:
         os.close(fd)
+
+
+def cut_torn_tail_of(fd: int, path: str) -> None:
+    """:func:`cut_torn_tail` on the file open (read-write) as ``fd``."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        chunk = os.pread(fd, end - start, start)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            end = start + newline + 1
+            break
+        end = start
+    os.ftruncate(fd, end)
+    os.fsync(fd)
+    _log.warning("journal_torn_record_cut", path=path, bytes=size - end)
 
 
 def _salvage(line: bytes, log_number: int) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from msgspec import UNSET
 from optuna.trial import TrialState
 
+from bridge_worker.storage.backend import opened_by
 from bridge_worker.studies.client_ids import set_client
 from bridge_worker.studies.convert import STATE_NAMES, STATES_BY_NAME, iso
 from bridge_worker.studies.leases import lease_of
@@ -97,9 +98,11 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
         created.append(Created(trial_id, popped))
         registry.trial_asked(study_id, trial_id)
 
+    storage = registry.storage
+    waiting = opened_by(storage).may_have_waiting_trials(storage, entry.study_id)
     try:
         asked = [
-            entry.ask_one(distributions, params.fixed_params, trial_asked)
+            entry.ask_one(distributions, params.fixed_params, trial_asked, waiting)
             for _ in range(params.n - len(resumed))
         ]
         for trial, trial_id, inherited_lease in asked:
@@ -164,7 +167,16 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     the asked-trials record forget it."""
     entry = registry.trial_study(params.study, params.number)
     values = entry.outcome_values(params.value, params.values, params.state, "$.params")
-    frozen = entry.trial(params.number)
+    state = STATES_BY_NAME[params.state]
+    constraints = None if params.constraints is UNSET else params.constraints
+    if not params.user_attrs and constraints is None:  # most tells: the trial is read once
+        trial_id = entry.trial_id(params.number)
+        told = entry.tell_if_running(trial_id, params.number, values, state)
+        if told is not None:
+            registry.trial_told(trial_id)
+            registry.asked.told(entry.name, params.number)
+            return _told(entry, params.number, STATE_NAMES[told[0]], told[1])
+    frozen = entry.trial(params.number)  # not running (or more to store): read, then decide
     trial_id = trial_id_of(frozen)
     if frozen.state.is_finished():
         registry.trial_told(trial_id)
@@ -174,12 +186,9 @@ def tell(registry: StudyRegistry, params: TellParams) -> TellResult:
     if frozen.state == TrialState.WAITING:
         raise trial_never_asked(entry.name, params.number)
     registry.limits.check_user_attrs(params.user_attrs, "$.params.user_attrs", frozen.user_attrs)
-    constraints = None if params.constraints is UNSET else params.constraints
     entry.check_constraints(constraints, params.state, "$.params.constraints")
     try:
-        state, told_values = entry.tell(
-            frozen, values, STATES_BY_NAME[params.state], params.user_attrs, constraints
-        )
+        state, told_values = entry.tell(frozen, values, state, params.user_attrs, constraints)
     except BridgeError as error:
         if error.kind is not ErrorKind.TRIAL_FINISHED:
             raise
