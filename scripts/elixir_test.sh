@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CI for the reference Elixir client: formatting, warnings, dialyzer, then the ExUnit suite against
-# the real worker in .venv with coverage (at least 90 %, enforced by mix.exs test_coverage).
+# CI for the reference Elixir client: formatting, warnings, the ExUnit suite against the real worker
+# in .venv with coverage (at least 90 %, enforced by mix.exs test_coverage), dialyzer, then a fresh
+# Mix project that installs the worker (scripts/elixir_fresh_project.sh).
 # Installs Elixir and Debian's erlang-dialyzer with apt when missing and we are root; otherwise
 # says how and skips (outside CI) or fails (in CI, where the pair must be proven on every change).
 # Arguments are passed to `mix test` (then coverage is not enforced: a subset covers less).
