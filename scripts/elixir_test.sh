@@ -65,32 +65,51 @@ build_plt() {
   [ -f "$part" ] && mv "$part" "$plt"
 }
 
+# Background jobs (the PLT build, the fresh project) end with the script, whatever ends it.
+plt_job=
+fresh_job=
+trap 'for job in $plt_job $fresh_job; do kill "$job" 2>/dev/null || true; done' EXIT
+
 # Every step runs even when an earlier one failed (one red step never hides another); the script
-# fails at the end if any did.
+# fails at the end if any did (so from here on `set -e` is off: each step's status is kept).
+set +e
 failed=()
 step() {
-  local name=$1
+  local name=$1 status=0
   shift
   echo "elixir-test: $name" >&2
-  "$@" || failed+=("$name")
+  "$@" || status=$?
+  [ "$status" = 0 ] || failed+=("$name")
+  return "$status"
 }
 
-plt_job=
 if [ ! -f "$plt" ]; then
   mkdir -p "$(dirname "$plt_log")"
   build_plt >"$plt_log" 2>&1 &
   plt_job=$!
-  trap 'kill "$plt_job" 2>/dev/null || true' EXIT
   echo "elixir-test: building the dialyzer PLT in the background (log: $plt_log)" >&2
 fi
 
 step "mix format --check-formatted" mix format --check-formatted
 step "mix compile --warnings-as-errors" env MIX_ENV=dev mix compile --force --warnings-as-errors
+
+# The fresh Mix project (mostly waiting on pip and on its worker) runs while the suite does, once
+# `make dist` has written the priv/python it reads (package_test.exs reads that folder too, so
+# nothing rewrites it while the suite runs).
+fresh_log="$root/build/test-logs/elixir-fresh-project.log"
+mkdir -p "$(dirname "$fresh_log")"
+if step "make dist (the wheel the client ships in priv/python)" \
+  make -C "$root" --no-print-directory dist VENV="${VENV:-.venv}" >/dev/null; then
+  bash "$root/scripts/elixir_fresh_project.sh" --dist-made >"$fresh_log" 2>&1 &
+  fresh_job=$!
+  echo "elixir-test: a fresh Mix project, in the background (log: $fresh_log)" >&2
+fi
+
 step "mix test --cover (threshold 90 %)" mix test --cover
 if [ -n "$plt_job" ]; then
   echo "elixir-test: waiting for the dialyzer PLT" >&2
-  wait "$plt_job" || true
-  trap - EXIT
+  wait "$plt_job"
+  plt_job=
   cat "$plt_log" >&2
 fi
 if [ -f "$plt" ]; then
@@ -100,8 +119,11 @@ else
   echo "elixir-test: dialyzer: the PLT build failed (log above)" >&2
   failed+=(dialyzer)
 fi
-step "a fresh Mix project installs the worker and runs the quick start" \
-  bash "$root/scripts/elixir_fresh_project.sh"
+if [ -n "$fresh_job" ]; then
+  step "a fresh Mix project installs the worker and runs the quick start" wait "$fresh_job"
+  fresh_job=
+  cat "$fresh_log" >&2
+fi
 
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'elixir-test: FAILED: %s\n' "${failed[@]}" >&2
