@@ -35,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     # Deferred until the command line is read: --help and a bad flag answer without importing
     # Optuna, numpy and the storage drivers (hundreds of milliseconds).
+    from bridge_worker.storage.redis_import import import_optuna_without_redis
+
+    import_optuna_without_redis()
     from bridge_worker.io.server import protect_stdout
 
     proto_fd = protect_stdout()

@@ -4,10 +4,14 @@
 # change nothing), then the client README's quick-start blocks as they are written.
 # Run by scripts/elixir_test.sh (full run); needs mix and python3.11 (or python3 >= 3.11) on PATH.
 # The venv install reuses pip's cache (PIP_CACHE_DIR), so after the first run it is offline.
+# Usage: elixir_fresh_project.sh [--dist-made]  (--dist-made: `make dist` already ran; the client's
+# priv/python is read, never rewritten, so the suite may run meanwhile)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-echo "elixir-fresh-project: make dist (the wheel the client ships in priv/python)" >&2
-make -C "$root" --no-print-directory dist VENV="${VENV:-.venv}" >/dev/null
+if [ "${1:-}" != --dist-made ]; then
+  echo "elixir-fresh-project: make dist (the wheel the client ships in priv/python)" >&2
+  make -C "$root" --no-print-directory dist VENV="${VENV:-.venv}" >/dev/null
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 unset OPTUNA_BRIDGE_PYTHON OPTUNA_BRIDGE_VENV

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CI for the reference Elixir client: formatting, warnings, dialyzer, then the ExUnit suite against
-# the real worker in .venv with coverage (at least 90 %, enforced by mix.exs test_coverage).
+# CI for the reference Elixir client: formatting, warnings, the ExUnit suite against the real worker
+# in .venv with coverage (at least 90 %, enforced by mix.exs test_coverage), dialyzer, then a fresh
+# Mix project that installs the worker (scripts/elixir_fresh_project.sh).
 # Installs Elixir and Debian's erlang-dialyzer with apt when missing and we are root; otherwise
 # says how and skips (outside CI) or fails (in CI, where the pair must be proven on every change).
 # Arguments are passed to `mix test` (then coverage is not enforced: a subset covers less).
@@ -27,6 +28,7 @@ fi
 # pip keeps its downloads in the real user's cache (HOME changes below), so the fresh-project
 # venv install is fast and offline after the first run.
 export PIP_CACHE_DIR="${PIP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pip}"
+real_home=$HOME
 home="$root/.elixir-home"
 mkdir -p "$home/mix"
 cd clients/elixir
@@ -37,39 +39,93 @@ if [ $# -gt 0 ]; then
   exec mix test "$@"
 fi
 
-echo "elixir-test: mix format --check-formatted" >&2
-mix format --check-formatted
-echo "elixir-test: mix compile --warnings-as-errors" >&2
-MIX_ENV=dev mix compile --force --warnings-as-errors
-
-# Dialyzer on the client's own modules. The PLT of the OTP and Elixir applications it uses is
-# built once (a few minutes) and cached in the ignored .dialyzer/ folder; it is rebuilt when
-# the Erlang/Elixir installation changes (the key names both versions).
+# Dialyzer's PLT of the OTP and Elixir applications the client uses (and Mix, for the client's Mix
+# task) depends only on the Erlang/Elixir installation, never on this tree: like pip's cache above
+# and dialyxir's core PLTs, it is kept per user, keyed by both versions, so every clone on the
+# machine shares it. When missing it is built (minutes of CPU) in the background while the suite
+# runs; dialyzer waits for it after the suite.
 elixir_lib=$(elixir -e 'IO.write(:code.lib_dir(:elixir) |> Path.dirname())')
 otp=$(erl -noshell -eval 'io:format("~s", [erlang:system_info(otp_release)]), halt().')
-plt=".dialyzer/otp${otp}-elixir$(elixir -e 'IO.write(System.version())')-crypto.plt"
-# Mix too, for the client's Mix task (`mix optuna_bridge.install`); added to the base PLT when a
-# cached one exists (seconds), else built with it.
-mix_plt="${plt%.plt}-mix.plt"
-mkdir -p .dialyzer
-if [ ! -f "$mix_plt" ]; then
-  if [ ! -f "$plt" ]; then
-    echo "elixir-test: building the dialyzer PLT $plt (once; takes minutes)" >&2
-    ERL_LIBS="$elixir_lib" dialyzer --build_plt --output_plt "$plt.tmp" --apps erts kernel stdlib crypto \
-      -r "$elixir_lib/elixir/ebin" "$elixir_lib/logger/ebin" >/dev/null || [ -f "$plt.tmp" ]
-    mv "$plt.tmp" "$plt"
-  fi
-  echo "elixir-test: adding mix to the dialyzer PLT ($mix_plt)" >&2
-  ERL_LIBS="$elixir_lib" dialyzer --add_to_plt --plt "$plt" --output_plt "$mix_plt.tmp" \
-    -r "$elixir_lib/mix/ebin" >/dev/null || [ -f "$mix_plt.tmp" ]
-  mv "$mix_plt.tmp" "$mix_plt"
+plt_dir="${OPTUNA_BRIDGE_PLT_DIR:-${XDG_CACHE_HOME:-$real_home/.cache}/optuna-bridge/dialyzer}"
+plt="$plt_dir/otp${otp}-elixir$(elixir -e 'IO.write(System.version())')-crypto-mix.plt"
+plt_log="$root/build/test-logs/elixir-plt.log"
+
+# Written next to the PLT under a name of its own and renamed when complete, so a concurrent or
+# interrupted build never leaves half a PLT. Exit status 2 is dialyzer's "warnings", which a PLT
+# of OTP itself has: the file is what tells success.
+build_plt() {
+  local part="$plt.part$BASHPID"
+  mkdir -p "$plt_dir"
+  echo "elixir-test: building the dialyzer PLT $plt (once per Erlang/Elixir installation)"
+  ERL_LIBS="$elixir_lib" dialyzer --build_plt --output_plt "$part" --apps erts kernel stdlib crypto \
+    -r "$elixir_lib/elixir/ebin" "$elixir_lib/logger/ebin" "$elixir_lib/mix/ebin" &
+  dialyzer_pid=$!
+  trap 'kill "$dialyzer_pid" 2>/dev/null; wait "$dialyzer_pid"; rm -f "$part"; exit 143' TERM
+  wait "$dialyzer_pid" || true
+  [ -f "$part" ] && mv "$part" "$plt"
+}
+
+# Background jobs (the PLT build, the fresh project) end with the script, whatever ends it.
+plt_job=
+fresh_job=
+trap 'for job in $plt_job $fresh_job; do kill "$job" 2>/dev/null || true; done' EXIT
+
+# Every step runs even when an earlier one failed (one red step never hides another); the script
+# fails at the end if any did (so from here on `set -e` is off: each step's status is kept).
+set +e
+failed=()
+step() {
+  local name=$1 status=0
+  shift
+  echo "elixir-test: $name" >&2
+  "$@" || status=$?
+  [ "$status" = 0 ] || failed+=("$name")
+  return "$status"
+}
+
+if [ ! -f "$plt" ]; then
+  mkdir -p "$(dirname "$plt_log")"
+  build_plt >"$plt_log" 2>&1 &
+  plt_job=$!
+  echo "elixir-test: building the dialyzer PLT in the background (log: $plt_log)" >&2
 fi
-plt="$mix_plt"
-echo "elixir-test: dialyzer" >&2
-ERL_LIBS="$elixir_lib" dialyzer --plt "$plt" --no_check_plt _build/dev/lib/optuna_bridge/ebin
 
-echo "elixir-test: mix test --cover (threshold 90 %)" >&2
-mix test --cover
+step "mix format --check-formatted" mix format --check-formatted
+step "mix compile --warnings-as-errors" env MIX_ENV=dev mix compile --force --warnings-as-errors
 
-echo "elixir-test: a fresh Mix project installs the worker and runs the quick start" >&2
-bash "$root/scripts/elixir_fresh_project.sh"
+# The fresh Mix project (mostly waiting on pip and on its worker) runs while the suite does, once
+# `make dist` has written the priv/python it reads (package_test.exs reads that folder too, so
+# nothing rewrites it while the suite runs).
+fresh_log="$root/build/test-logs/elixir-fresh-project.log"
+mkdir -p "$(dirname "$fresh_log")"
+if step "make dist (the wheel the client ships in priv/python)" \
+  make -C "$root" --no-print-directory dist VENV="${VENV:-.venv}" >/dev/null; then
+  bash "$root/scripts/elixir_fresh_project.sh" --dist-made >"$fresh_log" 2>&1 &
+  fresh_job=$!
+  echo "elixir-test: a fresh Mix project, in the background (log: $fresh_log)" >&2
+fi
+
+step "mix test --cover (threshold 90 %)" mix test --cover
+if [ -n "$plt_job" ]; then
+  echo "elixir-test: waiting for the dialyzer PLT" >&2
+  wait "$plt_job"
+  plt_job=
+  cat "$plt_log" >&2
+fi
+if [ -f "$plt" ]; then
+  step dialyzer env ERL_LIBS="$elixir_lib" dialyzer --plt "$plt" --no_check_plt \
+    _build/dev/lib/optuna_bridge/ebin
+else
+  echo "elixir-test: dialyzer: the PLT build failed (log above)" >&2
+  failed+=(dialyzer)
+fi
+if [ -n "$fresh_job" ]; then
+  step "a fresh Mix project installs the worker and runs the quick start" wait "$fresh_job"
+  fresh_job=
+  cat "$fresh_log" >&2
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf 'elixir-test: FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi

@@ -97,19 +97,21 @@ def endpoint() -> Endpoint:
 
 LONGEST_FIRST = (
     "tests/studies/test_import_swap.py",
-    "tests/studies/test_one_outcome.py",
     "tests/storage/test_crash_recovery.py",
     "tests/studies/test_determinism.py",
+    "tests/studies/test_one_outcome.py",
+    "tests/install/test_bench.py",
     "tests/storage/test_grpc_proxy.py",
     "tests/install/test_packaging.py",
-    "tests/studies/test_snapshot.py",
-    "tests/io/test_process.py",
-    "tests/protocol/test_examples.py",
     "tests/io/test_server_liveness.py",
-    "tests/storage/test_rdb_delete.py",
     "tests/storage/test_shared_storage.py",
-    "tests/studies/test_copy_trials.py",
-    "tests/studies/test_plot.py",
+    "tests/io/test_io_path.py",
+    "tests/storage/test_rdb_delete.py",
+    "tests/studies/test_leases.py",
+    "tests/studies/test_stop_rules.py",
+    "tests/storage/test_postgres.py",
+    "tests/studies/test_snapshot.py",
+    "tests/studies/test_trial_identity.py",
 )
 """The files that take longest (summed test time of one `make pytest`, longest first). With
 ``--dist loadfile --no-loadscope-reorder`` (the Makefile) xdist hands out files in collection

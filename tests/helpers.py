@@ -1,5 +1,6 @@
-"""What many test files share: the paths of the tree, the worker's logic without a process, the
-comparison of replayed frames, and studies built fast for tests that need many trials.
+"""What many test files share: the paths of the tree, the worker's logic without a process (and
+one request through it), the comparison of replayed frames, and studies built fast for tests that
+need many trials.
 
 Fixtures stay in ``conftest.py``; the throw-away database servers in ``servers.py``; the race
 scenarios (a worker paused at a chosen write) in ``races.py``."""
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import orjson
 
 from bridge_worker.wire.rpc import Endpoint
 from bridge_worker.wiring import build_endpoint
@@ -27,6 +29,15 @@ PYTHON = sys.executable
 def make_endpoint(storage: str = "memory") -> Endpoint:
     """The worker's logic without any process or pipe."""
     return build_endpoint(storage)
+
+
+def endpoint_result(endpoint: Endpoint, method: str, params: dict[str, Any]) -> Any:
+    """The result of one request handled in-process (the bytes a parent would send); fails on an
+    error reply. For tests that only need a study built, not a process."""
+    (out,) = endpoint.handle(orjson.dumps({"id": 1, "method": method, "params": params}))
+    reply = orjson.loads(out)
+    assert "result" in reply, reply
+    return reply["result"]
 
 
 def same_frames(got: Any, expected: Any) -> bool:

@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.storage.group_commit import GroupCommitJournalFileBackend
 from bridge_worker.storage.identity import IDENTITY_ATTR, Identity
+from bridge_worker.storage.redis_import import journal_redis_backend
 
 HEARTBEAT_ATTR = "optuna_bridge:heartbeat"
 """Trial system attr holding the last heartbeat (UNIX time) on journal storages (as written by
@@ -36,13 +37,10 @@ its running trials of the study (journal storages)."""
 
 def journal_backend(url: str) -> Any:
     """The log a ``journal://`` or ``redis://`` URL names."""
-    # deferred: only journal storages need the backends (the Redis one imports redis)
-    from optuna.storages.journal import JournalRedisBackend
-
     parts = urlsplit(url)
     if parts.scheme == "journal":
         return GroupCommitJournalFileBackend(parts.path, lock_obj=JournalFileFlock(parts.path))
-    return JournalRedisBackend(url)
+    return journal_redis_backend()(url)
 
 
 class JournalFileFlock(BaseJournalFileLock):

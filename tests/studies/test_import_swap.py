@@ -6,6 +6,7 @@ one, or a complete staged copy exists and the next worker (or this one's next fr
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -29,6 +30,7 @@ from bridge_worker.studies.registry import StudyRegistry
 from bridge_worker.studies.snapshot import read_snapshot
 from bridge_worker.studies.staged_import import RECORD_ATTR, recover
 from bridge_worker.wire.errors import BridgeError, ErrorKind
+from tests.helpers import endpoint_result, make_endpoint
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 WRITES = (
@@ -47,20 +49,30 @@ the fake is Optuna's plain journal, whose symlink lock a killed writer leaves be
 journal backend's ``flock`` is what makes a kill harmless)."""
 
 
+@functools.cache
 def make_snapshot(n_trials: int, value: float, direction: str) -> bytes:
-    """A snapshot of a study with ``n_trials`` complete trials, all of value ``value``."""
-    with Worker.spawn() as w:
-        w.create(
-            "s",
-            direction=direction,
-            search_space=SPACE,
-            sampler={"type": "random", "seed": 1},
-            user_attrs={"v": value},
-        )
-        for start in range(0, n_trials, 500):
-            for trial in w.ask("s", n=min(500, n_trials - start)):
-                w.tell("s", trial.number, value=value)
-        return orjson.dumps(w.export("s"))
+    """A snapshot of a study with ``n_trials`` complete trials, all of value ``value``. Built
+    in-process, once per module: the snapshot is input data here, and the worker's export is
+    proven through a real process by ``test_snapshot.py``."""
+    endpoint = make_endpoint()
+    endpoint_result(
+        endpoint,
+        "create",
+        {
+            "study": "s",
+            "direction": direction,
+            "search_space": SPACE,
+            "sampler": {"type": "random", "seed": 1},
+            "user_attrs": {"v": value},
+        },
+    )
+    for start in range(0, n_trials, 500):
+        asked = endpoint_result(endpoint, "ask", {"study": "s", "n": min(500, n_trials - start)})
+        for trial in asked["trials"]:
+            endpoint_result(
+                endpoint, "tell", {"study": "s", "number": trial["number"], "value": value}
+            )
+    return orjson.dumps(endpoint_result(endpoint, "export", {"study": "s"})["snapshot"])
 
 
 OLD = (8, 1.0, "minimize")

@@ -66,6 +66,15 @@ def source() -> Iterator[Worker]:
         yield worker
 
 
+@pytest.fixture(scope="module")
+def unchanged_source() -> Iterator[Worker]:
+    """One populated worker for the tests whose imports are all refused: each checks that its
+    refusal changed nothing, so the next one starts from the same study."""
+    with Worker.spawn() as worker:
+        populate(worker)
+        yield worker
+
+
 def test_export_is_deterministic_and_round_trips_byte_identically(source: Worker) -> None:
     first = export_bytes(source, "s")
     assert export_bytes(source, "s") == first
@@ -195,8 +204,9 @@ def _wrong_format(s: dict[str, Any]) -> None:
     ],
 )
 def test_bad_snapshots_are_rejected_and_change_nothing(
-    source: Worker, change: Any, rehash: bool, reason: str
+    unchanged_source: Worker, change: Any, rehash: bool, reason: str
 ) -> None:
+    source = unchanged_source
     before = export_bytes(source, "s")
     edited = _edit(source.export("s"), change, rehash)
     with pytest.raises(WorkerError) as caught:
@@ -209,10 +219,12 @@ def test_bad_snapshots_are_rejected_and_change_nothing(
 
 
 @pytest.mark.parametrize("snapshot", [None, [], "snapshot", 42, {}])
-def test_snapshot_that_is_not_a_document(source: Worker, snapshot: Any) -> None:
+def test_snapshot_that_is_not_a_document(unchanged_source: Worker, snapshot: Any) -> None:
+    before = export_bytes(unchanged_source, "s")
     with pytest.raises(WorkerError) as caught:
-        source.call("import", {"snapshot": snapshot})
+        unchanged_source.call("import", {"snapshot": snapshot})
     assert caught.value.data["reason"] in ("bad_shape", "version_mismatch")
+    assert export_bytes(unchanged_source, "s") == before
 
 
 # ---- snapshots signed with the operator's key (issue 29) -----------------------------------
