@@ -95,7 +95,11 @@ if os.environ.get("BRIDGE_RACE_DIR"):
             setattr(storage, method, _pausing_write(getattr(storage, method)))
         for method in ("set_trial_param", "_set_trial_param"):  # RDB: Optuna's cache calls _
             if hasattr(storage, method):
-                setattr(storage, method, _pausing_write(getattr(storage, method), "param_waits", "param"))
+                setattr(
+                    storage,
+                    method,
+                    _pausing_write(getattr(storage, method), "param_waits", "param"),
+                )
         create_study = storage.create_new_study
 
         def create_new_study(*args: Any, **kwargs: Any) -> Any:
