@@ -12,7 +12,6 @@ from msgspec import UNSET
 from optuna.trial import TrialState
 
 from bridge_worker.storage.backend import opened_by
-from bridge_worker.studies.client_ids import set_client
 from bridge_worker.studies.convert import STATE_NAMES, STATES_BY_NAME, iso
 from bridge_worker.studies.leases import lease_of
 from bridge_worker.studies.samplers import check_sampler_cost
@@ -102,12 +101,10 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
     waiting = opened_by(storage).may_have_waiting_trials(storage, entry.study_id)
     try:
         asked = [
-            entry.ask_one(distributions, params.fixed_params, trial_asked, waiting)
+            entry.ask_one(distributions, params.fixed_params, trial_asked, waiting, client)
             for _ in range(params.n - len(resumed))
         ]
         for trial, trial_id, inherited_lease in asked:
-            if client is not None:
-                set_client(entry.storage, trial_id, client)
             if lease_s is not None:
                 end = entry.grant_lease(trial_id, lease_s, params.retry)
                 trial.lease_end = iso(end)

@@ -15,6 +15,7 @@ worker's life, and one trial attr write per trial asked with ``client``.
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass, field
 
@@ -42,6 +43,26 @@ def is_clients(trial: FrozenTrial, client: str, now: float) -> bool:
 
 def set_client(storage: BaseStorage, trial_id: int, client: str) -> None:
     storage.set_trial_system_attr(trial_id, CLIENT_ATTR, client)
+
+
+def asked_by(client: str | None) -> FrozenTrial | None:
+    """The template of a new RUNNING trial that already names its client (``None`` without a
+    client: Optuna's own new trial), so the trial and its client id are one write."""
+    if client is None:
+        return None
+    return FrozenTrial(
+        number=-1,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=datetime.datetime.now(),
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={CLIENT_ATTR: client},
+        intermediate_values={},
+        trial_id=-1,
+    )
 
 
 @dataclass(slots=True)

@@ -29,6 +29,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from bridge_worker.storage.identity import Identity
 from bridge_worker.studies import leases
+from bridge_worker.studies.client_ids import asked_by as _asked_by
+from bridge_worker.studies.client_ids import set_client
 from bridge_worker.studies.convert import (
     METRIC_NAMES_ATTR,
     STATE_NAMES,
@@ -252,12 +254,18 @@ class StudyEntry:
         fixed_params: Mapping[str, JsonScalar],
         asked: Callable[[int, int, bool], None],
         waiting: bool = True,
+        client: str | None = None,
     ) -> tuple[AskedTrial, int, bool]:
         """One ``study.ask`` (an enqueued trial is served first, as in Optuna), then every
         parameter. ``asked(study_id, trial_id, popped)`` runs as soon as the trial exists
         (``popped``: taken from the queue of enqueued trials), before the sampler runs, so a
         request that fails later can clean up (:mod:`bridge_worker.studies.trial_guard`). Also
         returns the trial's id and whether it came with a lease attr of an earlier trial.
+
+        A new trial is stored with its ``client`` id in the same write, and an enqueued one gets
+        it before any parameter: a worker killed mid-ask (kill -9 between two writes) leaves a
+        RUNNING trial its client finds again (:mod:`bridge_worker.studies.client_ids`), never
+        one of nobody's.
 
         Fixed parameters join the trial's own ``fixed_params`` (those of an enqueued trial)
         before any parameter is sampled, exactly as Optuna's ``enqueue_trial`` would have put
@@ -271,7 +279,9 @@ class StudyEntry:
         trial_id = study._pop_waiting_trial_id() if waiting else None
         popped = trial_id is not None
         if trial_id is None:
-            trial_id = self.storage.create_new_trial(self.study_id)
+            trial_id = self.storage.create_new_trial(self.study_id, _asked_by(client))
+        elif client is not None:
+            set_client(self.storage, trial_id, client)
         asked(self.study_id, trial_id, popped)
         trial = optuna.Trial(study, trial_id)
         if fixed_params:

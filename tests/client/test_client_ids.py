@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from msgspec import UNSET
 
-from bridge_worker.client import Worker, WorkerError
+from bridge_worker.client import Worker, WorkerError, WorkerExited
+from tests.races import racing_worker, wait_until
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 
@@ -35,6 +39,28 @@ def test_a_client_gets_its_pending_trials_back_after_a_worker_restart(storage_ur
         assert all(not t.resumed for t in worker.ask("s", client="node-c"))
         assert anonymous[0].number not in {t.number for t in worker.ask("s", n=3, client="x")}
         worker.tell("s", mine[0].number, 0.1)
+
+
+def test_a_worker_killed_mid_ask_leaves_the_trial_its_clients(tmp_path: Path) -> None:
+    """kill -9 after the trial was stored but before its parameters: the trial is the client's
+    from the start (a stress run of the Elixir client saw one RUNNING trial of nobody's)."""
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    with racing_worker(storage, tmp_path / "race", "param_waits") as worker:
+        worker.create("s", search_space=SPACE)
+
+        def ask() -> None:
+            with contextlib.suppress(WorkerExited):  # the worker dies under this ask
+                worker.ask("s", client="c")
+
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        wait_until((tmp_path / "race" / "param-paused").exists, "the ask to store its trial")
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.proc.wait()
+    asking.join(60)
+    with Worker.spawn(storage=storage) as worker:
+        (again,) = worker.ask("s", client="c")
+        assert (again.number, again.resumed) == (0, True)
 
 
 def test_concurrent_asks_of_one_client_never_get_a_running_trial_twice(worker: Worker) -> None:

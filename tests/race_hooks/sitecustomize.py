@@ -18,6 +18,8 @@ this directory on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up).
   is touched and the worker waits for ``go`` (an import's swap by copy, cut after its delete);
 - ``read_waits``: once ``arm-read`` exists, the main thread's next read of a study's trials
   touches ``read-paused`` and waits for ``go`` (the study is replaced under a reader);
+- ``param_waits``: the main thread's first write of a trial's parameter touches ``param-paused``
+  and waits for ``go`` (the test kills the worker in the middle of an ``ask``);
 - ``create_waits``: the first study created is created, then ``create-paused`` is touched and
   the worker waits for ``go`` before writing anything into it.
 
@@ -91,6 +93,13 @@ if os.environ.get("BRIDGE_RACE_DIR"):
         storage.set_trial_state_values = set_trial_state_values
         for method in ("set_trial_user_attr", "set_trial_intermediate_value"):
             setattr(storage, method, _pausing_write(getattr(storage, method)))
+        for method in ("set_trial_param", "_set_trial_param"):  # RDB: Optuna's cache calls _
+            if hasattr(storage, method):
+                setattr(
+                    storage,
+                    method,
+                    _pausing_write(getattr(storage, method), "param_waits", "param"),
+                )
         create_study = storage.create_new_study
 
         def create_new_study(*args: Any, **kwargs: Any) -> Any:
@@ -137,10 +146,10 @@ if os.environ.get("BRIDGE_RACE_DIR"):
                 setattr(storage, method, _failing(getattr(storage, method), fail_at, added))
         return storage
 
-    def _pausing_write(write: Any) -> Any:
+    def _pausing_write(write: Any, hook: str = "write_waits", mark: str = "write") -> Any:
         def paused_write(*args: Any, **kwargs: Any) -> Any:
-            if threading.current_thread().name != "leases" and _once("write_waits"):
-                (_DIR / "write-paused").touch()
+            if threading.current_thread().name != "leases" and _once(hook):
+                (_DIR / f"{mark}-paused").touch()
                 _wait_for((_DIR / "go").exists)
             return write(*args, **kwargs)
 
