@@ -25,7 +25,11 @@ from bridge_worker.storage.options import StorageOptions
 from bridge_worker.studies.registry import StudyRegistry
 from tests.helpers import grow_sqlite_study
 
-N_TRIALS = 3000
+N_TRIALS = 20000
+"""A delete of ~100 chunks: on an idle machine 3000 trials were deleted in 0.1-0.2 s, too short
+for the bound below to tell a worker let in between chunks from one kept out of the whole delete
+(a quiet CI run saw one wait 0.21 s of a 0.24 s delete: SQLite's waiting writer slept through
+every gap between chunks, which :func:`rdb_delete.purge` now leaves open as long as a chunk)."""
 
 
 def _big_study(db: Path) -> None:
