@@ -23,6 +23,11 @@ this directory on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up).
 - ``create_waits``: the first study created is created, then ``create-paused`` is touched and
   the worker waits for ``go`` before writing anything into it.
 
+- ``kill_at_write``: the main thread's storage writes are counted (each one rewrites the file
+  ``writes`` with the count so far); with ``BRIDGE_RACE_KILL_AT=N`` the process kills itself with
+  SIGKILL just before its N-th write (a kill -9 at an exact point of a long sequence of writes,
+  however fast or loaded the machine).
+
 - ``journal_tears``: the first journal append over 1 MiB writes half its bytes, touches
   ``torn`` and sleeps (the test kills the process mid-record).
 
@@ -144,7 +149,38 @@ if os.environ.get("BRIDGE_RACE_DIR"):
         for method in ("create_new_trial", "_create_new_trial"):  # RDB: Optuna's cache calls _
             if fail_at and hasattr(storage, method):
                 setattr(storage, method, _failing(getattr(storage, method), fail_at, added))
+        if "kill_at_write" in _HOOKS:
+            kill_at = int(os.environ.get("BRIDGE_RACE_KILL_AT", "0"))
+            for method in _WRITES:
+                setattr(storage, method, _counted_write(getattr(storage, method), kill_at))
         return storage
+
+    _WRITES = (
+        "create_new_study",
+        "delete_study",
+        "set_study_user_attr",
+        "set_study_system_attr",
+        "create_new_trial",
+        "set_trial_param",
+        "set_trial_state_values",
+        "set_trial_intermediate_value",
+        "set_trial_user_attr",
+        "set_trial_system_attr",
+    )
+    _written = [0]
+
+    def _counted_write(write: Any, kill_at: int) -> Any:
+        def counted_write(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread().name != "leases":
+                _written[0] += 1
+                if _written[0] == kill_at:
+                    import signal
+
+                    os.kill(os.getpid(), signal.SIGKILL)
+                (_DIR / "writes").write_text(str(_written[0]))
+            return write(*args, **kwargs)
+
+        return counted_write
 
     def _pausing_write(write: Any, hook: str = "write_waits", mark: str = "write") -> Any:
         def paused_write(*args: Any, **kwargs: Any) -> Any:

@@ -31,6 +31,7 @@ from bridge_worker.studies.snapshot import read_snapshot
 from bridge_worker.studies.staged_import import RECORD_ATTR, recover
 from bridge_worker.wire.errors import BridgeError, ErrorKind
 from tests.helpers import endpoint_result, make_endpoint
+from tests.races import race_env
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 WRITES = (
@@ -305,31 +306,39 @@ def killed_worker_runs() -> Iterator[list[Worker]]:
 
 @pytest.mark.timeout(600)
 def test_kill_9_during_an_overwriting_import(
-    storage_url: str, killed_worker_runs: list[Worker]
+    storage_url: str, killed_worker_runs: list[Worker], tmp_path: Path
 ) -> None:
+    """The worker kills itself with SIGKILL just before its N-th storage write (a race hook),
+    for N spread over the whole import, and once right after the reply. A kill timed from outside
+    landed after the import on a fast machine and before it on a loaded one."""
     big: Shape = (150, 2.0, "maximize")
     old, new = make_snapshot(*OLD), make_snapshot(*big)
+    overwrite = {"snapshot": orjson.loads(new), "study": "s", "overwrite": True}
     with Worker.spawn(storage_url) as w:
         w.import_(orjson.loads(old), study="s")
-        started = time.perf_counter()
-        w.import_(orjson.loads(new), study="probe")
-        duration = time.perf_counter() - started
-        w.delete("probe")
+    counted = tmp_path / "counted"
+    counted.mkdir()
+    with Worker.spawn(storage_url, env=race_env(counted, "kill_at_write")) as w:
+        w.call("import", overwrite)
+        n_writes = int((counted / "writes").read_text())
+        w.import_(orjson.loads(old), study="s", overwrite=True)
+    assert n_writes > big[0]  # every trial of the copy is a write
     seen: dict[str, int] = {}
-    # None: kill right after the reply, so a loaded machine cannot make every kill come early.
-    for fraction in (0.1, 0.4, 0.8, 1.2, 1.7, None):
-        w = Worker.spawn(storage_url)
+    kill_points = sorted({1, n_writes // 4, n_writes // 2, 3 * n_writes // 4, n_writes})
+    for kill_at in [*kill_points, None]:
+        race = tmp_path / f"kill-{kill_at}"
+        race.mkdir()
+        env = race_env(race, "kill_at_write", kill_at=kill_at or 0)
+        w = Worker.spawn(storage_url, env=env)
         killed_worker_runs.append(w)
-        w.send("import", {"snapshot": orjson.loads(new), "study": "s", "overwrite": True})
-        if fraction is None:
+        w.send("import", overwrite)
+        if kill_at is None:
             assert isinstance(w.receive().error, msgspec.UnsetType)
-        else:
-            time.sleep(duration * fraction)
-        os.kill(w.pid, signal.SIGKILL)
-        w.proc.wait(10)
+            os.kill(w.pid, signal.SIGKILL)
+        assert w.proc.wait(60) == -signal.SIGKILL
         held = what_the_name_holds(storage_url, new=big)
         if held not in ("old", "new"):
-            assert ready_stagings(storage_url), (fraction, held)
+            assert ready_stagings(storage_url), (kill_at, held)
         with Worker.spawn(storage_url) as after:  # its start restores the name
             assert [s.study for s in after.list_studies()] == ["s"]
             n = len(after.trials("s", limit=1000))
@@ -340,7 +349,7 @@ def test_kill_9_during_an_overwriting_import(
         if final == "new":
             with Worker.spawn(storage_url) as w2:
                 w2.import_(orjson.loads(old), study="s", overwrite=True)
-    assert seen.get("old", 0) > 0 and seen.get("new", 0) > 0, seen
+    assert seen.get("old", 0) > 0 and seen.get("new", 0) > 0, (seen, n_writes)
 
 
 def test_import_refuses_reserved_names_and_hides_stagings(tmp_path: Path) -> None:
