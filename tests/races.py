@@ -15,11 +15,17 @@ HOOKS = Path(__file__).resolve().parent / "race_hooks"
 
 
 def race_env(
-    directory: Path, *hooks: str, parties: int = 2, fail_add_at: int = 0, kill_at: int = 0
+    directory: Path,
+    *hooks: str,
+    parties: int = 2,
+    fail_add_at: int = 0,
+    kill_at: int = 0,
+    pause_at: int = 0,
 ) -> dict[str, str]:
     env = dict(os.environ)
     env["BRIDGE_RACE_FAIL_ADD_AT"] = str(fail_add_at)
     env["BRIDGE_RACE_KILL_AT"] = str(kill_at)
+    env["BRIDGE_RACE_PAUSE_AT"] = str(pause_at)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOOKS), env.get("PYTHONPATH")]))
     env["BRIDGE_RACE_DIR"] = str(directory)
     env["BRIDGE_RACE_HOOKS"] = ",".join(hooks)

@@ -27,6 +27,9 @@ this directory on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up).
   ``writes`` with the count so far); with ``BRIDGE_RACE_KILL_AT=N`` the process kills itself with
   SIGKILL just before its N-th write (a kill -9 at an exact point of a long sequence of writes,
   however fast or loaded the machine).
+- ``pause_at_write``: the same count; with ``BRIDGE_RACE_PAUSE_AT=N`` the main thread touches
+  ``write-paused`` just before its N-th write and waits for ``go`` (a signal sent meanwhile lands
+  at an exact point of a long frame, however fast or loaded the machine).
 
 - ``journal_tears``: the first journal append over 1 MiB writes half its bytes, touches
   ``torn`` and sleeps (the test kills the process mid-record).
@@ -149,10 +152,13 @@ if os.environ.get("BRIDGE_RACE_DIR"):
         for method in ("create_new_trial", "_create_new_trial"):  # RDB: Optuna's cache calls _
             if fail_at and hasattr(storage, method):
                 setattr(storage, method, _failing(getattr(storage, method), fail_at, added))
-        if "kill_at_write" in _HOOKS:
+        if "kill_at_write" in _HOOKS or "pause_at_write" in _HOOKS:
             kill_at = int(os.environ.get("BRIDGE_RACE_KILL_AT", "0"))
+            pause_at = int(os.environ.get("BRIDGE_RACE_PAUSE_AT", "0"))
             for method in _WRITES:
-                setattr(storage, method, _counted_write(getattr(storage, method), kill_at))
+                if hasattr(storage, method):
+                    write = getattr(storage, method)
+                    setattr(storage, method, _counted_write(write, kill_at, pause_at))
         return storage
 
     _WRITES = (
@@ -166,19 +172,31 @@ if os.environ.get("BRIDGE_RACE_DIR"):
         "set_trial_intermediate_value",
         "set_trial_user_attr",
         "set_trial_system_attr",
+        "_create_new_trial",  # RDB: Optuna's cache calls these two, the public ones call them
+        "_set_trial_param",
     )
     _written = [0]
+    _writing = threading.local()
 
-    def _counted_write(write: Any, kill_at: int) -> Any:
+    def _counted_write(write: Any, kill_at: int, pause_at: int) -> Any:
         def counted_write(*args: Any, **kwargs: Any) -> Any:
+            if getattr(_writing, "depth", 0):  # a write made by a counted one counts once
+                return write(*args, **kwargs)
             if threading.current_thread().name != "leases":
                 _written[0] += 1
                 if _written[0] == kill_at:
                     import signal
 
                     os.kill(os.getpid(), signal.SIGKILL)
+                if _written[0] == pause_at:
+                    (_DIR / "write-paused").touch()
+                    _wait_for((_DIR / "go").exists)
                 (_DIR / "writes").write_text(str(_written[0]))
-            return write(*args, **kwargs)
+            _writing.depth = 1
+            try:
+                return write(*args, **kwargs)
+            finally:
+                _writing.depth = 0
 
         return counted_write
 
