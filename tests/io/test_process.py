@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from bridge_worker.client import Worker, unwrap
 from bridge_worker.wire.schema import AskResult
 from tests.helpers import PYTHON, ROOT
+from tests.races import race_env, wait_until
 
 SPACE = {
     "lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
@@ -22,12 +22,13 @@ SPACE = {
 }
 
 
-def start(*args: str) -> subprocess.Popen[bytes]:
+def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [PYTHON, "-m", "bridge_worker", "--log-level", "info", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=env,
     )
 
 
@@ -189,9 +190,13 @@ def test_a_shell_user_can_pipe_frames_into_the_console_script(tmp_path: Path) ->
     assert result.stderr == b""
 
 
-def test_busy_signal_finishes_the_frame_being_answered() -> None:
-    """SIGTERM while a long ask is being answered: its reply still comes whole, then exit 0."""
-    proc = start()
+def test_busy_signal_finishes_the_frame_being_answered(tmp_path: Path) -> None:
+    """SIGTERM while a long ask is being answered: its reply still comes whole, then exit 0.
+
+    The ask pauses at its first parameter (a race hook) while the signal is sent: a fixed sleep
+    before the signal could land before the ask began on a loaded machine (then it is answered
+    ``worker_stopping``) and after it ended on a fast one (then nothing is proven)."""
+    proc = start(env=race_env(tmp_path, "param_waits"))
     assert proc.stdout is not None and proc.stdin is not None
     proc.stdout.readline()
     proc.stdin.write(
@@ -205,16 +210,17 @@ def test_busy_signal_finishes_the_frame_being_answered() -> None:
                     "sampler": {"type": "tpe", "seed": 1},
                 },
             },
-            {"id": 2, "method": "ask", "params": {"study": "b", "n": 1000}},
+            {"id": 2, "method": "ask", "params": {"study": "b", "n": 200}},
         )
     )
     proc.stdin.flush()
     assert orjson.loads(proc.stdout.readline())["id"] == 1
-    time.sleep(0.3)
+    wait_until((tmp_path / "param-paused").exists, "the ask to begin")
     proc.send_signal(signal.SIGTERM)
+    (tmp_path / "go").touch()
     # (not communicate(): it reads the raw pipe and would skip what readline() buffered)
     reply = orjson.loads(proc.stdout.readline())
-    assert reply["id"] == 2 and len(reply["result"]["trials"]) == 1000
+    assert reply["id"] == 2 and len(reply["result"]["trials"]) == 200
     assert proc.stdout.readline() == b""  # nothing after the answered frame
     assert proc.wait(10) == 0
     proc.stdin.close()
