@@ -14,12 +14,14 @@ import subprocess
 import termios
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from tests.helpers import PYTHON
+from tests.races import race_env
 
 SIGNAL_DEADLINE_S = 2.0
 MARGIN_S = 1.5
@@ -401,10 +403,19 @@ def test_kill_9_loses_no_acknowledged_tell(tmp_path: Any) -> None:
 # ---- --frame-budget ---------------------------------------------------------------------------
 
 
-def test_a_frame_over_the_budget_ends_the_worker_with_its_own_status() -> None:
-    proc = spawn("--frame-budget", "0.5", "--log-level", "info", stderr=subprocess.PIPE)
+def test_a_frame_over_the_budget_ends_the_worker_with_its_own_status(tmp_path: Path) -> None:
+    """The stuck frame is an ask held at its first parameter (a race hook, never released): a
+    long ask of a fixed size could end within the budget on a fast machine."""
+    proc = spawn(
+        "--frame-budget",
+        "0.5",
+        "--log-level",
+        "info",
+        stderr=subprocess.PIPE,
+        env=race_env(tmp_path, "param_waits"),
+    )
     create_wide(proc)
-    send(proc, lines({"id": "ok", "method": "ping"}, long_ask("stuck", n=1000)))
+    send(proc, lines({"id": "ok", "method": "ping"}, long_ask("stuck", n=1)))
     assert read_reply(proc)["id"] == "ok"
     assert proc.wait(30) == 75
     assert proc.stderr is not None
@@ -414,6 +425,7 @@ def test_a_frame_over_the_budget_ends_the_worker_with_its_own_status() -> None:
     assert overrun["elapsed_s"] >= 0.5
     assert overrun["id"] == "stuck" and overrun["method"] == "ask" and overrun["frame_bytes"] > 0
     assert "frame_head" not in overrun  # the frame itself only at debug level
+    assert (tmp_path / "param-paused").exists()  # it was held in the ask, not elsewhere
     close_all(proc)
 
 
