@@ -90,6 +90,7 @@ def test_dead_workers_trials_are_failed_and_asked_again(kind: str, tmp_path: Pat
     args = ("--heartbeat", "1", "--grace-period", str(int(grace)), "--retry-failed", "1")
     with Worker.spawn(url, args=args) as first:
         first.create("hb", search_space=SPACE, sampler={"type": "random"})
+        asked_at = time.monotonic()
         (lost,) = first.ask("hb")
         time.sleep(1.5)  # a heartbeat or two from the keeper thread
         first.proc.kill()
@@ -98,7 +99,10 @@ def test_dead_workers_trials_are_failed_and_asked_again(kind: str, tmp_path: Pat
 
     with Worker.spawn(url, args=args) as second:
         (alive,) = second.ask("hb")
-        if time.monotonic() - killed_at < grace - 0.5:  # a slow start may already be past grace
+        # The trial's first heartbeat is its ask, so it cannot be stale before asked_at + grace
+        # (its last beat may be that one: a beat delayed by a busy machine never came before the
+        # kill). A bound from the kill raced the keeper thread and a slow start.
+        if time.monotonic() - asked_at < grace:
             assert alive.params != lost.params  # too early: the dead trial is not stale yet
         second.tell("hb", alive.number, value=1.0)
         time.sleep(max(0.0, killed_at + grace + 1.5 - time.monotonic()))
