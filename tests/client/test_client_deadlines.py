@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from msgspec import UnsetType
@@ -17,9 +18,12 @@ from bridge_worker.client import Worker, WorkerTimeout
 
 PYTHON = sys.executable
 
-# A stand-in worker: says ready, answers "slow" after 1.5 s and anything else at once, in order.
+# A stand-in worker: says ready, answers anything at once, in order, except "slow": that one once
+# the file named by its first argument exists (it removes it: one file lets one "slow" through).
+# A reply held until the test says so, not for a fixed 1.5 s that a busy machine could outlast
+# before the client's 0.2 s timeout was even noticed.
 FAKE = textwrap.dedent("""
-    import json, sys, time
+    import json, os, sys, time
     sys.stdout.write(json.dumps({"jsonrpc": "2.0", "method": "ready", "params": {
         "protocol": 1, "worker": "fake", "optuna": "0", "pid": 0, "storage": "memory",
         "framing": "line", "max_frame_bytes": 1048576}}) + "\\n")
@@ -27,15 +31,21 @@ FAKE = textwrap.dedent("""
     for line in sys.stdin:
         request = json.loads(line)
         if request["method"] == "slow":
-            time.sleep(1.5)
+            deadline = time.monotonic() + 120
+            while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if os.path.exists(sys.argv[1]):
+                os.remove(sys.argv[1])
         sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": request["id"],
                                      "result": {"pong": True, "to": request["method"]}}) + "\\n")
         sys.stdout.flush()
 """)
 
 
-def _popen(code: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([PYTHON, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def _popen(code: str, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [PYTHON, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
 
 
 def test_spawn_in_strict_mode_comes_up_without_a_ready_frame() -> None:
@@ -56,17 +66,20 @@ def test_spawn_gives_up_on_a_worker_that_never_comes_up() -> None:
     proc.wait()
 
 
-def test_a_call_times_out_and_its_late_reply_is_dropped() -> None:
-    worker = Worker(_popen(FAKE), timeout=30)
+def test_a_call_times_out_and_its_late_reply_is_dropped(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    worker = Worker(_popen(FAKE, str(go)), timeout=600)
     try:
         started = time.monotonic()
         with pytest.raises(WorkerTimeout):
-            worker.call("slow", timeout=0.2)
-        assert time.monotonic() - started < 1.4  # it did not wait for the reply
+            worker.call("slow", timeout=0.2)  # its reply waits for go: it cannot have come
+        assert time.monotonic() - started < 60  # the call's timeout, not the worker's 600 s
+        go.touch()
         assert worker.call("ping") == {"pong": True, "to": "ping"}  # not slow's late reply
         with worker.timeouts(0.2), pytest.raises(WorkerTimeout):
             worker.call("slow")
-        assert worker.timeout == 30
+        assert worker.timeout == 600
+        go.touch()
         assert worker.call("ping") == {"pong": True, "to": "ping"}
     finally:
         worker.close()
