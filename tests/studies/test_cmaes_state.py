@@ -43,8 +43,7 @@ def test_a_planted_pickle_in_the_cmaes_state_does_not_run(tmp_path: Path) -> Non
             (trial,) = worker.ask("s")
             worker.tell("s", trial.number, value=float(trial.params["x"]))  # type: ignore[arg-type]
         own = worker._stderr_tail
-        assert own is not None  # the optimizer CMA-ES saved itself is restored without a word
-        assert not any('"cmaes_state_refused"' in line for line in own.last())
+        assert own is not None
         # the attacker rewrites the last trial's saved optimizer in the storage
         storage = optuna.storages.RDBStorage(url)
         study_id = storage.get_study_id_from_name("s")
@@ -65,10 +64,14 @@ def test_a_planted_pickle_in_the_cmaes_state_does_not_run(tmp_path: Path) -> Non
                     "WHERE trial_id = ? AND key = ?",
                     (json.dumps(payload if i == 0 else ""), last._trial_id, key),
                 )
+    # the optimizer CMA-ES saved itself was restored without a word: read to the exited worker's
+    # end of stderr (a look after a fixed 2 s could miss a line a loaded machine had not yet
+    # written, and so could the one below)
+    assert not any('"cmaes_state_refused"' in line for line in own.last(timeout=60))
     with Worker.spawn(url) as victim:  # the next worker to ask restores the optimizer
         (trial,) = victim.ask("s")
         victim.tell("s", trial.number, value=0.0)
         assert not marker.exists(), "the planted pickle ran in the worker"
         tail = victim._stderr_tail
         assert tail is not None
-        assert any('"cmaes_state_refused"' in line for line in tail.last())
+    assert any('"cmaes_state_refused"' in line for line in tail.last(timeout=60))
