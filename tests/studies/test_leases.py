@@ -188,9 +188,14 @@ def test_a_heartbeat_retry_does_not_inherit_the_lease(tmp_path: Path) -> None:
     without a lease, must not be failed when the old trial's lease would have ended."""
     url = f"sqlite:///{tmp_path / 'hb.db'}"
     args = ["--heartbeat", "1", "--grace-period", "1", "--retry-failed", "1"]
+    started = time.monotonic()
     first = Worker.spawn(url, args=args)
     first.create("s", search_space=SPACE)
-    (trial,) = first.ask("s", lease_s=5)
+    # The second worker's ask must come before the old lease ends (a trial whose lease ended is
+    # failed by the lease, without a retry): the lease outlasts the stale heartbeat and a start
+    # as slow as this one, four times over (a fixed 5 s raced a slow start on a busy machine).
+    lease_s = max(5.0, 1.5 + 4 * (time.monotonic() - started))
+    (trial,) = first.ask("s", lease_s=lease_s)
     asked_at = time.monotonic()
     first.proc.kill()
     first.close()
@@ -198,7 +203,8 @@ def test_a_heartbeat_retry_does_not_inherit_the_lease(tmp_path: Path) -> None:
     with Worker.spawn(url, args=args) as second:
         (retried,) = second.ask("s")
         assert retried.params == trial.params and isinstance(retried.lease_end, type(UNSET))
-        time.sleep(max(0.0, asked_at + 7.5 - time.monotonic()))  # past the old lease, a sweep
+        # past the old lease, a sweep
+        time.sleep(max(0.0, asked_at + lease_s + 2.5 - time.monotonic()))
         states = {t.number: t.state for t in second.trials("s")}
         assert states == {trial.number: "fail", retried.number: "running"}
 
