@@ -9,6 +9,7 @@ side waits while the other finishes the trial.
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,15 @@ def _lose_to_the_lease_sweep(
 ) -> dict[str, Any]:
     """Ask a trial with a short lease, hold ``method`` of it at its write (race point ``paused``)
     until the lease sweep has failed the trial, then let it go: its reply must be
-    ``trial_finished`` with the stored state ``fail``; returns that error's data."""
-    (trial,) = w.ask(study, lease_s=0.3)
+    ``trial_finished`` with the stored state ``fail``; returns that error's data.
+
+    The lease must outlast the way of ``method`` to its write (a trial whose lease ended is
+    failed by the first read, and ``method`` never reaches the write): it is many times a read of
+    the study measured now, not a fixed 0.3 s a loaded machine could spend on that way."""
+    started = time.monotonic()
+    w.trials(study)
+    lease_s = max(0.3, 20 * (time.monotonic() - started))
+    (trial,) = w.ask(study, lease_s=lease_s)
     sent = w.send(method, {"study": study, "number": trial.number, **params})
     wait_until((meet / paused).exists, f"the {method} to reach its write")
     wait_until((meet / "sweep-failed-1").exists, "the lease sweep to fail the trial")
