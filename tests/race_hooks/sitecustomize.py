@@ -31,6 +31,9 @@ this directory on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up).
   ``write-paused`` just before its N-th write and waits for ``go`` (a signal sent meanwhile lands
   at an exact point of a long frame, however fast or loaded the machine).
 
+- ``draw_hangs``: a figure's drawing (in its sandboxed process) touches ``draw-started`` and
+  sleeps (a drawing that outlasts ``--max-plot-seconds`` however fast the machine).
+
 - ``journal_tears``: the first journal append over 1 MiB writes half its bytes, touches
   ``torn`` and sleeps (the test kills the process mid-record).
 
@@ -234,6 +237,16 @@ if os.environ.get("BRIDGE_RACE_DIR"):
             return create(study_id, template_trial)
 
         return create_new_trial
+
+    if "draw_hangs" in _HOOKS:
+        import bridge_worker.studies.figures as _figures
+
+        def _hanging_draw(*args: Any, **kwargs: Any) -> bytes:
+            (_DIR / "draw-started").touch()
+            time.sleep(3600)
+            return b""
+
+        _figures._draw = _hanging_draw
 
     _open = _storage_module.open_storage
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from bridge_worker.client import SPIN_US, Worker, WorkerError
 from bridge_worker.studies import figure_sandbox
 from bridge_worker.wire.errors import BridgeError, ErrorKind, invalid_params
 from tests.helpers import PYTHON
+from tests.races import race_env
 
 FLOAT = {"type": "float", "low": 0, "high": 1}
 
@@ -135,8 +137,11 @@ def test_a_figure_over_its_memory_is_a_reply_under_an_address_space_limit() -> N
         assert len(worker.trials("s")) == 20
 
 
-def test_a_figure_over_its_time_is_stopped_and_the_worker_answers_on() -> None:
-    with Worker.spawn(args=["--max-plot-seconds", "1"]) as worker:
+def test_a_figure_over_its_time_is_stopped_and_the_worker_answers_on(tmp_path: Path) -> None:
+    """The drawing hangs (a race hook): a real contour of 100 panels took 4-7 s here, and would
+    end within the 1 s limit on a machine a few times faster."""
+    env = race_env(tmp_path, "draw_hangs")
+    with Worker.spawn(args=["--max-plot-seconds", "1"], env=env) as worker:
         worker.create("s", search_space={f"p{i}": FLOAT for i in range(10)})
         for first in (0, 100):  # two frames: 11 values a trial, --max-add-values is 2000
             worker.add_trials(
@@ -148,9 +153,10 @@ def test_a_figure_over_its_time_is_stopped_and_the_worker_answers_on() -> None:
             )
         started = time.monotonic()
         with pytest.raises(WorkerError) as caught:
-            worker.plot("s", "contour", "png")  # 100 panels: seconds on any machine
+            worker.plot("s", "contour", "png")
         assert caught.value.kind == "limit_exceeded"
         assert caught.value.data["limit"] == "max_plot_seconds"
+        assert (tmp_path / "draw-started").exists()  # stopped while drawing, not before
         assert time.monotonic() - started < 30
         assert worker.call("ping", {}) == {"pong": True}
 
