@@ -203,15 +203,21 @@ def test_an_undrained_stderr_never_blocks_replies() -> None:
     assert kinds == ["study_not_found"] * 1000
     assert time.monotonic() - started < 30
     collected: list[bytes] = []
-    reader = threading.Thread(target=lambda: collected.append(proc.stderr.read()))  # type: ignore[union-attr]
+    stderr = proc.stderr
+    reader = threading.Thread(target=lambda: collected.extend(iter(stderr.readline, b"")))
     reader.start()
-    time.sleep(0.5)  # the sink writes what it holds, then the next line carries the count
+    # the sink writes what it holds, and the next line it writes carries the count (waited for:
+    # a fixed 0.5 s raced the sink's thread on a loaded machine)
+    deadline = time.monotonic() + 60
+    while not any(b'"log_lines_dropped"' in line for line in list(collected)):
+        assert time.monotonic() < deadline, "no log_lines_dropped record"
+        time.sleep(0.01)
     send(proc, failing_frames(1))
     assert read_reply(proc)["error"]["data"]["kind"] == "study_not_found"
     proc.stdin.close()  # type: ignore[union-attr]
     assert proc.wait(10) == 0
     reader.join(10)
-    records = [orjson.loads(line) for line in collected[0].splitlines()]
+    records = [orjson.loads(line) for line in collected]
     dropped = [r for r in records if r["event"] in ("log_lines_dropped", "log_lines_dropped_total")]
     assert dropped and all(r["count"] > 0 for r in dropped)
     proc.stdout.close()
