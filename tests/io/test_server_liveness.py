@@ -227,13 +227,28 @@ def test_an_undrained_stderr_never_blocks_replies() -> None:
 # ---- signals honoured within 2 s --------------------------------------------------------------
 
 
+def _wait_full(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the worker's stdout pipe holds all but a page of its capacity: the worker is
+    blocked on it (a fixed sleep could end before a loaded machine filled it)."""
+    assert proc.stdout is not None
+    capacity = fcntl.fcntl(proc.stdout.fileno(), fcntl.F_GETPIPE_SZ)
+    held = array.array("i", [0])
+    deadline = time.monotonic() + timeout
+    while True:
+        fcntl.ioctl(proc.stdout.fileno(), termios.FIONREAD, held)
+        if held[0] >= capacity - 4096:
+            return
+        assert time.monotonic() < deadline, f"the stdout pipe holds only {held[0]} bytes"
+        time.sleep(0.01)
+
+
 def test_sigterm_is_honoured_while_stdout_is_full() -> None:
     """The parent stops reading stdout; the worker blocks on it, and SIGTERM still ends it within
     2 s (issue 18, item 3: it was still running 15 s later)."""
     proc = spawn(read=False)
     pings = lines(*({"id": i, "method": "ping"} for i in range(20_000)))
     threading.Thread(target=lambda: _quietly(send, proc, pings), daemon=True).start()
-    time.sleep(2)  # the stdout pipe (64 KiB) is full long before 20 000 replies
+    _wait_full(proc)  # the stdout pipe (64 KiB) is full long before 20 000 replies
     assert proc.poll() is None
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
