@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from tests.helpers import PYTHON
-from tests.races import race_env
+from tests.races import race_env, wait_until
 
 SIGNAL_DEADLINE_S = 2.0
 MARGIN_S = 1.5
@@ -356,19 +356,22 @@ def _exit_and_cpu_seconds(proc: subprocess.Popen[bytes], timeout: float = 600) -
         time.sleep(0.02)
 
 
-def test_each_reply_is_written_before_the_next_frame_is_answered() -> None:
+def test_each_reply_is_written_before_the_next_frame_is_answered(tmp_path: Path) -> None:
     """Frames that arrive together: the reply to the first is out while the second is still being
-    computed (replies of one read used to be written together, and lost together on kill -9)."""
-    proc = spawn()
+    computed (replies of one read used to be written together, and lost together on kill -9).
+
+    The second frame is a long ask (a quick call's reply may share a write with the one before,
+    in memory) held at its first parameter (a race hook) until the first reply was read, so
+    "still being computed" holds on any machine (timing the two replies against each other raced
+    a busy machine, and a fixed 1 s for the first reply before that)."""
+    proc = spawn(env=race_env(tmp_path, "param_waits"))
     create_wide(proc)
-    started = time.monotonic()
     send(proc, lines({"id": "fast", "method": "ping"}, long_ask("slow", n=300)))
-    assert read_reply(proc)["id"] == "fast"
-    fast = time.monotonic() - started
+    wait_until((tmp_path / "param-paused").exists, "the slow ask to begin")
+    # the hook holds the ask up to 60 s: a reply held until the ask was answered misses this
+    assert read_reply(proc, timeout=30)["id"] == "fast"
+    (tmp_path / "go").touch()
     assert read_reply(proc)["id"] == "slow"
-    # held until the slow one was answered, it would have come at about the same time (a fixed
-    # 1 s for the first reply raced a busy machine; the slow frame is the baseline)
-    assert fast < (time.monotonic() - started) / 2
     close_all(proc)
 
 
