@@ -102,13 +102,17 @@ def test_renew_and_report_keep_a_trial_alive() -> None:
         worker.tell("s", probe.number, 1.0)
         lease_s = max(0.8, 8 * (time.monotonic() - started))
         renewed, reported = worker.ask("s", n=2, lease_s=lease_s)
-        for _ in range(4):  # twice the lease
-            time.sleep(lease_s / 2)
+        # twice the lease, renewing and reporting every tenth of it (every half raced the calls
+        # on a busy machine: a sleep that overran by a few calls' time ended the lease)
+        until, step = time.monotonic() + 2 * lease_s, 0
+        while time.monotonic() < until:
+            time.sleep(lease_s / 10)
             result = worker.renew("s", renewed.number)
             assert result.number == renewed.number
             worker.call(
-                "report", {"study": "s", "number": reported.number, "step": _, "value": 1.0}
+                "report", {"study": "s", "number": reported.number, "step": step, "value": 1.0}
             )
+            step += 1
         states = {t.number: t.state for t in worker.trials("s") if t.number != probe.number}
         assert states == {renewed.number: "running", reported.number: "running"}
         worker.tell("s", renewed.number, 1.0)
