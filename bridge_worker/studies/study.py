@@ -30,7 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from bridge_worker.storage.identity import Identity
 from bridge_worker.studies import leases
 from bridge_worker.studies.client_ids import asked_by as _asked_by
-from bridge_worker.studies.client_ids import set_client
+from bridge_worker.studies.client_ids import pop_waiting
 from bridge_worker.studies.convert import (
     METRIC_NAMES_ATTR,
     STATE_NAMES,
@@ -263,7 +263,7 @@ class StudyEntry:
         returns the trial's id and whether it came with a lease attr of an earlier trial.
 
         A new trial is stored with its ``client`` id in the same write, and an enqueued one gets
-        it before any parameter: a worker killed mid-ask (kill -9 between two writes) leaves a
+        it before it is popped: a worker killed mid-ask (kill -9 between two writes) leaves a
         RUNNING trial its client finds again (:mod:`bridge_worker.studies.client_ids`), never
         one of nobody's.
 
@@ -276,12 +276,10 @@ class StudyEntry:
         # ``Study.ask`` without ``fixed_distributions``, split so the trial's id is known before
         # ``Trial(...)`` runs the sampler's ``before_trial`` (which may raise).
         study._thread_local.cached_all_trials = None
-        trial_id = study._pop_waiting_trial_id() if waiting else None
+        trial_id = pop_waiting(self.storage, self.study_id, client) if waiting else None
         popped = trial_id is not None
         if trial_id is None:
             trial_id = self.storage.create_new_trial(self.study_id, _asked_by(client))
-        elif client is not None:
-            set_client(self.storage, trial_id, client)
         asked(self.study_id, trial_id, popped)
         trial = optuna.Trial(study, trial_id)
         if fixed_params:
@@ -296,6 +294,20 @@ class StudyEntry:
         }
         inherited_lease = leases.LEASE_ATTR in trial._cached_frozen_trial.system_attrs
         return AskedTrial(number=trial.number, params=values), trial._trial_id, inherited_lease
+
+    def complete_params(
+        self, trial: FrozenTrial, distributions: Mapping[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """The parameters of a RUNNING trial handed out again (``ask`` ``client``), with those a
+        worker killed mid-ask had not sampled yet sampled now (an enqueued trial's own fixed
+        params first, as at its ask): the parent computes its objective on every parameter the
+        trial stores, never on a subset."""
+        missing = {name: d for name, d in distributions.items() if name not in trial.params}
+        if not missing:
+            return trial.params
+        live = optuna.Trial(self.study, trial._trial_id)
+        sampled = {name: as_param_type(d, live._suggest(name, d)) for name, d in missing.items()}
+        return {**trial.params, **sampled}
 
     def tell(
         self,

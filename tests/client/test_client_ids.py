@@ -57,10 +57,84 @@ def test_a_worker_killed_mid_ask_leaves_the_trial_its_clients(tmp_path: Path) ->
         wait_until((tmp_path / "race" / "param-paused").exists, "the ask to store its trial")
         os.kill(worker.pid, signal.SIGKILL)
         worker.proc.wait()
-    asking.join(60)
+        asking.join(60)  # the ask saw the worker die, before its pipe is closed
     with Worker.spawn(storage=storage) as worker:
         (again,) = worker.ask("s", client="c")
         assert (again.number, again.resumed) == (0, True)
+        assert set(again.params) == {"x"}  # sampled now: the killed worker stored none
+        worker.tell("s", again.number, again.params["x"])
+        assert worker.trials("s")[0].params == again.params  # told against what was handed out
+
+
+def _ask_in_background(worker: Worker, client: str | None) -> threading.Thread:
+    def ask() -> None:
+        with contextlib.suppress(WorkerExited):  # the worker may die under this ask
+            worker.ask("s", client=client)
+
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    return asking
+
+
+def test_a_worker_killed_right_after_popping_an_enqueued_trial_leaves_it_its_clients(
+    tmp_path: Path,
+) -> None:
+    """kill -9 between the pop of an enqueued trial and anything after it: the client id was
+    written before the pop, so the restarted client gets the trial back with its parameters."""
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    race = tmp_path / "race"
+    with racing_worker(storage, race, "popped_waits") as worker:
+        worker.create("s", search_space=SPACE)
+        worker.enqueue("s", {"x": 0.25})
+        asking = _ask_in_background(worker, "c")
+        wait_until((race / "popped-paused").exists, "the ask to pop the enqueued trial")
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.proc.wait()
+        asking.join(60)  # the ask saw the worker die, before its pipe is closed
+    with Worker.spawn(storage=storage) as worker:
+        (again,) = worker.ask("s", client="c")
+        assert (again.number, again.resumed) == (0, True)
+        assert again.params == {"x": 0.25}
+
+
+def test_the_worker_that_wins_an_enqueued_trial_names_it(tmp_path: Path) -> None:
+    """Two workers write their client ids on one waiting trial, then race for it: the winner's
+    id is the one the trial keeps; and a waiting trial named by a worker killed before its pop
+    is nobody's once an ask without a client takes it."""
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    with Worker.spawn(storage=storage) as worker:
+        worker.create("s", search_space=SPACE)
+        worker.enqueue("s", {"x": 0.25})
+    a_race, b_race = tmp_path / "a", tmp_path / "b"
+    with (
+        racing_worker(storage, a_race, "pop_waits") as a,
+        racing_worker(storage, b_race, "pop_waits") as b,
+    ):
+        asking_a = _ask_in_background(a, "a")
+        wait_until((a_race / "pop-paused").exists, "a to name the trial")
+        asking_b = _ask_in_background(b, "b")
+        wait_until((b_race / "pop-paused").exists, "b to name the trial")
+        (a_race / "go").touch()  # a pops the trial b named last
+        asking_a.join(60)
+        (b_race / "go").touch()  # b loses the pop and makes a new trial
+        asking_b.join(60)
+        assert [(t.number, t.client) for t in a.trials("s")] == [(0, "a"), (1, "b")]
+        assert a.trials("s")[0].params == {"x": 0.25}
+
+        a.enqueue("s", {"x": 0.5})
+    c_race = tmp_path / "c"
+    with racing_worker(storage, c_race, "pop_waits") as c:
+        asking_c = _ask_in_background(c, "c")
+        wait_until((c_race / "pop-paused").exists, "c to name the trial")
+        os.kill(c.pid, signal.SIGKILL)
+        c.proc.wait()
+        asking_c.join(60)  # the ask saw the worker die, before its pipe is closed
+    with Worker.spawn(storage=storage) as worker:
+        (anonymous,) = worker.ask("s")
+        assert (anonymous.number, anonymous.params) == (2, {"x": 0.5})
+        assert worker.trials("s")[2].client is UNSET
+        (fresh,) = worker.ask("s", client="c")
+        assert (fresh.number, fresh.resumed) == (3, UNSET)
 
 
 def test_concurrent_asks_of_one_client_never_get_a_running_trial_twice(worker: Worker) -> None:
