@@ -321,14 +321,7 @@ class StudyEntry:
         finished trial it would return. ``trial_finished`` (with the stored outcome) if another
         worker, a lease or a stale-trial sweep finished the trial since it was read: the finish
         is a compare-and-set on the trial's state in every storage, and only the request whose
-        write won gets a success, with its own values.
-
-        GridSampler calls ``Study.stop`` once its grid is exhausted, which Optuna only allows
-        inside ``optimize``; Optuna stores the outcome anyway (in a ``finally``), whose refusal
-        (``UpdateFinishedTrialError``, itself a RuntimeError) replaces the stop's error. So a
-        plain RuntimeError means the outcome was stored: in ask-and-tell mode stopping is the
-        parent's decision, and it is not an error.
-        """
+        write won gets a success, with its own values."""
         storage = self.storage
         trial_id = trial._trial_id
         with self._unless_finished(trial):
@@ -337,21 +330,11 @@ class StudyEntry:
                 for key, value in constraint_attrs(constraints).items():
                     storage.set_trial_system_attr(trial_id, key, value)
             try:
-                told_state, told_values, _ = _tell_with_warning(
-                    self.study, trial.number, values, state=state, suppress_warning=True
-                )
-            except UpdateFinishedTrialError:
-                raise
-            except RuntimeError:
-                stored = storage.get_trial(trial_id)
-                if not stored.state.is_finished():
-                    raise
-                return stored.state, stored.values
+                return self._optuna_tell(trial_id, trial.number, values, state)
             except ValueError:  # Optuna's "Cannot tell a COMPLETE trial": finished before
                 if storage.get_trial(trial_id).state.is_finished():
                     raise self.finished(trial) from None
                 raise
-        return told_state, told_values
 
     def tell_if_running(
         self, trial_id: int, number: int, values: list[float] | None, state: TrialState
@@ -362,20 +345,35 @@ class StudyEntry:
         nothing written, when the trial is not running (finished, or enqueued and never
         asked): the caller then reads it and answers as :meth:`tell`'s callers do."""
         try:
-            told_state, told_values, _ = _tell_with_warning(
-                self.study, number, values, state=state, suppress_warning=True
-            )
+            return self._optuna_tell(trial_id, number, values, state)
         except UpdateFinishedTrialError:  # finished between Optuna's read and its write
             return None
-        except RuntimeError:  # GridSampler's stop, see tell(): the outcome was stored
-            stored = self.storage.get_trial(trial_id)
-            if not stored.state.is_finished():
-                raise
-            return stored.state, stored.values
         except ValueError:  # Optuna's "Cannot tell a COMPLETE/WAITING trial"
             if self.storage.get_trial(trial_id).state != TrialState.RUNNING:
                 return None
             raise
+
+    def _optuna_tell(
+        self, trial_id: int, number: int, values: list[float] | None, state: TrialState
+    ) -> tuple[TrialState, list[float] | None]:
+        """Optuna's tell, the outcome it stored.
+
+        GridSampler calls ``Study.stop`` once its grid is exhausted, which Optuna only allows
+        inside ``optimize``; Optuna stores the outcome anyway (in a ``finally``), whose refusal
+        (``UpdateFinishedTrialError``, itself a RuntimeError, raised as it is) replaces the
+        stop's error. So a plain RuntimeError means the outcome was stored: in ask-and-tell mode
+        stopping is the parent's decision, and it is not an error."""
+        try:
+            told_state, told_values, _ = _tell_with_warning(
+                self.study, number, values, state=state, suppress_warning=True
+            )
+        except UpdateFinishedTrialError:
+            raise
+        except RuntimeError:
+            stored = self.storage.get_trial(trial_id)
+            if not stored.state.is_finished():
+                raise
+            return stored.state, stored.values
         return told_state, told_values
 
     def report(self, trial: FrozenTrial, step: int, value: float) -> bool:
