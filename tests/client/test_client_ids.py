@@ -47,17 +47,7 @@ def test_a_worker_killed_mid_ask_leaves_the_trial_its_clients(tmp_path: Path) ->
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     with racing_worker(storage, tmp_path / "race", "param_waits") as worker:
         worker.create("s", search_space=SPACE)
-
-        def ask() -> None:
-            with contextlib.suppress(WorkerExited):  # the worker dies under this ask
-                worker.ask("s", client="c")
-
-        asking = threading.Thread(target=ask, daemon=True)
-        asking.start()
-        wait_until((tmp_path / "race" / "param-paused").exists, "the ask to store its trial")
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.proc.wait()
-        asking.join(60)  # the ask saw the worker die, before its pipe is closed
+        kill_mid_ask(worker, tmp_path / "race" / "param-paused", "c")
     with Worker.spawn(storage=storage) as worker:
         (again,) = worker.ask("s", client="c")
         assert (again.number, again.resumed) == (0, True)
@@ -76,6 +66,16 @@ def _ask_in_background(worker: Worker, client: str | None) -> threading.Thread:
     return asking
 
 
+def kill_mid_ask(worker: Worker, paused: Path, client: str) -> None:
+    """kill -9 of a racing worker once its ask (of study ``s``) reached the race point that
+    touches ``paused``."""
+    asking = _ask_in_background(worker, client)
+    wait_until(paused.exists, f"the ask to reach {paused.name}")
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.proc.wait()
+    asking.join(60)  # the ask saw the worker die, before its pipe is closed
+
+
 def test_a_worker_killed_right_after_popping_an_enqueued_trial_leaves_it_its_clients(
     tmp_path: Path,
 ) -> None:
@@ -86,11 +86,7 @@ def test_a_worker_killed_right_after_popping_an_enqueued_trial_leaves_it_its_cli
     with racing_worker(storage, race, "popped_waits") as worker:
         worker.create("s", search_space=SPACE)
         worker.enqueue("s", {"x": 0.25})
-        asking = _ask_in_background(worker, "c")
-        wait_until((race / "popped-paused").exists, "the ask to pop the enqueued trial")
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.proc.wait()
-        asking.join(60)  # the ask saw the worker die, before its pipe is closed
+        kill_mid_ask(worker, race / "popped-paused", "c")
     with Worker.spawn(storage=storage) as worker:
         (again,) = worker.ask("s", client="c")
         assert (again.number, again.resumed) == (0, True)
@@ -124,11 +120,7 @@ def test_the_worker_that_wins_an_enqueued_trial_names_it(tmp_path: Path) -> None
         a.enqueue("s", {"x": 0.5})
     c_race = tmp_path / "c"
     with racing_worker(storage, c_race, "pop_waits") as c:
-        asking_c = _ask_in_background(c, "c")
-        wait_until((c_race / "pop-paused").exists, "c to name the trial")
-        os.kill(c.pid, signal.SIGKILL)
-        c.proc.wait()
-        asking_c.join(60)  # the ask saw the worker die, before its pipe is closed
+        kill_mid_ask(c, c_race / "pop-paused", "c")
     with Worker.spawn(storage=storage) as worker:
         (anonymous,) = worker.ask("s")
         assert (anonymous.number, anonymous.params) == (2, {"x": 0.5})
