@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from msgspec import UNSET
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from bridge_worker.storage.backend import opened_by
@@ -149,7 +150,10 @@ def _resume(
     the ask gives ``lease_s``), each with every parameter of the ask's space."""
     resumed = []
     for frozen in registry.clients.take(entry.storage, entry.study_id, client, params.n):
-        values = entry.complete_params(frozen, distributions)
+        try:
+            values = entry.complete_params(frozen, distributions)
+        except UpdateFinishedTrialError:  # a sweep failed it since: no longer the client's
+            continue
         trial = AskedTrial(number=frozen.number, params=values, resumed=True)
         end = None
         if lease_s is not None:

@@ -8,11 +8,15 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from msgspec import UNSET
+from optuna.trial import TrialState
 
 from bridge_worker.client import Worker, WorkerError, WorkerExited
+from bridge_worker.studies.client_ids import asked_by
+from tests.helpers import endpoint_result, make_endpoint
 from tests.races import racing_worker, wait_until
 
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
@@ -170,3 +174,26 @@ def test_the_client_travels_with_export_and_a_retry_is_nobodys(worker: Worker) -
     assert worker.trials("s")[-1].client is UNSET
     snapshot = worker.export("s")
     assert snapshot["body"]["trials"][0]["system_attrs"]["optuna_bridge:client"] == "c"
+
+
+def test_a_trial_failed_while_it_is_resumed_is_not_handed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trial a killed worker left without parameters is failed (a lease sweep, another
+    worker) just as the resume samples them: the ask skips it and makes a new trial."""
+    endpoint = make_endpoint()
+    endpoint_result(endpoint, "create", {"study": "s", "search_space": SPACE})
+    storage = endpoint.dispatcher.registry.storage
+    left = storage.create_new_trial(storage.get_study_id_from_name("s"), asked_by("c"))
+    set_param = storage.set_trial_param
+
+    def failed_meanwhile(trial_id: int, *args: Any) -> None:
+        if trial_id == left:
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        set_param(trial_id, *args)
+
+    monkeypatch.setattr(storage, "set_trial_param", failed_meanwhile)
+    (trial,) = endpoint_result(endpoint, "ask", {"study": "s", "client": "c"})["trials"]
+    assert trial["number"] == 1 and "resumed" not in trial
+    states = [t["state"] for t in endpoint_result(endpoint, "trials", {"study": "s"})["trials"]]
+    assert states == ["fail", "running"]
