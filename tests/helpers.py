@@ -31,11 +31,16 @@ def make_endpoint(storage: str = "memory") -> Endpoint:
     return build_endpoint(storage)
 
 
-def endpoint_result(endpoint: Endpoint, method: str, params: dict[str, Any]) -> Any:
-    """The result of one request handled in-process (the bytes a parent would send); fails on an
-    error reply. For tests that only need a study built, not a process."""
+def endpoint_reply(endpoint: Endpoint, method: str, params: dict[str, Any]) -> Any:
+    """The reply to one request handled in-process (the bytes a parent would send), decoded."""
     (out,) = endpoint.handle(orjson.dumps({"id": 1, "method": method, "params": params}))
-    reply = orjson.loads(out)
+    return orjson.loads(out)
+
+
+def endpoint_result(endpoint: Endpoint, method: str, params: dict[str, Any]) -> Any:
+    """The result of one request handled in-process; fails on an error reply. For tests that
+    only need a study built, not a process."""
+    reply = endpoint_reply(endpoint, method, params)
     assert "result" in reply, reply
     return reply["result"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from msgspec import UNSET
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from bridge_worker.storage.backend import opened_by
@@ -37,6 +38,10 @@ from bridge_worker.wire.schema import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from optuna.distributions import BaseDistribution
+
     from bridge_worker.studies.registry import StudyRegistry
 
 
@@ -89,7 +94,7 @@ def ask(registry: StudyRegistry, params: AskParams) -> AskResult:
     registry.leases.sweep_if_due(entry.study_id)  # retries of ended leases first
     client = None if params.client is UNSET else params.client
     resumed = (
-        [] if client is None else _resume(registry, entry, client, params.n, lease_s, params.retry)
+        [] if client is None else _resume(registry, entry, client, params, lease_s, distributions)
     )
     created: list[Created] = []
 
@@ -137,18 +142,22 @@ def _resume(
     registry: StudyRegistry,
     entry: StudyEntry,
     client: str,
-    n: int,
+    params: AskParams,
     lease_s: float | None,
-    retry: int,
+    distributions: Mapping[str, BaseDistribution],
 ) -> list[AskedTrial]:
     """The client's own pending trials, handed out again (their lease renewed, or granted when
-    the ask gives ``lease_s``)."""
+    the ask gives ``lease_s``), each with every parameter of the ask's space."""
     resumed = []
-    for frozen in registry.clients.take(entry.storage, entry.study_id, client, n):
-        trial = AskedTrial(number=frozen.number, params=frozen.params, resumed=True)
+    for frozen in registry.clients.take(entry.storage, entry.study_id, client, params.n):
+        try:
+            values = entry.complete_params(frozen, distributions)
+        except UpdateFinishedTrialError:  # a sweep failed it since: no longer the client's
+            continue
+        trial = AskedTrial(number=frozen.number, params=values, resumed=True)
         end = None
         if lease_s is not None:
-            end = entry.grant_lease(trial_id_of(frozen), lease_s, retry)
+            end = entry.grant_lease(trial_id_of(frozen), lease_s, params.retry)
         elif lease_of(frozen) is not None:
             end = entry.renew_lease(frozen, None)
         if end is not None:

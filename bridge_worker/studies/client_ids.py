@@ -19,6 +19,7 @@ import datetime
 import time
 from dataclasses import dataclass, field
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -41,8 +42,33 @@ def is_clients(trial: FrozenTrial, client: str, now: float) -> bool:
     return lease is None or lease.end > now
 
 
-def set_client(storage: BaseStorage, trial_id: int, client: str) -> None:
+def set_client(storage: BaseStorage, trial_id: int, client: str | None) -> None:
     storage.set_trial_system_attr(trial_id, CLIENT_ATTR, client)
+
+
+def pop_waiting(storage: BaseStorage, study_id: int, client: str | None) -> int | None:
+    """Optuna's ``Study._pop_waiting_trial_id`` (the first enqueued trial this worker wins),
+    with the client id written *before* the pop: a worker killed right after the pop leaves a
+    RUNNING trial its client finds again, never one of nobody's.
+
+    Another worker may write its own client id on the same waiting trial meanwhile, and win or
+    lose the pop: the winner reads the trial back and writes its id again if it is not there
+    (popped without a client, a trial a loser named is made nobody's again). Enqueued trials are
+    few; the read is paid only for them.
+    """
+    for waiting in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        trial_id = waiting._trial_id
+        try:
+            if client is not None and client_of(waiting) != client:
+                set_client(storage, trial_id, client)
+            if not storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                continue
+        except UpdateFinishedTrialError:
+            continue
+        if client_of(storage.get_trial(trial_id)) != client:
+            set_client(storage, trial_id, client)
+        return trial_id
+    return None
 
 
 def asked_by(client: str | None) -> FrozenTrial | None:

@@ -30,7 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from bridge_worker.storage.identity import Identity
 from bridge_worker.studies import leases
 from bridge_worker.studies.client_ids import asked_by as _asked_by
-from bridge_worker.studies.client_ids import set_client
+from bridge_worker.studies.client_ids import pop_waiting
 from bridge_worker.studies.convert import (
     METRIC_NAMES_ATTR,
     STATE_NAMES,
@@ -263,7 +263,7 @@ class StudyEntry:
         returns the trial's id and whether it came with a lease attr of an earlier trial.
 
         A new trial is stored with its ``client`` id in the same write, and an enqueued one gets
-        it before any parameter: a worker killed mid-ask (kill -9 between two writes) leaves a
+        it before it is popped: a worker killed mid-ask (kill -9 between two writes) leaves a
         RUNNING trial its client finds again (:mod:`bridge_worker.studies.client_ids`), never
         one of nobody's.
 
@@ -276,12 +276,10 @@ class StudyEntry:
         # ``Study.ask`` without ``fixed_distributions``, split so the trial's id is known before
         # ``Trial(...)`` runs the sampler's ``before_trial`` (which may raise).
         study._thread_local.cached_all_trials = None
-        trial_id = study._pop_waiting_trial_id() if waiting else None
+        trial_id = pop_waiting(self.storage, self.study_id, client) if waiting else None
         popped = trial_id is not None
         if trial_id is None:
             trial_id = self.storage.create_new_trial(self.study_id, _asked_by(client))
-        elif client is not None:
-            set_client(self.storage, trial_id, client)
         asked(self.study_id, trial_id, popped)
         trial = optuna.Trial(study, trial_id)
         if fixed_params:
@@ -297,6 +295,20 @@ class StudyEntry:
         inherited_lease = leases.LEASE_ATTR in trial._cached_frozen_trial.system_attrs
         return AskedTrial(number=trial.number, params=values), trial._trial_id, inherited_lease
 
+    def complete_params(
+        self, trial: FrozenTrial, distributions: Mapping[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """The parameters of a RUNNING trial handed out again (``ask`` ``client``), with those a
+        worker killed mid-ask had not sampled yet sampled now (an enqueued trial's own fixed
+        params first, as at its ask): the parent computes its objective on every parameter the
+        trial stores, never on a subset."""
+        missing = {name: d for name, d in distributions.items() if name not in trial.params}
+        if not missing:
+            return trial.params
+        live = optuna.Trial(self.study, trial._trial_id)
+        sampled = {name: as_param_type(d, live._suggest(name, d)) for name, d in missing.items()}
+        return {**trial.params, **sampled}
+
     def tell(
         self,
         trial: FrozenTrial,
@@ -309,14 +321,7 @@ class StudyEntry:
         finished trial it would return. ``trial_finished`` (with the stored outcome) if another
         worker, a lease or a stale-trial sweep finished the trial since it was read: the finish
         is a compare-and-set on the trial's state in every storage, and only the request whose
-        write won gets a success, with its own values.
-
-        GridSampler calls ``Study.stop`` once its grid is exhausted, which Optuna only allows
-        inside ``optimize``; Optuna stores the outcome anyway (in a ``finally``), whose refusal
-        (``UpdateFinishedTrialError``, itself a RuntimeError) replaces the stop's error. So a
-        plain RuntimeError means the outcome was stored: in ask-and-tell mode stopping is the
-        parent's decision, and it is not an error.
-        """
+        write won gets a success, with its own values."""
         storage = self.storage
         trial_id = trial._trial_id
         with self._unless_finished(trial):
@@ -325,21 +330,11 @@ class StudyEntry:
                 for key, value in constraint_attrs(constraints).items():
                     storage.set_trial_system_attr(trial_id, key, value)
             try:
-                told_state, told_values, _ = _tell_with_warning(
-                    self.study, trial.number, values, state=state, suppress_warning=True
-                )
-            except UpdateFinishedTrialError:
-                raise
-            except RuntimeError:
-                stored = storage.get_trial(trial_id)
-                if not stored.state.is_finished():
-                    raise
-                return stored.state, stored.values
+                return self._optuna_tell(trial_id, trial.number, values, state)
             except ValueError:  # Optuna's "Cannot tell a COMPLETE trial": finished before
                 if storage.get_trial(trial_id).state.is_finished():
                     raise self.finished(trial) from None
                 raise
-        return told_state, told_values
 
     def tell_if_running(
         self, trial_id: int, number: int, values: list[float] | None, state: TrialState
@@ -350,20 +345,35 @@ class StudyEntry:
         nothing written, when the trial is not running (finished, or enqueued and never
         asked): the caller then reads it and answers as :meth:`tell`'s callers do."""
         try:
-            told_state, told_values, _ = _tell_with_warning(
-                self.study, number, values, state=state, suppress_warning=True
-            )
+            return self._optuna_tell(trial_id, number, values, state)
         except UpdateFinishedTrialError:  # finished between Optuna's read and its write
             return None
-        except RuntimeError:  # GridSampler's stop, see tell(): the outcome was stored
-            stored = self.storage.get_trial(trial_id)
-            if not stored.state.is_finished():
-                raise
-            return stored.state, stored.values
         except ValueError:  # Optuna's "Cannot tell a COMPLETE/WAITING trial"
             if self.storage.get_trial(trial_id).state != TrialState.RUNNING:
                 return None
             raise
+
+    def _optuna_tell(
+        self, trial_id: int, number: int, values: list[float] | None, state: TrialState
+    ) -> tuple[TrialState, list[float] | None]:
+        """Optuna's tell, the outcome it stored.
+
+        GridSampler calls ``Study.stop`` once its grid is exhausted, which Optuna only allows
+        inside ``optimize``; Optuna stores the outcome anyway (in a ``finally``), whose refusal
+        (``UpdateFinishedTrialError``, itself a RuntimeError, raised as it is) replaces the
+        stop's error. So a plain RuntimeError means the outcome was stored: in ask-and-tell mode
+        stopping is the parent's decision, and it is not an error."""
+        try:
+            told_state, told_values, _ = _tell_with_warning(
+                self.study, number, values, state=state, suppress_warning=True
+            )
+        except UpdateFinishedTrialError:
+            raise
+        except RuntimeError:
+            stored = self.storage.get_trial(trial_id)
+            if not stored.state.is_finished():
+                raise
+            return stored.state, stored.values
         return told_state, told_values
 
     def report(self, trial: FrozenTrial, step: int, value: float) -> bool:

@@ -20,6 +20,9 @@ this directory on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up).
   touches ``read-paused`` and waits for ``go`` (the study is replaced under a reader);
 - ``param_waits``: the main thread's first write of a trial's parameter touches ``param-paused``
   and waits for ``go`` (the test kills the worker in the middle of an ``ask``);
+- ``pop_waits``: the main thread's first write that sets a trial RUNNING (the pop of an enqueued
+  trial) touches ``pop-paused`` and waits for ``go`` before it writes; ``popped_waits`` the
+  same (``popped-paused``) right after the write;
 - ``create_waits``: the first study created is created, then ``create-paused`` is touched and
   the worker waits for ``go`` before writing anything into it.
 
@@ -77,7 +80,7 @@ if os.environ.get("BRIDGE_RACE_DIR"):
 
         def set_trial_state_values(trial_id: int, state: Any, values: Any = None) -> Any:
             if not state.is_finished():
-                return original(trial_id, state, values)
+                return popping(trial_id, state, values)
             lease_thread = threading.current_thread().name == "leases"
             if not lease_thread and _once("finish_barrier"):
                 (_DIR / f"barrier-{os.getpid()}").touch()
@@ -99,6 +102,17 @@ if os.environ.get("BRIDGE_RACE_DIR"):
             if lease_thread and "sweep_marks" in _HOOKS:
                 _marks[0] += 1
                 (_DIR / f"sweep-failed-{_marks[0]}").touch()
+            return result
+
+        def popping(trial_id: int, state: Any, values: Any = None) -> Any:
+            running = state.name == "RUNNING" and threading.current_thread().name != "leases"
+            if running and _once("pop_waits"):
+                (_DIR / "pop-paused").touch()
+                _wait_for((_DIR / "go").exists)
+            result = original(trial_id, state, values)
+            if running and _once("popped_waits"):
+                (_DIR / "popped-paused").touch()
+                _wait_for((_DIR / "go").exists)
             return result
 
         storage.set_trial_state_values = set_trial_state_values

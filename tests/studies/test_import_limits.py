@@ -7,13 +7,12 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import pytest
 
 from bridge_worker.studies.snapshot import checksum
 from bridge_worker.wire.limits import Limits
-from bridge_worker.wire.rpc import Endpoint
 from bridge_worker.wiring import build_endpoint
+from tests.helpers import endpoint_reply, endpoint_result
 
 COSTLY = Limits(
     max_ei_candidates=100,
@@ -26,26 +25,13 @@ X = {"type": "float", "low": 0.0, "high": 1.0}
 K = {"type": "int", "low": 0, "high": 9}
 
 
-def call(ep: Endpoint, method: str, params: dict[str, Any]) -> Any:
-    (out,) = ep.handle(
-        orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-    )
-    return orjson.loads(out)
-
-
-def result(ep: Endpoint, method: str, params: dict[str, Any]) -> Any:
-    answer = call(ep, method, params)
-    assert "result" in answer, answer
-    return answer["result"]
-
-
 def exported(sampler: dict[str, Any], space: dict[str, Any], n_trials: int = 2) -> Any:
     """A legitimate snapshot made by a worker with default limits."""
     ep = build_endpoint()
-    result(ep, "create", {"study": "s", "sampler": sampler, "search_space": space})
-    for trial in result(ep, "ask", {"study": "s", "n": n_trials})["trials"]:
-        result(ep, "tell", {"study": "s", "number": trial["number"], "value": 1.0})
-    return result(ep, "export", {"study": "s"})["snapshot"]
+    endpoint_result(ep, "create", {"study": "s", "sampler": sampler, "search_space": space})
+    for trial in endpoint_result(ep, "ask", {"study": "s", "n": n_trials})["trials"]:
+        endpoint_result(ep, "tell", {"study": "s", "number": trial["number"], "value": 1.0})
+    return endpoint_result(ep, "export", {"study": "s"})["snapshot"]
 
 
 def forged(snapshot: Any, change: Callable[[Any], None]) -> Any:
@@ -142,14 +128,16 @@ def test_a_forged_snapshot_over_a_limit_is_refused(
 ) -> None:
     snapshot = exported(sampler, space)
     ep = build_endpoint(limits=COSTLY)
-    result(ep, "import", {"snapshot": snapshot, "study": "legit"})  # the original is fine
-    answer = call(ep, "import", {"snapshot": forged(snapshot, change)})
+    endpoint_result(ep, "import", {"snapshot": snapshot, "study": "legit"})  # the original is fine
+    answer = endpoint_reply(ep, "import", {"snapshot": forged(snapshot, change)})
     error = answer["error"]
     assert error["data"]["kind"] == "limit_exceeded", error
     assert error["data"]["limit"] == limit
     if field is not None:
         assert field in error["message"]
-    assert [s["study"] for s in result(ep, "list", {})["studies"]] == ["legit"]  # nothing written
+    assert [s["study"] for s in endpoint_result(ep, "list", {})["studies"]] == [
+        "legit"
+    ]  # nothing written
 
 
 def test_a_forged_qmc_index_is_refused() -> None:
@@ -158,9 +146,9 @@ def test_a_forged_qmc_index_is_refused() -> None:
     (key,) = [k for k in snapshot["body"]["system_attrs"] if k.startswith("qmc:")]
     assert 0 <= snapshot["body"]["system_attrs"][key] < 3  # at most one index per trial
     ep = build_endpoint()
-    result(ep, "import", {"snapshot": snapshot, "study": "legit"})
+    endpoint_result(ep, "import", {"snapshot": snapshot, "study": "legit"})
     for bad in (10**12, 3, -2, "1", 1.5):
-        answer = call(
+        answer = endpoint_reply(
             ep,
             "import",
             {
@@ -176,7 +164,9 @@ def test_a_forged_qmc_index_is_refused() -> None:
 
 def test_add_trials_and_enqueue_obey_the_user_attr_limits() -> None:
     ep = build_endpoint(limits=COSTLY)
-    result(ep, "create", {"study": "s", "sampler": {"type": "random"}, "search_space": {"x": X}})
+    endpoint_result(
+        ep, "create", {"study": "s", "sampler": {"type": "random"}, "search_space": {"x": X}}
+    )
     many = {f"a{i}": i for i in range(4)}
     for method, params, field in [
         (
@@ -196,7 +186,9 @@ def test_add_trials_and_enqueue_obey_the_user_attr_limits() -> None:
         ),
         ("enqueue", {"params": {"x": 0.5}, "user_attrs": many}, "$.params.user_attrs"),
     ]:
-        answer = call(ep, method, {"study": "s", **params})
+        answer = endpoint_reply(ep, method, {"study": "s", **params})
         assert answer["error"]["data"]["kind"] == "limit_exceeded", answer
         assert field in answer["error"]["message"]
-    assert result(ep, "trials", {"study": "s"})["trials"] == []  # nothing stored or enqueued
+    assert (
+        endpoint_result(ep, "trials", {"study": "s"})["trials"] == []
+    )  # nothing stored or enqueued
