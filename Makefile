@@ -118,7 +118,7 @@ soak: venv
 STRESS_ROUNDS ?= 3
 STRESS_PYTEST_CI := tests/io/test_server_liveness.py tests/io/test_parent_watch.py tests/io/test_faults.py \
 	tests/io/test_process.py tests/io/test_log_sink.py tests/studies/test_leases.py \
-	tests/client/test_client_deadlines.py
+	tests/client/test_client_deadlines.py tests/io/test_stop_long_frames.py
 STRESS_MIX_CI := test/optuna_bridge/optimize_test.exs test/optuna_bridge/recovery_test.exs \
 	test/optuna_bridge/shared_worker_test.exs test/optuna_bridge/supervision_test.exs \
 	test/optuna_bridge/study_test.exs test/optuna_bridge/real_data_test.exs \
