@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, get_type_hints
+from typing import Any, Generic, Literal, Protocol, TypeVar, Union, get_type_hints
 
 import msgspec
+from msgspec import UNSET, Raw, UnsetType
 
 from bridge_worker.wire.errors import BridgeError, ErrorKind
 from bridge_worker.wire.limits import Limits
@@ -92,11 +93,49 @@ def build_methods(handlers: Iterable[Callable[..., Any]]) -> dict[str, Method]:
     return table
 
 
+def request_decoder(methods: dict[str, Method]) -> msgspec.json.Decoder[Any]:
+    """One decoder for a whole well-formed request: a union of one struct per method, told
+    apart by ``method`` (a tagged union), each with that method's typed ``params``, so a frame
+    is parsed once. Each struct's ``method_name`` is its method's name (the method itself is
+    looked up in the table, which stays the one place that says what a method does).
+
+    Only for the frames nearly every parent sends: whatever it refuses (an unknown method,
+    params that are not the method's, params by position, a missing ``method``) the endpoint
+    decodes again through :data:`~bridge_worker.wire.schema.RequestEnvelope` and
+    :meth:`Dispatcher.decode_params`, which name what is wrong; both decode the same structs, so
+    a frame one accepts the other accepts with the same values."""
+    requests = []
+    for name, method in methods.items():
+        params: tuple[Any, ...] = (method.params_type,)  # none: the fallback words the error
+        try:
+            method.decoder.decode(_EMPTY_PARAMS)
+            params += (msgspec.field(default_factory=method.params_type),)
+        except msgspec.ValidationError:
+            pass
+        requests.append(
+            msgspec.defstruct(
+                f"Request_{name}",
+                [
+                    ("jsonrpc", Literal["2.0"] | UnsetType, UNSET),
+                    ("id", Raw | UnsetType, UNSET),
+                    ("params", *params),
+                ],
+                namespace={"method_name": name},
+                kw_only=True,
+                tag_field="method",
+                tag=name,
+            )
+        )
+    return msgspec.json.Decoder(Union[tuple(requests)])  # noqa: UP007 (a runtime union)
+
+
 class Dispatcher(Generic[C]):
     def __init__(self, registry: C, methods: dict[str, Method]) -> None:
         self.registry = registry
         """The handlers' first argument (the worker's study registry)."""
         self.methods = methods
+        self.decode_request = request_decoder(methods).decode
+        """A whole request decoded in one pass (see :func:`request_decoder`)."""
         self.before_call: Callable[[Method, Any], None] | None = None
         """Told each call's method and decoded params just before its handler runs (the I/O
         loop writes the replies it holds before a call that may run long)."""
@@ -114,8 +153,12 @@ class Dispatcher(Generic[C]):
 
     def call(self, method: Method, raw_params: bytes | None) -> Any:
         """Decode ``raw_params`` into the method's params struct, then run its handler."""
+        return self.run(method, self.decode_params(method, raw_params))
+
+    def decode_params(self, method: Method, raw_params: bytes | None) -> Any:
+        """The method's params struct, or the error that says which field is wrong."""
         try:
-            params = method.decoder.decode(raw_params or _EMPTY_PARAMS)
+            return method.decoder.decode(raw_params or _EMPTY_PARAMS)
         except msgspec.ValidationError as exc:
             raise params_error(
                 str(exc), method.params_type, raw_params, self.registry.limits
@@ -124,6 +167,9 @@ class Dispatcher(Generic[C]):
             raise BridgeError(
                 ErrorKind.LIMIT_EXCEEDED, "params nested too deeply", limit="max_depth"
             ) from None
+
+    def run(self, method: Method, params: Any) -> Any:
+        """Run the method's handler on params already decoded."""
         if self.before_call is not None:
             self.before_call(method, params)
         try:
