@@ -195,15 +195,17 @@ def serve(
     clock = time.perf_counter
     if gather:
 
-        def flush_unless_quick(method: Method, params: Any) -> None:
-            """Held replies are written before a call that may run long (:data:`QUICK_METHODS`)."""
-            if write.held and not (method.name in QUICK_METHODS and getattr(params, "n", 1) == 1):
+        def flush_before_long_call(method: Method, params: Any) -> None:
+            """Held replies are written before a call that may run long (not one of
+            :data:`QUICK_METHODS` for one trial: the dispatcher does not tell of those)."""
+            if write.held:
                 try:
                     write.flush()
                 except (BrokenPipeError, _WriteAbandoned) as exc:
                     raise _FlushFailed(exc) from None  # past the endpoint's error replies
 
-        endpoint.dispatcher.before_call = flush_unless_quick
+        endpoint.dispatcher.before_call = flush_before_long_call
+        endpoint.dispatcher.quick_methods = QUICK_METHODS
     if watch is not None:
         watch.before_exit = write.last_flush
     try:

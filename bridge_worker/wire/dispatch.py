@@ -137,8 +137,12 @@ class Dispatcher(Generic[C]):
         self.decode_request = request_decoder(methods).decode
         """A whole request decoded in one pass (see :func:`request_decoder`)."""
         self.before_call: Callable[[Method, Any], None] | None = None
-        """Told each call's method and decoded params just before its handler runs (the I/O
-        loop writes the replies it holds before a call that may run long)."""
+        """Told each call's method and decoded params just before its handler runs, unless the
+        call is quick (the I/O loop writes the replies it holds before a call that may run
+        long)."""
+        self.quick_methods: frozenset[str] = frozenset()
+        """Methods whose calls for one trial (``n`` 1, or no ``n``) are quick: ``before_call``
+        is not told of them (a call per frame of a burst saved)."""
 
     def lookup(self, name: str) -> Method:
         method = self.methods.get(name)
@@ -170,8 +174,11 @@ class Dispatcher(Generic[C]):
 
     def run(self, method: Method, params: Any) -> Any:
         """Run the method's handler on params already decoded."""
-        if self.before_call is not None:
-            self.before_call(method, params)
+        before_call = self.before_call
+        if before_call is not None and (
+            method.name not in self.quick_methods or getattr(params, "n", 1) != 1
+        ):
+            before_call(method, params)
         try:
             return method.handler(self.registry, params)
         except KeyError:

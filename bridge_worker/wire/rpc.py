@@ -93,7 +93,30 @@ class Endpoint:
             return [_error_reply(None, error)]
         out: list[bytes] = []
         try:
-            reply = self._handle_frame(frame, out)
+            # The frames nearly every parent sends are decoded in one pass and checked as the
+            # careful path (_handle_frame) checks them; whatever this refuses takes that path,
+            # which says what is wrong. JSON that decodes is balanced: a frame nests at most
+            # half its length deep.
+            max_depth = self.limits.max_depth
+            request = None
+            if (
+                frame[:1] == b"{"
+                and frame.isascii()  # so valid UTF-8
+                and (len(frame) <= 2 * max_depth or nesting_depth(frame, max_depth) <= max_depth)
+            ):
+                try:
+                    request = self.dispatcher.decode_request(frame)
+                except (msgspec.ValidationError, *_NOT_JSON):
+                    pass
+            if (
+                request is not None
+                and (method := self.dispatcher.methods.get(request.method_name)) is not None
+                and (request.id is UNSET or bytes(request.id)[0] in _ID_STARTS)  # _is_id
+                and not (self.strict and request.jsonrpc is UNSET)
+            ):
+                reply = self._answer(method, request.params, request.id, out)
+            else:
+                reply = self._handle_frame(frame, out)
         except Exception as exc:  # a bug in this module itself must not end the worker either
             self._log.error("internal_error", exc_info=exc)
             reply = _error_reply(None, as_bridge_error(exc))
@@ -103,25 +126,6 @@ class Endpoint:
 
     def _handle_frame(self, frame: bytes, out: list[bytes]) -> bytes | None:
         max_depth = self.limits.max_depth
-        if (
-            frame[:1] == b"{"
-            and frame.isascii()  # so valid UTF-8
-            # JSON that decodes is balanced: it needs two bytes per level
-            and (len(frame) <= 2 * max_depth or nesting_depth(frame, max_depth) <= max_depth)
-        ):  # the frames nearly every parent sends: decoded in one pass, checked as below
-            try:
-                request = self.dispatcher.decode_request(frame)
-            except (msgspec.ValidationError, *_NOT_JSON):
-                pass  # the path below says what is wrong
-            else:
-                request_id = request.id
-                method = self.dispatcher.methods.get(request.method_name)
-                if (
-                    method is not None
-                    and (request_id is UNSET or bytes(request_id)[0] in _ID_STARTS)  # _is_id
-                    and not (self.strict and request.jsonrpc is UNSET)
-                ):
-                    return self._answer(method, request.params, request_id, out)
         if frame.startswith(_BOM):  # RFC 8259 section 8.1: a parser may ignore it
             frame = frame[len(_BOM) :]
         bad_utf8 = _utf8_error(frame)
