@@ -233,12 +233,12 @@ def serve(
                 if decoder.pending and framing == "packet4":
                     log.warning("truncated_frame_at_eof", pending_bytes=decoder.pending)
                 frames = decoder.eof()
+            started = clock()  # one clock per frame: a frame starts when the one before ended
             for frame in frames:
                 if endpoint.closing or stop.requested:
                     break
                 if watch is not None:
                     watch.begin(frame)
-                started = clock()
                 try:
                     payloads = endpoint.handle(frame)
                 except _FlushFailed as failed:
@@ -246,10 +246,12 @@ def serve(
                 finally:
                     if watch is not None:
                         watch.end()
-                if gather and clock() - started < gather_s:
+                ended = clock()
+                if gather and ended - started < gather_s:
                     write.hold(payloads, started)
                 else:
                     write.send(payloads)
+                started = ended
             del frames
         write.flush()
     except BrokenPipeError:
