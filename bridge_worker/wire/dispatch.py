@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, Protocol, TypeVar, Union, get_type_hints
+from typing import Any, Generic, Protocol, TypeVar, get_type_hints
 
 import msgspec
-from msgspec import UNSET, Raw, UnsetType
 
 from bridge_worker.wire.errors import BridgeError, ErrorKind
 from bridge_worker.wire.limits import Limits
@@ -93,49 +92,11 @@ def build_methods(handlers: Iterable[Callable[..., Any]]) -> dict[str, Method]:
     return table
 
 
-def request_decoder(methods: dict[str, Method]) -> msgspec.json.Decoder[Any]:
-    """One decoder for a whole well-formed request: a union of one struct per method, told
-    apart by ``method`` (a tagged union), each with that method's typed ``params``, so a frame
-    is parsed once. Each struct's ``method_name`` is its method's name (the method itself is
-    looked up in the table, which stays the one place that says what a method does).
-
-    Only for the frames nearly every parent sends: whatever it refuses (an unknown method,
-    params that are not the method's, params by position, a missing ``method``) the endpoint
-    decodes again through :data:`~bridge_worker.wire.schema.RequestEnvelope` and
-    :meth:`Dispatcher.decode_params`, which name what is wrong; both decode the same structs, so
-    a frame one accepts the other accepts with the same values."""
-    requests = []
-    for name, method in methods.items():
-        params: tuple[Any, ...] = (method.params_type,)  # none: the fallback words the error
-        try:
-            method.decoder.decode(_EMPTY_PARAMS)
-            params += (msgspec.field(default_factory=method.params_type),)
-        except msgspec.ValidationError:
-            pass
-        requests.append(
-            msgspec.defstruct(
-                f"Request_{name}",
-                [
-                    ("jsonrpc", Literal["2.0"] | UnsetType, UNSET),
-                    ("id", Raw | UnsetType, UNSET),
-                    ("params", *params),
-                ],
-                namespace={"method_name": name},
-                kw_only=True,
-                tag_field="method",
-                tag=name,
-            )
-        )
-    return msgspec.json.Decoder(Union[tuple(requests)])  # noqa: UP007 (a runtime union)
-
-
 class Dispatcher(Generic[C]):
     def __init__(self, registry: C, methods: dict[str, Method]) -> None:
         self.registry = registry
         """The handlers' first argument (the worker's study registry)."""
         self.methods = methods
-        self.decode_request = request_decoder(methods).decode
-        """A whole request decoded in one pass (see :func:`request_decoder`)."""
         self.before_call: Callable[[Method, Any], None] | None = None
         """Told each call's method and decoded params just before its handler runs, unless the
         call is quick (the I/O loop writes the replies it holds before a call that may run

@@ -80,6 +80,10 @@ class Endpoint:
         self.should_stop: Callable[[], bool] = lambda: False
         """Asked between the items of a batch: once true, the items not started get no work."""
         self._log = structlog.get_logger("bridge_worker.wire.rpc")
+        self.decode_request = schema.request_decoder(
+            {name: method.params_type for name, method in dispatcher.methods.items()}
+        ).decode
+        """A whole request decoded in one pass (:func:`schema.request_decoder`)."""
 
     def handle(self, frame: Frame) -> list[bytes]:
         """The payloads to write for one frame: error notifications first, then the reply
@@ -105,7 +109,7 @@ class Endpoint:
                 and (len(frame) <= 2 * max_depth or nesting_depth(frame, max_depth) <= max_depth)
             ):
                 try:
-                    request = self.dispatcher.decode_request(frame)
+                    request = self.decode_request(frame)
                 except (msgspec.ValidationError, *_NOT_JSON):
                     pass
             if (

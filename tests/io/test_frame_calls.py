@@ -60,7 +60,8 @@ def _pings(count: int) -> bytes:
 
 def test_a_ping_in_a_burst_costs_at_most_22_calls(tmp_path: Path) -> None:
     """41 calls per ping before (a two-stage decode, a frame split in a Python loop, a depth
-    count, five helper calls per frame, a framing call and a hold per reply, two clock reads); 17 now."""
+    count, five helper calls per frame, a framing call and a hold per reply, two clock reads);
+    17 now."""
     per_ping = _per_extra(_pings(1000), _pings(4000), 3000, tmp_path)
     assert per_ping <= 22, per_ping
 

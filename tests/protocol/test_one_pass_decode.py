@@ -73,9 +73,9 @@ def test_both_paths_answer_every_frame_with_the_same_bytes(strict: bool) -> None
     limits = Limits(max_depth=64)
     one_pass = build_endpoint(limits=limits, strict=strict)
     careful = build_endpoint(limits=limits, strict=strict)
-    careful.dispatcher.decode_request = _careful_only
+    careful.decode_request = _careful_only
     taken = 0
-    real = one_pass.dispatcher.decode_request
+    real = one_pass.decode_request
 
     def counted(request: Any) -> Any:
         nonlocal taken
@@ -83,7 +83,7 @@ def test_both_paths_answer_every_frame_with_the_same_bytes(strict: bool) -> None
         taken += 1
         return decoded
 
-    one_pass.dispatcher.decode_request = counted
+    one_pass.decode_request = counted
     for frame in FRAMES:
         assert one_pass.handle(frame) == careful.handle(frame), frame
         assert one_pass.closing == careful.closing
