@@ -67,11 +67,15 @@ def objective(params: dict[str, Any]) -> float:
 class Pipe:
     """A worker behind a raw pipe: frames written with ``os.write``, lines read with a buffer."""
 
-    def __init__(self, storage: str) -> None:
+    def __init__(self, storage: str, tree: Path | None = None) -> None:
+        """``tree``: run the worker of another source tree (``--baseline``), else this one's."""
+        env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "bridge_worker", "--storage", storage, "--log-level", "warning"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            cwd=tree,
+            env=env,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin.fileno()
@@ -182,8 +186,10 @@ def inproc(storage: Any, trials: int, warmup: int, mode: str) -> float:
     return (time.perf_counter() - started) / trials
 
 
-def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
-    pipe = Pipe(storage_url)
+def worker(
+    storage_url: str, trials: int, warmup: int, mode: str, tree: Path | None = None
+) -> float:
+    pipe = Pipe(storage_url, tree)
     study = _study_name()
     pipe.call(
         "create", {"study": study, "search_space": SPACE, "sampler": {"type": "random", "seed": 1}}
@@ -274,8 +280,8 @@ def erlang_port(trials: int, warmup: int, script: str = "bench/port_lockstep.exs
 # ---- pings and start-up -----------------------------------------------------------------------
 
 
-def ping_lockstep(count: int) -> float:
-    pipe = Pipe("memory")
+def ping_lockstep(count: int, tree: Path | None = None) -> float:
+    pipe = Pipe("memory", tree)
     ping = orjson.dumps(pipe.frame("ping")) + b"\n"
     for _ in range(100):
         pipe.write_bytes(ping)
@@ -289,8 +295,8 @@ def ping_lockstep(count: int) -> float:
     return elapsed / count
 
 
-def ping_burst(count: int) -> float:
-    pipe = Pipe("memory")
+def ping_burst(count: int, tree: Path | None = None) -> float:
+    pipe = Pipe("memory", tree)
     pipe.write([pipe.frame("ping") for _ in range(100)])
     pipe.skip(100)
     burst = b"".join(orjson.dumps(pipe.frame("ping")) + b"\n" for _ in range(count))
@@ -302,12 +308,12 @@ def ping_burst(count: int) -> float:
     return elapsed / count
 
 
-def compile_package() -> None:
+def compile_package(root: Path = ROOT) -> None:
     """Write the worker's bytecode before anything is timed. A worker installed from a wheel has
     it; one run from the source tree with ``PYTHONDONTWRITEBYTECODE=1`` (as CI and the tests set
     it) would compile its ~11k lines at every start (~0.15x of ``import optuna``), a cost
     ``import optuna``, whose bytecode pip wrote, never pays."""
-    compileall.compile_dir(str(ROOT / "bridge_worker"), quiet=1)
+    compileall.compile_dir(str(root / "bridge_worker"), quiet=1)
 
 
 def spawn_ready() -> float:
@@ -356,6 +362,17 @@ def run(args: argparse.Namespace) -> dict[str, list[float]]:
         "spawn to ready": spawn_ready,
         "import optuna": import_optuna,
     }
+    if args.baseline is not None:  # the same memory loads, another tree's worker, alternated
+        base = args.baseline
+        modes |= {
+            "memory lock-step [baseline]": lambda: worker("memory", n, w, "lock-step", base),
+            "memory tell+ask one write [baseline]": lambda: worker(
+                "memory", n, w, "pipelined", base
+            ),
+            "memory burst [baseline]": lambda: worker("memory", n, w, "burst", base),
+            "ping lock-step [baseline]": lambda: ping_lockstep(args.pings, base),
+            "ping burst [baseline]": lambda: ping_burst(args.pings, base),
+        }
     if shutil.which("elixir") and not args.no_elixir:
         modes["memory lock-step (Erlang Port)"] = lambda: erlang_port(n, w)
         modes["memory lock-step (Elixir Study.ask+tell)"] = lambda: erlang_port(
@@ -418,6 +435,17 @@ def table(results: dict[str, list[float]], args: argparse.Namespace) -> str:
         row("memory burst", "memory in-process burst"),
         row("ping lock-step", None),
         row("ping burst", "ping lock-step"),
+        *(
+            [
+                row("memory lock-step [baseline]", "memory in-process"),
+                row("memory tell+ask one write [baseline]", "memory in-process"),
+                row("memory burst [baseline]", "memory in-process burst"),
+                row("ping lock-step [baseline]", None),
+                row("ping burst [baseline]", "ping lock-step [baseline]"),
+            ]
+            if "memory burst [baseline]" in results
+            else []
+        ),
         row("import optuna", None),
         row("spawn to ready", "import optuna"),
     ]
@@ -437,6 +465,16 @@ def table(results: dict[str, list[float]], args: argparse.Namespace) -> str:
         "worker's median over in-process Optuna's on the same storage (ping burst: per ping over "
         "the lock-step round trip; spawn: over `python -c 'import optuna'`)."
     )
+    if args.baseline is not None:
+        commit = subprocess.run(
+            ["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        header += (
+            f" `[baseline]` rows: the worker of `{args.baseline}` (commit `{commit or '?'}`), "
+            "alternated with this tree's in every round."
+        )
     return header + "\n\n" + "\n".join(rows) + "\n"
 
 
@@ -452,12 +490,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-elixir", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a short run (numbers are noisy)")
     parser.add_argument("--out", type=Path, default=Path("results/bench_io.md"))
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another source tree (e.g. a worktree of main): its worker runs the memory and "
+        "ping loads too, alternated with this one's ([baseline] rows)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.trials, args.warmup, args.durable_trials, args.durable_warmup = 200, 100, 100, 100
         args.pings, args.rounds = 1000, 3
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     compile_package()
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        compile_package(args.baseline)
     text = table(run(args), args)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
