@@ -103,10 +103,8 @@ class Endpoint:
             # half its length deep.
             max_depth = self.limits.max_depth
             request = None
-            if (
-                frame[:1] == b"{"
-                and frame.isascii()  # so valid UTF-8
-                and (len(frame) <= 2 * max_depth or nesting_depth(frame, max_depth) <= max_depth)
+            if frame.isascii() and (  # so valid UTF-8 (a batch or a BOM: the careful path)
+                len(frame) <= 2 * max_depth or nesting_depth(frame, max_depth) <= max_depth
             ):
                 try:
                     request = self.decode_request(frame)
