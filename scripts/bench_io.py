@@ -404,6 +404,8 @@ def run(args: argparse.Namespace) -> dict[str, list[float]]:
 
 
 def _fmt(seconds: float) -> str:
+    if seconds < 1e-5:  # pings: a microsecond is a fifth of the figure
+        return f"{seconds * 1e6:.1f} us"
     return f"{seconds * 1e6:.0f} us" if seconds < 0.01 else f"{seconds * 1e3:.1f} ms"
 
 
