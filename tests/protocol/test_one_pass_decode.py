@@ -60,6 +60,14 @@ FRAMES = [
     b'{"id":20,"method":"ping"}{',
     b'[{"id":21,"method":"ping"},{"id":22,"method":"ask","params":{"study":"s"}}]',
     b'{"id":23,"method":"trials","params":{"study":"s"}}',
+    # duplicate members: the last one counts, on both paths
+    b'{"id":25,"method":"ping","method":"nope"}',
+    b'{"id":26,"method":"nope","method":"ping"}',
+    b'{"id":27,"method":"ping","params":{},"params":{"x":1}}',
+    b'{"id":28,"id":true,"method":"ping"}',
+    b'{"id":true,"id":29,"method":"ping"}',
+    b'{"id":30,"method":"ask","params":{"study":"s"},"method":"ping"}',
+    b'{"method":"ping","id":31,"jsonrpc":"2.0","jsonrpc":"1.0"}',
     b'{"id":24,"method":"shutdown"}',
 ]
 
