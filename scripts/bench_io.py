@@ -67,11 +67,15 @@ def objective(params: dict[str, Any]) -> float:
 class Pipe:
     """A worker behind a raw pipe: frames written with ``os.write``, lines read with a buffer."""
 
-    def __init__(self, storage: str) -> None:
+    def __init__(self, storage: str, tree: Path | None = None) -> None:
+        """``tree``: run the worker of another source tree (``--baseline``), else this one's."""
+        env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "bridge_worker", "--storage", storage, "--log-level", "warning"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            cwd=tree,
+            env=env,
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin.fileno()
@@ -85,7 +89,10 @@ class Pipe:
     def write(self, frames: list[dict[str, Any]]) -> None:
         """Write the frames as one write; a large burst from a thread (the worker's replies
         must be read meanwhile, or both ends would wait on full pipes)."""
-        data = b"".join(orjson.dumps(f) + b"\n" for f in frames)
+        self.write_bytes(b"".join(orjson.dumps(f) + b"\n" for f in frames))
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write frames already encoded (pings: the frames are made before the clock starts)."""
         if len(data) < 1 << 15:
             self._write_all(data)
             return
@@ -107,6 +114,31 @@ class Pipe:
             *whole, self._partial = (self._partial + chunk).split(b"\n")
             lines.extend(whole)
         return orjson.loads(lines.popleft())
+
+    def skip(self, count: int) -> None:
+        """Take ``count`` replies without decoding them, only checking that none is an error:
+        the harness must not cap the rate it measures (a decode per reply cost the parent
+        ~0.9 us, a third of what a ping costs the worker). Only replies the parent uses (an
+        ``ask``'s trials) are decoded."""
+        lines = self._lines
+        while count and lines:
+            if b'"error"' in lines.popleft():
+                raise RuntimeError("error reply")
+            count -= 1
+        while count:
+            chunk = os.read(self._out, 1 << 16)
+            if not chunk:
+                raise RuntimeError("worker exited")
+            if b'"error"' in chunk:
+                raise RuntimeError(f"error reply: {chunk[:200]!r}")
+            ends = chunk.count(b"\n")
+            if ends <= count:
+                count -= ends
+                self._partial = chunk[chunk.rfind(b"\n") + 1 :] if ends else self._partial + chunk
+                continue
+            *whole, self._partial = (self._partial + chunk).split(b"\n")
+            lines.extend(whole[count:])
+            count = 0
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         self.write([self.frame(method, params)])
@@ -154,8 +186,10 @@ def inproc(storage: Any, trials: int, warmup: int, mode: str) -> float:
     return (time.perf_counter() - started) / trials
 
 
-def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
-    pipe = Pipe(storage_url)
+def worker(
+    storage_url: str, trials: int, warmup: int, mode: str, tree: Path | None = None
+) -> float:
+    pipe = Pipe(storage_url, tree)
     study = _study_name()
     pipe.call(
         "create", {"study": study, "search_space": SPACE, "sampler": {"type": "random", "seed": 1}}
@@ -178,8 +212,7 @@ def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
                     for t in asked
                 ]
             )
-            for _ in range(BURST):
-                pipe.line()
+            pipe.skip(BURST)
             done += BURST
     elif mode == "pipelined":  # tell i + ask i+1 in one write
         trial = pipe.call("ask", ask)["trials"][0]
@@ -188,7 +221,7 @@ def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
                 started = time.perf_counter()
             tell = {"study": study, "number": trial["number"], "value": objective(trial["params"])}
             pipe.write([pipe.frame("tell", tell), pipe.frame("ask", ask)])
-            pipe.line()
+            pipe.skip(1)
             trial = pipe.line()["result"]["trials"][0]
             done += 1
     else:  # lock-step
@@ -196,10 +229,9 @@ def worker(storage_url: str, trials: int, warmup: int, mode: str) -> float:
             if done == warmup:
                 started = time.perf_counter()
             trial = pipe.call("ask", ask)["trials"][0]
-            pipe.call(
-                "tell",
-                {"study": study, "number": trial["number"], "value": objective(trial["params"])},
-            )
+            tell = {"study": study, "number": trial["number"], "value": objective(trial["params"])}
+            pipe.write([pipe.frame("tell", tell)])
+            pipe.skip(1)
             done += 1
     elapsed = time.perf_counter() - started
     pipe.close()
@@ -248,38 +280,40 @@ def erlang_port(trials: int, warmup: int, script: str = "bench/port_lockstep.exs
 # ---- pings and start-up -----------------------------------------------------------------------
 
 
-def ping_lockstep(count: int) -> float:
-    pipe = Pipe("memory")
+def ping_lockstep(count: int, tree: Path | None = None) -> float:
+    pipe = Pipe("memory", tree)
+    ping = orjson.dumps(pipe.frame("ping")) + b"\n"
     for _ in range(100):
-        pipe.call("ping")
+        pipe.write_bytes(ping)
+        pipe.skip(1)
     started = time.perf_counter()
     for _ in range(count):
-        pipe.call("ping")
+        pipe.write_bytes(ping)
+        pipe.skip(1)
     elapsed = time.perf_counter() - started
     pipe.close()
     return elapsed / count
 
 
-def ping_burst(count: int) -> float:
-    pipe = Pipe("memory")
+def ping_burst(count: int, tree: Path | None = None) -> float:
+    pipe = Pipe("memory", tree)
     pipe.write([pipe.frame("ping") for _ in range(100)])
-    for _ in range(100):
-        pipe.line()
+    pipe.skip(100)
+    burst = b"".join(orjson.dumps(pipe.frame("ping")) + b"\n" for _ in range(count))
     started = time.perf_counter()
-    pipe.write([pipe.frame("ping") for _ in range(count)])
-    for _ in range(count):
-        pipe.line()
+    pipe.write_bytes(burst)
+    pipe.skip(count)
     elapsed = time.perf_counter() - started
     pipe.close()
     return elapsed / count
 
 
-def compile_package() -> None:
+def compile_package(root: Path = ROOT) -> None:
     """Write the worker's bytecode before anything is timed. A worker installed from a wheel has
     it; one run from the source tree with ``PYTHONDONTWRITEBYTECODE=1`` (as CI and the tests set
     it) would compile its ~11k lines at every start (~0.15x of ``import optuna``), a cost
     ``import optuna``, whose bytecode pip wrote, never pays."""
-    compileall.compile_dir(str(ROOT / "bridge_worker"), quiet=1)
+    compileall.compile_dir(str(root / "bridge_worker"), quiet=1)
 
 
 def spawn_ready() -> float:
@@ -328,6 +362,17 @@ def run(args: argparse.Namespace) -> dict[str, list[float]]:
         "spawn to ready": spawn_ready,
         "import optuna": import_optuna,
     }
+    if args.baseline is not None:  # the same memory loads, another tree's worker, alternated
+        base = args.baseline
+        modes |= {
+            "memory lock-step [baseline]": lambda: worker("memory", n, w, "lock-step", base),
+            "memory tell+ask one write [baseline]": lambda: worker(
+                "memory", n, w, "pipelined", base
+            ),
+            "memory burst [baseline]": lambda: worker("memory", n, w, "burst", base),
+            "ping lock-step [baseline]": lambda: ping_lockstep(args.pings, base),
+            "ping burst [baseline]": lambda: ping_burst(args.pings, base),
+        }
     if shutil.which("elixir") and not args.no_elixir:
         modes["memory lock-step (Erlang Port)"] = lambda: erlang_port(n, w)
         modes["memory lock-step (Elixir Study.ask+tell)"] = lambda: erlang_port(
@@ -359,6 +404,8 @@ def run(args: argparse.Namespace) -> dict[str, list[float]]:
 
 
 def _fmt(seconds: float) -> str:
+    if seconds < 1e-5:  # pings: a microsecond is a fifth of the figure
+        return f"{seconds * 1e6:.1f} us"
     return f"{seconds * 1e6:.0f} us" if seconds < 0.01 else f"{seconds * 1e3:.1f} ms"
 
 
@@ -390,6 +437,17 @@ def table(results: dict[str, list[float]], args: argparse.Namespace) -> str:
         row("memory burst", "memory in-process burst"),
         row("ping lock-step", None),
         row("ping burst", "ping lock-step"),
+        *(
+            [
+                row("memory lock-step [baseline]", "memory in-process"),
+                row("memory tell+ask one write [baseline]", "memory in-process"),
+                row("memory burst [baseline]", "memory in-process burst"),
+                row("ping lock-step [baseline]", None),
+                row("ping burst [baseline]", "ping lock-step [baseline]"),
+            ]
+            if "memory burst [baseline]" in results
+            else []
+        ),
         row("import optuna", None),
         row("spawn to ready", "import optuna"),
     ]
@@ -409,6 +467,16 @@ def table(results: dict[str, list[float]], args: argparse.Namespace) -> str:
         "worker's median over in-process Optuna's on the same storage (ping burst: per ping over "
         "the lock-step round trip; spawn: over `python -c 'import optuna'`)."
     )
+    if args.baseline is not None:
+        commit = subprocess.run(
+            ["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        header += (
+            f" `[baseline]` rows: the worker of `{args.baseline}` (commit `{commit or '?'}`), "
+            "alternated with this tree's in every round."
+        )
     return header + "\n\n" + "\n".join(rows) + "\n"
 
 
@@ -424,12 +492,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-elixir", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a short run (numbers are noisy)")
     parser.add_argument("--out", type=Path, default=Path("results/bench_io.md"))
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another source tree (e.g. a worktree of main): its worker runs the memory and "
+        "ping loads too, alternated with this one's ([baseline] rows)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.trials, args.warmup, args.durable_trials, args.durable_warmup = 200, 100, 100, 100
         args.pings, args.rounds = 1000, 3
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     compile_package()
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        compile_package(args.baseline)
     text = table(run(args), args)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ import structlog
 
 from bridge_worker.io.frame_budget import FrameWatch
 from bridge_worker.io.polling import await_readable, several_cpus
-from bridge_worker.wire.framing import Framing, frame_encoder, make_decoder
+from bridge_worker.wire.framing import Framing, frames_encoder, make_decoder
 from bridge_worker.wire.rpc import Endpoint
 
 if TYPE_CHECKING:  # the dispatcher imports Optuna, which must not run before stdout is protected
@@ -94,7 +94,8 @@ transaction), and the point is to share one ``fsync`` among many of them."""
 QUICK_METHODS = frozenset(
     {"ping", "ask", "tell", "report", "renew", "set_attrs", "enqueue", "best"}
 )
-"""Methods that take about as long as a frame's I/O; held replies may wait for them."""
+"""Methods that take about as long as a frame's I/O; held replies may wait for them when they
+are asked for one trial (``n`` 1)."""
 
 _POLL_TICK_MS = 100
 _GONE = select.POLLERR | select.POLLHUP
@@ -164,11 +165,6 @@ class _StopFlag:
     at: float = 0.0
 
 
-def quick_call(method: Method, params: Any) -> bool:
-    """Whether held replies may wait for this call: a quick method asked for one trial."""
-    return method.name in QUICK_METHODS and getattr(params, "n", 1) == 1
-
-
 def serve(
     endpoint: Endpoint,
     ready_payload: bytes,
@@ -191,28 +187,30 @@ def serve(
     decoder = make_decoder(framing, max_frame_bytes)
     if not several_cpus():
         spin_s = 0.0  # polling only pays when the parent can run meanwhile, on another CPU
-    encode = frame_encoder(framing)
     stop = _install_signal_handlers()
     endpoint.should_stop = stopped = lambda: stop.requested
-    write = _Writer(out_fd, stop, commit, gather_s)
+    write = _Writer(out_fd, frames_encoder(framing), stop, commit, gather_s)
     gather = gather_s > 0
     wait_for_input = _input_waiter(in_fd, out_fd)
     clock = time.perf_counter
     if gather:
 
-        def flush_unless_quick(method: Method, params: Any) -> None:
-            if write.holding and not quick_call(method, params):
+        def flush_before_long_call(method: Method, params: Any) -> None:
+            """Held replies are written before a call that may run long (not one of
+            :data:`QUICK_METHODS` for one trial: the dispatcher does not tell of those)."""
+            if write.held:
                 try:
                     write.flush()
                 except (BrokenPipeError, _WriteAbandoned) as exc:
                     raise _FlushFailed(exc) from None  # past the endpoint's error replies
 
-        endpoint.dispatcher.before_call = flush_unless_quick
+        endpoint.dispatcher.before_call = flush_before_long_call
+        endpoint.dispatcher.quick_methods = QUICK_METHODS
     if watch is not None:
         watch.before_exit = write.last_flush
     try:
         if ready_payload:  # empty with --jsonrpc strict: the parent speaks first
-            write(encode(ready_payload))
+            write.send([ready_payload])
         at_eof = False
         while not (at_eof or endpoint.closing or stop.requested):
             write.flush()
@@ -235,12 +233,12 @@ def serve(
                 if decoder.pending and framing == "packet4":
                     log.warning("truncated_frame_at_eof", pending_bytes=decoder.pending)
                 frames = decoder.eof()
+            started = clock()  # one clock per frame: a frame starts when the one before ended
             for frame in frames:
                 if endpoint.closing or stop.requested:
                     break
                 if watch is not None:
                     watch.begin(frame)
-                started = clock()
                 try:
                     payloads = endpoint.handle(frame)
                 except _FlushFailed as failed:
@@ -248,12 +246,12 @@ def serve(
                 finally:
                     if watch is not None:
                         watch.end()
-                if gather and clock() - started < gather_s:
-                    for payload in payloads:
-                        write.hold(encode(payload), started)
+                ended = clock()
+                if gather and ended - started < gather_s:
+                    write.hold(payloads, started)
                 else:
-                    for payload in payloads:
-                        write(encode(payload))
+                    write.send(payloads)
+                started = ended
             del frames
         write.flush()
     except BrokenPipeError:
@@ -307,13 +305,20 @@ class _Writer:
     The first ``write`` is tried at once (a pipe with room takes the whole frame); only after a
     partial write or ``EAGAIN`` does it wait with ``poll`` for room. While waiting, a stop signal
     starts a grace period that restarts whenever the parent reads (:data:`STOP_WRITE_GRACE_S`).
-    Replies may be held (``hold``) and written together by ``flush``, after ``commit``.
+    Replies may be held (``hold``) and written together by ``flush``, after ``commit``. It is
+    given payloads and frames them itself (``encode_all``: one ``join`` for all held ones).
     """
 
     def __init__(
-        self, fd: int, stop: _StopFlag, commit: Callable[[], None] | None, hold_s: float
+        self,
+        fd: int,
+        encode_all: Callable[[list[bytes]], bytes],
+        stop: _StopFlag,
+        commit: Callable[[], None] | None,
+        hold_s: float,
     ) -> None:
         self._fd = fd
+        self._encode_all = encode_all
         self._hold_s = hold_s
         self._stop = stop
         self._commit = commit
@@ -321,33 +326,33 @@ class _Writer:
         self._blocking = stat.S_ISFIFO(os.fstat(fd).st_mode) and os.get_blocking(fd)
         """A pipe :func:`own_pipe_end` could not reopen: written only as far as it has room."""
         self._poll: Any = None
-        self._held: list[bytes] = []
+        self.held: list[bytes] = []
+        """Payloads held for the next flush."""
         self._held_bytes = 0
         self._held_since = 0.0
         self._exiting = False
         self._lock = threading.Lock()  # the frame-budget watchdog may write a last flush
 
-    @property
-    def holding(self) -> bool:
-        return bool(self._held)
-
-    def __call__(self, data: bytes) -> None:
-        """Write ``data`` now, after any held replies."""
-        if self._held:
-            self._held.append(data)
+    def send(self, payloads: list[bytes]) -> None:
+        """Write ``payloads`` now (in one write), after any held replies."""
+        if self.held:
+            self.held += payloads
             self.flush()
+            return
+        if not payloads:
             return
         if self._commit is not None:
             self._commit()
-        self._write(data)
+        self._write(self._encode_all(payloads))
 
-    def hold(self, data: bytes, now: float) -> None:
-        """Keep ``data`` for the next flush (which comes at once past the bounds)."""
-        held = self._held
+    def hold(self, payloads: list[bytes], now: float) -> None:
+        """Keep ``payloads`` for the next flush (which comes at once past the bounds)."""
+        held = self.held
         if not held:
             self._held_since = now
-        held.append(data)
-        self._held_bytes += len(data)
+        held += payloads
+        for payload in payloads:
+            self._held_bytes += len(payload)
         if self._held_bytes >= GATHER_MAX_BYTES or now - self._held_since > self._hold_s:
             self.flush()
 
@@ -356,12 +361,12 @@ class _Writer:
         writes no reply waits for)."""
         if self._commit is not None:
             self._commit()
-        held = self._held
+        held = self.held
         if not held:
             return
-        self._held = []
+        self.held = []
         self._held_bytes = 0
-        self._write(held[0] if len(held) == 1 else b"".join(held))
+        self._write(self._encode_all(held))
 
     def last_flush(self) -> None:
         """From another thread, just before the process exits: write what is held (within the
@@ -370,13 +375,13 @@ class _Writer:
         self._exiting = True
         if not self._lock.acquire(timeout=STOP_WRITE_GRACE_S):
             return
-        held, self._held = self._held, []
+        held, self.held = self.held, []
         if not held:
             return
         try:
             if self._commit is not None:
                 self._commit()
-            self._write_unlocked(b"".join(held))
+            self._write_unlocked(self._encode_all(held))
         except (OSError, _WriteAbandoned):
             pass  # the process exits anyway
 

@@ -42,14 +42,6 @@ def new_token() -> str:
     return secrets.token_hex(16)
 
 
-def is_shared(storage: BaseStorage) -> bool:
-    """Whether other processes can change the storage under us (in-memory storage is private
-    to this worker, whose own cache is always right)."""
-    from bridge_worker.storage.backend import opened_by  # the table imports this module
-
-    return opened_by(storage).shared
-
-
 def read_identity(storage: BaseStorage, name: str) -> Identity | None:
     """The identity of the study named ``name``, or None when there is no such study."""
     from bridge_worker.storage.backend import opened_by  # the table imports this module

@@ -28,11 +28,11 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from bridge_worker.storage.backend import is_shared
 from bridge_worker.storage.handle import StorageHandle
 from bridge_worker.storage.identity import (
     IDENTITY_ATTR,
     Identity,
-    is_shared,
     new_token,
     read_identity,
 )

@@ -27,6 +27,7 @@ from optuna.distributions import (
 
 from bridge_worker.studies.cmaes_state import SafeCmaEsSampler
 from bridge_worker.studies.determinism import pin_to_trial_number
+from bridge_worker.studies.random_sampler import RandomSampler
 from bridge_worker.wire.errors import BridgeError, ErrorKind, invalid_params
 from bridge_worker.wire.limits import Limits
 from bridge_worker.wire.schema import (
@@ -62,7 +63,7 @@ _NEEDS: dict[type[msgspec.Struct], tuple[str, ...]] = {
 }
 
 _SAMPLERS: dict[type[msgspec.Struct], Callable[..., optuna.samplers.BaseSampler]] = {
-    RandomSamplerSpec: optuna.samplers.RandomSampler,
+    RandomSamplerSpec: RandomSampler,  # Optuna's, without rebuilding its transform per parameter
     TPESamplerSpec: optuna.samplers.TPESampler,
     CmaEsSamplerSpec: SafeCmaEsSampler,  # never pickle.loads what the storage holds
     GPSamplerSpec: optuna.samplers.GPSampler,

@@ -98,8 +98,12 @@ class Dispatcher(Generic[C]):
         """The handlers' first argument (the worker's study registry)."""
         self.methods = methods
         self.before_call: Callable[[Method, Any], None] | None = None
-        """Told each call's method and decoded params just before its handler runs (the I/O
-        loop writes the replies it holds before a call that may run long)."""
+        """Told each call's method and decoded params just before its handler runs, unless the
+        call is quick (the I/O loop writes the replies it holds before a call that may run
+        long)."""
+        self.quick_methods: frozenset[str] = frozenset()
+        """Methods whose calls for one trial (``n`` 1, or no ``n``) are quick: ``before_call``
+        is not told of them (a call per frame of a burst saved)."""
 
     def lookup(self, name: str) -> Method:
         method = self.methods.get(name)
@@ -114,8 +118,12 @@ class Dispatcher(Generic[C]):
 
     def call(self, method: Method, raw_params: bytes | None) -> Any:
         """Decode ``raw_params`` into the method's params struct, then run its handler."""
+        return self.run(method, self.decode_params(method, raw_params))
+
+    def decode_params(self, method: Method, raw_params: bytes | None) -> Any:
+        """The method's params struct, or the error that says which field is wrong."""
         try:
-            params = method.decoder.decode(raw_params or _EMPTY_PARAMS)
+            return method.decoder.decode(raw_params or _EMPTY_PARAMS)
         except msgspec.ValidationError as exc:
             raise params_error(
                 str(exc), method.params_type, raw_params, self.registry.limits
@@ -124,8 +132,14 @@ class Dispatcher(Generic[C]):
             raise BridgeError(
                 ErrorKind.LIMIT_EXCEEDED, "params nested too deeply", limit="max_depth"
             ) from None
-        if self.before_call is not None:
-            self.before_call(method, params)
+
+    def run(self, method: Method, params: Any) -> Any:
+        """Run the method's handler on params already decoded."""
+        before_call = self.before_call
+        if before_call is not None and (
+            method.name not in self.quick_methods or getattr(params, "n", 1) != 1
+        ):
+            before_call(method, params)
         try:
             return method.handler(self.registry, params)
         except KeyError:

@@ -55,6 +55,23 @@ class LineDecoder:
         return len(self._partial)
 
     def feed(self, data: bytes) -> list[Frame]:
+        """The complete frames in ``data`` (with what an earlier feed left incomplete).
+
+        A read that holds many frames (a burst) is cut with one ``split`` in C; frames are
+        checked one by one only when the read is longer than the limit (one of them might be)
+        or a frame over the limit is being dropped."""
+        if self._discarding or len(data) + len(self._partial) > self._max:
+            return self._feed_checked(data)
+        if self._partial:
+            self._partial += data
+            data = bytes(self._partial)
+            self._partial.clear()
+        *lines, rest = data.split(b"\n")
+        if rest:
+            self._partial += rest
+        return [line for line in lines if line and not line.isspace()]
+
+    def _feed_checked(self, data: bytes) -> list[Frame]:
         frames: list[Frame] = []
         start = 0
         while (end := data.find(b"\n", start)) >= 0:
@@ -145,3 +162,16 @@ def encode_packet4(payload: bytes) -> bytes:
 
 def frame_encoder(framing: Framing) -> Callable[[bytes], bytes]:
     return encode_packet4 if framing == "packet4" else encode_line
+
+
+def encode_lines(payloads: list[bytes]) -> bytes:
+    """Several frames in one buffer, framed by one ``join`` (the replies of a burst)."""
+    return b"\n".join(payloads) + b"\n" if payloads else b""
+
+
+def encode_packets4(payloads: list[bytes]) -> bytes:
+    return b"".join([encode_packet4(payload) for payload in payloads])
+
+
+def frames_encoder(framing: Framing) -> Callable[[list[bytes]], bytes]:
+    return encode_packets4 if framing == "packet4" else encode_lines

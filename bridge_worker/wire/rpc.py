@@ -18,9 +18,10 @@ from typing import Any
 
 import msgspec
 import structlog
+from msgspec import UNSET
 
 from bridge_worker.wire import schema
-from bridge_worker.wire.dispatch import Dispatcher
+from bridge_worker.wire.dispatch import Dispatcher, Method
 from bridge_worker.wire.errors import BridgeError, ErrorKind, as_bridge_error
 from bridge_worker.wire.framing import Frame, Oversize
 from bridge_worker.wire.limits import Limits
@@ -33,6 +34,7 @@ from bridge_worker.wire.schema import (
     Notification,
     ResultReply,
     WireId,
+    WireIdBytes,
 )
 
 _NOT_JSON = (msgspec.DecodeError, RecursionError)
@@ -78,6 +80,10 @@ class Endpoint:
         self.should_stop: Callable[[], bool] = lambda: False
         """Asked between the items of a batch: once true, the items not started get no work."""
         self._log = structlog.get_logger("bridge_worker.wire.rpc")
+        self.decode_request = schema.request_decoder(
+            {name: method.params_type for name, method in dispatcher.methods.items()}
+        ).decode
+        """A whole request decoded in one pass (:func:`schema.request_decoder`)."""
 
     def handle(self, frame: Frame) -> list[bytes]:
         """The payloads to write for one frame: error notifications first, then the reply
@@ -91,7 +97,28 @@ class Endpoint:
             return [_error_reply(None, error)]
         out: list[bytes] = []
         try:
-            reply = self._handle_frame(frame, out)
+            # The frames nearly every parent sends are decoded in one pass and checked as the
+            # careful path (_handle_frame) checks them; whatever this refuses takes that path,
+            # which says what is wrong. JSON that decodes is balanced: a frame nests at most
+            # half its length deep.
+            max_depth = self.limits.max_depth
+            request = None
+            if frame.isascii() and (  # so valid UTF-8 (a batch or a BOM: the careful path)
+                len(frame) <= 2 * max_depth or nesting_depth(frame, max_depth) <= max_depth
+            ):
+                try:
+                    request = self.decode_request(frame)
+                except (msgspec.ValidationError, *_NOT_JSON):
+                    pass
+            if (
+                request is not None
+                and (method := self.dispatcher.methods.get(request.method_name)) is not None
+                and (request.id is UNSET or bytes(request.id)[0] in _ID_STARTS)  # _is_id
+                and not (self.strict and request.jsonrpc is UNSET)
+            ):
+                reply = self._answer(method, request.params, request.id, out)
+            else:
+                reply = self._handle_frame(frame, out)
         except Exception as exc:  # a bug in this module itself must not end the worker either
             self._log.error("internal_error", exc_info=exc)
             reply = _error_reply(None, as_bridge_error(exc))
@@ -100,12 +127,12 @@ class Endpoint:
         return out
 
     def _handle_frame(self, frame: bytes, out: list[bytes]) -> bytes | None:
+        max_depth = self.limits.max_depth
         if frame.startswith(_BOM):  # RFC 8259 section 8.1: a parser may ignore it
             frame = frame[len(_BOM) :]
         bad_utf8 = _utf8_error(frame)
         if bad_utf8 is not None:
             return _error_reply(_salvage_id(_lossy(frame)), bad_utf8)
-        max_depth = self.limits.max_depth
         depth = nesting_depth(frame, max_depth)
         if depth > max_depth:
             error = BridgeError(
@@ -167,46 +194,71 @@ class Endpoint:
                     'not a valid request: "jsonrpc":"2.0" is required (--jsonrpc strict)',
                 )
             method = self.dispatcher.lookup(envelope.method)
-            result = self.dispatcher.call(method, _params_bytes(envelope.params))
+            params = self.dispatcher.decode_params(method, _params_bytes(envelope.params))
+        except Exception as exc:
+            return self._failed(exc, envelope.method, request_id, out)
+        return self._answer(method, params, request_id, out)
+
+    def _answer(
+        self,
+        method: Method,
+        params: Any,
+        request_id: WireIdBytes | msgspec.UnsetType,
+        out: list[bytes],
+    ) -> bytes | None:
+        """Run a request whose params are decoded: its reply (None for a notification)."""
+        try:
+            result = self.dispatcher.run(method, params)
         except Exception as exc:  # every failure becomes a reply; none may end the worker
-            error = as_bridge_error(exc)
-            if error.kind is ErrorKind.INTERNAL_ERROR:
-                self._log.error("internal_error", method=envelope.method, exc_info=exc)
-            else:
-                self._log.debug(
-                    "request_failed",
-                    method=envelope.method,
-                    id=request_id,
-                    kind=error.kind.kind,
-                    message=error.message,
-                )
-            if isinstance(request_id, msgspec.UnsetType):
-                if self.strict:
-                    self._log.warning(
-                        "notification_failed",
-                        method=envelope.method,
-                        kind=error.kind.kind,
-                        field=error.data.get("field"),
-                    )
-                else:
-                    out.append(_error_notification(envelope.method, error))
-                return None
-            return _error_reply(request_id, error)
+            return self._failed(exc, method.name, request_id, out)
         if method.ends_session:
             self.closing = True
-        if isinstance(request_id, msgspec.UnsetType):
+        if request_id is UNSET:
             return None
         try:
             reply = _encode(ResultReply(id=request_id, result=result))
         except MemoryError as exc:
             del result
-            return self._internal_error(request_id, envelope.method, exc)
+            return self._internal_error(request_id, method.name, exc)
         if len(reply) > self.limits.max_reply_bytes:
             size = len(reply)
             del reply
-            error = reply_too_large(envelope.method, result, size, self.limits.max_reply_bytes)
+            error = reply_too_large(method.name, result, size, self.limits.max_reply_bytes)
             return _error_reply(request_id, error)
         return reply
+
+    def _failed(
+        self,
+        exc: Exception,
+        method: str,
+        request_id: WireIdBytes | msgspec.UnsetType,
+        out: list[bytes],
+    ) -> bytes | None:
+        """A request that failed: its error reply, or for a notification an error
+        notification in ``out`` (only logged with ``--jsonrpc strict``)."""
+        error = as_bridge_error(exc)
+        if error.kind is ErrorKind.INTERNAL_ERROR:
+            self._log.error("internal_error", method=method, exc_info=exc)
+        else:
+            self._log.debug(
+                "request_failed",
+                method=method,
+                id=request_id,
+                kind=error.kind.kind,
+                message=error.message,
+            )
+        if isinstance(request_id, msgspec.UnsetType):
+            if self.strict:
+                self._log.warning(
+                    "notification_failed",
+                    method=method,
+                    kind=error.kind.kind,
+                    field=error.data.get("field"),
+                )
+            else:
+                out.append(_error_notification(method, error))
+            return None
+        return _error_reply(request_id, error)
 
     def _internal_error(self, request_id: WireId, method: str | None, exc: BaseException) -> bytes:
         self._log.error("internal_error", method=method, exc_info=exc)

@@ -10,7 +10,8 @@ Sections: envelope, search space, samplers and pruners, per-method params and re
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
@@ -841,5 +842,47 @@ class Snapshot(Struct, forbid_unknown_fields=True, kw_only=True):
 # --------------------------------------------------------------------------------------------
 
 envelope_decoder = msgspec.json.Decoder(RequestEnvelope)
+
+
+def request_decoder(params_types: Mapping[str, type[Struct]]) -> msgspec.json.Decoder[Any]:
+    """One decoder for a whole well-formed request: a union of one struct per method, told
+    apart by ``method`` (a tagged union), each with :class:`RequestEnvelope`'s other fields and
+    that method's typed ``params``, so a frame is parsed once (issue 24). Each struct's
+    ``method_name`` is its method's name.
+
+    Only for the frames nearly every parent sends: whatever it refuses (an unknown method,
+    params that are not the method's, params by position, a missing ``method``) is decoded
+    again by :data:`envelope_decoder` and the method's params decoder, which say what is wrong.
+    Both decode the same structs, so a frame one accepts the other accepts with the same values
+    (``tests/protocol/test_one_pass_decode.py``)."""
+    envelope = [
+        (f.name, f.type, f.default)
+        for f in msgspec.structs.fields(RequestEnvelope)
+        if f.name not in ("method", "params")
+    ]
+    requests = []
+    for name, params_type in params_types.items():
+        try:
+            params_type()
+            params: tuple[Any, ...] = (
+                "params",
+                params_type,
+                msgspec.field(default_factory=params_type),
+            )
+        except TypeError:  # required fields: no params is an error the fallback words
+            params = ("params", params_type)
+        requests.append(
+            msgspec.defstruct(
+                f"Request_{name}",
+                [*envelope, params],
+                namespace={"method_name": name},
+                kw_only=True,
+                tag_field="method",
+                tag=name,
+            )
+        )
+    return msgspec.json.Decoder(Union[tuple(requests)])  # noqa: UP007 (a union made at run time)
+
+
 batch_decoder = msgspec.json.Decoder(list[Raw])
 encoder = msgspec.json.Encoder()

@@ -153,7 +153,8 @@ def test_memory_error_anywhere_is_an_internal_error_reply(
         monkeypatch.setattr(storage, "get_all_trials", _raise_memory_error)
     elif where == "encoder":
         monkeypatch.setattr(rpc, "_encode", _raise_memory_error_once(rpc._encode))
-    elif where == "decoder":
+    elif where == "decoder":  # the one-pass decoder of well-formed requests, and the careful one
+        monkeypatch.setattr(ep, "decode_request", _raise_memory_error)
         monkeypatch.setattr(rpc, "_decode_envelope", _raise_memory_error)
     else:
         request = [request, {"id": 6, "method": "ping"}]
