@@ -13,11 +13,11 @@ import sys
 from bridge_worker.__main__ import main
 from bridge_worker.wire import dispatch
 
-_call = dispatch.Dispatcher.call
+_run = dispatch.Dispatcher.run  # every request's handler runs here, decoded in one pass or two
 
 
-def _call_then_crash(self, method, raw_params):  # type: ignore[no-untyped-def]
-    result = _call(self, method, raw_params)
+def _run_then_crash(self, method, params):  # type: ignore[no-untyped-def]
+    result = _run(self, method, params)
     marker = os.environ["OB_CRASH_MARKER"]
     if (
         method.name == "ask"
@@ -30,7 +30,7 @@ def _call_then_crash(self, method, raw_params):  # type: ignore[no-untyped-def]
     return result
 
 
-dispatch.Dispatcher.call = _call_then_crash  # type: ignore[method-assign]
+dispatch.Dispatcher.run = _run_then_crash  # type: ignore[method-assign]
 args = sys.argv[1:]
 if args[:2] == ["-m", "bridge_worker"]:
     args = args[2:]
