@@ -83,8 +83,13 @@ defmodule OptunaBridge.RunGuard do
     end)
   end
 
+  # The reason is logged before the tells: it is said even if a tell then waits out its deadline
+  # (and a test that waits for the trials to be failed finds the line already written).
   defp abandon(state, reason) do
     why = String.slice("the caller of optimize/3 exited: " <> inspect(reason), 0, 2_000)
+
+    if state.running != %{},
+      do: Logger.warning("optimize: #{why}; telling its #{map_size(state.running)} trial(s) fail")
 
     Enum.each(state.running, fn {task, number} ->
       Process.exit(task, :kill)
@@ -95,8 +100,5 @@ defmodule OptunaBridge.RunGuard do
         {:error, e} -> Logger.warning("optimize: failing trial #{number}: #{e.message}")
       end
     end)
-
-    if state.running != %{},
-      do: Logger.warning("optimize: #{why}; #{map_size(state.running)} trial(s) told fail")
   end
 end
