@@ -14,13 +14,8 @@ from typing import Any
 
 import optuna
 import orjson
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
 
+from scripts.bench_io import DISTRIBUTIONS, SPACE  # make bench's burst, measured by calls
 from tests.helpers import PYTHON
 
 PROFILED_WORKER = textwrap.dedent(
@@ -64,18 +59,6 @@ def test_a_ping_in_a_burst_costs_at_most_22_calls(tmp_path: Path) -> None:
     17 now."""
     per_ping = _per_extra(_pings(1000), _pings(4000), 3000, tmp_path)
     assert per_ping <= 22, per_ping
-
-
-SPACE = {
-    "x": {"type": "float", "low": -10.0, "high": 10.0},
-    "n": {"type": "int", "low": 1, "high": 100},
-    "c": {"type": "categorical", "choices": ["a", "b", "c"]},
-}
-DISTRIBUTIONS: dict[str, BaseDistribution] = {
-    "x": FloatDistribution(-10.0, 10.0),
-    "n": IntDistribution(1, 100),
-    "c": CategoricalDistribution(["a", "b", "c"]),
-}
 
 
 def _trials(count: int) -> bytes:
